@@ -1,0 +1,141 @@
+#include "crashpoints/crashpoints.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+
+#include <fmt/format.h>
+
+namespace baton::crashpoints {
+namespace {
+
+constexpr Role kRole_supervisor = Role::kSupervisor;
+constexpr Role kRole_incumbent = Role::kIncumbent;
+constexpr Role kRole_successor = Role::kSuccessor;
+constexpr Role kRole_daemon = Role::kDaemon;
+constexpr Role kRole_test = Role::kTest;
+
+constexpr std::array<Info, static_cast<size_t>(Point::kCount)> kRegistry = {{
+#define BATON_CRASHPOINT(id, name, role, desc) {Point::id, name, kRole_##role, desc},
+#include "crashpoints/points.inc"
+#undef BATON_CRASHPOINT
+}};
+
+// Set once by Arm(); read by Fire() after fork-safe points only.
+std::atomic<int> armed_action{static_cast<int>(Action::kExit)};
+// Marker path; fixed buffer so Fire() never allocates.
+char marker_path[512] = {0};
+
+void WriteAll(int fd, const char* data, size_t len) {
+  while (len > 0) {
+    ssize_t n = ::write(fd, data, len);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return;
+    }
+    data += n;
+    len -= static_cast<size_t>(n);
+  }
+}
+
+}  // namespace
+
+namespace detail {
+std::atomic<int> armed{-1};
+
+void Fire(Point p) {
+  // Only async-signal-safe calls from here on: the process may be anywhere.
+  const Info& info = kRegistry[static_cast<size_t>(p)];
+  char line[256];
+  int len = std::snprintf(line, sizeof(line), "baton crashpoint %.*s pid %d\n",
+                          static_cast<int>(info.name.size()), info.name.data(),
+                          static_cast<int>(::getpid()));
+  if (len < 0) len = 0;
+  if (len > static_cast<int>(sizeof(line))) len = sizeof(line) - 1;
+  WriteAll(STDERR_FILENO, line, static_cast<size_t>(len));
+  if (marker_path[0] != '\0') {
+    int fd = ::open(marker_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+      WriteAll(fd, line, static_cast<size_t>(len));
+      ::fsync(fd);
+      ::close(fd);
+    }
+  }
+  switch (static_cast<Action>(armed_action.load(std::memory_order_relaxed))) {
+    case Action::kAbort:
+      std::abort();
+    case Action::kHang:
+      for (;;) ::pause();
+    case Action::kExit:
+      break;
+  }
+  ::_exit(kCrashExitCode);
+}
+}  // namespace detail
+
+std::string_view RoleName(Role r) {
+  switch (r) {
+    case Role::kSupervisor: return "supervisor";
+    case Role::kIncumbent: return "incumbent";
+    case Role::kSuccessor: return "successor";
+    case Role::kDaemon: return "daemon";
+    case Role::kTest: return "test";
+  }
+  return "unknown";
+}
+
+std::span<const Info> All() { return kRegistry; }
+
+Result<const Info*> Find(std::string_view name) {
+  for (const auto& info : kRegistry) {
+    if (info.name == name) return &info;
+  }
+  return Error(Errc::kNotFound,
+               fmt::format("unknown crash point '{}' (see `baton crashpoints`)", name));
+}
+
+Result<Action> ParseAction(std::string_view s) {
+  if (s.empty() || s == "exit") return Action::kExit;
+  if (s == "abort") return Action::kAbort;
+  if (s == "hang") return Action::kHang;
+  return Error(Errc::kInvalidArgument,
+               fmt::format("BATON_CRASH_ACTION='{}': expected exit, abort or hang", s));
+}
+
+void Arm(Point point, Action action) {
+  armed_action.store(static_cast<int>(action), std::memory_order_relaxed);
+  detail::armed.store(static_cast<int>(point), std::memory_order_relaxed);
+}
+
+void Disarm() { detail::armed.store(-1, std::memory_order_relaxed); }
+
+Status ArmFromEnvironment() {
+  const char* at = std::getenv("BATON_CRASH_AT");
+  if (at == nullptr || *at == '\0') {
+    Disarm();
+    return {};
+  }
+  auto info = Find(at);
+  if (!info) return info.error();
+  const char* action_env = std::getenv("BATON_CRASH_ACTION");
+  auto action = ParseAction(action_env ? action_env : "");
+  if (!action) return action.error();
+  const char* marker = std::getenv("BATON_CRASH_MARKER");
+  if (marker != nullptr) {
+    if (std::strlen(marker) >= sizeof(marker_path)) {
+      return Error(Errc::kInvalidArgument, "BATON_CRASH_MARKER: path too long");
+    }
+    std::strncpy(marker_path, marker, sizeof(marker_path) - 1);
+  } else {
+    marker_path[0] = '\0';
+  }
+  Arm((*info)->point, *action);
+  return {};
+}
+
+}  // namespace baton::crashpoints

@@ -1,0 +1,120 @@
+// The daemon side of baton: what a daemon links to be upgradable.
+//
+//   auto daemon = baton::Daemon::Create({.build_id = "kvd 1.2"});  // before threads
+//   int fd = *daemon->Listener("http");          // inherited (or opened by you when standalone)
+//   MyHooks hooks(...);                          // implements baton::Hooks
+//   daemon->Start(hooks);                        // cold start / standalone: takes the data-dir lock now
+//   ... serve ...
+//   daemon->WaitForExit();                       // returns once this generation must exit
+//
+// Role detection: started by `baton supervise` as a cold start or as the
+// successor of a handoff, or with no supervisor at all — then the daemon just
+// runs (Start takes the data-dir lock, no hook is ever called).
+//
+// Threading: hooks are called one at a time from a library thread, never
+// concurrently with each other. They may block for a long time: the library
+// keeps heartbeating on its own thread meanwhile. Only silence or the
+// handoff's wall-clock deadline aborts a handoff.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "baton/errors.h"
+
+namespace baton {
+
+class LogSink;
+
+enum class Role {
+  kStandalone,  // no supervisor
+  kColdStart,   // started by the supervisor, first of its line (or a restart)
+  kSuccessor,   // started by the supervisor for a handoff
+};
+
+struct InheritedSocket {
+  std::string name;
+  int fd;  // a listening socket; owned by the daemon once Start() returns; O_CLOEXEC
+};
+
+// What the incumbent sealed, handed to the successor's Begin.
+struct SealedState {
+  uint64_t revision = 0;
+  std::string fingerprint;
+  uint64_t data_generation = 0;
+  uint64_t lease_epoch = 0;
+};
+
+// What a daemon's seal reports.
+struct SealReport {
+  uint64_t revision = 0;    // the last durable revision
+  std::string fingerprint;  // a digest of the state at `revision`
+};
+
+class Hooks {
+ public:
+  virtual ~Hooks() = default;
+  // Successor, before the incumbent is touched: slow start-up that needs no
+  // ownership (open caches, read-only replay of the data dir).
+  virtual Status Warm() = 0;
+  // Incumbent: stop accepting new connections, finish in-flight requests by
+  // `deadline_ms` (milliseconds from now), close keep-alive connections at
+  // response boundaries, fsync. Listening FDs must stay open (close only
+  // your own dups, if any): the supervisor keeps them for the successor.
+  virtual Status Drain(uint64_t deadline_ms) = 0;
+  // Incumbent: flush and close the writer. After it returns ok the library
+  // releases the data-dir lock: no write may happen after this returns.
+  virtual Result<SealReport> Seal() = 0;
+  // Successor: the library holds the data-dir lock and bumped the data
+  // generation. Replay the tail, verify `sealed` (an error rolls back), open
+  // the writer, start accepting.
+  virtual Status Begin(const SealedState& sealed) = 0;
+  // Incumbent after a rollback, the lock re-taken: accept and write again.
+  // `data_changed`: another process owned the data meanwhile; reload it from
+  // disk rather than trusting memory.
+  virtual Status Resume(bool data_changed) = 0;
+  // Incumbent after Commit: stop serving (finish remaining reads). After it
+  // returns, WaitForExit() returns and the process should exit 0.
+  virtual void Retire() = 0;
+};
+
+struct DaemonOptions {
+  std::string build_id;           // shown by `baton status`
+  uint32_t state_schema_min = 1;  // on-disk state versions this build reads and writes
+  uint32_t state_schema_max = 1;
+  std::string data_dir;           // default: $BATON_DATA_DIR; required
+  LogSink* log = nullptr;         // default: JSON lines on stderr
+};
+
+class Daemon {
+ public:
+  virtual ~Daemon() = default;
+
+  // Reads and removes the supervisor's environment contract. Call once,
+  // before starting any thread. Errors say what is wrong with the
+  // environment (a daemon must not run on a half-valid contract).
+  static Result<std::unique_ptr<Daemon>> Create(DaemonOptions options);
+
+  virtual Role role() const = 0;
+  virtual const std::vector<InheritedSocket>& listeners() const = 0;
+  // The inherited listener with this name (kNotFound otherwise).
+  virtual Result<int> Listener(std::string_view name) const = 0;
+  virtual const std::string& data_dir() const = 0;
+
+  // Cold start / standalone: takes the data-dir lock (kFailedPrecondition if
+  // another process holds it) and bumps the data generation. Successor:
+  // takes part in the handoff; Warm and Begin are called from here on.
+  // Returns once the daemon may serve (successor: after Begin succeeded).
+  // Does not call hooks when standalone.
+  virtual Status Start(Hooks& hooks) = 0;
+
+  // Blocks until this generation must exit: after Retire (committed away),
+  // or when the supervisor is gone and the rules of DESIGN §3 say to exit.
+  // Returns the exit code the process should use.
+  virtual int WaitForExit() = 0;
+};
+
+}  // namespace baton

@@ -1,0 +1,98 @@
+// An Asio control channel over a connected AF_UNIX stream socket: framed
+// Envelopes in both directions, heartbeats every interval, a liveness timer
+// that reports a silent peer, a send timeout, MSG_NOSIGNAL on every write.
+//
+// Threading: a Channel lives on one executor (one io_context per process,
+// run by one thread, or a strand). Every public method must be called from
+// that executor; callbacks run on it too.
+// Ownership: the Channel owns its socket (O_CLOEXEC as Asio opens/assigns
+// it). Handlers hold a shared_ptr, so the Channel outlives pending I/O.
+#pragma once
+
+#include <sys/types.h>
+
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "base/clock.h"
+#include "base/errors.h"
+#include "protocol/control.pb.h"
+#include "protocol/frame.h"
+#include "protocol/liveness.h"
+
+namespace baton::protocol {
+
+using UnixSocket = boost::asio::local::stream_protocol::socket;
+
+struct ChannelCallbacks {
+  // Every frame except heartbeats (which only prove liveness).
+  std::function<void(v1::Envelope)> on_message;
+  // Called exactly once when the channel closes for any reason other than a
+  // local Close(): peer EOF, bad frame, silence, stuck send, I/O error.
+  std::function<void(const Error&)> on_closed;
+};
+
+class Channel : public std::enable_shared_from_this<Channel> {
+ public:
+  static std::shared_ptr<Channel> Create(UnixSocket socket, LivenessOptions opts, const Clock& clock,
+                                         ChannelCallbacks callbacks);
+  ~Channel();
+
+  // Starts reading and the heartbeat/liveness timer.
+  void Start();
+  // Queues one envelope. Encoding errors close the channel (it is our bug or
+  // an oversize message); write errors close it too.
+  void Send(const v1::Envelope& env);
+  // Best effort: writes an Error frame without waiting, then closes.
+  void SendErrorAndClose(v1::Error::Code code, const Error& reason);
+  // Closes without calling on_closed. Idempotent.
+  void Close();
+  // New heartbeat/liveness settings (e.g. from HelloAck), effective at once.
+  void SetLivenessOptions(LivenessOptions opts);
+
+  bool closed() const { return closed_; }
+  int native_handle() { return socket_.native_handle(); }
+  uint64_t frames_received() const { return frames_received_; }
+  uint64_t heartbeats_received() const { return heartbeats_received_; }
+
+ private:
+  Channel(UnixSocket socket, LivenessOptions opts, const Clock& clock, ChannelCallbacks callbacks);
+
+  void ReadSome();
+  void OnRead(const boost::system::error_code& ec, size_t n);
+  void WriteNext();
+  void OnTimer();
+  void Rearm();
+  void Fail(const Error& reason);
+  void SendHeartbeat();
+
+  UnixSocket socket_;
+  boost::asio::steady_timer timer_;
+  const Clock& clock_;
+  ChannelCallbacks callbacks_;
+  Liveness liveness_;
+  FrameDecoder decoder_;
+  std::deque<std::string> out_;
+  bool writing_ = false;
+  bool closed_ = false;
+  TimePoint timer_deadline_ = TimePoint::max();
+  uint64_t heartbeat_seq_ = 0;
+  uint64_t frames_received_ = 0;
+  uint64_t heartbeats_received_ = 0;
+  char read_buf_[64 * 1024];
+};
+
+struct PeerCredentials {
+  pid_t pid = 0;
+  uid_t uid = 0;
+  gid_t gid = 0;
+};
+// SO_PEERCRED of a connected AF_UNIX socket.
+Result<PeerCredentials> GetPeerCredentials(int fd);
+
+}  // namespace baton::protocol

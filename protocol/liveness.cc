@@ -1,0 +1,34 @@
+#include "protocol/liveness.h"
+
+#include <algorithm>
+
+namespace baton::protocol {
+
+Liveness::Liveness(LivenessOptions opts, TimePoint now)
+    : opts_(opts), last_received_(now), last_sent_(now) {}
+
+Liveness::Tick Liveness::Poll(TimePoint now) const {
+  Tick t;
+  const TimePoint silent_at = last_received_ + opts_.liveness_timeout;
+  if (now >= silent_at) {
+    t.peer = PeerState::kSilent;
+    t.next_deadline = now;
+    return t;
+  }
+  if (write_started_ && now >= *write_started_ + opts_.send_timeout) {
+    t.peer = PeerState::kSendStuck;
+    t.next_deadline = now;
+    return t;
+  }
+  TimePoint heartbeat_at = last_sent_ + opts_.heartbeat_interval;
+  // While a write is pending, a heartbeat would only queue behind it.
+  if (!write_started_ && now >= heartbeat_at) {
+    t.send_heartbeat = true;
+    heartbeat_at = now + opts_.heartbeat_interval;
+  }
+  t.next_deadline = std::min(silent_at, heartbeat_at);
+  if (write_started_) t.next_deadline = std::min(t.next_deadline, *write_started_ + opts_.send_timeout);
+  return t;
+}
+
+}  // namespace baton::protocol
