@@ -59,7 +59,7 @@ void Channel::OnRead(const boost::system::error_code& ec, size_t n) {
     return;
   }
   liveness_.OnFrameReceived(clock_.Now());  // any byte is proof of life
-  decoder_.Feed(std::span<const char>(read_buf_, n));
+  decoder_.Feed(std::string_view(read_buf_, n));
   for (;;) {
     DecodeResult r = decoder_.Next();
     if (std::holds_alternative<NeedMore>(r)) break;
@@ -115,6 +115,7 @@ void Channel::WriteNext() {
                              self->liveness_.OnWriteCompleted(self->clock_.Now());
                              self->out_.pop_front();
                              self->WriteNext();
+                             self->Rearm();  // the next heartbeat may now be due earlier
                            });
 }
 

@@ -35,7 +35,7 @@ Result<std::string> EncodeFrame(const v1::Envelope& env) {
   return out;
 }
 
-void FrameDecoder::Feed(std::span<const char> bytes) {
+void FrameDecoder::Feed(std::string_view bytes) {
   if (error_) return;  // a failed session reads nothing more
   // Compact lazily so a long session does not grow the buffer forever.
   if (pos_ > 0 && pos_ >= buf_.size() / 2) {

@@ -51,8 +51,7 @@ class FrameDecoder {
  public:
   explicit FrameDecoder(size_t max_payload = kMaxFramePayload) : max_payload_(max_payload) {}
 
-  void Feed(std::span<const char> bytes);
-  void Feed(std::string_view bytes) { Feed(std::span<const char>(bytes.data(), bytes.size())); }
+  void Feed(std::string_view bytes);
 
   // Decodes the next complete frame from what was fed.
   DecodeResult Next();

@@ -20,14 +20,18 @@ Liveness::Tick Liveness::Poll(TimePoint now) const {
     t.next_deadline = now;
     return t;
   }
+  if (write_started_) {
+    // While a write is pending a heartbeat would only queue behind it; the
+    // send timeout is what matters.
+    t.next_deadline = std::min(silent_at, *write_started_ + opts_.send_timeout);
+    return t;
+  }
   TimePoint heartbeat_at = last_sent_ + opts_.heartbeat_interval;
-  // While a write is pending, a heartbeat would only queue behind it.
-  if (!write_started_ && now >= heartbeat_at) {
+  if (now >= heartbeat_at) {
     t.send_heartbeat = true;
     heartbeat_at = now + opts_.heartbeat_interval;
   }
   t.next_deadline = std::min(silent_at, heartbeat_at);
-  if (write_started_) t.next_deadline = std::min(t.next_deadline, *write_started_ + opts_.send_timeout);
   return t;
 }
 

@@ -1,0 +1,39 @@
+// Test support: run a program as a real child process and capture stdout.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace baton::testsupport {
+
+struct RunResult {
+  bool exited = false;   // normal exit
+  int exit_code = -1;    // when exited
+  int signal = 0;        // when killed by a signal
+  bool timed_out = false;  // we killed it after the timeout
+  std::string out;       // stdout
+  std::string err;       // stderr
+};
+
+struct RunOptions {
+  std::vector<std::string> env;  // complete environment ("K=V"); empty = inherit
+  bool inherit_env = true;       // when env is non-empty: add it to the current environment
+  std::chrono::milliseconds timeout{20000};
+  // Runs in the child after fork, before exec (keep it async-signal-safe).
+  std::function<void()> in_child;
+};
+
+RunResult RunProgram(const std::vector<std::string>& argv, const RunOptions& opts = {});
+
+// A fresh, short temporary directory (socket paths must fit in 108 bytes).
+std::string MakeTempDir(const std::string& tag);
+
+// Path of a test helper or an installed binary.
+std::string HelperPath(const std::string& name);
+std::string BinPath(const std::string& name);
+
+}  // namespace baton::testsupport

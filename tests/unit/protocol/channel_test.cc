@@ -1,0 +1,185 @@
+// The channel over a real socketpair and a real io_context. Timing here is
+// only ever an upper bound; the exact heartbeat/liveness arithmetic is tested
+// with a fake clock in liveness_test.cc.
+#include "protocol/channel.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <optional>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/local/connect_pair.hpp>
+#include <gtest/gtest.h>
+
+namespace baton::protocol {
+namespace {
+
+namespace asio = boost::asio;
+using asio::local::stream_protocol;
+
+struct Pair {
+  asio::io_context io;
+  std::shared_ptr<Channel> a, b;
+  std::vector<v1::Envelope> got_a, got_b;
+  std::optional<Error> closed_a, closed_b;
+
+  explicit Pair(LivenessOptions oa, LivenessOptions ob) {
+    UnixSocket sa(io), sb(io);
+    asio::local::connect_pair(sa, sb);
+    a = Channel::Create(std::move(sa), oa, RealClock(),
+                        {[this](v1::Envelope e) { got_a.push_back(std::move(e)); },
+                         [this](const Error& e) { closed_a = e; }});
+    b = Channel::Create(std::move(sb), ob, RealClock(),
+                        {[this](v1::Envelope e) { got_b.push_back(std::move(e)); },
+                         [this](const Error& e) { closed_b = e; }});
+  }
+  template <class Pred>
+  bool RunUntil(Pred pred, std::chrono::milliseconds limit = std::chrono::milliseconds(5000)) {
+    const auto end = std::chrono::steady_clock::now() + limit;
+    while (!pred() && std::chrono::steady_clock::now() < end) {
+      io.run_for(std::chrono::milliseconds(10));
+    }
+    return pred();
+  }
+};
+
+LivenessOptions Fast() {
+  return {.heartbeat_interval = milliseconds(20), .liveness_timeout = milliseconds(300),
+          .send_timeout = milliseconds(300)};
+}
+
+TEST(ChannelTest, MessagesFlowBothWaysInOrder) {
+  Pair p(Fast(), Fast());
+  p.a->Start();
+  p.b->Start();
+  for (int i = 0; i < 100; ++i) {
+    v1::Envelope env;
+    env.mutable_prepare()->set_handoff_id("h" + std::to_string(i));
+    p.a->Send(env);
+  }
+  v1::Envelope reply;
+  reply.mutable_drained()->set_handoff_id("h99");
+  p.b->Send(reply);
+  ASSERT_TRUE(p.RunUntil([&] { return p.got_b.size() == 100 && p.got_a.size() == 1; }));
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(p.got_b[i].prepare().handoff_id(), "h" + std::to_string(i));
+  EXPECT_EQ(p.got_a[0].drained().handoff_id(), "h99");
+  EXPECT_FALSE(p.closed_a);
+  EXPECT_FALSE(p.closed_b);
+}
+
+TEST(ChannelTest, HeartbeatsKeepAnIdleChannelAliveAndAreNotDelivered) {
+  Pair p(Fast(), Fast());
+  p.a->Start();
+  p.b->Start();
+  // Idle for many liveness timeouts: heartbeats must carry it.
+  ASSERT_TRUE(p.RunUntil([&] { return p.a->heartbeats_received() >= 40 && p.b->heartbeats_received() >= 40; },
+                         std::chrono::milliseconds(20000)));
+  EXPECT_FALSE(p.closed_a) << p.closed_a->message;
+  EXPECT_FALSE(p.closed_b);
+  EXPECT_TRUE(p.got_a.empty());
+  EXPECT_TRUE(p.got_b.empty());
+}
+
+TEST(ChannelTest, SilentPeerIsReported) {
+  Pair p(Fast(), Fast());
+  p.a->Start();  // b never starts: it neither reads nor heartbeats
+  ASSERT_TRUE(p.RunUntil([&] { return p.closed_a.has_value(); }));
+  EXPECT_TRUE(p.closed_a->Is(Errc::kDeadlineExceeded));
+  EXPECT_NE(p.closed_a->message.find("silent"), std::string::npos);
+}
+
+TEST(ChannelTest, PeerCloseIsReported) {
+  Pair p(Fast(), Fast());
+  p.a->Start();
+  p.b->Start();
+  p.b->Close();
+  ASSERT_TRUE(p.RunUntil([&] { return p.closed_a.has_value(); }));
+  EXPECT_TRUE(p.closed_a->Is(Errc::kUnavailable));
+  EXPECT_FALSE(p.closed_b);  // a local Close() does not call back
+}
+
+TEST(ChannelTest, GarbageGetsAnErrorFrameAndCloses) {
+  asio::io_context io;
+  UnixSocket sa(io), sb(io);
+  asio::local::connect_pair(sa, sb);
+  std::optional<Error> closed;
+  int raw = sb.release();
+  auto a = Channel::Create(std::move(sa), Fast(), RealClock(), {[](v1::Envelope) {}, [&](const Error& e) { closed = e; }});
+  a->Start();
+  const char garbage[] = "\x00\x00\x00\x03\xff\xff\xff";
+  ASSERT_EQ(::write(raw, garbage, 7), 7);
+  for (int i = 0; i < 200 && !closed; ++i) io.run_for(std::chrono::milliseconds(10));
+  ASSERT_TRUE(closed);
+  EXPECT_TRUE(closed->Is(Errc::kProtocolError));
+  // The peer got one Error frame explaining why.
+  char buf[512];
+  ssize_t n = ::read(raw, buf, sizeof(buf));
+  ASSERT_GT(n, 4);
+  FrameDecoder dec;
+  dec.Feed(std::string_view(buf, static_cast<size_t>(n)));
+  auto r = dec.Next();
+  ASSERT_TRUE(std::holds_alternative<v1::Envelope>(r));
+  EXPECT_EQ(std::get<v1::Envelope>(r).error().code(), v1::Error::BAD_FRAME);
+  ::close(raw);
+}
+
+TEST(ChannelTest, StuckSendIsReported) {
+  // The peer never reads: fill its buffer until our write is pending, while
+  // its heartbeats (sent by a raw writer) keep the liveness timer happy.
+  asio::io_context io;
+  UnixSocket sa(io), sb(io);
+  asio::local::connect_pair(sa, sb);
+  int raw = sb.release();
+  int small = 4096;
+  ::setsockopt(raw, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+  std::optional<Error> closed;
+  LivenessOptions o = Fast();
+  o.liveness_timeout = std::chrono::seconds(60);  // only the send timeout can fire
+  auto a = Channel::Create(std::move(sa), o, RealClock(), {[](v1::Envelope) {}, [&](const Error& e) { closed = e; }});
+  a->Start();
+  v1::Envelope big;
+  big.mutable_error()->set_message(std::string(512 * 1024, 'x'));
+  for (int i = 0; i < 8; ++i) a->Send(big);
+  for (int i = 0; i < 500 && !closed; ++i) io.run_for(std::chrono::milliseconds(10));
+  ASSERT_TRUE(closed);
+  EXPECT_NE(closed->message.find("send timeout"), std::string::npos);
+  ::close(raw);
+}
+
+TEST(ChannelTest, UnrecognisedMessageIsAnsweredWithError) {
+  asio::io_context io;
+  UnixSocket sa(io), sb(io);
+  asio::local::connect_pair(sa, sb);
+  int raw = sb.release();
+  std::optional<Error> closed;
+  auto a = Channel::Create(std::move(sa), Fast(), RealClock(), {[](v1::Envelope) {}, [&](const Error& e) { closed = e; }});
+  a->Start();
+  ASSERT_EQ(::write(raw, "\x00\x00\x00\x03\x9a\x06\x00", 7), 7);
+  for (int i = 0; i < 200 && !closed; ++i) io.run_for(std::chrono::milliseconds(10));
+  ASSERT_TRUE(closed);
+  char buf[512];
+  ssize_t n = ::read(raw, buf, sizeof(buf));
+  ASSERT_GT(n, 4);
+  FrameDecoder dec;
+  dec.Feed(std::string_view(buf, static_cast<size_t>(n)));
+  auto r = dec.Next();
+  ASSERT_TRUE(std::holds_alternative<v1::Envelope>(r));
+  EXPECT_EQ(std::get<v1::Envelope>(r).error().code(), v1::Error::UNRECOGNISED);
+  ::close(raw);
+}
+
+TEST(ChannelTest, PeerCredentialsAreOurs) {
+  int fds[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
+  auto cred = GetPeerCredentials(fds[0]);
+  ASSERT_TRUE(cred);
+  EXPECT_EQ(cred->pid, ::getpid());
+  EXPECT_EQ(cred->uid, ::getuid());
+  ::close(fds[0]);
+  ::close(fds[1]);
+  EXPECT_FALSE(GetPeerCredentials(-1));
+}
+
+}  // namespace
+}  // namespace baton::protocol
