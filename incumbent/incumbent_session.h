@@ -1,0 +1,73 @@
+// The daemon side of the generation that serves and owns the data: pure
+// logic, no I/O, driven by (event, now). Created once the daemon serves
+// (cold start or a successor that sent Ready).
+//
+//   serving --Prepare--> draining --[drain]--> drained --Seal--> sealing
+//   --[seal, release lock]--> sealed --Commit--> retiring --[retire]--> exit 0
+//   drained|sealed --Resume--> resuming --[resume]--> serving
+//
+// Failures (DESIGN §3): a failed drain or seal resumes by itself and tells
+// the supervisor (SealFailed). If the supervisor goes silent or its own
+// deadline passes: not sealed → resume; sealed → watch the successor's pid
+// and re-take the lock once it is gone, or exit if the successor owns the
+// data (holds the lock past the grace).
+//
+// Threading: single-threaded; the driver calls it from its executor.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "base/clock.h"
+#include "ownership/ownership.h"
+#include "protocol/session.h"
+
+namespace baton::incumbent {
+
+struct IncumbentOptions {
+  Duration default_handoff_deadline = seconds(300);
+  // After the supervisor is gone with the lock released: how long to wait
+  // for the successor to exit before concluding it owns the data.
+  Duration orphan_grace = seconds(10);
+};
+
+class IncumbentSession {
+ public:
+  enum class State { kServing, kDraining, kDrained, kSealing, kSealed, kResuming, kRetiring, kOrphaned, kExited };
+
+  IncumbentSession(IncumbentOptions opts, ownership::Ownership& ownership, uint64_t data_generation);
+
+  protocol::SessionActions OnMessage(const v1::Envelope& env, TimePoint now);
+  protocol::SessionActions OnHookDone(const protocol::HookDone& done, TimePoint now);
+  protocol::SessionActions OnChannelClosed(const Error& why, TimePoint now);
+  // The successor's process is gone (pidfd readable).
+  protocol::SessionActions OnSuccessorExited(TimePoint now);
+  // The deadline returned by NextDeadline() passed.
+  protocol::SessionActions OnTimer(TimePoint now);
+
+  std::optional<TimePoint> NextDeadline() const { return deadline_; }
+  State state() const { return state_; }
+  bool supervisor_connected() const { return connected_; }
+
+ private:
+  protocol::SessionActions ResumeSelf(std::string why, TimePoint now);
+  protocol::SessionActions RetakeAndResume(bool tell_supervisor, TimePoint now);
+  protocol::SessionActions Unexpected(const v1::Envelope& env);
+  protocol::SessionActions Orphaned(std::string why, TimePoint now);
+
+  IncumbentOptions opts_;
+  ownership::Ownership& ownership_;
+  State state_ = State::kServing;
+  std::string handoff_id_;
+  uint32_t successor_pid_ = 0;
+  uint64_t sealed_generation_ = 0;
+  uint64_t generation_ = 0;
+  bool connected_ = true;
+  bool resume_requested_ = false;   // the supervisor asked (reply with Resumed)
+  bool orphan_pending_ = false;     // supervisor lost mid-hook: act when it returns
+  std::optional<TimePoint> deadline_;
+};
+
+std::string_view StateName(IncumbentSession::State s);
+
+}  // namespace baton::incumbent

@@ -1,0 +1,58 @@
+// Types shared by the daemon-side session state machines (successor/ and
+// incumbent/): the actions a pure session asks its driver to perform.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "base/errors.h"
+#include "protocol/control.pb.h"
+#include "protocol/frame.h"
+
+namespace baton::protocol {
+
+enum class HookKind { kWarm, kDrain, kSeal, kBegin, kResume, kRetire };
+std::string_view HookName(HookKind h);
+
+// Send one envelope to the supervisor.
+struct SendAction {
+  v1::Envelope env;
+};
+// Run a daemon hook on the hook thread; report HookDone when it returns.
+struct RunHookAction {
+  HookKind hook;
+  uint64_t deadline_ms = 0;  // drain
+  v1::Begin sealed;          // begin
+  bool data_changed = false; // resume
+};
+// The process should exit with this code (after flushing sends).
+struct ExitAction {
+  int code = 0;
+  std::string reason;
+};
+// Watch this pid (pidfd) and report when it is gone.
+struct WatchPidAction {
+  int pid = 0;
+};
+// The daemon may serve now (cold start done, or the successor is Ready).
+struct ServingAction {};
+// A fact worth logging.
+struct LogAction {
+  std::string event;
+  std::string message;
+};
+
+using SessionAction = std::variant<SendAction, RunHookAction, ExitAction, WatchPidAction, ServingAction, LogAction>;
+using SessionActions = std::vector<SessionAction>;
+
+// The outcome of a hook, fed back to the session.
+struct HookDone {
+  HookKind hook;
+  Status status;
+  uint64_t revision = 0;    // seal, begin
+  std::string fingerprint;  // seal
+};
+
+}  // namespace baton::protocol

@@ -1,0 +1,158 @@
+#include "successor/successor_session.h"
+
+#include <fmt/format.h>
+
+#include "base/check.h"
+#include "crashpoints/crashpoints.h"
+
+namespace baton::successor {
+
+using protocol::ExitAction;
+using protocol::HookKind;
+using protocol::LogAction;
+using protocol::RunHookAction;
+using protocol::SendAction;
+using protocol::ServingAction;
+using protocol::SessionActions;
+
+std::string_view StateName(SuccessorSession::State s) {
+  using S = SuccessorSession::State;
+  switch (s) {
+    case S::kInit: return "init";
+    case S::kAwaitHelloAck: return "await_hello_ack";
+    case S::kAwaitWarm: return "await_warm";
+    case S::kWarming: return "warming";
+    case S::kAwaitBegin: return "await_begin";
+    case S::kBeginning: return "beginning";
+    case S::kServing: return "serving";
+    case S::kExited: return "exited";
+  }
+  return "unknown";
+}
+
+SuccessorSession::SuccessorSession(protocol::LaunchRole role, HelloInfo hello, ownership::Ownership& ownership)
+    : role_(role), hello_(std::move(hello)), ownership_(ownership) {}
+
+SessionActions SuccessorSession::Start() {
+  BATON_CHECK(state_ == State::kInit);
+  if (role_ == protocol::LaunchRole::kSuccessor) BATON_CRASH_POINT(kSuccessorBeforeHello);
+  v1::Envelope env;
+  auto* h = env.mutable_hello();
+  h->mutable_protocol()->set_min(hello_.protocol.min);
+  h->mutable_protocol()->set_max(hello_.protocol.max);
+  h->mutable_state_schema()->set_min(hello_.state_schema.min);
+  h->mutable_state_schema()->set_max(hello_.state_schema.max);
+  h->set_build_id(hello_.build_id);
+  h->set_pid(hello_.pid);
+  h->set_lease_holder_id(hello_.lease_holder_id);
+  h->set_role(std::string(protocol::LaunchRoleName(role_)));
+  state_ = State::kAwaitHelloAck;
+  return {SendAction{std::move(env)}};
+}
+
+SessionActions SuccessorSession::Fail(std::string reason, bool tell_supervisor) {
+  SessionActions out;
+  // Dropping the lock before exiting is only tidiness: exit releases it too.
+  ownership_.Release();
+  if (tell_supervisor) {
+    v1::Envelope env;
+    env.mutable_abort()->set_handoff_id(handoff_id_);
+    env.mutable_abort()->set_reason(reason);
+    out.push_back(SendAction{std::move(env)});
+  }
+  out.push_back(ExitAction{1, std::move(reason)});
+  state_ = State::kExited;
+  return out;
+}
+
+SessionActions SuccessorSession::TakeOwnership(SessionActions out) {
+  // The supervisor guarantees the previous owner sealed (or died): the lock
+  // must be free now, without waiting.
+  if (auto st = ownership_.Acquire(); !st) {
+    auto fail = Fail(fmt::format("take the data-dir lock: {}", st.error().message), true);
+    out.insert(out.end(), fail.begin(), fail.end());
+    return out;
+  }
+  if (role_ == protocol::LaunchRole::kSuccessor) BATON_CRASH_POINT(kSuccessorAfterFlock);
+  auto gen = ownership_.Bump();
+  if (!gen) {
+    auto fail = Fail(fmt::format("bump the data generation: {}", gen.error().message), true);
+    out.insert(out.end(), fail.begin(), fail.end());
+    return out;
+  }
+  generation_ = *gen;
+  return out;
+}
+
+SessionActions SuccessorSession::OnMessage(const v1::Envelope& env) {
+  if (env.has_abort()) {
+    return Fail(fmt::format("aborted by the supervisor: {}", env.abort().reason()), false);
+  }
+  if (env.has_error()) {
+    return Fail(fmt::format("supervisor reported an error: {}", env.error().message()), false);
+  }
+  switch (state_) {
+    case State::kAwaitHelloAck: {
+      if (!env.has_hello_ack()) break;
+      ack_ = env.hello_ack();
+      if (!ack_.accepted()) return Fail(fmt::format("refused by the supervisor: {}", ack_.refusal()), false);
+      handoff_id_ = ack_.handoff_id();
+      if (role_ == protocol::LaunchRole::kCold) {
+        SessionActions out = TakeOwnership({});
+        if (state_ == State::kExited) return out;
+        state_ = State::kServing;
+        out.push_back(LogAction{"daemon.cold_start", fmt::format("data generation {}", generation_)});
+        out.push_back(ServingAction{});
+        return out;
+      }
+      state_ = State::kAwaitWarm;
+      return {};
+    }
+    case State::kAwaitWarm:
+      if (!env.has_warm() || env.warm().handoff_id() != handoff_id_) break;
+      state_ = State::kWarming;
+      return {RunHookAction{HookKind::kWarm, env.warm().deadline_ms(), {}, false}};
+    case State::kAwaitBegin: {
+      if (!env.has_begin() || env.begin().handoff_id() != handoff_id_) break;
+      BATON_CRASH_POINT(kSuccessorAfterBegin);
+      SessionActions out = TakeOwnership({});
+      if (state_ == State::kExited) return out;
+      state_ = State::kBeginning;
+      out.push_back(RunHookAction{HookKind::kBegin, 0, env.begin(), false});
+      return out;
+    }
+    default:
+      break;
+  }
+  return Fail(fmt::format("unexpected {} in state {}", protocol::MessageName(env), StateName(state_)), true);
+}
+
+SessionActions SuccessorSession::OnHookDone(const protocol::HookDone& done) {
+  if (state_ == State::kWarming && done.hook == HookKind::kWarm) {
+    if (!done.status) return Fail(fmt::format("warm: {}", done.status.error().message), true);
+    v1::Envelope env;
+    env.mutable_warmed()->set_handoff_id(handoff_id_);
+    env.mutable_warmed()->set_revision(done.revision);
+    state_ = State::kAwaitBegin;
+    return {SendAction{std::move(env)}};
+  }
+  if (state_ == State::kBeginning && done.hook == HookKind::kBegin) {
+    if (!done.status) return Fail(fmt::format("begin: {}", done.status.error().message), true);
+    BATON_CRASH_POINT(kSuccessorBeforeReady);
+    v1::Envelope env;
+    env.mutable_ready()->set_handoff_id(handoff_id_);
+    env.mutable_ready()->set_data_generation(generation_);
+    env.mutable_ready()->set_revision(done.revision);
+    state_ = State::kServing;
+    return {SendAction{std::move(env)}, ServingAction{}};
+  }
+  return {};  // a hook finishing after we gave up: nothing to do
+}
+
+SessionActions SuccessorSession::OnChannelClosed(const Error& why) {
+  if (state_ == State::kServing || state_ == State::kExited) return {};
+  // N without S before Ready exits (DESIGN §3).
+  return Fail(fmt::format("supervisor gone before Ready: {}", why.message), false);
+}
+
+}  // namespace baton::successor

@@ -1,0 +1,110 @@
+#include "ownership/data_dir.h"
+
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "tests/support/subprocess.h"
+
+namespace baton::ownership {
+namespace {
+
+using baton::testsupport::MakeTempDir;
+
+TEST(DataDirTest, OneHolderAtATime) {
+  const std::string dir = MakeTempDir("dd");
+  auto first = DataDirLock::Acquire(dir);
+  ASSERT_TRUE(first) << first.error().message;
+  EXPECT_TRUE(first->held());
+  EXPECT_EQ(RecordedHolder(dir), ::getpid());
+  // flock conflicts per open file description: a second open conflicts even
+  // in the same process, exactly as another process would.
+  auto second = DataDirLock::Acquire(dir);
+  ASSERT_FALSE(second);
+  EXPECT_TRUE(second.error().Is(Errc::kFailedPrecondition));
+  EXPECT_NE(second.error().message.find("locked by another process (pid " + std::to_string(::getpid())),
+            std::string::npos);
+  first->Release();
+  EXPECT_FALSE(first->held());
+  auto third = DataDirLock::Acquire(dir);
+  EXPECT_TRUE(third) << third.error().message;
+}
+
+TEST(DataDirTest, AnotherProcessIsRefusedAndTheKernelReleasesOnDeath) {
+  const std::string dir = MakeTempDir("dd");
+  pid_t child = ::fork();
+  if (child == 0) {
+    auto lock = DataDirLock::Acquire(dir);
+    if (!lock) ::_exit(1);
+    ::pause();  // hold it until killed
+    ::_exit(0);
+  }
+  // Wait until the child holds it.
+  bool refused = false;
+  for (int i = 0; i < 500 && !refused; ++i) {
+    auto r = DataDirLock::Acquire(dir);
+    if (!r) {
+      refused = true;
+    } else {
+      r->Release();
+      ::usleep(10000);
+    }
+  }
+  ASSERT_TRUE(refused);
+  ::kill(child, SIGKILL);
+  ::waitpid(child, nullptr, 0);
+  auto after = DataDirLock::Acquire(dir);
+  EXPECT_TRUE(after) << after.error().message;
+}
+
+TEST(DataDirTest, LockFdIsCloseOnExec) {
+  const std::string dir = MakeTempDir("dd");
+  auto lock = DataDirLock::Acquire(dir);
+  ASSERT_TRUE(lock);
+  int flags = -1;
+  for (int fd = 3; fd < 256; ++fd) {
+    char link[64], target[512];
+    std::snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+    ssize_t n = ::readlink(link, target, sizeof(target) - 1);
+    if (n <= 0) continue;
+    target[n] = '\0';
+    if (std::string(target).ends_with(kLockFile)) flags = ::fcntl(fd, F_GETFD);
+  }
+  ASSERT_GE(flags, 0);
+  EXPECT_TRUE(flags & FD_CLOEXEC);
+}
+
+TEST(DataDirTest, MissingDirectoryIsAClearError) {
+  auto r = DataDirLock::Acquire("/nonexistent/baton-data");
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("/nonexistent/baton-data"), std::string::npos);
+}
+
+TEST(DataDirTest, GenerationStartsAtZeroAndBumpsDurably) {
+  const std::string dir = MakeTempDir("dd");
+  EXPECT_EQ(*ReadGeneration(dir), 0u);
+  auto lock = DataDirLock::Acquire(dir);
+  ASSERT_TRUE(lock);
+  EXPECT_EQ(*BumpGeneration(*lock), 1u);
+  EXPECT_EQ(*BumpGeneration(*lock), 2u);
+  EXPECT_EQ(*ReadGeneration(dir), 2u);
+  lock->Release();
+  auto refused = BumpGeneration(*lock);
+  ASSERT_FALSE(refused);
+  EXPECT_TRUE(refused.error().Is(Errc::kFailedPrecondition));
+}
+
+TEST(DataDirTest, CorruptGenerationIsAnError) {
+  const std::string dir = MakeTempDir("dd");
+  std::ofstream(dir + "/" + kGenerationFile) << "twelve\n";
+  auto r = ReadGeneration(dir);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("corrupt generation"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace baton::ownership
