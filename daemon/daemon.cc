@@ -1,24 +1,54 @@
-// baton::Daemon: role detection and the standalone / supervised runtime.
+// baton::Daemon: role detection and the runtime that drives the daemon-side
+// sessions (successor/ then incumbent/) over the control channel.
+//
+// Threads: the io thread runs one io_context (the channel, heartbeats, the
+// deadline timer, the pidfd watch) and every session call; the hook thread
+// runs daemon hooks one at a time. The caller's thread only waits in
+// Start() and WaitForExit().
 #include "baton/daemon.h"
+
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <condition_variable>
 #include <mutex>
 #include <optional>
+#include <thread>
 
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <fmt/format.h>
 
 #include "base/log.h"
 #include "crashpoints/crashpoints.h"
-#include "ownership/data_dir.h"
+#include "daemon/hook_runner.h"
+#include "incumbent/incumbent_session.h"
+#include "ownership/ownership.h"
+#include "protocol/channel.h"
 #include "protocol/child_env.h"
+#include "successor/successor_session.h"
 
 namespace baton {
 namespace {
 
+namespace asio = boost::asio;
+using protocol::HookDone;
+using protocol::HookKind;
+
 class DaemonImpl final : public Daemon {
  public:
   DaemonImpl(DaemonOptions opts, protocol::ChildEnvironment env, std::unique_ptr<LogSink> own_log)
-      : opts_(std::move(opts)), env_(std::move(env)), own_log_(std::move(own_log)) {
+      : opts_(std::move(opts)),
+        env_(std::move(env)),
+        own_log_(std::move(own_log)),
+        ownership_(opts_.data_dir),
+        work_(asio::make_work_guard(io_)),
+        timer_(io_),
+        pidfd_(io_),
+        flush_timer_(io_) {
     log_ = opts_.log != nullptr ? opts_.log : own_log_.get();
     for (const auto& l : env_.listeners) listeners_.push_back({l.name, l.fd});
     switch (env_.role) {
@@ -26,6 +56,13 @@ class DaemonImpl final : public Daemon {
       case protocol::LaunchRole::kCold: role_ = Role::kColdStart; break;
       case protocol::LaunchRole::kSuccessor: role_ = Role::kSuccessor; break;
     }
+  }
+
+  ~DaemonImpl() override {
+    work_.reset();
+    io_.stop();
+    if (io_thread_.joinable()) io_thread_.join();
+    hooks_runner_.reset();
   }
 
   Role role() const override { return role_; }
@@ -40,27 +77,222 @@ class DaemonImpl final : public Daemon {
 
   Status Start(Hooks& hooks) override {
     hooks_ = &hooks;
-    if (role_ != Role::kStandalone) {
-      return Error(Errc::kFailedPrecondition,
-                   "supervised start is not implemented in this build yet (run without a supervisor)");
-    }
-    auto lock = ownership::DataDirLock::Acquire(opts_.data_dir);
-    if (!lock) return lock.error();
-    lock_.emplace(std::move(*lock));
-    auto gen = ownership::BumpGeneration(*lock_);
+    if (role_ == Role::kStandalone) return StartStandalone();
+    hooks_runner_ = std::make_unique<detail::HookRunner>();
+    protocol::UnixSocket socket(io_);
+    boost::system::error_code ec;
+    socket.assign(asio::local::stream_protocol(), env_.control_fd, ec);
+    if (ec) return Error(ec, fmt::format("control fd {}: {}", env_.control_fd, ec.message()));
+    channel_ = protocol::Channel::Create(
+        std::move(socket), {}, RealClock(),
+        {[this](v1::Envelope env) { OnMessage(std::move(env)); }, [this](const Error& e) { OnClosed(e); }});
+    successor::HelloInfo hello;
+    hello.state_schema = {opts_.state_schema_min, opts_.state_schema_max};
+    hello.build_id = opts_.build_id;
+    hello.pid = static_cast<uint32_t>(::getpid());
+    successor_.emplace(env_.role, hello, ownership_);
+    asio::post(io_, [this] {
+      channel_->Start();
+      Execute(successor_->Start());
+    });
+    io_thread_ = std::thread([this] { io_.run(); });
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return start_result_.has_value(); });
+    return *start_result_;
+  }
+
+  int WaitForExit() override {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return exit_code_.has_value(); });
+    return *exit_code_;
+  }
+
+ private:
+  Status StartStandalone() {
+    if (auto st = ownership_.Acquire(); !st) return st.error();
+    auto gen = ownership_.Bump();
     if (!gen) return gen.error();
     log_->Emit(MakeEvent(Level::kInfo, "daemon.start", "standalone start, data generation {}", *gen)
                    .With("generation", *gen));
     return {};
   }
 
-  int WaitForExit() override {
-    std::unique_lock<std::mutex> lk(mu_);
-    cv_.wait(lk, [&] { return exit_code_.has_value(); });
-    return *exit_code_;
+  // ---- io thread -----------------------------------------------------------
+
+  void OnMessage(v1::Envelope env) {
+    if (env.has_hello_ack() && env.hello_ack().accepted()) {
+      const auto& ack = env.hello_ack();
+      protocol::LivenessOptions lo;
+      if (ack.heartbeat_interval_ms() > 0) lo.heartbeat_interval = milliseconds(ack.heartbeat_interval_ms());
+      if (ack.liveness_timeout_ms() > 0) {
+        lo.liveness_timeout = milliseconds(ack.liveness_timeout_ms());
+        lo.send_timeout = lo.liveness_timeout;
+      }
+      channel_->SetLivenessOptions(lo);
+    }
+    if (incumbent_) {
+      Execute(incumbent_->OnMessage(env, RealClock().Now()));
+    } else {
+      Execute(successor_->OnMessage(env));
+    }
   }
 
- private:
+  void OnClosed(const Error& e) {
+    log_->Emit(MakeEvent(Level::kWarn, "daemon.channel_closed", "control channel closed: {}", e.message));
+    if (incumbent_) {
+      Execute(incumbent_->OnChannelClosed(e, RealClock().Now()));
+    } else {
+      Execute(successor_->OnChannelClosed(e));
+    }
+  }
+
+  void OnHookDone(const HookDone& done) {
+    if (incumbent_) {
+      Execute(incumbent_->OnHookDone(done, RealClock().Now()));
+    } else {
+      Execute(successor_->OnHookDone(done));
+    }
+  }
+
+  void Execute(protocol::SessionActions actions) {
+    for (auto& action : actions) {
+      std::visit([this](auto& a) { Do(a); }, action);
+    }
+    ArmTimer();
+  }
+
+  void Do(protocol::SendAction& a) {
+    std::function<void()> after;
+    // "after X sent" crash points fire once the frame is really written.
+    if (a.env.has_ready()) after = [] { BATON_CRASH_POINT(kSuccessorAfterReady); };
+    if (a.env.has_seal_complete()) after = [] { BATON_CRASH_POINT(kIncumbentAfterSealComplete); };
+    if (!channel_->closed()) channel_->Send(a.env, std::move(after));
+  }
+
+  void Do(protocol::RunHookAction& a) {
+    hooks_runner_->Post([this, a] {
+      HookDone done = RunHook(a);
+      asio::post(io_, [this, done] { OnHookDone(done); });
+    });
+  }
+
+  void Do(protocol::ExitAction& a) {
+    log_->Emit(MakeEvent(a.code == 0 ? Level::kInfo : Level::kWarn, "daemon.exit", "{}", a.reason)
+                   .With("code", int64_t{a.code}));
+    const int code = a.code;
+    const std::string reason = a.reason;
+    FlushThen(0, [this, code, reason] {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!start_result_) start_result_ = Error(Errc::kAborted, reason);
+      exit_code_ = code;
+      cv_.notify_all();
+    });
+  }
+
+  void Do(protocol::WatchPidAction& a) {
+    const int fd = static_cast<int>(::syscall(SYS_pidfd_open, a.pid, 0));
+    if (fd < 0) {
+      // ESRCH: already gone (and reaped by its parent).
+      asio::post(io_, [this] { Execute(incumbent_->OnSuccessorExited(RealClock().Now())); });
+      return;
+    }
+    boost::system::error_code ec;
+    pidfd_.close(ec);
+    pidfd_.assign(fd);
+    pidfd_.async_wait(asio::posix::stream_descriptor::wait_read, [this](const boost::system::error_code& e) {
+      if (e == asio::error::operation_aborted) return;
+      Execute(incumbent_->OnSuccessorExited(RealClock().Now()));
+    });
+  }
+
+  void Do(protocol::ServingAction&) {
+    if (!incumbent_) {
+      incumbent_.emplace(incumbent::IncumbentOptions{}, ownership_, successor_->data_generation());
+    }
+    log_->Emit(MakeEvent(Level::kInfo, "daemon.serving", "serving as the owner of {}", opts_.data_dir)
+                   .With("generation", successor_->data_generation()));
+    std::lock_guard<std::mutex> lock(mu_);
+    start_result_ = Status{};
+    cv_.notify_all();
+  }
+
+  void Do(protocol::LogAction& a) { log_->Emit(MakeEvent(Level::kInfo, a.event, "{}", a.message)); }
+
+  // Gives queued frames (an Abort, a CommitAck) up to ~1 s to reach the
+  // supervisor before reporting an exit.
+  void FlushThen(int attempts, std::function<void()> fn) {
+    if (channel_->closed() || channel_->pending_writes() == 0 || attempts >= 500) {
+      fn();
+      return;
+    }
+    flush_timer_.expires_after(milliseconds(2));
+    flush_timer_.async_wait([this, attempts, fn](const boost::system::error_code&) { FlushThen(attempts + 1, fn); });
+  }
+
+  void ArmTimer() {
+    if (!incumbent_) return;
+    auto deadline = incumbent_->NextDeadline();
+    if (!deadline) {
+      timer_.cancel();
+      return;
+    }
+    timer_.expires_at(*deadline);
+    timer_.async_wait([this](const boost::system::error_code& ec) {
+      if (ec == asio::error::operation_aborted) return;
+      Execute(incumbent_->OnTimer(RealClock().Now()));
+    });
+  }
+
+  // ---- hook thread ---------------------------------------------------------
+
+  HookDone RunHook(const protocol::RunHookAction& a) {
+    HookDone done{a.hook, {}, 0, ""};
+    try {
+      switch (a.hook) {
+        case HookKind::kWarm:
+          BATON_CRASH_POINT(kSuccessorInWarm);
+          done.status = hooks_->Warm();
+          break;
+        case HookKind::kDrain:
+          BATON_CRASH_POINT(kIncumbentInDrain);
+          done.status = hooks_->Drain(a.deadline_ms);
+          break;
+        case HookKind::kSeal: {
+          BATON_CRASH_POINT(kIncumbentInSeal);
+          auto r = hooks_->Seal();
+          if (r) {
+            done.revision = r->revision;
+            done.fingerprint = r->fingerprint;
+          } else {
+            done.status = r.error();
+          }
+          break;
+        }
+        case HookKind::kBegin: {
+          SealedState s;
+          s.sealed = a.sealed.sealed();
+          s.revision = a.sealed.revision();
+          s.fingerprint = a.sealed.fingerprint();
+          s.data_generation = a.sealed.data_generation();
+          s.lease_epoch = a.sealed.lease_epoch();
+          done.status = hooks_->Begin(s);
+          break;
+        }
+        case HookKind::kResume:
+          done.status = hooks_->Resume(a.data_changed);
+          break;
+        case HookKind::kRetire:
+          hooks_->Retire();
+          break;
+      }
+    } catch (const std::exception& e) {
+      done.status = Error(Errc::kInternal, fmt::format("{} hook threw: {}", protocol::HookName(a.hook), e.what()));
+    }
+    log_->Emit(MakeEvent(done.status ? Level::kInfo : Level::kError, "daemon.hook", "{} hook {}",
+                         protocol::HookName(a.hook), done.status ? "done" : done.status.error().message));
+    return done;
+  }
+
   DaemonOptions opts_;
   protocol::ChildEnvironment env_;
   std::unique_ptr<LogSink> own_log_;
@@ -68,10 +300,23 @@ class DaemonImpl final : public Daemon {
   Role role_ = Role::kStandalone;
   std::vector<InheritedSocket> listeners_;
   Hooks* hooks_ = nullptr;
-  std::optional<ownership::DataDirLock> lock_;
+  ownership::DataDirOwnership ownership_;
+
+  asio::io_context io_;
+  asio::executor_work_guard<asio::io_context::executor_type> work_;
+  asio::steady_timer timer_;
+  asio::posix::stream_descriptor pidfd_;
+  asio::steady_timer flush_timer_;
+  std::shared_ptr<protocol::Channel> channel_;
+  std::optional<successor::SuccessorSession> successor_;
+  std::optional<incumbent::IncumbentSession> incumbent_;
+  std::thread io_thread_;
+  std::unique_ptr<detail::HookRunner> hooks_runner_;
+
   std::mutex mu_;
   std::condition_variable cv_;
-  std::optional<int> exit_code_;
+  std::optional<Status> start_result_;  // guarded by mu_
+  std::optional<int> exit_code_;        // guarded by mu_
 };
 
 }  // namespace

@@ -68,14 +68,12 @@ SessionActions IncumbentSession::OnMessage(const v1::Envelope& env, TimePoint no
         const uint64_t ms = env.prepare().handoff_deadline_ms();
         deadline_ = now + (ms > 0 ? Duration(milliseconds(ms)) : opts_.default_handoff_deadline);
         state_ = State::kDraining;
-        BATON_CRASH_POINT(kIncumbentInDrain);
         return {RunHookAction{HookKind::kDrain, env.prepare().drain_deadline_ms(), {}, false}};
       }
       break;
     case State::kDrained:
       if (env.has_seal()) {
         state_ = State::kSealing;
-        BATON_CRASH_POINT(kIncumbentInSeal);
         return {RunHookAction{HookKind::kSeal, 0, {}, false}};
       }
       if (env.has_resume()) {

@@ -86,14 +86,14 @@ void Channel::OnRead(const boost::system::error_code& ec, size_t n) {
   ReadSome();
 }
 
-void Channel::Send(const v1::Envelope& env) {
+void Channel::Send(const v1::Envelope& env, std::function<void()> on_written) {
   if (closed_) return;
   auto frame = EncodeFrame(env);
   if (!frame) {
     Fail(frame.error());
     return;
   }
-  out_.push_back(std::move(*frame));
+  out_.push_back({std::move(*frame), std::move(on_written)});
   WriteNext();
 }
 
@@ -104,7 +104,7 @@ void Channel::WriteNext() {
   Rearm();
   // Asio sends on stream sockets with MSG_NOSIGNAL on Linux, so a dead peer
   // is an EPIPE result here, never a SIGPIPE.
-  boost::asio::async_write(socket_, boost::asio::buffer(out_.front()),
+  boost::asio::async_write(socket_, boost::asio::buffer(out_.front().frame),
                            [self = shared_from_this()](const boost::system::error_code& ec, size_t) {
                              self->writing_ = false;
                              if (self->closed_) return;
@@ -113,7 +113,10 @@ void Channel::WriteNext() {
                                return;
                              }
                              self->liveness_.OnWriteCompleted(self->clock_.Now());
+                             auto done = std::move(self->out_.front().on_written);
                              self->out_.pop_front();
+                             if (done) done();
+                             if (self->closed_) return;
                              self->WriteNext();
                              self->Rearm();  // the next heartbeat may now be due earlier
                            });

@@ -47,7 +47,11 @@ class Channel : public std::enable_shared_from_this<Channel> {
   void Start();
   // Queues one envelope. Encoding errors close the channel (it is our bug or
   // an oversize message); write errors close it too.
-  void Send(const v1::Envelope& env);
+  // `on_written` (optional) runs once the frame is fully written to the
+  // socket: the point where "after sending X" is true.
+  void Send(const v1::Envelope& env, std::function<void()> on_written = {});
+  // Frames queued or being written.
+  size_t pending_writes() const { return out_.size(); }
   // Best effort: writes an Error frame without waiting, then closes.
   void SendErrorAndClose(v1::Error::Code code, const Error& reason);
   // Closes without calling on_closed. Idempotent.
@@ -77,7 +81,11 @@ class Channel : public std::enable_shared_from_this<Channel> {
   ChannelCallbacks callbacks_;
   Liveness liveness_;
   FrameDecoder decoder_;
-  std::deque<std::string> out_;
+  struct Outgoing {
+    std::string frame;
+    std::function<void()> on_written;
+  };
+  std::deque<Outgoing> out_;
   bool writing_ = false;
   bool closed_ = false;
   TimePoint timer_deadline_ = TimePoint::max();

@@ -134,12 +134,10 @@ Actions HandoffMachine::OnSuccessorMessage(const v1::Envelope& env, TimePoint no
       a->set_accepted(true);
       a->set_protocol_version(*version);
       out.push_back(SendToSuccessor{std::move(ack)});
-      BATON_CRASH_POINT(kSupervisorAfterSendHelloAck);
       v1::Envelope warm;
       warm.mutable_warm()->set_handoff_id(params_.handoff_id);
       warm.mutable_warm()->set_deadline_ms(static_cast<uint64_t>(ToMillis(params_.timeouts.warm)));
       out.push_back(SendToSuccessor{std::move(warm)});
-      BATON_CRASH_POINT(kSupervisorAfterSendWarm);
       Enter(State::kWarming, now, params_.timeouts.warm);
       return out;
     }
@@ -165,7 +163,6 @@ Actions HandoffMachine::OnSuccessorMessage(const v1::Envelope& env, TimePoint no
                                  params_.liveness_timeout_ms);
       incumbent_prepared_ = true;
       out.push_back(SendToIncumbent{std::move(prep)});
-      BATON_CRASH_POINT(kSupervisorAfterSendPrepare);
       // Drain grace plus the time for the incumbent to say so.
       Enter(State::kDraining, now, params_.timeouts.drain + seconds(5));
       return out;
@@ -183,7 +180,6 @@ Actions HandoffMachine::OnSuccessorMessage(const v1::Envelope& env, TimePoint no
       v1::Envelope commit;
       commit.mutable_commit()->set_handoff_id(params_.handoff_id);
       out.push_back(SendToIncumbent{std::move(commit)});
-      BATON_CRASH_POINT(kSupervisorAfterSendCommit);
       Enter(State::kCommitting, now, params_.timeouts.commit);
       return out;
     }
@@ -208,7 +204,6 @@ Actions HandoffMachine::SendBegin(bool sealed, TimePoint now) {
     b->set_data_generation(sealed_.data_generation());
   }
   out.push_back(SendToSuccessor{std::move(begin)});
-  BATON_CRASH_POINT(kSupervisorAfterSendBegin);
   Enter(State::kBeginning, now, params_.timeouts.begin);
   return out;
 }
@@ -225,7 +220,6 @@ Actions HandoffMachine::OnIncumbentMessage(const v1::Envelope& env, TimePoint no
         seal.mutable_seal()->set_successor_lease_holder_id(successor_hello_.lease_holder_id());
         seal.mutable_seal()->set_budget_ms(static_cast<uint64_t>(ToMillis(params_.timeouts.seal)));
         out.push_back(SendToIncumbent{std::move(seal)});
-        BATON_CRASH_POINT(kSupervisorAfterSendSeal);
         // The seal budget plus the time to report it.
         Enter(State::kSealing, now, params_.timeouts.seal + seconds(2));
         return out;
@@ -299,7 +293,6 @@ Actions HandoffMachine::AfterSuccessorGone(TimePoint now) {
     resume.mutable_resume()->set_handoff_id(params_.handoff_id);
     resume.mutable_resume()->set_reason(reason_);
     Actions out{SendToIncumbent{std::move(resume)}};
-    BATON_CRASH_POINT(kSupervisorAfterSendResume);
     Enter(State::kResuming, now, params_.timeouts.resume);
     return out;
   }

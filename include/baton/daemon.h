@@ -42,6 +42,9 @@ struct InheritedSocket {
 
 // What the incumbent sealed, handed to the successor's Begin.
 struct SealedState {
+  // false when the incumbent died before sealing: there is nothing to
+  // verify against; recover from disk (every acknowledged write was fsynced).
+  bool sealed = true;
   uint64_t revision = 0;
   std::string fingerprint;
   uint64_t data_generation = 0;

@@ -1,53 +1,31 @@
 // The `baton` command line. Thin: parse with CLI11, call the library, print.
-// Exit codes are documented in `baton --help` and docs/operations.md.
+// Exit codes are documented in `baton --help`, `baton upgrade --help` and
+// docs/operations.md.
+#include <unistd.h>
+
 #include <cstdio>
 #include <string>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
-#include "crashpoints/crashpoints.h"
-#include "protocol/version.h"
-
-#ifndef BATON_VERSION
-#define BATON_VERSION "0.0.0"
-#endif
+#include "tools/baton/commands.h"
 
 namespace {
-
-constexpr int kExitUsage = 2;
-
-int RunVersion(bool json) {
-  if (json) {
-    fmt::print("{{\"version\":\"{}\",\"protocol_min\":{},\"protocol_max\":{}}}\n", BATON_VERSION,
-               baton::protocol::kProtocolMin, baton::protocol::kProtocolMax);
-  } else {
-    fmt::print("baton {} (control protocol {}..{})\n", BATON_VERSION, baton::protocol::kProtocolMin,
-               baton::protocol::kProtocolMax);
-  }
-  return 0;
-}
-
-int RunCrashpoints(const std::string& role_filter, bool names_only) {
-  namespace cp = baton::crashpoints;
-  for (const auto& info : cp::All()) {
-    const auto role = cp::RoleName(info.role);
-    if (!role_filter.empty() && role != role_filter) continue;
-    if (names_only) {
-      fmt::print("{}\n", info.name);
-    } else {
-      fmt::print("{:<40} {:<11} {}\n", info.name, role, info.description);
-    }
-  }
-  return 0;
-}
-
+constexpr const char* kExitCodes =
+    "Exit codes:\n"
+    "  0  ok (upgrade: committed, the new generation serves)\n"
+    "  1  the supervisor is unreachable\n"
+    "  2  usage error\n"
+    "  3  upgrade rolled back: the old generation is still serving\n"
+    "  4  upgrade refused, nothing changed (busy, incompatible, bad binary)\n"
+    "  5  upgrade failed, state uncertain (see `baton status`)";
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{
-      "baton: zero-downtime binary upgrades of stateful daemons.\n\n"
-      "Exit codes: 0 ok; 1 supervisor unreachable; 2 usage error."};
+  using namespace baton::cli;
+  CLI::App app{"baton: zero-downtime binary upgrades of stateful daemons."};
+  app.footer(kExitCodes);
   app.require_subcommand(1);
   app.set_version_flag("--version", BATON_VERSION);
 
@@ -62,6 +40,39 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"supervisor", "incumbent", "successor", "daemon", "test"}));
   crash->add_flag("--names", names_only, "Names only, one per line");
 
+  SuperviseArgs sup;
+  auto* supervise = app.add_subcommand("supervise", "Own the listeners and run the daemon, upgradable without downtime");
+  supervise->add_option("--listen", sup.listeners, "NAME=tcp://HOST:PORT or NAME=unix:PATH (repeatable)")->required();
+  supervise->add_option("--data-dir", sup.data_dir, "The daemon's data directory (BATON_DATA_DIR)")->required();
+  supervise->add_option("--runtime-dir", sup.runtime_dir, "Where baton.sock lives (default: " + DefaultRuntimeDir() + ")");
+  supervise->add_option("--timeout", sup.timeouts,
+                        "NAME=DURATION, e.g. warm=2m, drain=10s (hello, warm, drain, seal, begin, commit, resume, "
+                        "term-grace, handoff, heartbeat, liveness)");
+  supervise->add_option("command", sup.command, "-- BINARY [ARGS...]")->required();
+  supervise->footer("Example: baton supervise --listen http=tcp://127.0.0.1:8080 --data-dir /var/lib/kvd -- /usr/bin/kvd");
+
+  UpgradeArgs up;
+  auto* upgrade = app.add_subcommand("upgrade", "Hand over to a new binary and wait for the outcome");
+  upgrade->add_option("--runtime-dir", up.runtime_dir, "The supervisor's runtime dir");
+  upgrade->add_option("--binary", up.binary, "The new binary (default: the one being supervised)");
+  upgrade->add_flag("--json", up.json, "Print one JSON object with the outcome, pids and phase timings");
+  upgrade->add_flag("--quiet", up.quiet, "Print nothing; the exit code says it all");
+  upgrade->footer(kExitCodes);
+
+  StatusArgs st;
+  auto* status = app.add_subcommand("status", "Show the serving generation and the last handoff");
+  status->add_option("--runtime-dir", st.runtime_dir, "The supervisor's runtime dir");
+  status->add_flag("--json", st.json, "One JSON object");
+
+  std::string abort_dir;
+  auto* abort = app.add_subcommand("abort", "Roll back the handoff in progress");
+  abort->add_option("--runtime-dir", abort_dir, "The supervisor's runtime dir");
+
+  EventsArgs ev;
+  auto* events = app.add_subcommand("events", "Print the supervisor's recent structured events (JSON lines)");
+  events->add_option("--runtime-dir", ev.runtime_dir, "The supervisor's runtime dir");
+  events->add_flag("--follow,-f", ev.follow, "Keep printing new events");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -70,5 +81,10 @@ int main(int argc, char** argv) {
   }
   if (*version) return RunVersion(version_json);
   if (*crash) return RunCrashpoints(role, names_only);
+  if (*supervise) return RunSupervise(sup);
+  if (*upgrade) return RunUpgrade(up);
+  if (*status) return RunStatus(st);
+  if (*abort) return RunAbort(abort_dir);
+  if (*events) return RunEvents(ev);
   return kExitUsage;
 }

@@ -1,0 +1,57 @@
+// The supervisor `S`: owns the listeners, the daemon generations (children),
+// the admin socket, and drives one handoff at a time through the pure
+// HandoffMachine. See DESIGN §1-3.
+//
+// Threading: everything runs on the one io_context passed to Create(), from
+// one thread. Children are spawned with Boost.Process v2 and reaped through
+// their pidfds (process handle async_wait), so there are no zombies and no
+// SIGCHLD handler.
+#pragma once
+
+#include <sys/types.h>
+
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+
+#include "base/errors.h"
+#include "base/log.h"
+#include "supervisor/handoff_machine.h"
+#include "supervisor/listeners.h"
+
+namespace baton::supervisor {
+
+struct SupervisorOptions {
+  std::vector<ListenerSpec> listeners;
+  std::string data_dir;
+  std::string runtime_dir;
+  std::string binary;
+  std::vector<std::string> args;
+  HandoffTimeouts timeouts;
+  uint32_t heartbeat_interval_ms = 1000;
+  uint32_t liveness_timeout_ms = 5000;
+  Duration restart_backoff_min = milliseconds(100);
+  Duration restart_backoff_max = seconds(5);
+  std::set<uid_t> admin_uids;  // always includes our own uid and root
+};
+
+class Supervisor {
+ public:
+  virtual ~Supervisor() = default;
+  // Binds the listeners and the admin socket, checks the binary; nothing is
+  // started yet. Errors name what is wrong (bad address, busy port, ...).
+  static Result<std::unique_ptr<Supervisor>> Create(boost::asio::io_context& io, SupervisorOptions opts,
+                                                    LogSink& log);
+  // Cold-starts the first generation; the io_context then runs the service.
+  virtual void Start() = 0;
+  // Graceful stop: terminate every child (SIGTERM, SIGKILL after the term
+  // grace), then `done` is called.
+  virtual void Stop(std::function<void()> done) = 0;
+  // The addresses actually bound (port 0 resolved), in listener order.
+  virtual std::vector<std::string> Addresses() const = 0;
+};
+
+}  // namespace baton::supervisor

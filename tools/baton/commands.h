@@ -1,0 +1,50 @@
+// The `baton` subcommands, one function each; main.cc only parses.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace baton::cli {
+
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitUnreachable = 1;
+inline constexpr int kExitUsage = 2;
+inline constexpr int kExitRolledBack = 3;
+inline constexpr int kExitRefused = 4;
+inline constexpr int kExitFailed = 5;
+
+struct SuperviseArgs {
+  std::vector<std::string> listeners;
+  std::string data_dir;
+  std::string runtime_dir;
+  std::vector<std::string> timeouts;
+  std::vector<std::string> command;
+};
+struct UpgradeArgs {
+  std::string runtime_dir;
+  std::string binary;
+  bool json = false;
+  bool quiet = false;
+};
+struct StatusArgs {
+  std::string runtime_dir;
+  bool json = false;
+};
+struct EventsArgs {
+  std::string runtime_dir;
+  bool follow = false;
+};
+
+int RunVersion(bool json);
+int RunCrashpoints(const std::string& role_filter, bool names_only);
+int RunSupervise(const SuperviseArgs& args);
+int RunUpgrade(const UpgradeArgs& args);
+int RunStatus(const StatusArgs& args);
+int RunAbort(const std::string& runtime_dir);
+int RunEvents(const EventsArgs& args);
+
+// The default runtime dir: $BATON_RUNTIME_DIR, else /run/baton as root,
+// else $XDG_RUNTIME_DIR/baton, else /tmp/baton-<uid>.
+std::string DefaultRuntimeDir();
+
+}  // namespace baton::cli

@@ -1,0 +1,55 @@
+// baton-load options: the target URL, durations and the validated option set.
+// Pure parsing (no I/O, no DNS): the CLI and the tests call these directly.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "base/clock.h"
+#include "base/errors.h"
+
+namespace baton::load {
+
+// Where kvd listens. Only loopback TCP ("http://127.0.0.1:8080",
+// "http://localhost:8080", "http://[::1]:8080") or a unix socket
+// ("unix:/run/kvd.sock"): a load generator must not be pointed at a remote host.
+struct Target {
+  enum class Kind { kTcp, kUnix };
+  Kind kind = Kind::kTcp;
+  std::string host;  // IP literal, already resolved ("localhost" -> "127.0.0.1")
+  uint16_t port = 80;
+  std::string path;  // unix socket path
+
+  // The Host header value.
+  std::string HostHeader() const;
+  // Canonical form, for reports: "http://127.0.0.1:8080" or "unix:/x.sock".
+  std::string ToString() const;
+};
+
+// Errors are kInvalidArgument with a message naming the problem.
+Result<Target> ParseTarget(std::string_view url);
+
+// "10s", "500ms", "2m", "1.5s", "250us", "1h". A unit is required.
+Result<Duration> ParseDuration(std::string_view text);
+
+struct LoadOptions {
+  Target target;
+  int connections = 1;
+  Duration duration = seconds(10);
+  double write_ratio = 0.5;     // probability that a request is a PUT
+  bool close_mode = false;      // one connection per request
+  uint64_t key_space = 0;       // GETs pick among the last K acked writes; 0 = all
+  std::size_t value_size = 64;  // bytes per PUT body
+  Duration request_timeout = seconds(5);
+  Duration verify_timeout = seconds(60);
+  double rate_limit = 0;       // total requests/s across connections; 0 = unlimited
+  uint64_t seed = 0;           // 0 = random
+  int verify_connections = 4;  // capped by `connections`
+};
+
+// Range checks; kInvalidArgument naming the offending option.
+Status Validate(const LoadOptions& o);
+
+}  // namespace baton::load

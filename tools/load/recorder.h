@@ -1,0 +1,46 @@
+// Accumulates the load phase: every judged request goes through Record(),
+// which feeds the latency histogram, the write-gap tracker, the timeline and
+// the counters. Pure and single-threaded (the io_context thread).
+#pragma once
+
+#include <cstdint>
+
+#include "base/clock.h"
+#include "tools/load/outcome.h"
+#include "tools/load/report.h"
+#include "tools/load/stats.h"
+
+namespace baton::load {
+
+class LoadRecorder {
+ public:
+  explicit LoadRecorder(TimePoint start) : start_(start), gaps_(start), timeline_(start) {}
+
+  // One finished request: `started` when it was issued, `done` when its
+  // outcome was known.
+  void Record(bool write, const Outcome& o, TimePoint started, TimePoint done);
+  // Connections re-established without an error being counted.
+  void AddReconnects(uint64_t n) { reconnects_ += n; }
+
+  uint64_t Requests() const { return requests_; }
+  const ErrorCounts& Errors() const { return errors_; }
+
+  // Fills the load-phase fields of `r` (not target/mode/connections nor the
+  // verification results). `end` closes the load phase.
+  void Fill(LoadReport& r, TimePoint end) const;
+
+ private:
+  TimePoint start_;
+  LatencyHistogram latency_;
+  GapTracker gaps_;
+  Timeline timeline_;
+  ErrorCounts errors_;
+  uint64_t requests_ = 0;
+  uint64_t writes_acked_ = 0;
+  uint64_t reads_ = 0;
+  uint64_t writes_unknown_ = 0;
+  uint64_t read_mismatches_ = 0;
+  uint64_t reconnects_ = 0;
+};
+
+}  // namespace baton::load

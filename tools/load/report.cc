@@ -1,0 +1,73 @@
+#include "tools/load/report.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <iterator>
+
+#include "base/log.h"
+
+namespace baton::load {
+namespace {
+
+// Two significant-ish digits, as a person reads latencies: 0.21, 1.3, 12, 250.
+std::string Ms(double ms) {
+  if (!std::isfinite(ms) || ms < 0) ms = 0;
+  if (ms >= 10) return fmt::format("{:.0f}", ms);
+  if (ms >= 1) return fmt::format("{:.1f}", ms);
+  return fmt::format("{:.2f}", ms);
+}
+
+// JSON numbers must be finite.
+double Finite(double v) { return std::isfinite(v) ? v : 0.0; }
+
+}  // namespace
+
+std::string FormatHuman(const LoadReport& r) {
+  const double rate = r.duration_s > 0 ? static_cast<double>(r.requests) / r.duration_s : 0.0;
+  std::string out = fmt::format(
+      "requests {} (writes {}, reads {}) in {:.1f} s = {:.0f} req/s; "
+      "errors: refused {}, reset {}, timeout {}, non2xx {}, other {}; "
+      "lost writes {} of {}",
+      r.requests, r.writes_acked, r.reads, r.duration_s, rate, r.errors.refused, r.errors.reset, r.errors.timeout,
+      r.errors.non2xx, r.errors.other, r.lost_writes, r.writes_acked);
+  if (r.verify_errors > 0) out += fmt::format(" ({} could not be read back)", r.verify_errors);
+  fmt::format_to(std::back_inserter(out), "; latency p50 {} ms p99 {} ms max {} ms",
+                 Ms(static_cast<double>(r.p50_us) / 1000.0), Ms(static_cast<double>(r.p99_us) / 1000.0),
+                 Ms(static_cast<double>(r.max_us) / 1000.0));
+  fmt::format_to(std::back_inserter(out), "; longest write gap {} ms", Ms(r.write_gap_max_ms));
+  return out;
+}
+
+std::string FormatJson(const LoadReport& r) {
+  std::string out;
+  auto it = std::back_inserter(out);
+  fmt::format_to(it, "{{\"target\":{},\"mode\":{},\"connections\":{},\"duration_s\":{:.3f},", JsonQuote(r.target),
+                 JsonQuote(r.mode), r.connections, Finite(r.duration_s));
+  fmt::format_to(it,
+                 "\"requests\":{},\"writes_acked\":{},\"reads\":{},\"writes_unknown\":{},"
+                 "\"read_mismatches\":{},\"reconnects\":{},",
+                 r.requests, r.writes_acked, r.reads, r.writes_unknown, r.read_mismatches, r.reconnects);
+  fmt::format_to(it,
+                 "\"errors\":{{\"refused\":{},\"reset\":{},\"timeout\":{},\"non2xx\":{},"
+                 "\"other\":{}}},\"errors_total\":{},",
+                 r.errors.refused, r.errors.reset, r.errors.timeout, r.errors.non2xx, r.errors.other, r.errors.Total());
+  fmt::format_to(it, "\"lost_writes\":{},\"verify_errors\":{},\"verified\":{},\"verify_s\":{:.3f},", r.lost_writes,
+                 r.verify_errors, r.verified, Finite(r.verify_s));
+  fmt::format_to(it, "\"latency_us\":{{\"p50\":{},\"p99\":{},\"max\":{}}},", r.p50_us, r.p99_us, r.max_us);
+  fmt::format_to(it, "\"write_gap_ms\":{{\"max\":{:.3f},\"top\":[", Finite(r.write_gap_max_ms));
+  for (std::size_t i = 0; i < r.write_gaps.size(); ++i) {
+    fmt::format_to(it, "{}{{\"at_ms\":{:.3f},\"gap_ms\":{:.3f}}}", i ? "," : "", Finite(r.write_gaps[i].at_ms),
+                   Finite(r.write_gaps[i].gap_ms));
+  }
+  out += "]},\"timeline\":[";
+  for (std::size_t i = 0; i < r.timeline.size(); ++i) {
+    const auto& s = r.timeline[i];
+    fmt::format_to(it, "{}{{\"t\":{},\"requests\":{},\"errors\":{},\"p99_us\":{}}}", i ? "," : "", i, s.requests,
+                   s.errors, s.p99_us);
+  }
+  fmt::format_to(it, "],\"ok\":{}}}", r.Clean() ? "true" : "false");
+  return out;
+}
+
+}  // namespace baton::load

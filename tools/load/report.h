@@ -1,0 +1,61 @@
+// The result of a baton-load run as plain values, and its two renderings:
+// one human line and one JSON object. Pure.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "tools/load/stats.h"
+
+namespace baton::load {
+
+struct GapReport {
+  double at_ms = 0;  // gap start, since the load phase started
+  double gap_ms = 0;
+};
+
+struct LoadReport {
+  std::string target;
+  std::string mode;  // "keepalive" or "close"
+  int connections = 0;
+  double duration_s = 0;  // load phase, until the last in-flight request finished
+
+  uint64_t requests = 0;  // completed requests: successes + errors (retries not counted)
+  uint64_t writes_acked = 0;
+  uint64_t reads = 0;            // successful GETs (value matched)
+  uint64_t writes_unknown = 0;   // PUTs that failed after (maybe) reaching the server
+  uint64_t read_mismatches = 0;  // GETs of acked keys with another value (counted in errors.other)
+  uint64_t reconnects = 0;       // transparent: server "Connection: close", idle closes
+  ErrorCounts errors;
+
+  uint64_t verified = 0;  // acked writes read back intact
+  uint64_t lost_writes = 0;
+  uint64_t verify_errors = 0;
+  double verify_s = 0;
+
+  uint64_t p50_us = 0;
+  uint64_t p99_us = 0;
+  uint64_t max_us = 0;
+
+  double write_gap_max_ms = 0;
+  std::vector<GapReport> write_gaps;  // longest first, at most 5
+  std::vector<SecondStats> timeline;  // index = second since start
+
+  bool Clean() const { return errors.Total() == 0 && lost_writes == 0 && verify_errors == 0; }
+};
+
+// One line, e.g. "requests 123 (writes 61, reads 62) in 10.0 s = 12 req/s; errors: ...".
+std::string FormatHuman(const LoadReport& r);
+// Exactly one JSON object, no trailing newline.
+std::string FormatJson(const LoadReport& r);
+
+// Process exit codes (documented in `baton-load --help`).
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailures = 1;  // errors, lost writes or unverifiable writes
+inline constexpr int kExitUsage = 2;
+inline constexpr int kExitUnreachable = 3;  // could not connect at start
+
+inline int ExitCodeFor(const LoadReport& r) { return r.Clean() ? kExitOk : kExitFailures; }
+
+}  // namespace baton::load
