@@ -306,7 +306,13 @@ Actions HandoffMachine::OnSuccessorChannelClosed(const Error& why, TimePoint now
 
 Actions HandoffMachine::OnSuccessorExited(const std::string& how, TimePoint now) {
   successor_alive_ = false;
-  if (state_ == State::kStoppingSuccessor) return AfterSuccessorGone(now);
+  if (state_ == State::kStoppingSuccessor) {
+    // Say how it ended unless we ended it.
+    if (!refused_ && !killed_successor_ && how.find("signal 15") == std::string::npos) {
+      reason_ += fmt::format(" (successor {})", how);
+    }
+    return AfterSuccessorGone(now);
+  }
   if (state_ == State::kDone || state_ == State::kResuming) return {};
   if (state_ == State::kCommitting) {
     return Finish(Outcome::kFailed, fmt::format("the new generation {} after Ready, before the commit", how), now);

@@ -4,6 +4,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -39,6 +40,7 @@ struct LoadRun {
   Pacer pacer;
   LoadRecorder recorder;
   TimePoint end;
+  TimePoint started;  // for event offsets; `end` may move earlier on SIGINT
   uint64_t logged_errors = 0;
 };
 
@@ -82,7 +84,7 @@ asio::awaitable<void> LoadLoop(LoadRun& run, uint32_t conn) {
                                res.error ? res.detail : "status " + std::to_string(res.status))
                          .With("kind", std::string(ErrorKindName(*outcome.error)))
                          .With("conn", static_cast<int64_t>(conn))
-                         .With("at_ms", ToMillis(done - (run.end - run.opts.duration))));
+                         .With("at_ms", ToMillis(done - run.started)));
       }
       timer.expires_after(kErrorBackoff);
       co_await timer.async_wait(kTuple);
@@ -135,12 +137,23 @@ Result<LoadReport> RunLoad(const LoadOptions& opts, LogSink& log) {
               Workload(seed, opts.connections, opts.value_size, opts.write_ratio, opts.key_space),
               Pacer(opts.rate_limit),
               LoadRecorder(start),
-              start + opts.duration};
+              start + opts.duration,
+              start};
   log.Emit(MakeEvent(Level::kInfo, "load.start", "{} connections to {} for {} ms", opts.connections,
                      opts.target.ToString(), ToMillis(opts.duration))
                .With("seed", seed));
+  // SIGINT / SIGTERM end the load phase early; verification still runs, so
+  // a test can run the load "until the upgrades are done".
+  asio::signal_set stop_signals(ioc, SIGINT, SIGTERM);
+  stop_signals.async_wait([&run, &clock](const boost::system::error_code& ec, int) {
+    if (!ec) run.end = clock.Now();
+  });
+  int active = opts.connections;
   for (int i = 0; i < opts.connections; ++i) {
-    asio::co_spawn(ioc, LoadLoop(run, static_cast<uint32_t>(i)), on_done);
+    asio::co_spawn(ioc, LoadLoop(run, static_cast<uint32_t>(i)), [&](std::exception_ptr e) {
+      on_done(e);
+      if (--active == 0) stop_signals.cancel();
+    });
   }
   // Returns once every connection stopped issuing and its in-flight request
   // finished (bounded by --request-timeout).

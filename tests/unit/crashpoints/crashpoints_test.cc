@@ -8,14 +8,14 @@
 
 #include <gtest/gtest.h>
 
-#include "tests/support/subprocess.h"
+#include "tools/harness/subprocess.h"
 
 namespace baton::crashpoints {
 namespace {
 
-using baton::testsupport::HelperPath;
-using baton::testsupport::RunProgram;
-using baton::testsupport::RunOptions;
+using baton::harness::HelperPath;
+using baton::harness::RunProgram;
+using baton::harness::RunOptions;
 
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path);
@@ -54,7 +54,7 @@ TEST(CrashpointsTest, ParseAction) {
 }
 
 TEST(CrashpointsTest, ArmedExitWritesMarkerAndExitsWithDistinctCode) {
-  const std::string dir = baton::testsupport::MakeTempDir("cp");
+  const std::string dir = baton::harness::MakeTempDir("cp");
   const std::string marker = dir + "/marker";
   RunOptions opts;
   opts.env = {"BATON_CRASH_AT=test.probe", "BATON_CRASH_MARKER=" + marker};
@@ -106,12 +106,12 @@ TEST(CrashpointsTest, UnknownPointOrActionIsAnError) {
 }
 
 TEST(CrashpointsTest, CliListsEveryPointWithItsRole) {
-  auto r = RunProgram({baton::testsupport::BinPath("baton"), "crashpoints"});
+  auto r = RunProgram({baton::harness::BinPath("baton"), "crashpoints"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   for (const auto& info : All()) {
     EXPECT_NE(r.out.find(std::string(info.name)), std::string::npos) << info.name;
   }
-  auto only = RunProgram({baton::testsupport::BinPath("baton"), "crashpoints", "--role", "incumbent", "--names"});
+  auto only = RunProgram({baton::harness::BinPath("baton"), "crashpoints", "--role", "incumbent", "--names"});
   ASSERT_EQ(only.exit_code, 0);
   EXPECT_NE(only.out.find("incumbent.in_seal"), std::string::npos);
   EXPECT_EQ(only.out.find("supervisor."), std::string::npos);

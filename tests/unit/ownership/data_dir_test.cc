@@ -8,12 +8,12 @@
 
 #include <gtest/gtest.h>
 
-#include "tests/support/subprocess.h"
+#include "tools/harness/subprocess.h"
 
 namespace baton::ownership {
 namespace {
 
-using baton::testsupport::MakeTempDir;
+using baton::harness::MakeTempDir;
 
 TEST(DataDirTest, OneHolderAtATime) {
   const std::string dir = MakeTempDir("dd");

@@ -16,7 +16,7 @@
 #include <gtest/gtest.h>
 
 #include "protocol/launch.h"
-#include "tests/support/subprocess.h"
+#include "tools/harness/subprocess.h"
 
 namespace baton::protocol {
 namespace {
@@ -118,7 +118,7 @@ bool Has(const std::string& out, const std::string& line) { return out.find(line
 
 TEST(ChildEnvTest, ParentPlacesListenersAndControlInOrder) {
   int pa, pb;
-  auto [rc, out] = LaunchProbe(baton::testsupport::HelperPath("child_env_probe"), false, &pa, &pb);
+  auto [rc, out] = LaunchProbe(baton::harness::HelperPath("child_env_probe"), false, &pa, &pb);
   ASSERT_EQ(rc, 0) << out;
   EXPECT_TRUE(Has(out, "role cold")) << out;
   EXPECT_TRUE(Has(out, "listener a 3 " + std::to_string(pa))) << out;
@@ -132,7 +132,7 @@ TEST(ChildEnvTest, ParentPlacesListenersAndControlInOrder) {
 
 TEST(ChildEnvTest, CollidingSourcesAreNotClobbered) {
   int pa, pb;
-  auto [rc, out] = LaunchProbe(baton::testsupport::HelperPath("child_env_probe"), true, &pa, &pb);
+  auto [rc, out] = LaunchProbe(baton::harness::HelperPath("child_env_probe"), true, &pa, &pb);
   ASSERT_EQ(rc, 0) << out;
   EXPECT_TRUE(Has(out, "listener a 3 " + std::to_string(pa))) << out;
   EXPECT_TRUE(Has(out, "listener b 4 " + std::to_string(pb))) << out;
@@ -142,7 +142,7 @@ TEST(ChildEnvTest, CollidingSourcesAreNotClobbered) {
 
 TEST(ChildEnvTest, UnmodifiedSystemdDaemonSeesTheListeners) {
   int pa, pb;
-  auto [rc, out] = LaunchProbe(baton::testsupport::HelperPath("sd_listen_probe"), true, &pa, &pb);
+  auto [rc, out] = LaunchProbe(baton::harness::HelperPath("sd_listen_probe"), true, &pa, &pb);
   // sd_listen_probe never touches the control channel; the echo reads EOF.
   ASSERT_EQ(rc, 0) << out;
   EXPECT_TRUE(Has(out, "n 2")) << out;
@@ -158,7 +158,7 @@ TEST(ChildEnvTest, LaunchOfMissingOrNonExecutableBinaryIsAClearError) {
   ASSERT_FALSE(r);
   EXPECT_TRUE(r.error().Is(Errc::kNotFound));
   EXPECT_NE(r.error().message.find("/nonexistent/daemon"), std::string::npos);
-  const std::string dir = baton::testsupport::MakeTempDir("exe");
+  const std::string dir = baton::harness::MakeTempDir("exe");
   const std::string file = dir + "/not-exec";
   ::close(::open(file.c_str(), O_CREAT | O_WRONLY, 0644));
   r = Launch(io.get_executor(), file, {}, *launch);

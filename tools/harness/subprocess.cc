@@ -1,4 +1,4 @@
-#include "tests/support/subprocess.h"
+#include "tools/harness/subprocess.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -12,7 +12,7 @@
 
 extern char** environ;
 
-namespace baton::testsupport {
+namespace baton::harness {
 
 RunResult RunProgram(const std::vector<std::string>& argv, const RunOptions& opts) {
   std::vector<std::string> env_storage;
@@ -93,4 +93,4 @@ std::string MakeTempDir(const std::string& tag) {
 std::string HelperPath(const std::string& name) { return std::string(BATON_TEST_BIN_DIR) + "/" + name; }
 std::string BinPath(const std::string& name) { return std::string(BATON_BIN_DIR) + "/" + name; }
 
-}  // namespace baton::testsupport
+}  // namespace baton::harness

@@ -1,4 +1,5 @@
-// Test support: run a program as a real child process and capture stdout.
+// Harness: run a program as a real child process and capture its output.
+// Used by the tests and the benchmarks (both run from the build tree).
 #pragma once
 
 #include <sys/types.h>
@@ -8,7 +9,7 @@
 #include <string>
 #include <vector>
 
-namespace baton::testsupport {
+namespace baton::harness {
 
 struct RunResult {
   bool exited = false;   // normal exit
@@ -36,4 +37,4 @@ std::string MakeTempDir(const std::string& tag);
 std::string HelperPath(const std::string& name);
 std::string BinPath(const std::string& name);
 
-}  // namespace baton::testsupport
+}  // namespace baton::harness

@@ -1,0 +1,44 @@
+// Shared checks for the integration tests.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include "tools/harness/cluster.h"
+
+namespace baton::harness {
+
+inline int64_t JInt(const boost::json::value& v, std::initializer_list<const char*> path) {
+  const boost::json::value* cur = &v;
+  for (const char* k : path) {
+    if (!cur->is_object() || !cur->as_object().contains(k)) return -999999;
+    cur = &cur->as_object().at(k);
+  }
+  return cur->is_number() ? cur->to_number<int64_t>() : -999999;
+}
+
+// Zero errors of every kind and every acknowledged write read back.
+// allow_resets: a process that dies while serving resets its connections;
+// that is the only error such a fault may cause.
+inline void ExpectCleanLoad(const CommandResult& load, bool allow_resets = false) {
+  ASSERT_TRUE(load.json.is_object()) << load.out << load.err;
+  EXPECT_EQ(JInt(load.json, {"errors", "refused"}), 0) << load.out;
+  if (!allow_resets) {
+    EXPECT_EQ(JInt(load.json, {"errors", "reset"}), 0) << load.out;
+  }
+  EXPECT_EQ(JInt(load.json, {"errors", "timeout"}), 0) << load.out;
+  EXPECT_EQ(JInt(load.json, {"errors", "non2xx"}), 0) << load.out;
+  EXPECT_EQ(JInt(load.json, {"errors", "other"}), 0) << load.out;
+  EXPECT_EQ(JInt(load.json, {"lost_writes"}), 0) << load.out;
+  EXPECT_EQ(JInt(load.json, {"verify_errors"}), 0) << load.out;
+  EXPECT_GT(JInt(load.json, {"writes_acked"}), 0) << load.out;
+  if (!allow_resets) {
+    EXPECT_EQ(load.exit_code, 0) << load.err;
+  }
+}
+
+inline std::string Outcome(const CommandResult& r) {
+  if (!r.json.is_object() || !r.json.as_object().contains("outcome")) return "<no json: " + r.out + r.err + ">";
+  return std::string(r.json.at("outcome").as_string());
+}
+
+}  // namespace baton::harness

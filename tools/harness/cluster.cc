@@ -1,0 +1,248 @@
+#include "tools/harness/cluster.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include <boost/json/src.hpp>  // header-only Boost.JSON, compiled once here
+
+#include "tools/harness/subprocess.h"
+
+extern char** environ;
+
+namespace baton::harness {
+
+pid_t SpawnBackground(const std::vector<std::string>& argv, const std::vector<std::string>& extra_env,
+                      const std::string& out_path, const std::string& err_path) {
+  std::vector<std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) env.emplace_back(*e);
+  for (const auto& e : extra_env) env.push_back(e);
+  std::vector<char*> envp, args;
+  for (auto& e : env) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  std::vector<std::string> a = argv;
+  for (auto& s : a) args.push_back(s.data());
+  args.push_back(nullptr);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    int out = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int err = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(out, 1);
+    ::dup2(err, 2);
+    int devnull = ::open("/dev/null", O_RDONLY);
+    ::dup2(devnull, 0);
+    // Nothing of the test process leaks into the cluster.
+    for (int fd = 3; fd < 1024; ++fd) ::close(fd);
+    ::setpgid(0, 0);
+    ::execve(args[0], args.data(), envp.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+
+int WaitFor(pid_t pid, std::chrono::milliseconds timeout) {
+  const auto end = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    int status = 0;
+    pid_t r = ::waitpid(pid, &status, WNOHANG);
+    if (r == pid) return status;
+    if (r < 0) return -2;
+    if (std::chrono::steady_clock::now() >= end) return -1;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+int FreePort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+  socklen_t len = sizeof(a);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+int CountFds(pid_t pid) {
+  int n = 0;
+  DIR* d = ::opendir(("/proc/" + std::to_string(pid) + "/fd").c_str());
+  if (d == nullptr) return -1;
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] != '.') ++n;
+  }
+  ::closedir(d);
+  return n;
+}
+
+int CountZombieChildren(pid_t pid) {
+  int zombies = 0;
+  DIR* d = ::opendir("/proc");
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+    std::string stat = ReadAll(std::string("/proc/") + e->d_name + "/stat");
+    auto close = stat.rfind(')');
+    if (close == std::string::npos || close + 4 >= stat.size()) continue;
+    char state = stat[close + 2];
+    std::istringstream rest(stat.substr(close + 4));
+    int ppid = 0;
+    rest >> ppid;
+    if (ppid == pid && state == 'Z') ++zombies;
+  }
+  ::closedir(d);
+  return zombies;
+}
+
+CommandResult RunCommand(const std::vector<std::string>& argv, std::chrono::milliseconds timeout,
+                         const std::vector<std::string>& env) {
+  RunOptions opts;
+  opts.timeout = timeout;
+  opts.env = env;
+  auto r = RunProgram(argv, opts);
+  CommandResult c;
+  c.exit_code = r.exited ? r.exit_code : (r.timed_out ? -1 : 128 + r.signal);
+  c.out = r.out;
+  c.err = r.err;
+  boost::system::error_code ec;
+  auto first = c.out.find('{');
+  if (first != std::string::npos) c.json = boost::json::parse(c.out.substr(first), ec);
+  if (ec) c.json = nullptr;
+  return c;
+}
+
+Cluster::Cluster(Options opts) : opts_(std::move(opts)) {
+  dir_ = MakeTempDir("cl");
+  ::mkdir((dir_ + "/data").c_str(), 0755);
+  port_ = FreePort();
+}
+
+Cluster::~Cluster() {
+  if (load_pid_ > 0) {
+    ::kill(load_pid_, SIGKILL);
+    WaitFor(load_pid_, std::chrono::seconds(5));
+  }
+  if (sup_pid_ > 0) Stop();
+  // Anything left in the cluster's process group is a leak of ours; end it.
+  if (sup_pid_ > 0) ::kill(-sup_pid_, SIGKILL);
+}
+
+std::string Cluster::SupervisorLog() const { return ReadAll(dir_ + "/supervise.err"); }
+
+bool Cluster::Start() {
+  std::vector<std::string> argv = {BinPath("baton"), "supervise", "--listen",
+                                   "http=tcp://127.0.0.1:" + std::to_string(port_), "--data-dir", dir_ + "/data",
+                                   "--runtime-dir", dir_ + "/run"};
+  for (const auto& a : opts_.supervise_args) argv.push_back(a);
+  argv.push_back("--");
+  argv.push_back(BinPath("kvd"));
+  for (const auto& a : opts_.kvd_args) argv.push_back(a);
+  sup_pid_ = SpawnBackground(argv, opts_.env, dir_ + "/supervise.out", dir_ + "/supervise.err");
+  const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (std::chrono::steady_clock::now() < end) {
+    if (Healthy()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+bool Cluster::Healthy() {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port_));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bool ok = false;
+  timeval tv{2, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0) {
+    const char req[] = "GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    if (::write(fd, req, sizeof(req) - 1) > 0) {
+      char buf[256];
+      ssize_t n = ::read(fd, buf, sizeof(buf) - 1);
+      ok = n > 12 && std::string(buf, static_cast<size_t>(n)).find(" 200 ") != std::string::npos;
+    }
+  }
+  ::close(fd);
+  return ok;
+}
+
+CommandResult Cluster::Upgrade(const std::string& binary, std::vector<std::string> extra) {
+  std::vector<std::string> argv = {BinPath("baton"), "upgrade", "--runtime-dir", dir_ + "/run", "--json"};
+  if (!binary.empty()) {
+    argv.push_back("--binary");
+    argv.push_back(binary);
+  }
+  for (auto& e : extra) argv.push_back(std::move(e));
+  return RunCommand(argv, std::chrono::seconds(120));
+}
+
+CommandResult Cluster::Status() {
+  return RunCommand({BinPath("baton"), "status", "--runtime-dir", dir_ + "/run", "--json"}, std::chrono::seconds(20));
+}
+
+pid_t Cluster::IncumbentPid() {
+  auto s = Status();
+  if (s.exit_code != 0 || !s.json.is_object()) return -1;
+  return static_cast<pid_t>(s.json.at("incumbent_pid").to_number<int64_t>());
+}
+
+void Cluster::StartLoad(int connections, const std::string& duration, bool close_mode, double write_ratio) {
+  std::vector<std::string> argv = {BinPath("baton-load"), "--target", url(), "--connections",
+                                   std::to_string(connections), "--duration", duration, "--json", "--write-ratio",
+                                   std::to_string(write_ratio)};
+  if (close_mode) argv.push_back("--close");
+  load_pid_ = SpawnBackground(argv, {}, dir_ + "/load.json", dir_ + "/load.err");
+}
+
+CommandResult Cluster::FinishLoad() {
+  CommandResult c;
+  ::kill(load_pid_, SIGINT);
+  const int status = WaitFor(load_pid_, std::chrono::seconds(180));
+  load_pid_ = -1;
+  c.exit_code = status >= 0 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  c.out = ReadAll(dir_ + "/load.json");
+  c.err = ReadAll(dir_ + "/load.err");
+  boost::system::error_code ec;
+  c.json = boost::json::parse(c.out, ec);
+  if (ec) c.json = nullptr;
+  return c;
+}
+
+std::string Cluster::Script(const std::string& name, const std::string& body) {
+  const std::string path = dir_ + "/" + name;
+  std::ofstream(path) << "#!/bin/sh\n" << body << "\n";
+  ::chmod(path.c_str(), 0755);
+  return path;
+}
+
+int Cluster::Stop() {
+  if (sup_pid_ <= 0) return -1;
+  ::kill(sup_pid_, SIGTERM);
+  int status = WaitFor(sup_pid_, std::chrono::seconds(30));
+  if (status == -1) {
+    ::kill(-sup_pid_, SIGKILL);
+    status = WaitFor(sup_pid_, std::chrono::seconds(5));
+  }
+  ::kill(-sup_pid_, SIGKILL);  // stragglers in the group, if any
+  sup_pid_ = -1;
+  return status;
+}
+
+}  // namespace baton::harness

@@ -1,0 +1,75 @@
+// A real `baton supervise` running kvd, baton-load against it, and `baton
+// upgrade` / `baton status` calls, all as real processes in a private temp
+// dir, for the integration tests, the demo and the benchmarks.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include <boost/json.hpp>
+
+namespace baton::harness {
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+  boost::json::value json;  // stdout parsed, when it is JSON
+};
+
+// fork+exec with stdout/stderr to files; returns the pid.
+pid_t SpawnBackground(const std::vector<std::string>& argv, const std::vector<std::string>& extra_env,
+                      const std::string& out_path, const std::string& err_path);
+// Waits for `pid`; returns the raw wait status, or -1 on timeout.
+int WaitFor(pid_t pid, std::chrono::milliseconds timeout);
+int FreePort();
+std::string ReadAll(const std::string& path);
+int CountFds(pid_t pid);
+// Children of `pid` that are zombies.
+int CountZombieChildren(pid_t pid);
+
+class Cluster {
+ public:
+  struct Options {
+    std::vector<std::string> kvd_args;        // after the kvd binary
+    std::vector<std::string> supervise_args;  // e.g. --timeout hello=1s
+    std::vector<std::string> env;             // for the supervisor (and so its children)
+  };
+  explicit Cluster(Options opts);
+  ~Cluster();  // stops everything it started
+
+  // Starts the supervisor and waits until kvd answers /healthz. false on failure.
+  bool Start();
+  CommandResult Upgrade(const std::string& binary = "", std::vector<std::string> extra = {});
+  CommandResult Status();
+  // Starts baton-load; FinishLoad ends its load phase (SIGINT), waits for
+  // its verification and returns its JSON.
+  void StartLoad(int connections, const std::string& duration, bool close_mode = false,
+                 double write_ratio = 0.5);
+  CommandResult FinishLoad();
+  // A wrapper script in the temp dir: `#!/bin/sh\n<body>`; returns its path.
+  std::string Script(const std::string& name, const std::string& body);
+  bool Healthy();
+  pid_t supervisor_pid() const { return sup_pid_; }
+  pid_t IncumbentPid();
+  const std::string& dir() const { return dir_; }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  std::string SupervisorLog() const;
+  // Sends SIGTERM and waits for the supervisor; returns its wait status.
+  int Stop();
+
+ private:
+  Options opts_;
+  std::string dir_;
+  int port_ = 0;
+  pid_t sup_pid_ = -1;
+  pid_t load_pid_ = -1;
+};
+
+CommandResult RunCommand(const std::vector<std::string>& argv, std::chrono::milliseconds timeout,
+                         const std::vector<std::string>& env = {});
+
+}  // namespace baton::harness
