@@ -125,24 +125,27 @@ SessionActions IncumbentSession::ResumeSelf(std::string why, TimePoint now) {
   return {LogAction{"incumbent.resume_self", std::move(why)}, RunHookAction{HookKind::kResume, 0, {}, false}};
 }
 
+SessionActions IncumbentSession::AbandonHandoff(const protocol::HookDone& done, std::string_view step,
+                                                TimePoint now) {
+  const std::string why = !done.status ? fmt::format("{} failed: {}", step, done.status.error().message)
+                                       : fmt::format("supervisor lost during {}", step);
+  SessionActions out;
+  if (!done.status && connected_) {
+    v1::Envelope env;
+    env.mutable_seal_failed()->set_handoff_id(handoff_id_);
+    env.mutable_seal_failed()->set_reason(why);
+    out.push_back(SendAction{std::move(env)});
+  }
+  auto more = ResumeSelf(why, now);
+  out.insert(out.end(), more.begin(), more.end());
+  return out;
+}
+
 SessionActions IncumbentSession::OnHookDone(const protocol::HookDone& done, TimePoint now) {
   switch (state_) {
     case State::kDraining: {
       if (done.hook != HookKind::kDrain) break;
-      if (!done.status || orphan_pending_) {
-        const std::string why = !done.status ? fmt::format("drain failed: {}", done.status.error().message)
-                                             : std::string("supervisor lost during drain");
-        SessionActions out;
-        if (!done.status && connected_) {
-          v1::Envelope env;
-          env.mutable_seal_failed()->set_handoff_id(handoff_id_);
-          env.mutable_seal_failed()->set_reason(why);
-          out.push_back(SendAction{std::move(env)});
-        }
-        auto more = ResumeSelf(why, now);
-        out.insert(out.end(), more.begin(), more.end());
-        return out;
-      }
+      if (!done.status || orphan_pending_) return AbandonHandoff(done, "drain", now);
       state_ = State::kDrained;
       v1::Envelope env;
       env.mutable_drained()->set_handoff_id(handoff_id_);
@@ -150,21 +153,8 @@ SessionActions IncumbentSession::OnHookDone(const protocol::HookDone& done, Time
     }
     case State::kSealing: {
       if (done.hook != HookKind::kSeal) break;
-      if (!done.status || orphan_pending_) {
-        // Still holding the lock: resume, and tell the supervisor if it is there.
-        const std::string why = !done.status ? fmt::format("seal failed: {}", done.status.error().message)
-                                             : std::string("supervisor lost during seal");
-        SessionActions out;
-        if (connected_) {
-          v1::Envelope env;
-          env.mutable_seal_failed()->set_handoff_id(handoff_id_);
-          env.mutable_seal_failed()->set_reason(why);
-          out.push_back(SendAction{std::move(env)});
-        }
-        auto more = ResumeSelf(why, now);
-        out.insert(out.end(), more.begin(), more.end());
-        return out;
-      }
+      // Still holding the lock: resume, and tell the supervisor if it is there.
+      if (!done.status || orphan_pending_) return AbandonHandoff(done, "seal", now);
       auto gen = ownership_.Generation();
       sealed_generation_ = gen ? *gen : generation_;
       // Release the flock only after the seal hook fsynced and closed the writer.

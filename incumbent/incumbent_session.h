@@ -51,6 +51,9 @@ class IncumbentSession {
 
  private:
   protocol::SessionActions ResumeSelf(std::string why, TimePoint now);
+  // A failed drain/seal hook, or the supervisor lost while it ran: report
+  // SealFailed (when reachable) and resume by ourselves.
+  protocol::SessionActions AbandonHandoff(const protocol::HookDone& done, std::string_view step, TimePoint now);
   protocol::SessionActions RetakeAndResume(bool tell_supervisor, TimePoint now);
   protocol::SessionActions Unexpected(const v1::Envelope& env);
   protocol::SessionActions Orphaned(std::string why, TimePoint now);

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/support/fake_ownership.h"
+#include "tests/support/session_actions.h"
 
 namespace baton::incumbent {
 namespace {
@@ -16,17 +17,8 @@ using protocol::SessionActions;
 using protocol::WatchPidAction;
 using State = IncumbentSession::State;
 
-template <class T>
-const T* Find(const SessionActions& acts) {
-  for (const auto& a : acts) {
-    if (auto* p = std::get_if<T>(&a)) return p;
-  }
-  return nullptr;
-}
-const v1::Envelope* Sent(const SessionActions& acts) {
-  auto* s = Find<SendAction>(acts);
-  return s ? &s->env : nullptr;
-}
+using testsupport::Find;
+using testsupport::Sent;
 
 v1::Envelope Prepare(uint64_t handoff_deadline_ms = 0) {
   v1::Envelope e;

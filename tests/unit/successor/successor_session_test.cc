@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/support/fake_ownership.h"
+#include "tests/support/session_actions.h"
 
 namespace baton::successor {
 namespace {
@@ -16,18 +17,8 @@ using protocol::ServingAction;
 using protocol::SessionActions;
 using State = SuccessorSession::State;
 
-template <class T>
-const T* Find(const SessionActions& acts) {
-  for (const auto& a : acts) {
-    if (auto* p = std::get_if<T>(&a)) return p;
-  }
-  return nullptr;
-}
-
-const v1::Envelope* Sent(const SessionActions& acts) {
-  auto* s = Find<SendAction>(acts);
-  return s ? &s->env : nullptr;
-}
+using testsupport::Find;
+using testsupport::Sent;
 
 v1::Envelope Ack(bool accepted, std::string id = "h1") {
   v1::Envelope e;
