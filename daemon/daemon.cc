@@ -101,6 +101,13 @@ class DaemonImpl final : public Daemon {
     return *start_result_;
   }
 
+  void RequestExit(int code) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!start_result_) start_result_ = Error(Errc::kAborted, "exit requested before the daemon could serve");
+    if (!exit_code_) exit_code_ = code;
+    cv_.notify_all();
+  }
+
   int WaitForExit() override {
     std::unique_lock<std::mutex> lock(mu_);
     cv_.wait(lock, [&] { return exit_code_.has_value(); });
@@ -184,7 +191,7 @@ class DaemonImpl final : public Daemon {
     FlushThen(0, [this, code, reason] {
       std::lock_guard<std::mutex> lock(mu_);
       if (!start_result_) start_result_ = Error(Errc::kAborted, reason);
-      exit_code_ = code;
+      if (!exit_code_) exit_code_ = code;
       cv_.notify_all();
     });
   }

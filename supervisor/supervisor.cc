@@ -1,6 +1,7 @@
 #include "supervisor/supervisor.h"
 
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -569,6 +570,10 @@ Result<std::unique_ptr<Supervisor>> Supervisor::Create(asio::io_context& io, Sup
   if (opts.binary.empty()) return Error(Errc::kInvalidArgument, "no daemon binary given (after --)");
   if (auto st = protocol::CheckExecutable(opts.binary); !st) return st.error();
   if (opts.data_dir.empty()) return Error(Errc::kInvalidArgument, "--data-dir is required");
+  struct stat st {};
+  if (::stat(opts.data_dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    return Error(Errc::kInvalidArgument, fmt::format("--data-dir {}: not an existing directory", opts.data_dir));
+  }
   if (opts.runtime_dir.empty()) return Error(Errc::kInvalidArgument, "--runtime-dir is required");
   if (opts.listeners.empty()) return Error(Errc::kInvalidArgument, "at least one --listen is required");
   std::vector<Listener> listeners;

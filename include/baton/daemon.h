@@ -115,9 +115,15 @@ class Daemon {
   virtual Status Start(Hooks& hooks) = 0;
 
   // Blocks until this generation must exit: after Retire (committed away),
-  // or when the supervisor is gone and the rules of DESIGN §3 say to exit.
-  // Returns the exit code the process should use.
+  // when the supervisor is gone and the rules of DESIGN §3 say to exit, or
+  // after RequestExit(). Returns the exit code the process should use.
   virtual int WaitForExit() = 0;
+
+  // Makes WaitForExit() return `code` (the first request wins), e.g. from
+  // the daemon's own SIGTERM handler; a Start() still waiting fails. The
+  // library installs no signal handlers: the daemon owns its signals.
+  // Thread-safe.
+  virtual void RequestExit(int code) = 0;
 };
 
 }  // namespace baton

@@ -1,0 +1,129 @@
+// kvd's HTTP/1.1 transport (Boost.Beast): one acceptor on a listening socket
+// that may be shared with other processes (the supervisor and the next
+// generation hold the same socket), keep-alive sessions, and the drain that a
+// handoff needs.
+//
+// Drain, in order:
+//  1. Stop accepting: cancel async_accept. The listening fd stays open and is
+//     never shut down (that would break it for every process sharing it);
+//     connections arriving now wait in the kernel's accept queue for whoever
+//     accepts next.
+//  2. From now on every response carries `Connection: close` and the session
+//     is closed after it is fully written (send side shut down first, then
+//     unread input discarded until the client closes or `linger` passes, so
+//     the client never sees a reset that could destroy the response).
+//  3. Idle keep-alive sessions (no byte of a next request read) are not
+//     closed at once: a client may be writing a request that is still on the
+//     wire, and closing then resets the connection with the client unsure
+//     whether the request ran. Such a session waits for its next request and
+//     answers it with `Connection: close`. At the idle deadline (`idle_wait`,
+//     capped just before the drain deadline) sessions with no bytes
+//     received are closed; that is the normal keep-alive race every HTTP
+//     client retries.
+//  4. At the drain deadline everything still reading or writing is closed;
+//     requests already handed to the handler (a PUT waiting for its fsync)
+//     still get their response, written under a short guard timer.
+//  `done` runs once no session is reading, processing or writing.
+//
+// Threading: everything runs on the io_context's single thread; every public
+// method must be called there. The handler's Respond may be called later, also
+// on that thread, exactly once.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/basic_socket_acceptor.hpp>
+#include <boost/asio/generic/stream_protocol.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/http.hpp>
+
+#include "base/errors.h"
+
+namespace baton {
+class LogSink;
+}
+
+namespace kvd {
+
+using Request = boost::beast::http::request<boost::beast::http::string_body>;
+using Response = boost::beast::http::response<boost::beast::http::string_body>;
+using Respond = std::function<void(Response)>;
+using Handler = std::function<void(Request&&, Respond)>;
+
+struct HttpOptions {
+  uint64_t body_limit = 1u << 20;
+  std::chrono::milliseconds linger{2000};     // lingering close after the last response
+  std::chrono::milliseconds idle_wait{0};     // drain: cap on waiting for idle sessions (0 = the deadline)
+  std::chrono::milliseconds write_guard{1000};  // drain: responses written past the deadline
+};
+
+class HttpSession;
+
+class HttpServer {
+ public:
+  HttpServer(boost::asio::io_context& io, Handler handler, baton::LogSink& log, HttpOptions options = {});
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  // Takes ownership of a listening stream socket (TCP over IPv4 or IPv6, or
+  // Unix). Does not accept yet.
+  baton::Status Listen(int fd);
+  // Opens, binds and listens on host:port (port 0 = any).
+  baton::Status Bind(const std::string& host, uint16_t port);
+  void StartAccepting();  // also ends a drain (Resume)
+  void StopAccepting();
+  // See the file comment. A second Drain replaces the first's callback.
+  void Drain(std::chrono::milliseconds deadline, std::function<void()> done);
+  // For stopping for good (SIGTERM, Retire): a drain with `grace` that closes
+  // idle sessions at once (nobody would answer a retry on a new connection
+  // anyway), then waits (at most `linger` more) for lingering sessions to
+  // finish, then Shutdown; `done` runs after that.
+  void Stop(std::chrono::milliseconds grace, std::function<void()> done);
+  // Closes every session now and stops accepting; the listener is closed too.
+  // Call it, and let the io_context run out, before destroying the server.
+  void Shutdown();
+
+  uint16_t port() const;  // of a TCP listener, 0 otherwise
+  bool accepting() const { return accepting_; }
+  bool draining() const { return draining_; }
+  size_t sessions() const { return sessions_.size(); }
+  uint64_t responses() const { return responses_; }
+
+ private:
+  friend class HttpSession;
+  void StartDrain(std::chrono::milliseconds deadline, std::chrono::milliseconds idle, std::function<void()> done);
+  void DoAccept();
+  void CheckDrained();
+  void OnIdleDeadline();
+  void OnHardDeadline();
+  void Forget(uint64_t id);
+  void CheckStopped();
+
+  Handler handler_;
+  baton::LogSink& log_;
+  HttpOptions opts_;
+  // generic: TCP (v4, v6) and Unix stream listeners alike.
+  boost::asio::basic_socket_acceptor<boost::asio::generic::stream_protocol> acceptor_;
+  boost::asio::steady_timer accept_retry_;
+  boost::asio::steady_timer idle_deadline_;
+  boost::asio::steady_timer hard_deadline_;
+  bool accepting_ = false;
+  bool accept_pending_ = false;
+  bool draining_ = false;
+  bool idle_expired_ = false;  // drain: idle sessions are closed from now on
+  bool past_deadline_ = false;
+  std::function<void()> drain_done_;
+  boost::asio::steady_timer stop_timer_;
+  std::function<void()> stop_done_;
+  uint64_t next_id_ = 1;
+  std::map<uint64_t, std::shared_ptr<HttpSession>> sessions_;
+  uint64_t responses_ = 0;
+};
+
+}  // namespace kvd

@@ -1,0 +1,165 @@
+#include "examples/kvd/kvd_hooks.h"
+
+#include <algorithm>
+#include <future>
+#include <memory>
+#include <thread>
+
+#include <boost/asio/post.hpp>
+#include <fmt/format.h>
+
+#include "base/log.h"
+#include "crashpoints/crashpoints.h"
+
+namespace kvd {
+
+using baton::Errc;
+using baton::Error;
+using baton::Result;
+using baton::SealReport;
+using baton::Status;
+
+template <class T>
+T KvdHooks::OnIo(std::function<void(std::function<void(T)>)> f) {
+  auto promise = std::make_shared<std::promise<T>>();
+  auto result = promise->get_future();
+  boost::asio::post(io_, [f = std::move(f), promise] { f([promise](T v) { promise->set_value(std::move(v)); }); });
+  return result.get();
+}
+
+Status KvdHooks::Serve(const char* phase) {
+  if (!service_.writable()) {
+    if (auto st = service_.OpenWriter(); !st) return st;
+  }
+  server_.StartAccepting();
+  service_.set_phase(phase);
+  log_.Emit(baton::MakeEvent(baton::Level::kInfo, "kvd.serving", "serving on port {} at revision {}",
+                             server_.port(), service_.store().revision())
+                .With("port", uint64_t{server_.port()})
+                .With("revision", service_.store().revision())
+                .With("fingerprint", service_.store().fingerprint()));
+  return {};
+}
+
+Status KvdHooks::Warm() {
+  if (opts_.warm_delay.count() > 0) std::this_thread::sleep_for(opts_.warm_delay);
+  while (opts_.hang_in_warm) std::this_thread::sleep_for(std::chrono::hours(1));
+  return OnIo<Status>([this](auto done) {
+    service_.set_phase("warm");
+    // Read-only: the incumbent still owns the data dir and may be appending.
+    auto r = service_.CatchUp(ReplayMode::kReadOnly);
+    done(r ? Status{} : Status{r.error()});
+  });
+}
+
+Status KvdHooks::Drain(uint64_t deadline_ms) {
+  // Clamped so that "no deadline" (a huge value) cannot overflow the clock.
+  const auto deadline = std::chrono::milliseconds(std::min<uint64_t>(deadline_ms, 24ull * 3600 * 1000));
+  return OnIo<Status>([this, deadline](auto done) {
+    service_.set_phase("draining");
+    server_.Drain(deadline, [this, done] {
+      // No request in flight any more; wait for the last group commit.
+      service_.WhenIdle([done] { done(Status{}); });
+    });
+  });
+}
+
+Result<SealReport> KvdHooks::Seal() {
+  if (opts_.fail_seal) return Error(Errc::kInternal, "seal: refused by --fail-seal (test knob)");
+  return OnIo<Result<SealReport>>([this](auto done) {
+    server_.StopAccepting();  // normally Drain did; a bare Seal must not accept either
+    service_.WhenIdle([this, done] {
+      BATON_CRASH_POINT(kKvdInSealFsync);
+      if (auto st = service_.CloseWriter(); !st) {
+        done(Error(st.error().code, "seal: " + st.error().message));
+        return;
+      }
+      service_.set_phase("sealed");
+      done(SealReport{service_.store().revision(), service_.store().fingerprint()});
+    });
+  });
+}
+
+Status KvdHooks::Begin(const baton::SealedState& sealed) {
+  return OnIo<Status>([this, sealed](auto done) {
+    BATON_CRASH_POINT(kKvdInBeginReplay);
+    // Only the records written between Warm and Seal are read here.
+    if (auto r = service_.CatchUp(ReplayMode::kRepair); !r) {
+      log_.Emit(baton::MakeEvent(baton::Level::kWarn, "kvd.begin.full_replay",
+                                 "tail replay failed ({}); replaying the whole WAL", r.error().message));
+      if (auto st = service_.Reload(); !st) {
+        done(Error(st.error().code, "begin: " + st.error().message));
+        return;
+      }
+    }
+    const auto& store = service_.store();
+    if (!sealed.sealed) {
+      // The incumbent died before sealing: nothing to compare, and every
+      // acknowledged write was fsynced, so the WAL on disk is the truth.
+      log_.Emit(baton::MakeEvent(baton::Level::kWarn, "kvd.begin.unsealed", "no seal to verify; trusting the WAL"));
+    } else if (store.revision() != sealed.revision || store.fingerprint() != sealed.fingerprint) {
+      done(Error(Errc::kFailedPrecondition,
+                 fmt::format("begin: replayed revision {} fingerprint {}, but the incumbent sealed revision {} "
+                             "fingerprint {}",
+                             store.revision(), store.fingerprint(), sealed.revision, sealed.fingerprint)));
+      return;
+    }
+    done(Serve("serving"));
+  });
+}
+
+Status KvdHooks::Resume(bool data_changed) {
+  return OnIo<Status>([this, data_changed](auto done) {
+    service_.WhenIdle([this, data_changed, done] {
+      if (data_changed) {
+        // Another process owned the data: memory may be stale, disk is not.
+        if (service_.writable()) (void)service_.CloseWriter();
+        if (auto st = service_.Reload(); !st) {
+          done(Error(st.error().code, "resume: " + st.error().message));
+          return;
+        }
+      } else if (!service_.writable()) {
+        // Sealed and unchanged: the WAL must end exactly where we closed it.
+        auto r = service_.CatchUp(ReplayMode::kRepair);
+        if (!r || r->records > 0 || r->tail_bytes > 0) {
+          log_.Emit(baton::MakeEvent(baton::Level::kWarn, "kvd.resume.reload",
+                                     "the WAL changed although the generation did not; reloading"));
+          if (auto st = service_.Reload(); !st) {
+            done(Error(st.error().code, "resume: " + st.error().message));
+            return;
+          }
+        }
+      }
+      done(Serve("serving"));
+    });
+  });
+}
+
+void KvdHooks::Retire() { (void)Shutdown(opts_.retire_grace); }
+
+Status KvdHooks::StartServing() {
+  return OnIo<Status>([this](auto done) {
+    // We hold the lock: a torn tail left by a crash is truncated here.
+    if (auto r = service_.CatchUp(ReplayMode::kRepair); !r) {
+      done(r.error());
+      return;
+    }
+    done(Serve("serving"));
+  });
+}
+
+Status KvdHooks::Shutdown(std::chrono::milliseconds grace) {
+  return OnIo<Status>([this, grace](auto done) {
+    service_.set_phase("stopping");
+    server_.Stop(grace, [this, done] {
+      service_.WhenIdle([this, done] {
+        Status st;
+        if (service_.writable()) st = service_.CloseWriter();
+        service_.set_phase("stopped");
+        done(st);
+      });
+    });
+  });
+}
+
+}  // namespace kvd

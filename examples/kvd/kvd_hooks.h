@@ -1,0 +1,72 @@
+// kvd's baton::Hooks: what a handoff asks of the daemon, done for real on
+// kvd's state. This and main.cc are the whole baton integration.
+//
+// Threading: baton calls the hooks one at a time from its own thread. Every
+// hook posts its work to kvd's io_context and blocks until it has run, so the
+// Store, the committer and the server are only ever touched by the io thread.
+// The same holds for StartServing and Shutdown, called from main.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+
+#include <boost/asio/io_context.hpp>
+
+#include "baton/daemon.h"
+#include "examples/kvd/http_server.h"
+#include "examples/kvd/service.h"
+
+namespace kvd {
+
+struct HookOptions {
+  bool fail_seal = false;                      // test knob: Seal reports an error
+  std::chrono::milliseconds warm_delay{0};     // test knob: slow warm-up
+  bool hang_in_warm = false;                   // test knob: Warm never returns
+  std::chrono::milliseconds retire_grace{5000};
+};
+
+class KvdHooks final : public baton::Hooks {
+ public:
+  KvdHooks(boost::asio::io_context& io, KvService& service, HttpServer& server, baton::LogSink& log,
+           HookOptions options)
+      : io_(io), service_(service), server_(server), log_(log), opts_(options) {}
+
+  // Successor: read-only replay of the WAL as it is now; remembers where it stopped.
+  baton::Status Warm() override;
+  // Incumbent: stop accepting, answer in-flight and next requests with
+  // Connection: close, close idle keep-alive connections by the deadline;
+  // returns once no request is in flight and every acked write is fsynced.
+  baton::Status Drain(uint64_t deadline_ms) override;
+  // Incumbent: fsync + close the WAL; reports revision and fingerprint.
+  baton::Result<baton::SealReport> Seal() override;
+  // Successor: replay the tail after Warm's position, verify against the
+  // seal, open the writer, accept on the inherited listener.
+  baton::Status Begin(const baton::SealedState& sealed) override;
+  // Incumbent after a rollback: reload if the data changed, reopen the
+  // writer, accept again on the same listener.
+  baton::Status Resume(bool data_changed) override;
+  // Incumbent after Commit: finish what is left and stop serving.
+  void Retire() override;
+
+  // Cold start / standalone, after Daemon::Start took the lock: recover the
+  // WAL (repairing a torn tail), open the writer, accept.
+  baton::Status StartServing();
+  // Graceful stop (standalone SIGTERM): drain, fsync, close the writer.
+  baton::Status Shutdown(std::chrono::milliseconds grace);
+
+ private:
+  // Runs `f` on the io thread and waits. `f` gets a completion to call
+  // (possibly later, from another io callback) with the hook's result.
+  template <class T>
+  T OnIo(std::function<void(std::function<void(T)>)> f);
+  baton::Status Serve(const char* phase);
+
+  boost::asio::io_context& io_;
+  KvService& service_;
+  HttpServer& server_;
+  baton::LogSink& log_;
+  HookOptions opts_;
+};
+
+}  // namespace kvd

@@ -1,0 +1,177 @@
+// kvd: an HTTP key-value store with a WAL, upgradable in place by baton.
+//
+// Exit codes: 0 clean exit (retired after a handoff, or SIGTERM/SIGINT when
+// standalone), 1 could not start (data dir locked, corrupt WAL, bad
+// listener...), 2 bad flags or environment. --exit-at-start exits 1.
+#include <csignal>
+#include <cstdio>
+#include <future>
+#include <string>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <fmt/format.h>
+
+#include "base/log.h"
+#include "baton/daemon.h"
+#include "examples/kvd/http_server.h"
+#include "examples/kvd/kvd_hooks.h"
+#include "examples/kvd/service.h"
+
+namespace {
+
+struct Flags {
+  std::string listen_name = "http";
+  std::string data_dir;
+  std::string build_id = "kvd-dev";
+  uint32_t schema_min = 1;
+  uint32_t schema_max = 1;
+  std::string standalone_listen = "127.0.0.1:8080";
+  std::string port_file;
+  int64_t group_commit_us = 0;
+  uint64_t rotate_bytes = 64u << 20;
+  int64_t drain_idle_ms = 1000;
+  int64_t shutdown_grace_ms = 5000;
+  bool fail_seal = false;
+  int64_t warm_delay_ms = 0;
+  bool exit_at_start = false;
+  bool hang_in_warm = false;
+};
+
+std::string_view RoleName(baton::Role r) {
+  switch (r) {
+    case baton::Role::kStandalone: return "standalone";
+    case baton::Role::kColdStart: return "cold";
+    case baton::Role::kSuccessor: return "successor";
+  }
+  return "unknown";
+}
+
+// "host:port" or "[v6]:port".
+bool SplitHostPort(const std::string& s, std::string* host, uint16_t* port) {
+  const auto colon = s.rfind(':');
+  if (colon == std::string::npos) return false;
+  *host = s.substr(0, colon);
+  if (host->size() >= 2 && host->front() == '[' && host->back() == ']') *host = host->substr(1, host->size() - 2);
+  try {
+    const int p = std::stoi(s.substr(colon + 1));
+    if (p < 0 || p > 65535) return false;
+    *port = static_cast<uint16_t>(p);
+  } catch (const std::exception&) {
+    return false;
+  }
+  return !host->empty();
+}
+
+// Written after the listener is up, via rename so readers never see half a file.
+void WritePortFile(const std::string& path, uint16_t port) {
+  const std::string tmp = path + ".tmp";
+  if (std::FILE* f = std::fopen(tmp.c_str(), "w")) {
+    std::fprintf(f, "%u\n", port);
+    std::fclose(f);
+    std::rename(tmp.c_str(), path.c_str());
+  }
+}
+
+int Fail(baton::LogSink& log, int code, const std::string& what, const baton::Error& e) {
+  log.Emit(baton::MakeEvent(baton::Level::kError, "kvd.fatal", "{}: {}", what, e.message));
+  return code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Flags f;
+  CLI::App app{"kvd: an example stateful daemon (HTTP key-value store with a WAL) upgradable by baton"};
+  app.add_option("--listen-name", f.listen_name, "name of the inherited listener to serve");
+  app.add_option("--data-dir", f.data_dir, "data directory (default: $BATON_DATA_DIR)");
+  app.add_option("--build-id", f.build_id, "build id reported to the supervisor");
+  app.add_option("--schema-min", f.schema_min, "oldest on-disk state schema this build reads");
+  app.add_option("--schema-max", f.schema_max, "newest on-disk state schema this build reads");
+  app.add_option("--standalone-listen", f.standalone_listen, "HOST:PORT to bind when run without a supervisor");
+  app.add_option("--port-file", f.port_file, "write the listening port here once serving");
+  app.add_option("--group-commit-us", f.group_commit_us, "extra wait for a commit batch to fill (0: none)");
+  app.add_option("--rotate-bytes", f.rotate_bytes, "start a new WAL segment after this many bytes");
+  app.add_option("--drain-idle-ms", f.drain_idle_ms, "drain: how long to wait for the next request on an idle keep-alive connection before closing it (0: until the drain deadline)");
+  app.add_option("--shutdown-grace-ms", f.shutdown_grace_ms, "drain deadline on SIGTERM (standalone)");
+  app.add_flag("--fail-seal", f.fail_seal, "test knob: the seal hook fails");
+  app.add_option("--warm-delay-ms", f.warm_delay_ms, "test knob: sleep this long in the warm hook");
+  app.add_flag("--exit-at-start", f.exit_at_start, "test knob: exit 1 at once");
+  app.add_flag("--hang-in-warm", f.hang_in_warm, "test knob: never return from the warm hook");
+  CLI11_PARSE(app, argc, argv);
+  if (f.exit_at_start) return 1;
+
+  baton::JsonLinesSink log(stderr);
+  // Before any thread: reads and removes the supervisor's environment.
+  auto created = baton::Daemon::Create({.build_id = f.build_id,
+                                        .state_schema_min = f.schema_min,
+                                        .state_schema_max = f.schema_max,
+                                        .data_dir = f.data_dir,
+                                        .log = &log});
+  if (!created) return Fail(log, 2, "baton", created.error());
+  baton::Daemon& daemon = **created;
+  const bool standalone = daemon.role() == baton::Role::kStandalone;
+
+  boost::asio::io_context io;
+  auto work = boost::asio::make_work_guard(io);
+  kvd::KvService service(io, log,
+                         {.data_dir = daemon.data_dir(),
+                          .role = std::string(RoleName(daemon.role())),
+                          .build_id = f.build_id,
+                          .rotate_bytes = f.rotate_bytes,
+                          .group_commit = std::chrono::microseconds(f.group_commit_us)});
+  kvd::HttpServer server(
+      io, [&service](kvd::Request&& req, kvd::Respond respond) { service.Handle(std::move(req), std::move(respond)); },
+      log, {.idle_wait = std::chrono::milliseconds(f.drain_idle_ms)});
+  kvd::KvdHooks hooks(io, service, server, log,
+                      {.fail_seal = f.fail_seal,
+                       .warm_delay = std::chrono::milliseconds(f.warm_delay_ms),
+                       .hang_in_warm = f.hang_in_warm});
+
+  // The listener: inherited from the supervisor (it stays open there across
+  // generations), or our own when nobody supervises us.
+  if (standalone) {
+    std::string host;
+    uint16_t port = 0;
+    if (!SplitHostPort(f.standalone_listen, &host, &port)) {
+      return Fail(log, 2, "--standalone-listen", baton::Error(baton::Errc::kInvalidArgument, f.standalone_listen));
+    }
+    if (auto st = server.Bind(host, port); !st) return Fail(log, 1, "listen", st.error());
+  } else {
+    auto fd = daemon.Listener(f.listen_name);
+    if (!fd) return Fail(log, 2, "listener", fd.error());
+    if (auto st = server.Listen(*fd); !st) return Fail(log, 1, "listener", st.error());
+  }
+
+  // SIGTERM/SIGINT (standalone, or the supervisor stopping the service):
+  // drain, fsync, exit 0.
+  boost::asio::signal_set signals(io, SIGTERM, SIGINT);
+  signals.async_wait([&daemon](const boost::system::error_code& ec, int) {
+    if (!ec) daemon.RequestExit(0);
+  });
+  std::thread io_thread([&io] { io.run(); });
+  auto finish = [&](int code) {
+    io.stop();
+    io_thread.join();
+    return code;
+  };
+
+  // Cold start / standalone: takes the data-dir lock. Successor: runs Warm
+  // and Begin (which starts serving) and returns once we are the owner.
+  if (auto st = daemon.Start(hooks); !st) return finish(Fail(log, 1, "start", st.error()));
+  if (daemon.role() != baton::Role::kSuccessor) {
+    if (auto st = hooks.StartServing(); !st) return finish(Fail(log, 1, "recovery", st.error()));
+  }
+  if (!f.port_file.empty()) WritePortFile(f.port_file, server.port());
+
+  // After Retire, when the supervisor is gone, or on SIGTERM/SIGINT.
+  int code = daemon.WaitForExit();
+  if (auto st = hooks.Shutdown(std::chrono::milliseconds(f.shutdown_grace_ms)); !st) {
+    code = Fail(log, code == 0 ? 1 : code, "shutdown", st.error());
+  }
+  log.Emit(baton::MakeEvent(baton::Level::kInfo, "kvd.exit", "exiting with {}", code).With("code", int64_t{code}));
+  return finish(code);
+}

@@ -1,0 +1,143 @@
+#include "examples/kvd/service.h"
+
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include "base/log.h"
+
+namespace kvd {
+
+namespace http = boost::beast::http;
+using baton::Errc;
+using baton::Error;
+
+KvService::KvService(boost::asio::io_context& io, baton::LogSink& log, ServiceOptions options)
+    : log_(log), opts_(std::move(options)), committer_(io, store_, log, opts_.group_commit) {}
+
+Result<ReplayResult> KvService::CatchUp(ReplayMode mode) {
+  auto r = ReplayWal(
+      opts_.data_dir, pos_, mode,
+      [this](const WalRecord& rec) -> Status {
+        store_.Apply(rec.revision, rec.key, rec.value);
+        return {};
+      },
+      &log_);
+  if (!r) return r.error();
+  pos_ = r->end;
+  log_.Emit(baton::MakeEvent(baton::Level::kInfo, "kvd.replay", "replayed {} records, now at revision {} (segment {} offset {})",
+                             r->records, store_.revision(), pos_.segment, pos_.offset)
+                .With("records", r->records)
+                .With("revision", store_.revision())
+                .With("fingerprint", store_.fingerprint())
+                .With("read_only", mode == ReplayMode::kReadOnly));
+  return r;
+}
+
+Status KvService::Reload() {
+  store_.Clear();
+  pos_ = WalPosition{};
+  auto r = CatchUp(ReplayMode::kRepair);
+  if (!r) return r.error();
+  return {};
+}
+
+Status KvService::OpenWriter() {
+  if (store_.revision() != pos_.revision) {
+    return Error(Errc::kInternal, fmt::format("store at revision {} but the WAL position at {}", store_.revision(),
+                                              pos_.revision));
+  }
+  auto writer = WalWriter::Open(opts_.data_dir, pos_, opts_.rotate_bytes);
+  if (!writer) return writer.error();
+  committer_.Attach(std::move(*writer));
+  return {};
+}
+
+Status KvService::CloseWriter() {
+  auto end = committer_.Close();
+  if (!end) return end.error();
+  pos_ = *end;
+  return {};
+}
+
+Response KvService::Text(const Request& req, unsigned status, std::string body) const {
+  Response res{static_cast<http::status>(status), req.version()};
+  res.set(http::field::content_type, "text/plain");
+  res.body() = std::move(body);
+  return res;
+}
+
+void KvService::Handle(Request&& req, Respond respond) {
+  const std::string_view target(req.target().data(), req.target().size());
+  const std::string_view path = target.substr(0, target.find('?'));
+  if (path.starts_with("/kv/")) {
+    HandleKv(std::move(req), std::string(path.substr(4)), std::move(respond));
+    return;
+  }
+  if (req.method() != http::verb::get) {
+    respond(Text(req, 405, "method not allowed\n"));
+    return;
+  }
+  Response res{http::status::ok, req.version()};
+  res.set(http::field::content_type, "application/json");
+  if (path == "/healthz") {
+    res.body() = fmt::format(
+        R"({{"status":"ok","pid":{},"role":{},"phase":{},"build_id":{},"revision":{},"writable":{}}})"
+        "\n",
+        ::getpid(), baton::JsonQuote(opts_.role), baton::JsonQuote(phase_), baton::JsonQuote(opts_.build_id),
+        store_.revision(), committer_.writable());
+  } else if (path == "/stats") {
+    const WalPosition& wal = committer_.writable() ? committer_.durable() : pos_;
+    res.body() = fmt::format(
+        R"({{"revision":{},"fingerprint":"{}","keys":{},"wal_segment":{},"wal_offset":{},"batches":{},)"
+        R"("records":{}}})"
+        "\n",
+        store_.revision(), store_.fingerprint(), store_.size(), wal.segment, wal.offset, committer_.batches(),
+        committer_.records());
+  } else {
+    respond(Text(req, 404, "no such path\n"));
+    return;
+  }
+  respond(std::move(res));
+}
+
+void KvService::HandleKv(Request&& req, std::string key, Respond respond) {
+  if (key.empty() || key.size() > opts_.max_key_bytes) {
+    respond(Text(req, 400, fmt::format("key must be 1..{} bytes\n", opts_.max_key_bytes)));
+    return;
+  }
+  if (req.method() == http::verb::get) {
+    auto value = store_.Get(key);
+    if (!value) {
+      respond(Text(req, 404, "not found\n"));
+      return;
+    }
+    Response res{http::status::ok, req.version()};
+    res.set(http::field::content_type, "application/octet-stream");
+    res.set("X-Kvd-Revision", std::to_string(store_.revision()));
+    res.body().assign(value->data(), value->size());
+    respond(std::move(res));
+    return;
+  }
+  if (req.method() != http::verb::put) {
+    Response res = Text(req, 405, "method not allowed\n");
+    res.set(http::field::allow, "GET, PUT");
+    respond(std::move(res));
+    return;
+  }
+  const unsigned version = req.version();
+  committer_.Submit(std::move(key), std::move(req.body()),
+                    [respond = std::move(respond), version](Result<uint64_t> rev) {
+                      Response res{rev ? http::status::ok : http::status::service_unavailable, version};
+                      res.set(http::field::content_type, "text/plain");
+                      if (rev) {
+                        res.set("X-Kvd-Revision", std::to_string(*rev));
+                        res.body() = fmt::format("{}\n", *rev);
+                      } else {
+                        res.body() = rev.error().message + "\n";
+                      }
+                      respond(std::move(res));
+                    });
+}
+
+}  // namespace kvd

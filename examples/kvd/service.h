@@ -1,0 +1,75 @@
+// kvd's request handling and state life cycle: the Store, its WAL position
+// and the group committer, plus the HTTP routes.
+//
+//   GET /kv/<key>   200 + value, 404 if absent
+//   PUT /kv/<key>   body = value; 200 "<revision>" once the record is fsynced,
+//                   503 when this process is not (or no longer) the writer
+//   GET /healthz    200 JSON: status, pid, role, phase, build id, revision
+//   GET /stats      200 JSON: revision, fingerprint, keys, WAL position, batches
+//
+// Threading: io thread only, like the server it serves.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include <boost/asio/io_context.hpp>
+
+#include "base/errors.h"
+#include "examples/kvd/committer.h"
+#include "examples/kvd/http_server.h"
+#include "examples/kvd/store.h"
+#include "examples/kvd/wal.h"
+
+namespace baton {
+class LogSink;
+}
+
+namespace kvd {
+
+struct ServiceOptions {
+  std::string data_dir{};
+  std::string role = "standalone";  // shown by /healthz
+  std::string build_id{};
+  uint64_t rotate_bytes = 64u << 20;
+  std::chrono::microseconds group_commit{0};  // extra wait for a batch to fill
+  size_t max_key_bytes = 1024;
+};
+
+class KvService {
+ public:
+  KvService(boost::asio::io_context& io, baton::LogSink& log, ServiceOptions options);
+
+  // Applies every record after position() (kReadOnly: Warm; kRepair: the lock
+  // holder, truncating a torn tail).
+  Result<ReplayResult> CatchUp(ReplayMode mode);
+  // Forgets memory and replays the whole WAL (kRepair).
+  Status Reload();
+  // Starts writing after position(); needs the data-dir lock.
+  Status OpenWriter();
+  // Idle only: fsync + close the writer; position() becomes its end.
+  Status CloseWriter();
+  void WhenIdle(std::function<void()> done) { committer_.WhenIdle(std::move(done)); }
+
+  void Handle(Request&& req, Respond respond);
+
+  const Store& store() const { return store_; }
+  const WalPosition& position() const { return pos_; }
+  bool writable() const { return committer_.writable(); }
+  void set_phase(std::string phase) { phase_ = std::move(phase); }
+  const std::string& phase() const { return phase_; }
+
+ private:
+  Response Text(const Request& req, unsigned status, std::string body) const;
+  void HandleKv(Request&& req, std::string key, Respond respond);
+
+  baton::LogSink& log_;
+  ServiceOptions opts_;
+  Store store_;
+  WalPosition pos_;
+  Committer committer_;
+  std::string phase_ = "starting";
+};
+
+}  // namespace kvd
