@@ -3,6 +3,7 @@
 #include <sys/wait.h>
 
 #include <array>
+#include <chrono>
 #include <boost/json.hpp>
 #include <cstdio>
 #include <string>
@@ -38,6 +39,8 @@ TEST(BatonLoadCli, UsageErrorsExit2) {
   EXPECT_EQ(RunCli("--target http://127.0.0.1:1 --duration 10").exit_code, 2);
   EXPECT_EQ(RunCli("--target http://127.0.0.1:1 --duration 1s --write-ratio 2").exit_code, 2);
   EXPECT_EQ(RunCli("--help").exit_code, 0);
+  EXPECT_EQ(RunCli("--target http://127.0.0.1:1 --duration 1s --gaps-over -1").exit_code, 2);
+  EXPECT_EQ(RunCli("--target http://127.0.0.1:1 --duration 1s --gaps-over x").exit_code, 2);
 }
 
 TEST(BatonLoadCli, TargetDownExits3) {
@@ -67,6 +70,35 @@ TEST(BatonLoadCli, JsonRunAgainstHealthyServer) {
   EXPECT_TRUE(o.contains("timeline"));
   EXPECT_TRUE(o.contains("latency_us"));
   EXPECT_TRUE(o.contains("write_gap_ms"));
+}
+
+TEST(BatonLoadCli, GapsOverReportsMonotonicGaps) {
+  auto server = test::KvTestServer::Start();
+  ASSERT_TRUE(server);
+  const auto before = std::chrono::steady_clock::now().time_since_epoch();
+  // --gaps-over 0: every gap between acks is logged.
+  const CliRun r =
+      RunCli("--target " + server->Url() + " --connections 2 --duration 300ms --json --seed 7 --gaps-over 0");
+  const auto after = std::chrono::steady_clock::now().time_since_epoch();
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  boost::system::error_code ec;
+  const auto v = boost::json::parse(r.out, ec);
+  ASSERT_FALSE(ec) << r.out;
+  const auto& o = v.as_object();
+  EXPECT_DOUBLE_EQ(o.at("gaps_over_ms").to_number<double>(), 0.0);
+  const auto& gaps = o.at("gaps").as_array();
+  ASSERT_FALSE(gaps.empty());
+  // Same clock across processes: every gap lies within our [before, after].
+  const double lo = std::chrono::duration<double, std::milli>(before).count();
+  const double hi = std::chrono::duration<double, std::milli>(after).count();
+  double prev = 0;
+  for (const auto& g : gaps) {
+    const double s = g.at("start_mono_ms").to_number<double>();
+    EXPECT_GE(s, lo - 0.001);
+    EXPECT_LE(s + g.at("gap_ms").to_number<double>(), hi + 0.001);
+    EXPECT_GE(s, prev) << "oldest first";
+    prev = s;
+  }
 }
 
 TEST(BatonLoadCli, HumanSummaryAndFailureExit1) {

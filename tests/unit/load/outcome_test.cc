@@ -132,6 +132,25 @@ TEST(LoadRecorder, FillsReport) {
   EXPECT_EQ(r.timeline[0].requests, 3u);
   EXPECT_EQ(r.timeline[1].errors, 1u);
   EXPECT_FALSE(r.Clean());
+  EXPECT_FALSE(r.gaps_logged);
+  EXPECT_TRUE(r.gaps.empty());
+}
+
+TEST(LoadRecorder, GapsOverFillsAbsoluteGaps) {
+  const TimePoint start{seconds(100)};
+  LoadRecorder rec(start, microseconds(500));
+  Outcome acked;
+  acked.write_acked = true;
+  for (int us : {1000, 1200, 3200, 3300}) rec.Record(true, acked, start, start + microseconds(us));
+  rec.Record(false, Outcome{}, start, start + milliseconds(50));  // reads make no gaps
+  LoadReport r;
+  rec.Fill(r, start + seconds(1));
+  EXPECT_TRUE(r.gaps_logged);
+  EXPECT_DOUBLE_EQ(r.gaps_over_ms, 0.5);
+  EXPECT_EQ(r.gaps_dropped, 0u);
+  ASSERT_EQ(r.gaps.size(), 1u);
+  EXPECT_DOUBLE_EQ(r.gaps[0].start_mono_ms, 100001.2);
+  EXPECT_DOUBLE_EQ(r.gaps[0].gap_ms, 2.0);
 }
 
 }  // namespace

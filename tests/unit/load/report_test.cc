@@ -95,6 +95,37 @@ TEST(LoadFormatJson, EmptyRunIsValid) {
   EXPECT_TRUE(v.at("ok").as_bool());
 }
 
+TEST(LoadFormatJson, GapsOnlyWhenLogged) {
+  LoadReport r = Sample();
+  boost::system::error_code ec;
+  json::value v = json::parse(FormatJson(r), ec);
+  ASSERT_FALSE(ec);
+  EXPECT_FALSE(v.as_object().contains("gaps"));
+  EXPECT_FALSE(v.as_object().contains("gaps_over_ms"));
+
+  r.gaps_logged = true;
+  r.gaps_over_ms = 0.5;
+  r.gaps_dropped = 4;
+  r.gaps = {{123456789.25, 0.75}, {123456800.5, 12.125}};
+  const std::string text = FormatJson(r);
+  v = json::parse(text, ec);
+  ASSERT_FALSE(ec) << text;
+  const auto& o = v.as_object();
+  EXPECT_DOUBLE_EQ(o.at("gaps_over_ms").to_number<double>(), 0.5);
+  EXPECT_EQ(o.at("gaps_dropped").to_number<uint64_t>(), 4u);
+  const auto& gaps = o.at("gaps").as_array();
+  ASSERT_EQ(gaps.size(), 2u);
+  EXPECT_DOUBLE_EQ(gaps[0].at("start_mono_ms").to_number<double>(), 123456789.25);
+  EXPECT_DOUBLE_EQ(gaps[0].at("gap_ms").to_number<double>(), 0.75);
+  EXPECT_DOUBLE_EQ(gaps[1].at("gap_ms").to_number<double>(), 12.125);
+  EXPECT_TRUE(o.at("ok").is_bool());
+
+  r.gaps.clear();
+  v = json::parse(FormatJson(r), ec);
+  ASSERT_FALSE(ec);
+  EXPECT_TRUE(v.at("gaps").as_array().empty());
+}
+
 TEST(LoadExitCode, CleanOnlyWithoutErrorsOrLoss) {
   LoadReport r = Sample();
   EXPECT_EQ(ExitCodeFor(r), kExitOk);

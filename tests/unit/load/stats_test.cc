@@ -130,6 +130,46 @@ TEST(LoadGapTracker, TiesKeepEarlierFirst) {
   EXPECT_EQ(g.Top()[1].at, milliseconds(10));
 }
 
+TEST(LoadGapTracker, LogsEveryGapOverThresholdWithAbsoluteStart) {
+  const TimePoint start{seconds(500)};
+  GapTracker g(start, 1);
+  EXPECT_FALSE(g.Logging());
+  g.LogGapsOver(milliseconds(5));
+  EXPECT_TRUE(g.Logging());
+  EXPECT_EQ(g.LogThreshold(), milliseconds(5));
+  // Gaps: 3 (no), 5 (not strictly over), 6, 20, 1, 7.
+  for (int ms : {0, 3, 8, 14, 34, 35, 42}) g.RecordAck(start + milliseconds(ms));
+  ASSERT_EQ(g.Logged().size(), 3u);
+  EXPECT_EQ(g.Logged()[0].start, start + milliseconds(8));
+  EXPECT_EQ(g.Logged()[0].length, milliseconds(6));
+  EXPECT_EQ(g.Logged()[1].start, start + milliseconds(14));
+  EXPECT_EQ(g.Logged()[1].length, milliseconds(20));
+  EXPECT_EQ(g.Logged()[2].start, start + milliseconds(35));
+  EXPECT_EQ(g.Logged()[2].length, milliseconds(7));
+  EXPECT_EQ(g.LoggedDropped(), 0u);
+  // The top-N tracking is unaffected.
+  ASSERT_EQ(g.Top().size(), 1u);
+  EXPECT_EQ(g.Max(), milliseconds(20));
+}
+
+TEST(LoadGapTracker, GapLogIsBounded) {
+  const TimePoint start{};
+  GapTracker g(start);
+  g.LogGapsOver(Duration::zero(), 3);
+  for (int ms = 0; ms <= 10; ++ms) g.RecordAck(start + milliseconds(ms));
+  ASSERT_EQ(g.Logged().size(), 3u);
+  EXPECT_EQ(g.Logged()[2].start, start + milliseconds(2)) << "the oldest are kept";
+  EXPECT_EQ(g.LoggedDropped(), 7u);
+}
+
+TEST(LoadGapTracker, NoLogUnlessAsked) {
+  const TimePoint start{};
+  GapTracker g(start);
+  for (int ms : {0, 100, 300}) g.RecordAck(start + milliseconds(ms));
+  EXPECT_TRUE(g.Logged().empty());
+  EXPECT_EQ(g.LoggedDropped(), 0u);
+}
+
 TEST(LoadTimeline, PerSecondBuckets) {
   const TimePoint start{};
   Timeline t(start);
