@@ -15,6 +15,7 @@
 
 #include "crashpoints/crashpoints.h"
 #include "protocol/channel.h"
+#include "protocol/child_process.h"
 #include "protocol/launch.h"
 #include "supervisor/admin_server.h"
 
@@ -29,7 +30,7 @@ struct Generation {
   pid_t pid = 0;
   std::string role;  // "cold" | "successor"
   std::string binary;
-  std::unique_ptr<protocol::Process> proc;
+  std::unique_ptr<protocol::ChildProcess> proc;
   std::shared_ptr<protocol::Channel> channel;
   v1::Hello hello;
   bool said_hello = false;
@@ -92,13 +93,13 @@ class SupervisorImpl final : public Supervisor {
     restart_timer_.cancel();
     if (handoff_) Execute(handoff_->OnAbort("supervisor stopping", RealClock().Now()));
     for (auto& [n, g] : generations_) {
-      if (g->alive) ::kill(g->pid, SIGTERM);
+      if (g->alive) g->proc->Signal(SIGTERM);
     }
     stop_done_ = std::move(done);
     auto deadline = std::make_shared<asio::steady_timer>(io_, opts_.timeouts.term_grace);
     deadline->async_wait([this, deadline](const boost::system::error_code&) {
       for (auto& [n, g] : generations_) {
-        if (g->alive) ::kill(g->pid, SIGKILL);
+        if (g->alive) g->proc->Signal(SIGKILL);
       }
     });
     MaybeStopped();
@@ -262,9 +263,18 @@ class SupervisorImpl final : public Supervisor {
     auto g = std::make_shared<Generation>();
     g->number = ++spawned_;
     g->pid = proc->id();
+    proc->detach();  // watched and reaped through our own pidfd from here on
+    auto child = protocol::ChildProcess::Adopt(io_.get_executor(), g->pid);
+    if (!child) {
+      // Cannot watch it, so it must not run unwatched.
+      ::kill(g->pid, SIGKILL);
+      ::waitpid(g->pid, nullptr, 0);
+      ::close(parent_fd);
+      return child.error();
+    }
     g->role = role;
     g->binary = binary;
-    g->proc = std::make_unique<protocol::Process>(std::move(*proc));
+    g->proc = std::move(*child);
     g->started = RealClock().Now();
     protocol::UnixSocket socket(io_);
     socket.assign(asio::local::stream_protocol(), parent_fd);
@@ -281,8 +291,8 @@ class SupervisorImpl final : public Supervisor {
                                               if (auto g = weak.lock()) OnChildClosed(g, e);
                                             }});
     g->channel->Start();
-    g->proc->handle().async_wait([this, g](const boost::system::error_code& ec, int status) {
-      OnChildExit(g, ec ? fmt::format("wait failed: {}", ec.message()) : DescribeStatus(status));
+    g->proc->AsyncWaitExit([this, g](int status) {
+      OnChildExit(g, status < 0 ? std::string("vanished (not our child any more)") : DescribeStatus(status));
     });
     generations_[g->number] = g;
     Emit(MakeEvent(Level::kInfo, "child.spawn", "spawned {} {} as pid {}", role, binary, g->pid)
@@ -378,7 +388,7 @@ class SupervisorImpl final : public Supervisor {
     }
     // A generation we can no longer talk to (hung, or broken channel) must
     // not keep the data: end it; its exit triggers a restart.
-    if (g->alive) ::kill(g->pid, SIGKILL);
+    if (g->alive) g->proc->Signal(SIGKILL);
   }
 
   void OnChildExit(const std::shared_ptr<Generation>& g, const std::string& how) {
@@ -444,10 +454,10 @@ class SupervisorImpl final : public Supervisor {
     }
   }
   void Do(SignalSuccessor& a) {
-    if (successor_ && successor_->alive) ::kill(successor_->pid, a.signal);
+    if (successor_ && successor_->alive) successor_->proc->Signal(a.signal);
   }
   void Do(SignalIncumbent& a) {
-    if (handoff_incumbent_ && handoff_incumbent_->alive) ::kill(handoff_incumbent_->pid, a.signal);
+    if (handoff_incumbent_ && handoff_incumbent_->alive) handoff_incumbent_->proc->Signal(a.signal);
   }
   void Do(PhaseDone& a) {
     auto* p = current_phases_.add_phases();
@@ -467,6 +477,10 @@ class SupervisorImpl final : public Supervisor {
   }
   void Do(PromoteSuccessor&) {
     incumbent_ = successor_;
+    // From now on this binary is the service: restarts and later upgrades
+    // without --binary use it.
+    opts_.binary = handoff_binary_;
+    opts_.args = handoff_args_;
     ++generation_count_;
     restart_delay_ = opts_.restart_backoff_min;
   }

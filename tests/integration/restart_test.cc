@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "tests/integration/integration_util.h"
+#include "tools/harness/subprocess.h"
 
 namespace baton::harness {
 namespace {
@@ -40,6 +41,24 @@ TEST(RestartTest, KilledIncumbentIsRestartedWithoutRefusedConnections) {
   EXPECT_EQ(JInt(status.json, {"restarts"}), 3) << status.out;
   EXPECT_EQ(c.Upgrade().exit_code, 0);
   EXPECT_EQ(CountZombieChildren(c.supervisor_pid()), 0);
+}
+
+TEST(RestartTest, RestartAfterAnUpgradeRunsTheNewBinary) {
+  Cluster c({});
+  ASSERT_TRUE(c.Start());
+  const std::string copy = c.dir() + "/kvd-next";
+  ASSERT_EQ(RunCommand({"/bin/cp", BinPath("kvd"), copy}, std::chrono::seconds(10)).exit_code, 0);
+  ASSERT_EQ(c.Upgrade(copy).exit_code, 0);
+  const pid_t victim = c.IncumbentPid();
+  ASSERT_EQ(::kill(victim, SIGKILL), 0);
+  for (int i = 0; i < 500; ++i) {
+    const pid_t now = c.IncumbentPid();
+    if (now > 0 && now != victim && c.Healthy()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  auto status = c.Status();
+  ASSERT_TRUE(status.json.is_object()) << status.out;
+  EXPECT_EQ(std::string(status.json.at("binary").as_string()), copy);
 }
 
 }  // namespace
