@@ -67,7 +67,7 @@ TEST_P(CrashMatrixTest, InvariantsHold) {
   auto next = c.Upgrade(BinPath("kvd"));
   EXPECT_EQ(next.exit_code, 0) << next.out << next.err;
   ExpectCleanLoad(c.FinishLoad(), cc.process_dies_serving);
-  EXPECT_EQ(CountZombieChildren(c.supervisor_pid()), 0);
+  EXPECT_EQ(ZombiesAfterSettling(c.supervisor_pid()), 0);
 }
 
 INSTANTIATE_TEST_SUITE_P(

@@ -1,6 +1,9 @@
 // Shared checks for the integration tests.
 #pragma once
 
+#include <chrono>
+#include <thread>
+
 #include <gtest/gtest.h>
 
 #include "tools/harness/cluster.h"
@@ -34,6 +37,18 @@ inline void ExpectCleanLoad(const CommandResult& load, bool allow_resets = false
   if (!allow_resets) {
     EXPECT_EQ(load.exit_code, 0) << load.err;
   }
+}
+
+// Zombies of `pid` after giving it up to 5 s to reap children that exited
+// just now (an old generation exits right after acknowledging Commit).
+inline int ZombiesAfterSettling(pid_t pid) {
+  int z = 0;
+  for (int i = 0; i < 250; ++i) {
+    z = CountZombieChildren(pid);
+    if (z == 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return z;
 }
 
 inline std::string Outcome(const CommandResult& r) {

@@ -40,7 +40,7 @@ TEST(RestartTest, KilledIncumbentIsRestartedWithoutRefusedConnections) {
   auto status = c.Status();
   EXPECT_EQ(JInt(status.json, {"restarts"}), 3) << status.out;
   EXPECT_EQ(c.Upgrade().exit_code, 0);
-  EXPECT_EQ(CountZombieChildren(c.supervisor_pid()), 0);
+  EXPECT_EQ(ZombiesAfterSettling(c.supervisor_pid()), 0);
 }
 
 TEST(RestartTest, RestartAfterAnUpgradeRunsTheNewBinary) {

@@ -42,7 +42,7 @@ void RunRollback(const RollbackCase& rc, std::vector<std::string> kvd_args = {},
     EXPECT_EQ(next.exit_code, 0) << next.out << next.err;
   }
   ExpectCleanLoad(c.FinishLoad(), rc.allow_resets);
-  EXPECT_EQ(CountZombieChildren(c.supervisor_pid()), 0);
+  EXPECT_EQ(ZombiesAfterSettling(c.supervisor_pid()), 0);
 }
 
 const std::string kKvd = BinPath("kvd");
