@@ -18,31 +18,12 @@
 #include "protocol/child_process.h"
 #include "protocol/launch.h"
 #include "supervisor/admin_server.h"
+#include "supervisor/generation.h"
 
 namespace baton::supervisor {
 namespace {
 
 namespace asio = boost::asio;
-
-// One daemon generation: a child process and its control channel.
-struct Generation {
-  uint64_t number = 0;
-  pid_t pid = 0;
-  std::string role;  // "cold" | "successor"
-  std::string binary;
-  std::unique_ptr<protocol::ChildProcess> proc;
-  std::shared_ptr<protocol::Channel> channel;
-  v1::Hello hello;
-  bool said_hello = false;
-  bool alive = true;
-  TimePoint started;
-};
-
-std::string DescribeStatus(int status) {
-  if (WIFEXITED(status)) return fmt::format("exited with status {}", WEXITSTATUS(status));
-  if (WIFSIGNALED(status)) return fmt::format("killed by signal {}", WTERMSIG(status));
-  return fmt::format("ended with wait status {}", status);
-}
 
 std::string NewHandoffId() {
   static std::mt19937_64 rng{std::random_device{}()};
@@ -214,89 +195,26 @@ class SupervisorImpl final : public Supervisor {
 
   // ---- children -------------------------------------------------------------
 
-  std::vector<std::string> ChildEnvironment(const std::string& role) {
-    std::vector<std::string> env;
-    // A crash point goes only to the process it belongs to (DESIGN §9).
-    std::string crash_at;
-    for (auto& e : protocol::CurrentEnvironment()) {
-      if (e.rfind("BATON_CRASH_AT=", 0) == 0) {
-        crash_at = e.substr(15);
-        continue;
-      }
-      if (e.rfind("BATON_DATA_DIR=", 0) == 0) continue;
-      env.push_back(std::move(e));
-    }
-    if (!crash_at.empty()) {
-      if (auto info = crashpoints::Find(crash_at)) {
-        const auto r = (*info)->role;
-        const bool mine = (r == crashpoints::Role::kSuccessor && role == "successor") ||
-                          (r == crashpoints::Role::kIncumbent && role == "cold") ||
-                          r == crashpoints::Role::kDaemon;
-        if (mine) env.push_back("BATON_CRASH_AT=" + crash_at);
-      }
-    }
-    env.push_back("BATON_DATA_DIR=" + opts_.data_dir);
-    return env;
-  }
-
   Result<std::shared_ptr<Generation>> Spawn(const std::string& role, const std::string& binary,
                                             const std::vector<std::string>& args) {
-    auto pair = protocol::MakeControlSocketPair();
-    if (!pair) return pair.error();
-    auto [parent_fd, child_fd] = *pair;
-    std::vector<protocol::ListenerFd> fds;
-    for (const auto& l : listeners_) fds.push_back({l.name(), l.fd()});
-    auto launch = protocol::ChildLaunch::Create(std::move(fds), child_fd, role == "cold" ? protocol::LaunchRole::kCold
-                                                                                       : protocol::LaunchRole::kSuccessor,
-                                                ChildEnvironment(role));
-    if (!launch) {
-      ::close(parent_fd);
-      ::close(child_fd);
-      return launch.error();
-    }
-    auto proc = protocol::Launch(io_.get_executor(), binary, args, *launch);
-    ::close(child_fd);  // the child has its own copy now
-    if (!proc) {
-      ::close(parent_fd);
-      return proc.error();
-    }
-    auto g = std::make_shared<Generation>();
-    g->number = ++spawned_;
-    g->pid = proc->id();
-    proc->detach();  // watched and reaped through our own pidfd from here on
-    auto child = protocol::ChildProcess::Adopt(io_.get_executor(), g->pid);
-    if (!child) {
-      // Cannot watch it, so it must not run unwatched.
-      ::kill(g->pid, SIGKILL);
-      ::waitpid(g->pid, nullptr, 0);
-      ::close(parent_fd);
-      return child.error();
-    }
-    g->role = role;
-    g->binary = binary;
-    g->proc = std::move(*child);
-    g->started = RealClock().Now();
-    protocol::UnixSocket socket(io_);
-    socket.assign(asio::local::stream_protocol(), parent_fd);
-    std::weak_ptr<Generation> weak = g;
-    protocol::LivenessOptions lo{milliseconds(opts_.heartbeat_interval_ms), milliseconds(opts_.liveness_timeout_ms),
-                                 milliseconds(opts_.liveness_timeout_ms)};
+    SpawnSpec spec;
+    spec.number = ++spawned_;
+    spec.role = role;
+    spec.binary = binary;
+    spec.args = args;
+    spec.data_dir = opts_.data_dir;
+    spec.liveness = {milliseconds(opts_.heartbeat_interval_ms), milliseconds(opts_.liveness_timeout_ms),
+                     milliseconds(opts_.liveness_timeout_ms)};
     // Until its Hello, a child has the hello timeout to speak.
-    lo.liveness_timeout = std::max(lo.liveness_timeout, opts_.timeouts.hello);
-    g->channel = protocol::Channel::Create(std::move(socket), lo, RealClock(),
-                                           {[this, weak](v1::Envelope env) {
-                                              if (auto g = weak.lock()) OnChildMessage(g, env);
-                                            },
-                                            [this, weak](const Error& e) {
-                                              if (auto g = weak.lock()) OnChildClosed(g, e);
-                                            }});
-    g->channel->Start();
-    g->proc->AsyncWaitExit([this, g](int status) {
-      OnChildExit(g, status < 0 ? std::string("vanished (not our child any more)") : DescribeStatus(status));
-    });
-    generations_[g->number] = g;
-    Emit(MakeEvent(Level::kInfo, "child.spawn", "spawned {} {} as pid {}", role, binary, g->pid)
-             .With("pid", int64_t{g->pid})
+    spec.liveness.liveness_timeout = std::max(spec.liveness.liveness_timeout, opts_.timeouts.hello);
+    auto g = SpawnGeneration(io_, listeners_, spec,
+                             {[this](const auto& g, const v1::Envelope& env) { OnChildMessage(g, env); },
+                              [this](const auto& g, const Error& e) { OnChildClosed(g, e); },
+                              [this](const auto& g, const std::string& how) { OnChildExit(g, how); }});
+    if (!g) return g.error();
+    generations_[(*g)->number] = *g;
+    Emit(MakeEvent(Level::kInfo, "child.spawn", "spawned {} {} as pid {}", role, binary, (*g)->pid)
+             .With("pid", int64_t{(*g)->pid})
              .With("role", role));
     return g;
   }

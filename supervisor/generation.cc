@@ -1,0 +1,98 @@
+#include "supervisor/generation.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include "crashpoints/crashpoints.h"
+#include "protocol/launch.h"
+
+namespace baton::supervisor {
+
+namespace asio = boost::asio;
+
+std::string DescribeWaitStatus(int status) {
+  if (status < 0) return "vanished (not our child any more)";
+  if (WIFEXITED(status)) return fmt::format("exited with status {}", WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) return fmt::format("killed by signal {}", WTERMSIG(status));
+  return fmt::format("ended with wait status {}", status);
+}
+
+std::vector<std::string> GenerationEnvironment(const std::string& role, const std::string& data_dir) {
+  std::vector<std::string> env;
+  std::string crash_at;
+  for (auto& e : protocol::CurrentEnvironment()) {
+    if (e.rfind("BATON_CRASH_AT=", 0) == 0) {
+      crash_at = e.substr(15);
+      continue;
+    }
+    if (e.rfind("BATON_DATA_DIR=", 0) == 0) continue;
+    env.push_back(std::move(e));
+  }
+  if (!crash_at.empty()) {
+    if (auto info = crashpoints::Find(crash_at)) {
+      const auto r = (*info)->role;
+      const bool mine = (r == crashpoints::Role::kSuccessor && role == "successor") ||
+                        (r == crashpoints::Role::kIncumbent && role == "cold") || r == crashpoints::Role::kDaemon;
+      if (mine) env.push_back("BATON_CRASH_AT=" + crash_at);
+    }
+  }
+  env.push_back("BATON_DATA_DIR=" + data_dir);
+  return env;
+}
+
+Result<std::shared_ptr<Generation>> SpawnGeneration(asio::io_context& io, const std::vector<Listener>& listeners,
+                                                    const SpawnSpec& spec, GenerationCallbacks callbacks) {
+  auto pair = protocol::MakeControlSocketPair();
+  if (!pair) return pair.error();
+  auto [parent_fd, child_fd] = *pair;
+  std::vector<protocol::ListenerFd> fds;
+  for (const auto& l : listeners) fds.push_back({l.name(), l.fd()});
+  auto launch = protocol::ChildLaunch::Create(
+      std::move(fds), child_fd, spec.role == "cold" ? protocol::LaunchRole::kCold : protocol::LaunchRole::kSuccessor,
+      GenerationEnvironment(spec.role, spec.data_dir));
+  if (!launch) {
+    ::close(parent_fd);
+    ::close(child_fd);
+    return launch.error();
+  }
+  auto proc = protocol::Launch(io.get_executor(), spec.binary, spec.args, *launch);
+  ::close(child_fd);  // the child has its own copy now
+  if (!proc) {
+    ::close(parent_fd);
+    return proc.error();
+  }
+  auto g = std::make_shared<Generation>();
+  g->number = spec.number;
+  g->pid = proc->id();
+  proc->detach();  // watched and reaped through our own pidfd from here on
+  auto child = protocol::ChildProcess::Adopt(io.get_executor(), g->pid);
+  if (!child) {
+    // Cannot watch it, so it must not run unwatched.
+    ::kill(g->pid, SIGKILL);
+    ::waitpid(g->pid, nullptr, 0);
+    ::close(parent_fd);
+    return child.error();
+  }
+  g->role = spec.role;
+  g->binary = spec.binary;
+  g->proc = std::move(*child);
+  g->started = RealClock().Now();
+  protocol::UnixSocket socket(io);
+  socket.assign(asio::local::stream_protocol(), parent_fd);
+  std::weak_ptr<Generation> weak = g;
+  g->channel = protocol::Channel::Create(std::move(socket), spec.liveness, RealClock(),
+                                         {[weak, cb = callbacks.on_message](v1::Envelope env) {
+                                            if (auto g = weak.lock()) cb(g, env);
+                                          },
+                                          [weak, cb = callbacks.on_closed](const Error& e) {
+                                            if (auto g = weak.lock()) cb(g, e);
+                                          }});
+  g->channel->Start();
+  g->proc->AsyncWaitExit([g, cb = callbacks.on_exit](int status) { cb(g, DescribeWaitStatus(status)); });
+  return g;
+}
+
+}  // namespace baton::supervisor

@@ -1,0 +1,66 @@
+// One daemon generation as the supervisor sees it: a child process watched
+// through its pidfd, and the supervisor's end of its control channel.
+//
+// Threading: created and used on the supervisor's executor only.
+#pragma once
+
+#include <sys/types.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+
+#include "base/clock.h"
+#include "base/errors.h"
+#include "protocol/channel.h"
+#include "protocol/child_process.h"
+#include "supervisor/listeners.h"
+
+namespace baton::supervisor {
+
+struct Generation {
+  uint64_t number = 0;
+  pid_t pid = 0;
+  std::string role;  // "cold" | "successor"
+  std::string binary;
+  std::unique_ptr<protocol::ChildProcess> proc;
+  std::shared_ptr<protocol::Channel> channel;
+  v1::Hello hello;
+  bool said_hello = false;
+  bool alive = true;
+  TimePoint started;
+};
+
+struct SpawnSpec {
+  uint64_t number = 0;
+  std::string role;  // "cold" | "successor"
+  std::string binary;
+  std::vector<std::string> args;
+  std::string data_dir;
+  protocol::LivenessOptions liveness;  // until Hello: at least the hello timeout
+};
+
+// Called on the executor with the generation they concern.
+struct GenerationCallbacks {
+  std::function<void(const std::shared_ptr<Generation>&, const v1::Envelope&)> on_message;
+  std::function<void(const std::shared_ptr<Generation>&, const Error&)> on_closed;
+  std::function<void(const std::shared_ptr<Generation>&, const std::string& how)> on_exit;
+};
+
+// The child's environment: ours, minus crash points meant for other roles
+// (DESIGN §9), plus BATON_DATA_DIR.
+std::vector<std::string> GenerationEnvironment(const std::string& role, const std::string& data_dir);
+
+// Starts `spec.binary` with the listeners and a fresh control socketpair
+// (the child environment contract), and starts watching its channel and
+// its exit. Errors leave nothing behind.
+Result<std::shared_ptr<Generation>> SpawnGeneration(boost::asio::io_context& io, const std::vector<Listener>& listeners,
+                                                    const SpawnSpec& spec, GenerationCallbacks callbacks);
+
+// "exited with status 1", "killed by signal 9".
+std::string DescribeWaitStatus(int status);
+
+}  // namespace baton::supervisor
