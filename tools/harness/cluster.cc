@@ -10,6 +10,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -141,6 +143,11 @@ Cluster::~Cluster() {
   if (sup_pid_ > 0) Stop();
   // Anything left in the cluster's process group is a leak of ours; end it.
   if (sup_pid_ > 0) ::kill(-sup_pid_, SIGKILL);
+  // The data dirs can hold many MB of WAL; keep them only when asked.
+  if (std::getenv("BATON_KEEP_DIRS") == nullptr) {
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
 }
 
 std::string Cluster::SupervisorLog() const { return ReadAll(dir_ + "/supervise.err"); }

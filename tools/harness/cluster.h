@@ -39,7 +39,9 @@ class Cluster {
     std::vector<std::string> env;             // for the supervisor (and so its children)
   };
   explicit Cluster(Options opts);
-  ~Cluster();  // stops everything it started
+  // Stops everything it started and removes its temp dir (set
+  // BATON_KEEP_DIRS=1 to keep it for a post-mortem).
+  ~Cluster();
 
   // Starts the supervisor and waits until kvd answers /healthz. false on failure.
   bool Start();
