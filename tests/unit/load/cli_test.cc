@@ -3,8 +3,8 @@
 #include <sys/wait.h>
 
 #include <array>
-#include <chrono>
 #include <boost/json.hpp>
+#include <chrono>
 #include <cstdio>
 #include <string>
 
