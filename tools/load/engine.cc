@@ -136,7 +136,7 @@ Result<LoadReport> RunLoad(const LoadOptions& opts, LogSink& log) {
               seed,
               Workload(seed, opts.connections, opts.value_size, opts.write_ratio, opts.key_space),
               Pacer(opts.rate_limit),
-              LoadRecorder(start),
+              LoadRecorder(start, opts.gaps_over),
               start + opts.duration,
               start};
   log.Emit(MakeEvent(Level::kInfo, "load.start", "{} connections to {} for {} ms", opts.connections,

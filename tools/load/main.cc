@@ -39,6 +39,7 @@ int main(int argc, char** argv) {
   baton::load::LoadOptions opts;
   bool json = false;
   bool verbose = false;
+  double gaps_over_ms = -1;
 
   app.add_option("--target", target, "http://HOST:PORT (loopback only) or unix:/PATH")->required();
   app.add_option("-c,--connections", opts.connections, "Concurrent connections")->capture_default_str();
@@ -53,6 +54,10 @@ int main(int argc, char** argv) {
   app.add_option("--verify-timeout", verify_timeout, "Bound on the read-back phase")->capture_default_str();
   app.add_option("--rate-limit", opts.rate_limit, "Total requests/s (0 = as fast as possible)")->capture_default_str();
   app.add_option("--seed", opts.seed, "Random seed (0 = random)")->capture_default_str();
+  app.add_option("--gaps-over", gaps_over_ms,
+                 "Also report every gap between write acks longer than MS milliseconds, with its\n"
+                 "CLOCK_MONOTONIC start (JSON \"gaps\"; at most 100000)")
+      ->check(CLI::NonNegativeNumber);
   app.add_flag("-v,--verbose", verbose, "Log progress events (JSON lines on stderr)");
 
   try {
@@ -71,6 +76,10 @@ int main(int argc, char** argv) {
     auto d = baton::load::ParseDuration(*text);
     if (!d) return Usage(fmt::format("{}: {}", name, d.error().message));
     *out = *d;
+  }
+  if (gaps_over_ms >= 0) {
+    opts.gaps_over =
+        std::chrono::duration_cast<baton::Duration>(std::chrono::duration<double, std::milli>(gaps_over_ms));
   }
   if (auto st = baton::load::Validate(opts); !st) return Usage(st.error().message);
 

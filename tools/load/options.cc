@@ -156,6 +156,7 @@ Status Validate(const LoadOptions& o) {
     return Invalid(fmt::format("--rate-limit {}: must be >= 0", o.rate_limit));
   }
   if (o.verify_connections < 1) return Invalid("--verify-connections: must be >= 1");
+  if (o.gaps_over && *o.gaps_over < Duration::zero()) return Invalid("--gaps-over: must be >= 0");
   return {};
 }
 

@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -47,6 +48,8 @@ struct LoadOptions {
   double rate_limit = 0;       // total requests/s across connections; 0 = unlimited
   uint64_t seed = 0;           // 0 = random
   int verify_connections = 4;  // capped by `connections`
+  // Log every write-ack gap longer than this (absolute start times); unset = off.
+  std::optional<Duration> gaps_over;
 };
 
 // Range checks; kInvalidArgument naming the offending option.

@@ -46,6 +46,14 @@ void LoadRecorder::Fill(LoadReport& r, TimePoint end) const {
   r.write_gaps.clear();
   for (const auto& g : gaps_.Top()) r.write_gaps.push_back({ToMs(g.at), ToMs(g.length)});
   r.timeline = timeline_.Seconds();
+  r.gaps_logged = gaps_.Logging();
+  r.gaps.clear();
+  if (r.gaps_logged) {
+    r.gaps_over_ms = ToMs(gaps_.LogThreshold());
+    r.gaps_dropped = gaps_.LoggedDropped();
+    r.gaps.reserve(gaps_.Logged().size());
+    for (const auto& g : gaps_.Logged()) r.gaps.push_back({ToMs(g.start.time_since_epoch()), ToMs(g.length)});
+  }
 }
 
 }  // namespace baton::load

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 
 #include "base/clock.h"
 #include "tools/load/outcome.h"
@@ -14,7 +15,11 @@ namespace baton::load {
 
 class LoadRecorder {
  public:
-  explicit LoadRecorder(TimePoint start) : start_(start), gaps_(start), timeline_(start) {}
+  // `gaps_over`: also log every write gap longer than this (LoadReport::gaps).
+  explicit LoadRecorder(TimePoint start, std::optional<Duration> gaps_over = std::nullopt)
+      : start_(start), gaps_(start), timeline_(start) {
+    if (gaps_over) gaps_.LogGapsOver(*gaps_over);
+  }
 
   // One finished request: `started` when it was issued, `done` when its
   // outcome was known.

@@ -66,7 +66,17 @@ std::string FormatJson(const LoadReport& r) {
     fmt::format_to(it, "{}{{\"t\":{},\"requests\":{},\"errors\":{},\"p99_us\":{}}}", i ? "," : "", i, s.requests,
                    s.errors, s.p99_us);
   }
-  fmt::format_to(it, "],\"ok\":{}}}", r.Clean() ? "true" : "false");
+  out += "]";
+  if (r.gaps_logged) {
+    fmt::format_to(it, ",\"gaps_over_ms\":{:.3f},\"gaps_dropped\":{},\"gaps\":[", Finite(r.gaps_over_ms),
+                   r.gaps_dropped);
+    for (std::size_t i = 0; i < r.gaps.size(); ++i) {
+      fmt::format_to(it, "{}{{\"start_mono_ms\":{:.3f},\"gap_ms\":{:.3f}}}", i ? "," : "",
+                     Finite(r.gaps[i].start_mono_ms), Finite(r.gaps[i].gap_ms));
+    }
+    out += "]";
+  }
+  fmt::format_to(it, ",\"ok\":{}}}", r.Clean() ? "true" : "false");
   return out;
 }
 

@@ -15,6 +15,13 @@ struct GapReport {
   double gap_ms = 0;
 };
 
+// A logged gap (--gaps-over): absolute CLOCK_MONOTONIC start, comparable
+// with std::chrono::steady_clock in any process on the host.
+struct MonoGapReport {
+  double start_mono_ms = 0;
+  double gap_ms = 0;
+};
+
 struct LoadReport {
   std::string target;
   std::string mode;  // "keepalive" or "close"
@@ -41,6 +48,13 @@ struct LoadReport {
   double write_gap_max_ms = 0;
   std::vector<GapReport> write_gaps;  // longest first, at most 5
   std::vector<SecondStats> timeline;  // index = second since start
+
+  // --gaps-over: every write gap longer than gaps_over_ms, oldest first,
+  // at most kMaxLoggedGaps (the rest counted in gaps_dropped).
+  bool gaps_logged = false;
+  double gaps_over_ms = 0;
+  std::vector<MonoGapReport> gaps;
+  uint64_t gaps_dropped = 0;
 
   bool Clean() const { return errors.Total() == 0 && lost_writes == 0 && verify_errors == 0; }
 };

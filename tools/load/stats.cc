@@ -109,6 +109,12 @@ void ErrorCounts::Add(ErrorKind k) {
   }
 }
 
+void GapTracker::LogGapsOver(Duration over, std::size_t max_logged) {
+  logging_ = true;
+  log_over_ = over;
+  max_logged_ = max_logged;
+}
+
 void GapTracker::RecordAck(TimePoint t) {
   ++acks_;
   if (!have_last_) {
@@ -118,6 +124,13 @@ void GapTracker::RecordAck(TimePoint t) {
   }
   if (t < last_) t = last_;
   const Gap gap{last_ - start_, t - last_};
+  if (logging_ && gap.length > log_over_) {
+    if (logged_.size() < max_logged_) {
+      logged_.push_back({last_, gap.length});
+    } else {
+      ++logged_dropped_;
+    }
+  }
   last_ = t;
   if (top_n_ == 0) return;
   if (top_.size() == top_n_ && gap.length <= top_.back().length) return;

@@ -58,11 +58,25 @@ struct Gap {
   Duration length;
 };
 
+// A gap with its absolute start time, for correlating with other processes
+// (steady_clock is CLOCK_MONOTONIC on Linux: one clock for the whole host).
+struct LoggedGap {
+  TimePoint start;  // the earlier ack
+  Duration length;
+};
+
+// Bound on GapTracker's log of gaps over a threshold (~4 MiB of JSON).
+inline constexpr std::size_t kMaxLoggedGaps = 100000;
+
 // Tracks the gaps between consecutive successful write acknowledgements
 // (across all connections, by completion time) and keeps the `top_n` longest.
+// Optionally also logs, in order, every gap longer than a threshold.
 class GapTracker {
  public:
   explicit GapTracker(TimePoint start, std::size_t top_n = 5) : start_(start), top_n_(top_n) {}
+  // From now on log every gap strictly longer than `over`; after
+  // `max_logged` entries further ones are only counted (LoggedDropped).
+  void LogGapsOver(Duration over, std::size_t max_logged = kMaxLoggedGaps);
   // Times must be non-decreasing; an earlier time than the last is treated
   // as equal to it (no negative gaps).
   void RecordAck(TimePoint t);
@@ -70,10 +84,20 @@ class GapTracker {
   // Longest first; ties keep the earlier gap first.
   const std::vector<Gap>& Top() const { return top_; }
   uint64_t Acks() const { return acks_; }
+  bool Logging() const { return logging_; }
+  Duration LogThreshold() const { return log_over_; }
+  // Oldest first.
+  const std::vector<LoggedGap>& Logged() const { return logged_; }
+  uint64_t LoggedDropped() const { return logged_dropped_; }
 
  private:
   TimePoint start_;
   std::size_t top_n_;
+  bool logging_ = false;
+  Duration log_over_{};
+  std::size_t max_logged_ = 0;
+  std::vector<LoggedGap> logged_;
+  uint64_t logged_dropped_ = 0;
   bool have_last_ = false;
   TimePoint last_{};
   uint64_t acks_ = 0;

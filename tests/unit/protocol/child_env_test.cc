@@ -102,7 +102,8 @@ std::pair<int, std::string> LaunchProbe(const std::string& program, bool collide
     }
     ::close(child_end);
     char c = 'A';
-    (void)::write(parent_end, &c, 1);
+    // sd_listen_probe never reads and may already be gone: no SIGPIPE.
+    (void)::send(parent_end, &c, 1, MSG_NOSIGNAL);
     char back = 0;
     (void)::read(parent_end, &back, 1);
     std::printf("echo %c\n", back);

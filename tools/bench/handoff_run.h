@@ -1,0 +1,63 @@
+// One handoff measurement against real processes: a supervisor running kvd
+// (tools/harness Cluster), baton-load with --gaps-over for the whole run,
+// N `baton upgrade` calls back to back, then the load's verification.
+//
+// Blocking; runs on the calling thread. Every process it starts is ended
+// before RunHandoff returns, whether the run succeeded, failed or threw
+// (RAII guards; the Cluster destructor stops the supervisor's process group).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "tools/bench/handoff_stats.h"
+
+namespace baton::bench {
+
+struct RunConfig {
+  int upgrades = 100;
+  int connections = 32;
+  bool close_mode = false;
+  double write_ratio = 0.5;
+  double rate_limit = 0;  // baton-load --rate-limit: total requests/s, 0 = as fast as it can
+  double gaps_over_ms = 0.5;
+  uint64_t prefill_records = 0;  // kvd WAL records written before kvd starts
+  std::size_t value_size = 64;
+  std::chrono::milliseconds settle{1000};  // load running before the first upgrade
+  std::chrono::milliseconds pause{100};    // between upgrades
+  bool alternate_binaries = false;         // demo: upgrade to a copy of kvd, then back, ...
+  int max_failed_upgrades = 5;             // stop early after this many non-committed upgrades
+  bool keep_dir = false;                   // leave the temp dir (logs, data): sets BATON_KEEP_DIRS
+};
+
+struct RunResult {
+  RunConfig config;
+  std::string setup_error;  // non-empty: the run could not be measured
+  std::string dir;          // the cluster's temp dir (the Cluster removes it unless keep_dir)
+  uint64_t prefill_bytes = 0;
+  double prefill_s = 0;
+  double start_s = 0;  // supervisor start to kvd healthy (includes the cold replay)
+  std::vector<UpgradeSample> upgrades;
+  double load_end_ms = 0;  // when the load was told to stop (CLOCK_MONOTONIC ms)
+  LoadSummary load;
+  std::vector<WriteGap> gaps;
+  std::string supervisor_log_tail;  // on failure
+  bool interrupted = false;
+  std::string loadavg;  // /proc/loadavg's 1/5/15-minute averages when the run started
+  unsigned cpus = 0;
+};
+
+// `progress` is called after each upgrade (may be empty). `stop` ends the
+// upgrade loop early (SIGINT); the load is still verified and everything
+// cleaned up.
+RunResult RunHandoff(const RunConfig& cfg, const std::function<void(const UpgradeSample&, int total)>& progress,
+                     const std::atomic<bool>& stop);
+
+// CLOCK_MONOTONIC now, in ms.
+double MonoNowMs();
+
+}  // namespace baton::bench

@@ -1,0 +1,222 @@
+// baton-bench: measure handoffs of the example daemon under load. Thin:
+// parse (CLI11), run the measurements (handoff_run.h), print (report.h).
+#include <fmt/format.h>
+#include <signal.h>
+
+#include <CLI/CLI.hpp>
+#include <atomic>
+#include <cstdio>
+#include <exception>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "tools/bench/handoff_run.h"
+#include "tools/bench/handoff_stats.h"
+#include "tools/bench/report.h"
+
+namespace {
+
+using namespace baton::bench;
+
+constexpr int kExitOk = 0;
+constexpr int kExitInvariant = 1;
+constexpr int kExitUsage = 2;
+constexpr int kExitSetup = 3;
+constexpr int kExitInterrupted = 130;
+
+constexpr const char* kDescription =
+    "baton-bench: measure zero-downtime handoffs of kvd under baton-load.\n\n"
+    "Exit codes: 0 every upgrade committed, no request error, no lost write; 1 an invariant broke;\n"
+    "2 usage error; 3 a run could not be set up (supervisor, kvd or baton-load did not start);\n"
+    "130 interrupted (SIGINT/SIGTERM: the run stops upgrading, verifies the load and cleans up).\n"
+    "Targets (trigger->commit p50 <= 15 ms, write window p50 <= 5 ms / p99 <= 15 ms) are reported,\n"
+    "not enforced.";
+
+// Raised by SIGINT/SIGTERM: the current run stops upgrading, verifies its
+// load and cleans up; no further run starts.
+std::atomic<bool> g_stop{false};
+static_assert(std::atomic<bool>::is_always_lock_free);
+
+void OnSignal(int) { g_stop.store(true); }
+
+void InstallSignalHandlers() {
+  struct sigaction sa {};
+  sa.sa_handler = OnSignal;
+  sigemptyset(&sa.sa_mask);
+  ::sigaction(SIGINT, &sa, nullptr);
+  ::sigaction(SIGTERM, &sa, nullptr);
+}
+
+struct Flags {
+  int upgrades = 100;
+  int connections = 32;
+  std::string mode = "keepalive";
+  double write_ratio = 0.5;
+  double rate = 0;
+  double gaps_over_ms = 0.5;
+  int pause_ms = 100;
+  uint64_t prefill = 0;
+  std::string json_file;
+  bool markdown = false;
+  bool sweep = false;
+  bool demo = false;
+  bool verbose = false;
+  bool keep = false;
+};
+
+MeasuredRun Measure(const RunConfig& cfg, bool every_progress) {
+  auto progress = [every_progress](const UpgradeSample& u, int total) {
+    if (every_progress || !u.committed() || u.index % 10 == 0 || u.index == total) {
+      fmt::print(stderr, "{}\n", ProgressLine(u, total));
+    }
+  };
+  MeasuredRun m;
+  m.run = RunHandoff(cfg, progress, g_stop);
+  m.analysis = Analyze(m.run.upgrades, m.run.gaps, cfg.gaps_over_ms, m.run.load, m.run.load_end_ms);
+  if (!m.run.supervisor_log_tail.empty() && (!m.analysis.invariants_ok || !m.run.setup_error.empty())) {
+    fmt::print(stderr, "--- supervisor log (tail) ---\n{}\n---\n", m.run.supervisor_log_tail);
+  }
+  return m;
+}
+
+std::vector<RunConfig> Plan(const Flags& f, bool upgrades_given) {
+  RunConfig base;
+  base.upgrades = f.upgrades;
+  base.connections = f.connections;
+  base.close_mode = f.mode == "close";
+  base.write_ratio = f.write_ratio;
+  base.rate_limit = f.rate;
+  base.gaps_over_ms = f.gaps_over_ms;
+  base.pause = std::chrono::milliseconds(f.pause_ms);
+  base.prefill_records = f.prefill;
+  base.alternate_binaries = f.demo;
+  base.keep_dir = f.keep;
+  if (!f.sweep) return {base};
+  if (!upgrades_given) base.upgrades = 30;
+  std::vector<RunConfig> plan;
+  for (int c : {1, 32, 256}) {
+    RunConfig r = base;
+    r.connections = c;
+    r.prefill_records = 0;
+    plan.push_back(r);
+  }
+  for (uint64_t records : {100000u, 1000000u}) {
+    RunConfig r = base;
+    r.connections = 32;
+    r.prefill_records = records;
+    plan.push_back(r);
+  }
+  return plan;
+}
+
+int RunBench(const Flags& f, bool upgrades_given) {
+  InstallSignalHandlers();
+  std::vector<MeasuredRun> runs;
+  const auto plan = Plan(f, upgrades_given);
+  for (std::size_t i = 0; i < plan.size() && !g_stop.load(); ++i) {
+    if (plan.size() > 1) {
+      fmt::print(stderr, "run {}/{}: {} upgrades, {}\n", i + 1, plan.size(), plan[i].upgrades,
+                 fmt::format("{} connections, WAL {} records", plan[i].connections, plan[i].prefill_records));
+    }
+    runs.push_back(Measure(plan[i], f.demo || f.verbose));
+    fmt::print("{}", HumanSummary(runs.back()));
+    std::fflush(stdout);
+  }
+  if (f.markdown) {
+    fmt::print("\n");
+    if (runs.size() == 1) {
+      fmt::print("{}", MarkdownRun(runs.front()));
+    } else {
+      fmt::print("{}", MarkdownSweep(runs));
+    }
+  }
+  if (!f.json_file.empty()) {
+    boost::json::array all;
+    for (const auto& m : runs) all.push_back(ToJson(m));
+    boost::json::value doc = runs.size() == 1 && !f.sweep ? boost::json::value(all.front())
+                                                          : boost::json::value(boost::json::object{{"runs", all}});
+    std::ofstream out(f.json_file);
+    out << boost::json::serialize(doc) << "\n";
+    if (!out) {
+      fmt::print(stderr, "baton-bench: cannot write {}\n", f.json_file);
+      return kExitUsage;
+    }
+  }
+  bool setup_failed = false;
+  bool ok = !runs.empty();
+  bool interrupted = g_stop.load();
+  for (const auto& m : runs) {
+    if (!m.run.setup_error.empty()) setup_failed = true;
+    if (!m.analysis.invariants_ok) ok = false;
+    if (m.run.interrupted) interrupted = true;
+  }
+  if (f.demo) {
+    fmt::print("demo: {}\n", setup_failed  ? "could not start the cluster"
+                             : !ok         ? "FAILED: an invariant broke (see above)"
+                             : interrupted ? "interrupted"
+                                           : "every upgrade committed, no request failed, no acknowledged write lost");
+  }
+  if (setup_failed) return kExitSetup;
+  if (!ok) return kExitInvariant;
+  return interrupted ? kExitInterrupted : kExitOk;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{kDescription, "baton-bench"};
+  app.require_subcommand(1);
+  Flags f;
+  auto* handoff = app.add_subcommand("handoff", "Upgrade kvd N times under load; report timings and the write window");
+  // A later value wins (tools/demo passes --upgrades 10, then the user's arguments).
+  handoff->option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  auto* upgrades_opt = handoff->add_option("--upgrades", f.upgrades, "Upgrades per run (sweep default: 30)")
+                           ->capture_default_str()
+                           ->check(CLI::Range(1, 100000));
+  handoff->add_option("--connections", f.connections, "baton-load connections")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 10000));
+  handoff->add_option("--mode", f.mode, "keepalive or close (one connection per request)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"keepalive", "close"}));
+  handoff->add_option("--write-ratio", f.write_ratio, "Share of PUTs in the load")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
+  handoff->add_option("--rate", f.rate, "Total requests/s of the load (0 = as fast as it goes)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  handoff->add_option("--gaps-over", f.gaps_over_ms, "Write-ack gaps longer than this (ms) are logged")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  handoff->add_option("--pause-ms", f.pause_ms, "Pause between upgrades")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 60000));
+  handoff->add_option("--prefill", f.prefill, "Pre-fill kvd's WAL with this many 64-byte records")
+      ->capture_default_str();
+  handoff->add_option("--json", f.json_file, "Write every raw number to FILE")->option_text("FILE");
+  handoff->add_flag("--markdown", f.markdown, "Also print Markdown table(s)");
+  handoff->add_flag("--sweep", f.sweep,
+                    "Runs for 1, 32, 256 connections, then WAL pre-filled with 100k and 1M records");
+  handoff->add_flag("--demo", f.demo, "Alternate two kvd binary paths and print every upgrade");
+  handoff->add_flag("-v,--verbose", f.verbose, "A progress line per upgrade");
+  handoff->add_flag("--keep", f.keep, "Keep each run's temp dir (logs, data)");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);
+    return rc == 0 ? 0 : kExitUsage;
+  }
+  if (f.demo && f.sweep) {
+    fmt::print(stderr, "baton-bench: --demo and --sweep do not combine\n");
+    return kExitUsage;
+  }
+  try {
+    return RunBench(f, upgrades_opt->count() > 0);
+  } catch (const std::exception& e) {
+    // Every process a run started was ended while this unwound.
+    fmt::print(stderr, "baton-bench: {}\n", e.what());
+    return kExitSetup;
+  }
+}
