@@ -333,10 +333,15 @@ Actions HandoffMachine::OnIncumbentChannelClosed(const Error& why, TimePoint now
         return {SignalIncumbent{SIGKILL}};
       }
       return {};
-    case State::kResuming:
-      return Finish(Outcome::kFailed, fmt::format("{}; the incumbent's channel closed while resuming: {}", reason_,
-                                                  why.message),
-                    now);
+    case State::kResuming: {
+      // An incumbent we cannot talk to must not keep the data: end it so the
+      // supervisor restarts a generation (DESIGN §4.4: converge without a human).
+      Actions out{SignalIncumbent{SIGKILL}};
+      auto more = Finish(Outcome::kFailed,
+                         fmt::format("{}; the incumbent's channel closed while resuming: {}", reason_, why.message), now);
+      out.insert(out.end(), more.begin(), more.end());
+      return out;
+    }
     default:
       return {};  // before Prepare the incumbent is untouched; its supervisor-side restart logic applies
   }
@@ -408,8 +413,15 @@ Actions HandoffMachine::OnTimer(TimePoint now) {
         return {SignalSuccessor{SIGKILL}};
       }
       return Finish(Outcome::kFailed, fmt::format("{}; the successor could not be reaped", reason_), now);
-    case State::kResuming:
-      return Finish(Outcome::kFailed, fmt::format("{}; the incumbent did not resume in time", reason_), now);
+    case State::kResuming: {
+      // A hung incumbent (e.g. stuck in a hook) never resumes: end it so the
+      // supervisor restarts a generation instead of leaving nobody serving.
+      Actions out{SignalIncumbent{SIGKILL}};
+      auto more = Finish(Outcome::kFailed,
+                         fmt::format("{}; the incumbent did not resume in time and was killed", reason_), now);
+      out.insert(out.end(), more.begin(), more.end());
+      return out;
+    }
     default:
       return {};
   }

@@ -2,8 +2,15 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdlib>
 #include <cstdint>
 #include <string>
+
+// A broken invariant is a crash the fuzzer reports (with the input).
+#define FUZZ_CHECK(cond)       \
+  do {                         \
+    if (!(cond)) std::abort(); \
+  } while (0)
 
 namespace baton::fuzz {
 

@@ -18,10 +18,6 @@ namespace {
 using namespace baton;
 using namespace baton::supervisor;
 
-#define FUZZ_CHECK(cond) \
-  do {                   \
-    if (!(cond)) std::abort(); \
-  } while (0)
 
 struct Model {
   bool ready = false;

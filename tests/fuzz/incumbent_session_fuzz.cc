@@ -15,10 +15,6 @@ namespace {
 using namespace baton;
 using baton::protocol::HookKind;
 
-#define FUZZ_CHECK(cond) \
-  do {                   \
-    if (!(cond)) std::abort(); \
-  } while (0)
 
 }  // namespace
 

@@ -387,6 +387,9 @@ TEST_F(HandoffMachineTest, ResumeTimeoutIsAFailure) {
   clock.Advance(seconds(30));
   auto a = m.OnTimer(clock.Now());
   EXPECT_EQ(Find<Finished>(a)->outcome, Outcome::kFailed);
+  // A hung incumbent is ended so the supervisor restarts a generation.
+  ASSERT_NE(Find<SignalIncumbent>(a), nullptr);
+  EXPECT_EQ(Find<SignalIncumbent>(a)->signal, SIGKILL);
 }
 
 TEST_F(HandoffMachineTest, AbortRollsBackBeforeReadyOnly) {
