@@ -1,43 +1,45 @@
 #include "base/duration.h"
 
-#include <cctype>
 #include <charconv>
+#include <cmath>
 
 #include <fmt/format.h>
 
 namespace baton {
 
 Result<Duration> ParseDuration(std::string_view text) {
-  const std::string_view original = text;
-  size_t digits = 0;
-  while (digits < text.size() && (std::isdigit(static_cast<unsigned char>(text[digits])) || text[digits] == '.')) {
-    ++digits;
-  }
-  if (digits == 0) {
-    return Error(Errc::kInvalidArgument, fmt::format("duration '{}': expected a number and a unit (ms, s, m, h)", original));
-  }
+  std::size_t i = 0;
+  while (i < text.size() && ((text[i] >= '0' && text[i] <= '9') || text[i] == '.')) ++i;
+  const std::string_view number = text.substr(0, i);
+  const std::string_view unit = text.substr(i);
   double value = 0;
-  auto [ptr, ec] = std::from_chars(text.data(), text.data() + digits, value);
-  if (ec != std::errc() || ptr != text.data() + digits || value < 0) {
-    return Error(Errc::kInvalidArgument, fmt::format("duration '{}': bad number", original));
+  const auto* end = number.data() + number.size();
+  auto [p, ec] = std::from_chars(number.data(), end, value);
+  if (number.empty() || ec != std::errc() || p != end || !std::isfinite(value)) {
+    return Error(Errc::kInvalidArgument,
+                 fmt::format("duration '{}': expected a number with a unit, e.g. 10s, 500ms, 2m", text));
   }
-  const std::string_view unit = text.substr(digits);
-  double us = 0;
+  double ns_per_unit = 0;
   if (unit == "us") {
-    us = value;
+    ns_per_unit = 1e3;
   } else if (unit == "ms") {
-    us = value * 1e3;
+    ns_per_unit = 1e6;
   } else if (unit == "s") {
-    us = value * 1e6;
+    ns_per_unit = 1e9;
   } else if (unit == "m" || unit == "min") {
-    us = value * 60e6;
+    ns_per_unit = 60e9;
   } else if (unit == "h") {
-    us = value * 3600e6;
+    ns_per_unit = 3600e9;
+  } else if (unit.empty()) {
+    return Error(Errc::kInvalidArgument, fmt::format("duration '{}': missing unit (us, ms, s, m or h)", text));
   } else {
     return Error(Errc::kInvalidArgument,
-                 fmt::format("duration '{}': unknown unit '{}' (use us, ms, s, m or h)", original, unit));
+                 fmt::format("duration '{}': unknown unit '{}' (us, ms, s, m or h)", text, unit));
   }
-  return std::chrono::duration_cast<Duration>(std::chrono::duration<double, std::micro>(us));
+  const double ns = value * ns_per_unit;
+  // Beyond ~290 years int64 nanoseconds overflow.
+  if (ns > 1e18) return Error(Errc::kInvalidArgument, fmt::format("duration '{}': too long", text));
+  return std::chrono::duration_cast<Duration>(std::chrono::nanoseconds(std::llround(ns)));
 }
 
 std::string FormatDuration(Duration d) {

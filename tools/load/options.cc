@@ -105,39 +105,6 @@ Result<Target> ParseTarget(std::string_view url) {
   return t;
 }
 
-Result<Duration> ParseDuration(std::string_view text) {
-  std::size_t i = 0;
-  while (i < text.size() && ((text[i] >= '0' && text[i] <= '9') || text[i] == '.')) ++i;
-  const std::string_view number = text.substr(0, i);
-  const std::string_view unit = text.substr(i);
-  double value = 0;
-  const auto* end = number.data() + number.size();
-  auto [p, ec] = std::from_chars(number.data(), end, value);
-  if (number.empty() || ec != std::errc() || p != end || !std::isfinite(value)) {
-    return Invalid(fmt::format("duration '{}': expected a number with a unit, e.g. 10s, 500ms, 2m", text));
-  }
-  double ns_per_unit = 0;
-  if (unit == "us") {
-    ns_per_unit = 1e3;
-  } else if (unit == "ms") {
-    ns_per_unit = 1e6;
-  } else if (unit == "s") {
-    ns_per_unit = 1e9;
-  } else if (unit == "m") {
-    ns_per_unit = 60e9;
-  } else if (unit == "h") {
-    ns_per_unit = 3600e9;
-  } else if (unit.empty()) {
-    return Invalid(fmt::format("duration '{}': missing unit (us, ms, s, m or h)", text));
-  } else {
-    return Invalid(fmt::format("duration '{}': unknown unit '{}' (us, ms, s, m or h)", text, unit));
-  }
-  const double ns = value * ns_per_unit;
-  // Beyond ~290 years int64 nanoseconds overflow; nobody wants a load run that long.
-  if (ns > 1e18) return Invalid(fmt::format("duration '{}': too long", text));
-  return std::chrono::duration_cast<Duration>(std::chrono::nanoseconds(std::llround(ns)));
-}
-
 Status Validate(const LoadOptions& o) {
   if (o.connections < 1 || o.connections > 10000) {
     return Invalid(fmt::format("--connections {}: must be in 1..10000", o.connections));

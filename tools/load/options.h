@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "base/clock.h"
+#include "base/duration.h"
 #include "base/errors.h"
 
 namespace baton::load {
@@ -32,8 +33,8 @@ struct Target {
 // Errors are kInvalidArgument with a message naming the problem.
 Result<Target> ParseTarget(std::string_view url);
 
-// "10s", "500ms", "2m", "1.5s", "250us", "1h". A unit is required.
-Result<Duration> ParseDuration(std::string_view text);
+// "10s", "500ms", "2m", "1.5s", "250us", "1h": the project's one parser.
+using baton::ParseDuration;
 
 struct LoadOptions {
   Target target;
