@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -162,6 +163,14 @@ boost::system::error_code ChildLaunch::PlaceInChild() noexcept {
     // dup2 leaves the new fd without FD_CLOEXEC: it survives exec.
     if (::dup2(temps[i], 3 + i) < 0) return {errno, boost::system::system_category()};
   }
+  // Nothing else of the supervisor's may survive exec: a descriptor opened
+  // without O_CLOEXEC (Asio's acceptors and accepted admin connections are)
+  // would leak into the daemon, and a leaked admin socket outlives a dead
+  // supervisor and blocks the next one. Marked, not closed: the launcher's
+  // exec-error pipe is among them and is already close-on-exec. Best effort
+  // on kernels before 5.11 (no CLOSE_RANGE_CLOEXEC).
+  constexpr unsigned kCloseRangeCloexec = 1U << 2;  // CLOSE_RANGE_CLOEXEC, <linux/close_range.h>
+  ::syscall(SYS_close_range, static_cast<unsigned>(3 + total), ~0U, kCloseRangeCloexec);
   // LISTEN_PID must be our own pid, known only now.
   char* slot = env_[pid_index_].data() + kPidPrefix.size();
   char digits[kPidDigits];

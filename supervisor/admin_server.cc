@@ -1,5 +1,6 @@
 #include "supervisor/admin_server.h"
 
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -144,6 +145,8 @@ Result<std::unique_ptr<AdminServer>> AdminServer::Create(asio::io_context& io, c
   // Create the socket 0600 from the start: no window where others could connect.
   const mode_t old = ::umask(0177);
   server->acceptor_.open(asio::local::stream_protocol(), ec);
+  // Asio opens without O_CLOEXEC; the daemons we spawn must never hold it.
+  if (!ec) ::fcntl(server->acceptor_.native_handle(), F_SETFD, FD_CLOEXEC);
   if (!ec) server->acceptor_.bind(asio::local::stream_protocol::endpoint(path), ec);
   ::umask(old);
   if (!ec) server->acceptor_.listen(64, ec);
@@ -166,6 +169,7 @@ void AdminServer::Accept() {
   acceptor_.async_accept([this](const boost::system::error_code& ec, AdminConnection::Socket socket) {
     if (ec == asio::error::operation_aborted) return;
     if (!ec) {
+      ::fcntl(socket.native_handle(), F_SETFD, FD_CLOEXEC);  // accept() does not set it
       auto cred = protocol::GetPeerCredentials(socket.native_handle());
       auto conn = std::make_shared<AdminConnection>(std::move(socket), on_request_);
       if (!cred || allowed_.count(cred->uid) == 0) {
