@@ -99,6 +99,34 @@ Result<const Info*> Find(std::string_view name) {
                fmt::format("unknown crash point '{}' (see `baton crashpoints`)", name));
 }
 
+Result<Target> ParseTarget(std::string_view text) {
+  const size_t at = text.find('@');
+  const std::string_view name = text.substr(0, at);
+  auto info = Find(name);
+  if (!info) return info.error();
+  Target t{*info, ""};
+  switch ((*info)->role) {
+    case Role::kIncumbent: t.child_role = "cold"; break;
+    case Role::kSuccessor: t.child_role = "successor"; break;
+    case Role::kDaemon: t.child_role = "cold"; break;
+    case Role::kSupervisor:
+    case Role::kTest: break;
+  }
+  if (at == std::string_view::npos) return t;
+  const std::string_view route = text.substr(at + 1);
+  if ((*info)->role != Role::kDaemon) {
+    return Error(Errc::kInvalidArgument,
+                 fmt::format("crash point '{}' belongs to the {} role; only daemon points take '@{}'", name,
+                             RoleName((*info)->role), route));
+  }
+  if (route != "cold" && route != "successor") {
+    return Error(Errc::kInvalidArgument,
+                 fmt::format("crash point '{}': '@{}' must be '@cold' or '@successor'", text, route));
+  }
+  t.child_role = std::string(route);
+  return t;
+}
+
 Result<Action> ParseAction(std::string_view s) {
   if (s.empty() || s == "exit") return Action::kExit;
   if (s == "abort") return Action::kAbort;
@@ -120,8 +148,8 @@ Status ArmFromEnvironment() {
     Disarm();
     return {};
   }
-  auto info = Find(at);
-  if (!info) return info.error();
+  auto target = ParseTarget(at);
+  if (!target) return target.error();
   const char* action_env = std::getenv("BATON_CRASH_ACTION");
   auto action = ParseAction(action_env ? action_env : "");
   if (!action) return action.error();
@@ -134,7 +162,7 @@ Status ArmFromEnvironment() {
   } else {
     marker_path[0] = '\0';
   }
-  Arm((*info)->point, *action);
+  Arm(target->info->point, *action);
   return {};
 }
 

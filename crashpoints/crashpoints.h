@@ -1,7 +1,8 @@
 // Named crash points (DESIGN §9). Every point is compiled into every build;
 // an unarmed point costs one relaxed atomic load.
 //
-//   BATON_CRASH_AT=<name>            arm one point in this process
+//   BATON_CRASH_AT=<name>[@<role>]   arm one point in this process; the
+//                                    supervisor routes it (see Target)
 //   BATON_CRASH_ACTION=exit|abort|hang   what it does (default: exit)
 //   BATON_CRASH_MARKER=<path>        where the marker line is appended
 //                                    (always also written to stderr)
@@ -12,6 +13,7 @@
 
 #include <atomic>
 #include <span>
+#include <string>
 #include <string_view>
 
 #include "base/errors.h"
@@ -44,6 +46,20 @@ std::span<const Info> All();
 // The point with this name, or an error naming the unknown point.
 Result<const Info*> Find(std::string_view name);
 Result<Action> ParseAction(std::string_view s);
+
+// Where the supervisor delivers an armed point: once, to the first child it
+// spawns in `child_role` ("cold" or "successor"), so a restarted generation
+// never inherits the fault (a crash loop is not a single fault). Incumbent
+// points go to the first cold start, successor points to the first
+// successor, supervisor points to no child. Daemon points (a daemon's own
+// hooks) run in either role: "kvd.in_begin_replay@successor" picks one; the
+// default is "cold".
+struct Target {
+  const Info* info = nullptr;
+  std::string child_role;  // "" for supervisor and test points
+};
+// Parses "<name>" or "<name>@cold|@successor"; errors name the bad part.
+Result<Target> ParseTarget(std::string_view text);
 
 // Arms `point` in this process. Not thread-safe with respect to other Arm
 // calls; Hit() may race with it harmlessly.

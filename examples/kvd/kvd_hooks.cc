@@ -104,6 +104,10 @@ Status KvdHooks::Begin(const baton::SealedState& sealed) {
         return;
       }
     }
+    if (opts_.fail_begin) {
+      done(Error(Errc::kInternal, "begin: refused by --fail-begin (test knob)"));
+      return;
+    }
     const auto& store = service_.store();
     if (!sealed.sealed) {
       // The incumbent died before sealing: nothing to compare, and every

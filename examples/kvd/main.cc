@@ -5,6 +5,7 @@
 // listener...), 2 bad flags or environment. --exit-at-start exits 1.
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <future>
 #include <string>
 #include <thread>
@@ -17,6 +18,7 @@
 
 #include "base/log.h"
 #include "baton/daemon.h"
+#include "crashpoints/crashpoints.h"
 #include "examples/kvd/http_server.h"
 #include "examples/kvd/kvd_hooks.h"
 #include "examples/kvd/service.h"
@@ -39,6 +41,8 @@ struct Flags {
   int64_t warm_delay_ms = 0;
   bool exit_at_start = false;
   bool hang_in_warm = false;
+  bool fail_begin = false;
+  std::string crash_at;
 };
 
 std::string_view RoleName(baton::Role r) {
@@ -101,6 +105,10 @@ int main(int argc, char** argv) {
   app.add_option("--warm-delay-ms", f.warm_delay_ms, "test knob: sleep this long in the warm hook");
   app.add_flag("--exit-at-start", f.exit_at_start, "test knob: exit 1 at once");
   app.add_flag("--hang-in-warm", f.hang_in_warm, "test knob: never return from the warm hook");
+  app.add_flag("--fail-begin", f.fail_begin, "test knob: the begin hook fails after its replay");
+  app.add_option("--crash-at", f.crash_at,
+                 "test knob: arm this crash point (like BATON_CRASH_AT, but per generation: `baton upgrade -- "
+                 "--crash-at NAME` arms it in that successor only)");
   CLI11_PARSE(app, argc, argv);
   if (f.exit_at_start) return 1;
 
@@ -113,6 +121,12 @@ int main(int argc, char** argv) {
                                         .log = &log});
   if (!created) return Fail(log, 2, "baton", created.error());
   baton::Daemon& daemon = **created;
+  if (!f.crash_at.empty()) {
+    // After Create, which arms BATON_CRASH_AT: the flag wins.
+    auto target = baton::crashpoints::ParseTarget(f.crash_at);
+    if (!target) return Fail(log, 2, "--crash-at", target.error());
+    baton::crashpoints::Arm(target->info->point, baton::crashpoints::Action::kExit);
+  }
   const bool standalone = daemon.role() == baton::Role::kStandalone;
 
   boost::asio::io_context io;
@@ -129,7 +143,8 @@ int main(int argc, char** argv) {
   kvd::KvdHooks hooks(io, service, server, log,
                       {.fail_seal = f.fail_seal,
                        .warm_delay = std::chrono::milliseconds(f.warm_delay_ms),
-                       .hang_in_warm = f.hang_in_warm});
+                       .hang_in_warm = f.hang_in_warm,
+                       .fail_begin = f.fail_begin});
 
   // The listener: inherited from the supervisor (it stays open there across
   // generations), or our own when nobody supervises us.
@@ -161,7 +176,14 @@ int main(int argc, char** argv) {
 
   // Cold start / standalone: takes the data-dir lock. Successor: runs Warm
   // and Begin (which starts serving) and returns once we are the owner.
-  if (auto st = daemon.Start(hooks); !st) return finish(Fail(log, 1, "start", st.error()));
+  if (auto st = daemon.Start(hooks); !st) {
+    // Nothing is ours yet (no flock, no writer), but a hook may still run on
+    // the library's thread waiting for our io thread (a warm-up cut short
+    // because the supervisor went away): leave now instead of joining it.
+    const int code = Fail(log, 1, "start", st.error());
+    std::fflush(nullptr);
+    std::_Exit(code);
+  }
   if (daemon.role() != baton::Role::kSuccessor) {
     if (auto st = hooks.StartServing(); !st) return finish(Fail(log, 1, "recovery", st.error()));
   }
