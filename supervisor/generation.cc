@@ -4,6 +4,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdlib>
+
 #include <fmt/format.h>
 
 #include "crashpoints/crashpoints.h"
@@ -20,25 +22,31 @@ std::string DescribeWaitStatus(int status) {
   return fmt::format("ended with wait status {}", status);
 }
 
-std::vector<std::string> GenerationEnvironment(const std::string& role, const std::string& data_dir) {
+Result<CrashRoute> CrashRoute::FromEnvironment() {
+  CrashRoute r;
+  const char* at = std::getenv("BATON_CRASH_AT");
+  if (at == nullptr || *at == '\0') return r;
+  auto target = crashpoints::ParseTarget(at);
+  if (!target) return target.error();
+  r.text_ = at;
+  r.child_role_ = target->child_role;
+  return r;
+}
+
+std::string CrashRoute::TakeFor(const std::string& role) {
+  if (delivered_ || child_role_.empty() || role != child_role_) return "";
+  delivered_ = true;
+  return text_;
+}
+
+std::vector<std::string> GenerationEnvironment(const std::string& crash_at, const std::string& data_dir) {
   std::vector<std::string> env;
-  std::string crash_at;
   for (auto& e : protocol::CurrentEnvironment()) {
-    if (e.rfind("BATON_CRASH_AT=", 0) == 0) {
-      crash_at = e.substr(15);
-      continue;
-    }
+    if (e.rfind("BATON_CRASH_AT=", 0) == 0) continue;
     if (e.rfind("BATON_DATA_DIR=", 0) == 0) continue;
     env.push_back(std::move(e));
   }
-  if (!crash_at.empty()) {
-    if (auto info = crashpoints::Find(crash_at)) {
-      const auto r = (*info)->role;
-      const bool mine = (r == crashpoints::Role::kSuccessor && role == "successor") ||
-                        (r == crashpoints::Role::kIncumbent && role == "cold") || r == crashpoints::Role::kDaemon;
-      if (mine) env.push_back("BATON_CRASH_AT=" + crash_at);
-    }
-  }
+  if (!crash_at.empty()) env.push_back("BATON_CRASH_AT=" + crash_at);
   env.push_back("BATON_DATA_DIR=" + data_dir);
   return env;
 }
@@ -52,7 +60,7 @@ Result<std::shared_ptr<Generation>> SpawnGeneration(asio::io_context& io, const 
   for (const auto& l : listeners) fds.push_back({l.name(), l.fd()});
   auto launch = protocol::ChildLaunch::Create(
       std::move(fds), child_fd, spec.role == "cold" ? protocol::LaunchRole::kCold : protocol::LaunchRole::kSuccessor,
-      GenerationEnvironment(spec.role, spec.data_dir));
+      GenerationEnvironment(spec.crash_at, spec.data_dir));
   if (!launch) {
     ::close(parent_fd);
     ::close(child_fd);

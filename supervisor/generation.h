@@ -17,6 +17,7 @@
 #include "base/errors.h"
 #include "protocol/channel.h"
 #include "protocol/child_process.h"
+#include "supervisor/journal.h"
 #include "supervisor/listeners.h"
 
 namespace baton::supervisor {
@@ -32,6 +33,7 @@ struct Generation {
   bool said_hello = false;
   bool alive = true;
   TimePoint started;
+  JournalEntry journal;  // how the journal names it (pid + start time)
 };
 
 struct SpawnSpec {
@@ -41,6 +43,24 @@ struct SpawnSpec {
   std::vector<std::string> args;
   std::string data_dir;
   protocol::LivenessOptions liveness;  // until Hello: at least the hello timeout
+  std::string crash_at;                // BATON_CRASH_AT for this child only ("" = none)
+};
+
+// Routes the supervisor's own BATON_CRASH_AT to children (DESIGN §9): the
+// point goes once, to the first child spawned in the role it targets
+// (crashpoints::Target), so a restarted generation never inherits it.
+class CrashRoute {
+ public:
+  // From BATON_CRASH_AT in our environment; an unknown point is an error.
+  static Result<CrashRoute> FromEnvironment();
+  // The value for a child of `role` about to be spawned, "" when none. The
+  // first non-empty answer is the last.
+  std::string TakeFor(const std::string& role);
+
+ private:
+  std::string text_;        // as given, with any @role suffix
+  std::string child_role_;  // "" when no child gets it
+  bool delivered_ = false;
 };
 
 // Called on the executor with the generation they concern.
@@ -50,9 +70,9 @@ struct GenerationCallbacks {
   std::function<void(const std::shared_ptr<Generation>&, const std::string& how)> on_exit;
 };
 
-// The child's environment: ours, minus crash points meant for other roles
-// (DESIGN §9), plus BATON_DATA_DIR.
-std::vector<std::string> GenerationEnvironment(const std::string& role, const std::string& data_dir);
+// The child's environment: ours minus BATON_CRASH_AT, plus the routed
+// `crash_at` (if any) and BATON_DATA_DIR.
+std::vector<std::string> GenerationEnvironment(const std::string& crash_at, const std::string& data_dir);
 
 // Starts `spec.binary` with the listeners and a fresh control socketpair
 // (the child environment contract), and starts watching its channel and

@@ -28,6 +28,9 @@ Result<ListenerSpec> ParseListener(const std::string& text);
 class Listener {
  public:
   static Result<Listener> Bind(const ListenerSpec& spec, int backlog = 4096);
+  // Takes ownership of `fd`, an already listening socket for `spec` (taken
+  // over from a generation a previous supervisor left running).
+  static Listener Adopt(ListenerSpec spec, int fd) { return Listener(std::move(spec), fd); }
   Listener(Listener&& o) noexcept : spec_(std::move(o.spec_)), fd_(o.fd_) { o.fd_ = -1; }
   Listener& operator=(Listener&&) = delete;
   ~Listener();

@@ -1,6 +1,7 @@
 #include "supervisor/supervisor.h"
 
 #include <signal.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -9,6 +10,7 @@
 #include <map>
 #include <random>
 
+#include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <fmt/format.h>
@@ -17,8 +19,10 @@
 #include "protocol/channel.h"
 #include "protocol/child_process.h"
 #include "protocol/launch.h"
+#include "supervisor/adoption.h"
 #include "supervisor/admin_server.h"
 #include "supervisor/generation.h"
+#include "supervisor/journal.h"
 
 namespace baton::supervisor {
 namespace {
@@ -44,23 +48,128 @@ void AfterSentCrashPoint(const v1::Envelope& env) {
   }
 }
 
+// Ends orphans right now, blocking: used only before we serve, when their
+// listeners could not be taken over and must be bound afresh.
+void EndOrphansNow(const std::vector<Orphan>& orphans, const HandoffTimeouts& t) {
+  for (const auto& o : orphans) (void)o.Signal(SIGTERM);
+  const auto wait_all = [&](Duration limit) {
+    const auto end = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < end) {
+      bool any = false;
+      for (const auto& o : orphans) any = any || o.Running();
+      if (!any) return true;
+      ::usleep(10000);
+    }
+    return false;
+  };
+  if (wait_all(t.drain + t.term_grace)) return;
+  for (const auto& o : orphans) (void)o.Signal(SIGKILL);
+  wait_all(seconds(5));
+}
+
 class SupervisorImpl final : public Supervisor {
  public:
-  SupervisorImpl(asio::io_context& io, SupervisorOptions opts, LogSink& log, std::vector<Listener> listeners)
+  SupervisorImpl(asio::io_context& io, SupervisorOptions opts, LogSink& log, std::vector<Listener> listeners,
+                 CrashRoute crash_route, std::vector<Orphan> orphans)
       : io_(io),
         opts_(std::move(opts)),
         log_(log),
         listeners_(std::move(listeners)),
         handoff_timer_(io),
         restart_timer_(io),
-        started_(RealClock().Now()) {}
+        orphan_timer_(io),
+        started_(RealClock().Now()),
+        crash_route_(std::move(crash_route)),
+        orphans_(std::move(orphans)),
+        journal_path_(JournalPath(opts_.runtime_dir)) {}
 
   void SetAdmin(std::unique_ptr<AdminServer> admin) { admin_ = std::move(admin); }
 
   void Start() override {
     Emit(MakeEvent(Level::kInfo, "supervisor.start", "supervising {} on {}", opts_.binary, fmt::join(Addresses(), ", "))
              .With("pid", int64_t{::getpid()}));
-    ColdStart();
+    if (orphans_.empty()) {
+      UpdateJournal();
+      ColdStart();
+    } else {
+      AdoptOrphans();
+    }
+  }
+
+  // ---- a previous supervisor's generations (adoption.h) ----------------------
+
+  void AdoptOrphans() {
+    std::vector<std::string> pids;
+    for (const auto& o : orphans_) pids.push_back(fmt::format("{} ({})", o.pid(), o.role()));
+    Emit(MakeEvent(Level::kWarn, "supervisor.orphans",
+                   "a previous supervisor left {} running; serving through their listeners until they end",
+                   fmt::join(pids, ", "))
+             .With("count", static_cast<int64_t>(orphans_.size())));
+    UpdateJournal();
+    for (size_t i = 0; i < orphans_.size(); ++i) {
+      const int fd = ::fcntl(orphans_[i].pidfd(), F_DUPFD_CLOEXEC, 0);
+      if (fd < 0) continue;  // Running() polling below still notices its end
+      auto sd = std::make_shared<asio::posix::stream_descriptor>(io_, fd);
+      sd->async_wait(asio::posix::stream_descriptor::wait_read,
+                     [this, sd](const boost::system::error_code&) { CheckOrphans(); });
+    }
+    // The orphan rules of DESIGN §3 resolve a handoff the old supervisor left
+    // half done within the liveness timeout plus the incumbent's orphan grace
+    // (10 s); let them, then end whatever still runs.
+    orphan_settle_deadline_ = RealClock().Now() + milliseconds(opts_.liveness_timeout_ms) + seconds(11);
+    CheckOrphans();
+  }
+
+  void CheckOrphans() {
+    if (orphans_.empty()) return;
+    size_t running = 0;
+    for (const auto& o : orphans_) running += o.Running() ? 1 : 0;
+    const TimePoint now = RealClock().Now();
+    if (running == 0) {
+      Emit(MakeEvent(Level::kInfo, "supervisor.orphans_gone", "the previous supervisor's generations have ended"));
+      orphans_.clear();
+      orphan_timer_.cancel();
+      UpdateJournal();
+      ColdStart();
+      return;
+    }
+    if (!orphans_signalled_ && (running <= 1 || now >= orphan_settle_deadline_)) {
+      // Graceful: the orphan drains its connections at response boundaries
+      // and exits; the listeners stay open in us meanwhile.
+      orphans_signalled_ = true;
+      for (const auto& o : orphans_) {
+        if (!o.Running()) continue;
+        Emit(MakeEvent(Level::kInfo, "supervisor.orphan_term", "ending orphan pid {} (SIGTERM)", o.pid())
+                 .With("pid", int64_t{o.pid()}));
+        (void)o.Signal(SIGTERM);
+      }
+      orphan_kill_deadline_ = now + opts_.timeouts.drain + opts_.timeouts.term_grace;
+    }
+    if (orphans_signalled_ && now >= orphan_kill_deadline_) {
+      for (const auto& o : orphans_) {
+        if (o.Running()) (void)o.Signal(SIGKILL);
+      }
+    }
+    // Poll as a backstop (a pidfd of a non-child may report late) and to
+    // reach the deadlines.
+    orphan_timer_.expires_after(milliseconds(50));
+    orphan_timer_.async_wait([this](const boost::system::error_code& ec) {
+      if (!ec) CheckOrphans();
+    });
+  }
+
+  void UpdateJournal() {
+    JournalState state;
+    if (auto self = EntryFor(::getpid(), ""); self) state.supervisor = *self;
+    for (const auto& o : orphans_) {
+      if (auto e = EntryFor(o.pid(), o.role()); e) state.children.push_back(*e);
+    }
+    for (const auto& [n, g] : generations_) {
+      if (g->alive) state.children.push_back(g->journal);
+    }
+    if (auto st = WriteJournal(journal_path_, state); !st) {
+      Emit(MakeEvent(Level::kWarn, "supervisor.journal", "{}", st.error().message));
+    }
   }
 
   std::vector<std::string> Addresses() const override {
@@ -72,6 +181,9 @@ class SupervisorImpl final : public Supervisor {
   void Stop(std::function<void()> done) override {
     stopping_ = true;
     restart_timer_.cancel();
+    orphan_timer_.cancel();
+    for (const auto& o : orphans_) (void)o.Signal(SIGTERM);
+    orphans_.clear();
     if (handoff_) Execute(handoff_->OnAbort("supervisor stopping", RealClock().Now()));
     for (auto& [n, g] : generations_) {
       if (g->alive) g->proc->Signal(SIGTERM);
@@ -203,6 +315,7 @@ class SupervisorImpl final : public Supervisor {
     spec.binary = binary;
     spec.args = args;
     spec.data_dir = opts_.data_dir;
+    spec.crash_at = crash_route_.TakeFor(role);
     spec.liveness = {milliseconds(opts_.heartbeat_interval_ms), milliseconds(opts_.liveness_timeout_ms),
                      milliseconds(opts_.liveness_timeout_ms)};
     // Until its Hello, a child has the hello timeout to speak.
@@ -212,7 +325,9 @@ class SupervisorImpl final : public Supervisor {
                               [this](const auto& g, const Error& e) { OnChildClosed(g, e); },
                               [this](const auto& g, const std::string& how) { OnChildExit(g, how); }});
     if (!g) return g.error();
+    if (auto e = EntryFor((*g)->pid, role); e) (*g)->journal = *e;
     generations_[(*g)->number] = *g;
+    UpdateJournal();
     Emit(MakeEvent(Level::kInfo, "child.spawn", "spawned {} {} as pid {}", role, binary, (*g)->pid)
              .With("pid", int64_t{(*g)->pid})
              .With("role", role));
@@ -313,6 +428,7 @@ class SupervisorImpl final : public Supervisor {
     g->alive = false;
     g->channel->Close();
     generations_.erase(g->number);
+    UpdateJournal();
     Emit(MakeEvent(Level::kInfo, "child.exit", "pid {} {}", g->pid, how).With("pid", int64_t{g->pid}).With("how", how));
     const TimePoint now = RealClock().Now();
     if (handoff_ && g == successor_) {
@@ -331,6 +447,7 @@ class SupervisorImpl final : public Supervisor {
     for (auto& [n, g] : generations_) {
       if (g->alive) return;
     }
+    ::unlink(journal_path_.c_str());  // nothing left to adopt
     auto done = std::move(stop_done_);
     stop_done_ = nullptr;
     asio::post(io_, done);
@@ -470,7 +587,14 @@ class SupervisorImpl final : public Supervisor {
   std::unique_ptr<AdminServer> admin_;
   asio::steady_timer handoff_timer_;
   asio::steady_timer restart_timer_;
+  asio::steady_timer orphan_timer_;
   TimePoint started_;
+  CrashRoute crash_route_;
+  std::vector<Orphan> orphans_;
+  bool orphans_signalled_ = false;
+  TimePoint orphan_settle_deadline_;
+  TimePoint orphan_kill_deadline_;
+  std::string journal_path_;
 
   std::map<uint64_t, std::shared_ptr<Generation>> generations_;
   std::shared_ptr<Generation> incumbent_;
@@ -508,10 +632,43 @@ Result<std::unique_ptr<Supervisor>> Supervisor::Create(asio::io_context& io, Sup
   }
   if (opts.runtime_dir.empty()) return Error(Errc::kInvalidArgument, "--runtime-dir is required");
   if (opts.listeners.empty()) return Error(Errc::kInvalidArgument, "at least one --listen is required");
+  auto crash_route = CrashRoute::FromEnvironment();
+  if (!crash_route) return crash_route.error();
+  // A previous supervisor of this runtime dir: refuse while it runs; take
+  // over what it left running when it is gone (adoption.h).
+  std::vector<Orphan> orphans;
+  auto journal = ReadJournal(JournalPath(opts.runtime_dir));
+  if (!journal) {
+    log.Emit(MakeEvent(Level::kWarn, "supervisor.journal", "ignoring it: {}", journal.error().message));
+  } else if (*journal) {
+    const JournalEntry& prev = (*journal)->supervisor;
+    if (prev.pid != ::getpid() && StillRunning(prev)) {
+      return Error(Errc::kFailedPrecondition,
+                   fmt::format("another supervisor (pid {}) is running for runtime dir {}; stop it first "
+                               "(a hung one must be killed)",
+                               prev.pid, opts.runtime_dir));
+    }
+    orphans = FindOrphans(**journal);
+  }
   std::vector<Listener> listeners;
   for (const auto& spec : opts.listeners) {
     for (const auto& l : listeners) {
       if (l.name() == spec.name) return Error(Errc::kInvalidArgument, fmt::format("listener name '{}' used twice", spec.name));
+    }
+    if (!orphans.empty()) {
+      if (auto fd = TakeListener(orphans, spec); fd) {
+        log.Emit(MakeEvent(Level::kInfo, "supervisor.listener_adopted",
+                           "listener {}: took over the socket a previous generation still holds", spec.name));
+        listeners.push_back(Listener::Adopt(spec, *fd));
+        continue;
+      } else {
+        log.Emit(MakeEvent(Level::kWarn, "supervisor.listener_not_adopted",
+                           "{}; ending the previous generations before binding (connections may be refused "
+                           "meanwhile)",
+                           fd.error().message));
+        EndOrphansNow(orphans, opts.timeouts);
+        orphans.clear();
+      }
     }
     auto l = Listener::Bind(spec);
     if (!l) return l.error();
@@ -519,7 +676,8 @@ Result<std::unique_ptr<Supervisor>> Supervisor::Create(asio::io_context& io, Sup
   }
   opts.admin_uids.insert(::geteuid());
   opts.admin_uids.insert(0);
-  auto impl = std::make_unique<SupervisorImpl>(io, opts, log, std::move(listeners));
+  auto impl = std::make_unique<SupervisorImpl>(io, opts, log, std::move(listeners), std::move(*crash_route),
+                                               std::move(orphans));
   auto* raw = impl.get();
   auto admin = AdminServer::Create(io, opts.runtime_dir, opts.admin_uids,
                                    [raw](std::shared_ptr<AdminConnection> c, const v1::Envelope& e) {

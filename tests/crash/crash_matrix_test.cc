@@ -4,8 +4,7 @@
 // write readable; the documented exit code; the service converges within
 // the liveness timeout plus a grace; the next clean upgrade commits.
 //
-// Supervisor points need the supervisor-restart rules and are not in this
-// matrix yet; see docs/reliability.md.
+// The supervisor's own points are in supervisor_crash_test.cc.
 #include <signal.h>
 
 #include <set>
@@ -20,33 +19,46 @@ namespace baton::harness {
 namespace {
 
 struct CrashCase {
-  const char* point;
-  std::set<int> exit_codes;  // documented outcome(s) of the upgrade
+  const char* point;          // as BATON_CRASH_AT takes it (daemon points may name a role)
+  std::set<int> exit_codes;   // documented outcome(s) of the upgrade
   bool process_dies_serving;  // connections it held may be reset
+  bool fires_before_upgrade = false;  // in the write path: the first write kills the incumbent
 };
 
 class CrashMatrixTest : public ::testing::TestWithParam<CrashCase> {};
 
 TEST_P(CrashMatrixTest, InvariantsHold) {
   const CrashCase& cc = GetParam();
-  auto info = crashpoints::Find(cc.point);
-  ASSERT_TRUE(info) << cc.point;
-  const bool incumbent = (*info)->role == crashpoints::Role::kIncumbent;
-  // Incumbent points are armed through the supervisor, which passes them to
-  // the cold-started generation only; successor points through a wrapper.
+  auto target = crashpoints::ParseTarget(cc.point);
+  ASSERT_TRUE(target) << cc.point;
+  const std::string name(target->info->name);
+  const bool successor = target->info->role == crashpoints::Role::kSuccessor;
+  // Incumbent and daemon points are armed through the supervisor, which
+  // routes each to the first child of its role only; successor points
+  // through a wrapper binary.
   Cluster::Options opts;
-  if (incumbent) opts.env = {std::string("BATON_CRASH_AT=") + cc.point};
+  if (!successor) opts.env = {std::string("BATON_CRASH_AT=") + cc.point};
   Cluster c(opts);
   ASSERT_TRUE(c.Start()) << c.SupervisorLog();
   c.StartLoad(8, "600s");
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  if (cc.fires_before_upgrade) {
+    // The first write killed the cold generation; the supervisor restarts
+    // it (without the point) and the upgrade then meets a healthy service.
+    bool back = false;
+    for (int i = 0; i < 500 && !back; ++i) {
+      auto s = c.Status();
+      back = JInt(s.json, {"restarts"}) >= 1 && JInt(s.json, {"incumbent_pid"}) > 0 && c.Healthy();
+      if (!back) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    ASSERT_TRUE(back) << c.SupervisorLog().substr(0, 8000);
+  }
   const std::string binary =
-      incumbent ? BinPath("kvd")
-                : c.Script("armed", std::string("BATON_CRASH_AT=") + cc.point + " exec " + BinPath("kvd") + " \"$@\"");
+      !successor ? BinPath("kvd")
+                 : c.Script("armed", std::string("BATON_CRASH_AT=") + cc.point + " exec " + BinPath("kvd") + " \"$@\"");
   auto r = c.Upgrade(binary);
   EXPECT_TRUE(cc.exit_codes.count(r.exit_code)) << "exit " << r.exit_code << ": " << r.out << r.err;
-  EXPECT_NE(c.SupervisorLog().find(std::string("baton crashpoint ") + cc.point), std::string::npos)
-      << "the point never fired";
+  EXPECT_NE(c.SupervisorLog().find("baton crashpoint " + name), std::string::npos) << "the point never fired";
 
   // Converges to one serving generation within liveness (5 s) + grace.
   bool healthy = false;
@@ -85,21 +97,31 @@ INSTANTIATE_TEST_SUITE_P(
         // After Ready the successor owns the data. Its death races the old
         // generation's CommitAck: committed (then restarted) or failed (5);
         // either way the supervisor restarts a generation.
-        CrashCase{"successor.after_ready", {0, 5}, true}),
+        CrashCase{"successor.after_ready", {0, 5}, true},
+        // kvd's own hooks. Dying inside its seal is the incumbent dying
+        // mid-seal (committed); inside its begin replay, the successor
+        // failing before Ready (rolled back); after a WAL append but before
+        // the fsync, an incumbent dying outside a handoff with a write not
+        // yet acknowledged (restarted; nothing acknowledged is lost).
+        CrashCase{"kvd.in_seal_fsync", {0}, true}, CrashCase{"kvd.in_begin_replay@successor", {3}, false},
+        CrashCase{"kvd.after_wal_append", {0}, true, true}),
     [](const auto& info) {
       std::string n = info.param.point;
-      for (auto& ch : n) ch = (ch == '.' ? '_' : ch);
+      for (auto& ch : n) ch = (ch == '.' || ch == '@' ? '_' : ch);
       return n;
     });
 
-// Every incumbent and successor point of the registry is in the matrix.
+// Every incumbent, successor and daemon (kvd) point of the registry is in
+// the matrix.
 TEST(CrashMatrixCoverageTest, EveryDaemonSidePointIsCovered) {
   std::set<std::string> covered = {"incumbent.in_drain", "incumbent.in_seal", "incumbent.after_flock_release",
                                    "incumbent.after_seal_complete", "incumbent.after_commit",
                                    "successor.before_hello", "successor.in_warm", "successor.after_begin",
-                                   "successor.after_flock", "successor.before_ready", "successor.after_ready"};
+                                   "successor.after_flock", "successor.before_ready", "successor.after_ready",
+                                   "kvd.in_seal_fsync", "kvd.in_begin_replay", "kvd.after_wal_append"};
   for (const auto& info : crashpoints::All()) {
-    if (info.role == crashpoints::Role::kIncumbent || info.role == crashpoints::Role::kSuccessor) {
+    if (info.role == crashpoints::Role::kIncumbent || info.role == crashpoints::Role::kSuccessor ||
+        info.role == crashpoints::Role::kDaemon) {
       EXPECT_TRUE(covered.count(std::string(info.name))) << info.name << " has no matrix case";
     }
   }

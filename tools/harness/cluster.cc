@@ -25,7 +25,7 @@ extern char** environ;
 namespace baton::harness {
 
 pid_t SpawnBackground(const std::vector<std::string>& argv, const std::vector<std::string>& extra_env,
-                      const std::string& out_path, const std::string& err_path) {
+                      const std::string& out_path, const std::string& err_path, bool append) {
   std::vector<std::string> env;
   for (char** e = environ; *e != nullptr; ++e) env.emplace_back(*e);
   for (const auto& e : extra_env) env.push_back(e);
@@ -37,8 +37,11 @@ pid_t SpawnBackground(const std::vector<std::string>& argv, const std::vector<st
   args.push_back(nullptr);
   pid_t pid = ::fork();
   if (pid == 0) {
-    int out = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    int err = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    // Always O_APPEND: the processes of an earlier supervisor that still
+    // write here must not overwrite what a later one appended.
+    const int mode = O_APPEND | (append ? 0 : O_TRUNC);
+    int out = ::open(out_path.c_str(), O_WRONLY | O_CREAT | mode, 0644);
+    int err = ::open(err_path.c_str(), O_WRONLY | O_CREAT | mode, 0644);
     ::dup2(out, 1);
     ::dup2(err, 2);
     int devnull = ::open("/dev/null", O_RDONLY);
@@ -112,6 +115,32 @@ int CountZombieChildren(pid_t pid) {
   return zombies;
 }
 
+std::vector<pid_t> ProcessesInGroup(pid_t pgid) {
+  std::vector<pid_t> out;
+  DIR* d = ::opendir("/proc");
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+    std::string stat = ReadAll(std::string("/proc/") + e->d_name + "/stat");
+    auto close = stat.rfind(')');
+    if (close == std::string::npos || close + 4 >= stat.size()) continue;
+    const char state = stat[close + 2];
+    std::istringstream rest(stat.substr(close + 4));
+    int ppid = 0, pgrp = 0;
+    rest >> ppid >> pgrp;
+    if (pgrp == pgid && state != 'Z') out.push_back(static_cast<pid_t>(std::atoi(e->d_name)));
+  }
+  ::closedir(d);
+  return out;
+}
+
+long RssKib(pid_t pid) {
+  std::istringstream in(ReadAll("/proc/" + std::to_string(pid) + "/status"));
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::atol(line.c_str() + 6);
+  }
+  return -1;
+}
+
 CommandResult RunCommand(const std::vector<std::string>& argv, std::chrono::milliseconds timeout,
                          const std::vector<std::string>& env) {
   RunOptions opts;
@@ -141,8 +170,9 @@ Cluster::~Cluster() {
     WaitFor(load_pid_, std::chrono::seconds(5));
   }
   if (sup_pid_ > 0) Stop();
-  // Anything left in the cluster's process group is a leak of ours; end it.
-  if (sup_pid_ > 0) ::kill(-sup_pid_, SIGKILL);
+  // Anything left in the clusters' process groups is a leak of ours (or an
+  // orphan of a killed supervisor); end it.
+  for (pid_t g : groups_) ::kill(-g, SIGKILL);
   // The data dirs can hold many MB of WAL; keep them only when asked.
   if (std::getenv("BATON_KEEP_DIRS") == nullptr) {
     std::error_code ec;
@@ -153,6 +183,16 @@ Cluster::~Cluster() {
 std::string Cluster::SupervisorLog() const { return ReadAll(dir_ + "/supervise.err"); }
 
 bool Cluster::Start() {
+  if (!SpawnSupervisor(opts_.env)) return false;
+  const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (std::chrono::steady_clock::now() < end) {
+    if (Healthy()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+bool Cluster::SpawnSupervisor(const std::vector<std::string>& env) {
   std::vector<std::string> argv = {BinPath("baton"), "supervise", "--listen",
                                    "http=tcp://127.0.0.1:" + std::to_string(port_), "--data-dir", dir_ + "/data",
                                    "--runtime-dir", dir_ + "/run"};
@@ -160,11 +200,37 @@ bool Cluster::Start() {
   argv.push_back("--");
   argv.push_back(BinPath("kvd"));
   for (const auto& a : opts_.kvd_args) argv.push_back(a);
-  sup_pid_ = SpawnBackground(argv, opts_.env, dir_ + "/supervise.out", dir_ + "/supervise.err");
-  const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  // Appends, so the log of a supervisor that crashed stays readable.
+  sup_pid_ = SpawnBackground(argv, env, dir_ + "/supervise.out", dir_ + "/supervise.err", !groups_.empty());
+  if (sup_pid_ > 0) groups_.push_back(sup_pid_);
+  return sup_pid_ > 0;
+}
+
+int Cluster::WaitSupervisorExit(std::chrono::milliseconds timeout) {
+  const int status = WaitFor(sup_pid_, timeout);
+  if (status != -1) sup_pid_ = -1;
+  return status;
+}
+
+void Cluster::KillSupervisor() {
+  if (sup_pid_ <= 0) return;
+  ::kill(sup_pid_, SIGKILL);
+  WaitFor(sup_pid_, std::chrono::seconds(10));
+  sup_pid_ = -1;
+}
+
+bool Cluster::RestartSupervisor(std::chrono::milliseconds timeout) {
+  std::vector<std::string> env;
+  for (const auto& e : opts_.env) {
+    if (e.rfind("BATON_CRASH_AT=", 0) != 0 && e.rfind("BATON_CRASH_ACTION=", 0) != 0) env.push_back(e);
+  }
+  if (!SpawnSupervisor(env)) return false;
+  const auto end = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < end) {
-    if (Healthy()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    const pid_t serving = IncumbentPid();
+    // Serving, and by a child of the new supervisor (not an orphan).
+    if (serving > 0 && ::getpgid(serving) == sup_pid_ && Healthy()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   return false;
 }
@@ -210,11 +276,13 @@ pid_t Cluster::IncumbentPid() {
   return static_cast<pid_t>(s.json.at("incumbent_pid").to_number<int64_t>());
 }
 
-void Cluster::StartLoad(int connections, const std::string& duration, bool close_mode, double write_ratio) {
+void Cluster::StartLoad(int connections, const std::string& duration, bool close_mode, double write_ratio,
+                        std::vector<std::string> extra) {
   std::vector<std::string> argv = {BinPath("baton-load"), "--target", url(), "--connections",
                                    std::to_string(connections), "--duration", duration, "--json", "--write-ratio",
                                    std::to_string(write_ratio)};
   if (close_mode) argv.push_back("--close");
+  for (auto& a : extra) argv.push_back(std::move(a));
   load_pid_ = SpawnBackground(argv, {}, dir_ + "/load.json", dir_ + "/load.err");
 }
 

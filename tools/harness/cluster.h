@@ -22,7 +22,7 @@ struct CommandResult {
 
 // fork+exec with stdout/stderr to files; returns the pid.
 pid_t SpawnBackground(const std::vector<std::string>& argv, const std::vector<std::string>& extra_env,
-                      const std::string& out_path, const std::string& err_path);
+                      const std::string& out_path, const std::string& err_path, bool append = false);
 // Waits for `pid`; returns the raw wait status, or -1 on timeout.
 int WaitFor(pid_t pid, std::chrono::milliseconds timeout);
 int FreePort();
@@ -30,6 +30,10 @@ std::string ReadAll(const std::string& path);
 int CountFds(pid_t pid);
 // Children of `pid` that are zombies.
 int CountZombieChildren(pid_t pid);
+// Live (non-zombie) processes in process group `pgid`.
+std::vector<pid_t> ProcessesInGroup(pid_t pgid);
+// Resident set size of `pid` in KiB, -1 if it is gone.
+long RssKib(pid_t pid);
 
 class Cluster {
  public:
@@ -50,7 +54,7 @@ class Cluster {
   // Starts baton-load; FinishLoad ends its load phase (SIGINT), waits for
   // its verification and returns its JSON.
   void StartLoad(int connections, const std::string& duration, bool close_mode = false,
-                 double write_ratio = 0.5);
+                 double write_ratio = 0.5, std::vector<std::string> extra = {});
   CommandResult FinishLoad();
   // A wrapper script in the temp dir: `#!/bin/sh\n<body>`; returns its path.
   std::string Script(const std::string& name, const std::string& body);
@@ -63,12 +67,27 @@ class Cluster {
   // Sends SIGTERM and waits for the supervisor; returns its wait status.
   int Stop();
 
+  // Supervisor faults. The generations it started stay in its process group
+  // (they are cleaned up with the cluster).
+  // Waits for the supervisor to exit by itself (e.g. at a crash point); its
+  // raw wait status, or -1 on timeout.
+  int WaitSupervisorExit(std::chrono::milliseconds timeout);
+  // SIGKILLs the supervisor (e.g. a hung one) and waits for it.
+  void KillSupervisor();
+  // Starts a new supervisor with the same arguments and environment minus
+  // BATON_CRASH_AT; true once a generation it started itself serves.
+  bool RestartSupervisor(std::chrono::milliseconds timeout = std::chrono::seconds(60));
+  // Every process group this cluster's supervisors ever had.
+  const std::vector<pid_t>& groups() const { return groups_; }
+
  private:
   Options opts_;
   std::string dir_;
   int port_ = 0;
   pid_t sup_pid_ = -1;
   pid_t load_pid_ = -1;
+  std::vector<pid_t> groups_;
+  bool SpawnSupervisor(const std::vector<std::string>& env);
 };
 
 CommandResult RunCommand(const std::vector<std::string>& argv, std::chrono::milliseconds timeout,
