@@ -323,12 +323,16 @@ void HttpServer::DoAccept() {
   });
 }
 
-void HttpServer::Drain(std::chrono::milliseconds deadline, std::function<void()> done) {
+std::chrono::milliseconds HttpServer::IdleWait(std::chrono::milliseconds deadline) const {
   // Leave a little of the deadline for requests that start arriving late.
   const auto margin = std::min(std::chrono::milliseconds(1000), deadline / 10);
   auto idle = deadline - margin;
   if (opts_.idle_wait.count() > 0) idle = std::min(idle, opts_.idle_wait);
-  StartDrain(deadline, idle, std::move(done));
+  return idle;
+}
+
+void HttpServer::Drain(std::chrono::milliseconds deadline, std::function<void()> done) {
+  StartDrain(deadline, IdleWait(deadline), std::move(done));
 }
 
 void HttpServer::StartDrain(std::chrono::milliseconds deadline, std::chrono::milliseconds idle,
@@ -401,7 +405,11 @@ void HttpServer::Stop(std::chrono::milliseconds grace, std::function<void()> don
     Shutdown();
     d();
   });
-  StartDrain(grace, std::chrono::milliseconds(0), [this] { CheckStopped(); });
+  // As gentle as a handoff's drain: an idle keep-alive connection gets the
+  // idle wait to send its next request (answered with Connection: close)
+  // rather than being closed under a request already on its way, which the
+  // client would see as a reset.
+  StartDrain(grace, IdleWait(grace), [this] { CheckStopped(); });
 }
 
 void HttpServer::CheckStopped() {

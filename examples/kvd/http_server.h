@@ -97,6 +97,8 @@ class HttpServer {
 
  private:
   friend class HttpSession;
+  // How long a drain with `deadline` waits for idle keep-alive connections.
+  std::chrono::milliseconds IdleWait(std::chrono::milliseconds deadline) const;
   void StartDrain(std::chrono::milliseconds deadline, std::chrono::milliseconds idle, std::function<void()> done);
   void DoAccept();
   void CheckDrained();

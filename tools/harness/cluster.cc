@@ -97,39 +97,43 @@ int CountFds(pid_t pid) {
   return n;
 }
 
-int CountZombieChildren(pid_t pid) {
-  int zombies = 0;
+namespace {
+struct ProcStat {
+  pid_t pid;
+  char state;
+  pid_t ppid;
+  pid_t pgrp;
+};
+// Every process of the machine as /proc/<pid>/stat describes it.
+std::vector<ProcStat> AllProcesses() {
+  std::vector<ProcStat> out;
   DIR* d = ::opendir("/proc");
   while (dirent* e = ::readdir(d)) {
     if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
     std::string stat = ReadAll(std::string("/proc/") + e->d_name + "/stat");
     auto close = stat.rfind(')');
     if (close == std::string::npos || close + 4 >= stat.size()) continue;
-    char state = stat[close + 2];
     std::istringstream rest(stat.substr(close + 4));
-    int ppid = 0;
-    rest >> ppid;
-    if (ppid == pid && state == 'Z') ++zombies;
+    int ppid = 0, pgrp = 0;
+    rest >> ppid >> pgrp;
+    out.push_back({static_cast<pid_t>(std::atoi(e->d_name)), stat[close + 2], ppid, pgrp});
   }
   ::closedir(d);
+  return out;
+}
+}  // namespace
+
+int CountZombieChildren(pid_t pid) {
+  int zombies = 0;
+  for (const auto& p : AllProcesses()) zombies += (p.ppid == pid && p.state == 'Z') ? 1 : 0;
   return zombies;
 }
 
 std::vector<pid_t> ProcessesInGroup(pid_t pgid) {
   std::vector<pid_t> out;
-  DIR* d = ::opendir("/proc");
-  while (dirent* e = ::readdir(d)) {
-    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
-    std::string stat = ReadAll(std::string("/proc/") + e->d_name + "/stat");
-    auto close = stat.rfind(')');
-    if (close == std::string::npos || close + 4 >= stat.size()) continue;
-    const char state = stat[close + 2];
-    std::istringstream rest(stat.substr(close + 4));
-    int ppid = 0, pgrp = 0;
-    rest >> ppid >> pgrp;
-    if (pgrp == pgid && state != 'Z') out.push_back(static_cast<pid_t>(std::atoi(e->d_name)));
+  for (const auto& p : AllProcesses()) {
+    if (p.pgrp == pgid && p.state != 'Z') out.push_back(p.pid);
   }
-  ::closedir(d);
   return out;
 }
 
