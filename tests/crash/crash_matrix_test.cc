@@ -64,8 +64,12 @@ TEST_P(CrashMatrixTest, InvariantsHold) {
   bool healthy = false;
   pid_t serving = -1;
   for (int i = 0; i < 750 && !healthy; ++i) {
+    // The status names the generation of record; right after a death it may
+    // still name the dead one (not yet reaped) while a restart comes up, so
+    // wait until it names a running process that also holds the flock.
     serving = c.IncumbentPid();
-    healthy = serving > 0 && ::kill(serving, 0) == 0 && c.Healthy();
+    healthy = serving > 0 && ProcessRunning(serving) && c.Healthy() &&
+              ownership::RecordedHolder(c.dir() + "/data") == serving;
     if (!healthy) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   ASSERT_TRUE(healthy) << c.SupervisorLog().substr(0, 8000);

@@ -129,6 +129,12 @@ int CountZombieChildren(pid_t pid) {
   return zombies;
 }
 
+bool ProcessRunning(pid_t pid) {
+  const std::string stat = ReadAll("/proc/" + std::to_string(pid) + "/stat");
+  const auto close = stat.rfind(')');
+  return close != std::string::npos && close + 2 < stat.size() && stat[close + 2] != 'Z';
+}
+
 std::vector<pid_t> ProcessesInGroup(pid_t pgid) {
   std::vector<pid_t> out;
   for (const auto& p : AllProcesses()) {

@@ -30,6 +30,8 @@ std::string ReadAll(const std::string& path);
 int CountFds(pid_t pid);
 // Children of `pid` that are zombies.
 int CountZombieChildren(pid_t pid);
+// `pid` exists and is not a zombie.
+bool ProcessRunning(pid_t pid);
 // Live (non-zombie) processes in process group `pgid`.
 std::vector<pid_t> ProcessesInGroup(pid_t pgid);
 // Resident set size of `pid` in KiB, -1 if it is gone.
