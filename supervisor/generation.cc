@@ -20,10 +20,11 @@ std::string DescribeWaitStatus(int status) {
   return fmt::format("ended with wait status {}", status);
 }
 
-std::vector<std::string> GenerationEnvironment(const std::string& role, const std::string& data_dir) {
+std::vector<std::string> GenerationEnvironment(const std::string& role, const std::string& data_dir,
+                                               std::vector<std::string> base) {
   std::vector<std::string> env;
   std::string crash_at;
-  for (auto& e : protocol::CurrentEnvironment()) {
+  for (auto& e : base) {
     if (e.rfind("BATON_CRASH_AT=", 0) == 0) {
       crash_at = e.substr(15);
       continue;
@@ -52,7 +53,8 @@ Result<std::shared_ptr<Generation>> SpawnGeneration(asio::io_context& io, const 
   for (const auto& l : listeners) fds.push_back({l.name(), l.fd()});
   auto launch = protocol::ChildLaunch::Create(
       std::move(fds), child_fd, spec.role == "cold" ? protocol::LaunchRole::kCold : protocol::LaunchRole::kSuccessor,
-      GenerationEnvironment(spec.role, spec.data_dir));
+      spec.base_env.empty() ? GenerationEnvironment(spec.role, spec.data_dir)
+                            : GenerationEnvironment(spec.role, spec.data_dir, spec.base_env));
   if (!launch) {
     ::close(parent_fd);
     ::close(child_fd);

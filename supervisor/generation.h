@@ -17,6 +17,7 @@
 #include "base/errors.h"
 #include "protocol/channel.h"
 #include "protocol/child_process.h"
+#include "protocol/launch.h"
 #include "supervisor/listeners.h"
 
 namespace baton::supervisor {
@@ -41,6 +42,7 @@ struct SpawnSpec {
   std::vector<std::string> args;
   std::string data_dir;
   protocol::LivenessOptions liveness;  // until Hello: at least the hello timeout
+  std::vector<std::string> base_env;   // the child's environment before the contract; empty = ours
 };
 
 // Called on the executor with the generation they concern.
@@ -52,7 +54,8 @@ struct GenerationCallbacks {
 
 // The child's environment: ours, minus crash points meant for other roles
 // (DESIGN §9), plus BATON_DATA_DIR.
-std::vector<std::string> GenerationEnvironment(const std::string& role, const std::string& data_dir);
+std::vector<std::string> GenerationEnvironment(const std::string& role, const std::string& data_dir,
+                                               std::vector<std::string> base = protocol::CurrentEnvironment());
 
 // Starts `spec.binary` with the listeners and a fresh control socketpair
 // (the child environment contract), and starts watching its channel and

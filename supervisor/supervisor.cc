@@ -18,6 +18,7 @@
 #include "protocol/child_process.h"
 #include "protocol/launch.h"
 #include "supervisor/admin_server.h"
+#include "supervisor/child_policy.h"
 #include "supervisor/generation.h"
 
 namespace baton::supervisor {
@@ -63,6 +64,14 @@ class SupervisorImpl final : public Supervisor {
     ColdStart();
   }
 
+  std::vector<std::pair<std::string, int>> ListenerFds() const override {
+    std::vector<std::pair<std::string, int>> out;
+    for (const auto& l : listeners_) out.emplace_back(l.name(), l.fd());
+    return out;
+  }
+
+  void UpgradeToConfigured() override { OnUpgrade(nullptr, v1::UpgradeRequest()); }
+
   std::vector<std::string> Addresses() const override {
     std::vector<std::string> out;
     for (const auto& l : listeners_) out.push_back(l.name() + "=" + l.Address());
@@ -71,13 +80,16 @@ class SupervisorImpl final : public Supervisor {
 
   void Stop(std::function<void()> done) override {
     stopping_ = true;
+    Emit(MakeEvent(Level::kInfo, "supervisor.stop", "stopping: draining the serving generation, then exiting"));
     restart_timer_.cancel();
     if (handoff_) Execute(handoff_->OnAbort("supervisor stopping", RealClock().Now()));
     for (auto& [n, g] : generations_) {
       if (g->alive) g->proc->Signal(SIGTERM);
     }
     stop_done_ = std::move(done);
-    auto deadline = std::make_shared<asio::steady_timer>(io_, opts_.timeouts.term_grace);
+    // SIGTERM asks the daemon to drain and exit; it gets the drain grace for
+    // that before the term grace runs out and SIGKILL follows.
+    auto deadline = std::make_shared<asio::steady_timer>(io_, opts_.timeouts.drain + opts_.timeouts.term_grace);
     deadline->async_wait([this, deadline](const boost::system::error_code&) {
       for (auto& [n, g] : generations_) {
         if (g->alive) g->proc->Signal(SIGKILL);
@@ -107,6 +119,11 @@ class SupervisorImpl final : public Supervisor {
         }
         return conn->SendAndClose(reply);
       }
+      case v1::Envelope::kMetricsRequest: {
+        v1::Envelope reply;
+        reply.mutable_metrics_reply()->set_text(opts_.metrics_text ? opts_.metrics_text() : "");
+        return conn->SendAndClose(reply);
+      }
       case v1::Envelope::kEventsRequest: {
         for (const auto& line : recent_events_) {
           v1::Envelope e;
@@ -131,6 +148,10 @@ class SupervisorImpl final : public Supervisor {
   }
 
   void Reply(const std::shared_ptr<AdminConnection>& conn, v1::UpgradeResult result) {
+    if (result.outcome() == v1::REFUSED) {
+      Emit(MakeEvent(Level::kWarn, "handoff.refused", "{}", result.reason()).With("reason", result.reason()));
+    }
+    if (!conn) return;  // SIGHUP: events only
     v1::Envelope e;
     *e.mutable_upgrade_result() = std::move(result);
     conn->SendAndClose(e);
@@ -151,11 +172,17 @@ class SupervisorImpl final : public Supervisor {
       refused.set_reason("no generation is serving right now (starting or restarting); try again");
       return Reply(conn, refused);
     }
-    const std::string binary = req.binary().empty() ? opts_.binary : req.binary();
-    if (auto st = protocol::CheckExecutable(binary); !st) {
+    const std::string requested = req.binary().empty() ? opts_.binary : req.binary();
+    if (auto st = protocol::CheckExecutable(requested); !st) {
       refused.set_reason(st.error().message);
       return Reply(conn, refused);
     }
+    auto allowed = CheckAllowedBinary(opts_.allowed_binaries, requested);
+    if (!allowed) {
+      refused.set_reason(allowed.error().message);
+      return Reply(conn, refused);
+    }
+    const std::string binary = *allowed;  // canonical when an allow-list applies
     HandoffParams params;
     params.handoff_id = NewHandoffId();
     params.timeouts = opts_.timeouts;
@@ -203,6 +230,7 @@ class SupervisorImpl final : public Supervisor {
     spec.binary = binary;
     spec.args = args;
     spec.data_dir = opts_.data_dir;
+    spec.base_env = opts_.child_environment;
     spec.liveness = {milliseconds(opts_.heartbeat_interval_ms), milliseconds(opts_.liveness_timeout_ms),
                      milliseconds(opts_.liveness_timeout_ms)};
     // Until its Hello, a child has the hello timeout to speak.
@@ -449,6 +477,7 @@ class SupervisorImpl final : public Supervisor {
                                 std::chrono::system_clock::now().time_since_epoch())
                                 .count();
     std::string json = ToJson(e, wall_ms);
+    if (opts_.on_event) opts_.on_event(e, json);
     recent_events_.push_back(json);
     if (recent_events_.size() > 1000) recent_events_.pop_front();
     for (auto it = followers_.begin(); it != followers_.end();) {
