@@ -333,8 +333,10 @@ class SupervisorImpl final : public Supervisor {
       return;
     }
     // A generation we can no longer talk to (hung, or broken channel) must
-    // not keep the data: end it; its exit triggers a restart.
-    if (g->alive) g->proc->Signal(SIGKILL);
+    // not keep the data: end it; its exit triggers a restart. While the
+    // service stops, a daemon draining after SIGTERM closes its channel
+    // first; Stop()'s deadline bounds it instead.
+    if (g->alive && !stopping_) g->proc->Signal(SIGKILL);
   }
 
   void OnChildExit(const std::shared_ptr<Generation>& g, const std::string& how) {

@@ -119,7 +119,7 @@ int RunCheckConfig(const std::string& path) {
   }
   // What an upgrade without --binary would check, before anything starts.
   if (auto st = protocol::CheckExecutable(c->binary); !st) {
-    PrintError(fmt::format("{}: binary: {}", path, st.error().message));
+    PrintError(fmt::format("{}: {}", path, st.error().message));
     return kExitUsage;
   }
   if (auto st = supervisor::CheckAllowedBinary(c->allowed_binaries, c->binary); !st) {
