@@ -445,6 +445,7 @@ class SupervisorImpl final : public Supervisor {
                    OutcomeName(a.outcome), a.reason)
              .With("handoff_id", r.handoff_id())
              .With("outcome", std::string(OutcomeName(a.outcome)))
+             .With("reason", a.reason)
              .With("total_us", static_cast<int64_t>(r.total_us())));
     last_result_ = r;
     if (handoff_client_) Reply(handoff_client_, r);

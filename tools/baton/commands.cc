@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 
 #include <fmt/format.h>
 
@@ -165,8 +166,25 @@ int RunAbort(const std::string& runtime_dir) {
 }
 
 int RunEvents(const EventsArgs& args) {
-  auto client = ConnectOrSay(Dir(args.runtime_dir));
-  if (!client) return kExitUnreachable;
+  const std::string dir = Dir(args.runtime_dir);
+  auto client = AdminClient::Connect(dir);
+  if (!client) {
+    PrintError(client.error().message);
+    // The supervisor is gone: what it wrote is still in its journal.
+    std::FILE* f = args.follow ? nullptr : std::fopen((dir + "/events.jsonl").c_str(), "re");
+    if (f == nullptr) return kExitUnreachable;
+    PrintError(fmt::format("showing {}/events.jsonl instead", dir));
+    char* line = nullptr;
+    size_t cap = 0;
+    for (ssize_t n; (n = ::getline(&line, &cap, f)) > 0;) {
+      std::string json(line, static_cast<size_t>(n));
+      if (json.back() == '\n') json.pop_back();
+      fmt::print("{}\n", args.json ? json : HumanEventLine(json));
+    }
+    std::free(line);
+    std::fclose(f);
+    return kExitUnreachable;
+  }
   v1::Envelope req;
   req.mutable_events_request()->set_follow(args.follow);
   if (auto st = client->Send(req); !st) return kExitUnreachable;
