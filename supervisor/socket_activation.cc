@@ -1,8 +1,11 @@
 #include "supervisor/socket_activation.h"
 
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <systemd/sd-daemon.h>
+
+#include <unistd.h>
 
 #include <cstdlib>
 
@@ -51,7 +54,15 @@ Result<std::vector<ListenerSpec>> MatchActivated(std::vector<ListenerSpec> confi
       match->name = a.name;
     }
     if (match->inherited_fd >= 0) {
-      return Error(Errc::kInvalidArgument, fmt::format("systemd passed two sockets named '{}'", a.name));
+      // The same socket twice (a .socket unit's fd also parked in the FD
+      // store by an older supervisor) is harmless: keep one.
+      struct stat x {}, y {};
+      if (::fstat(match->inherited_fd, &x) == 0 && ::fstat(a.fd, &y) == 0 && x.st_dev == y.st_dev &&
+          x.st_ino == y.st_ino) {
+        ::close(a.fd);
+        continue;
+      }
+      return Error(Errc::kInvalidArgument, fmt::format("systemd passed two different sockets named '{}'", a.name));
     }
     match->inherited_fd = a.fd;
     // Describe it as it really is (for Address() and status).

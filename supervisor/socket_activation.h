@@ -25,7 +25,8 @@ Result<std::vector<ActivatedSocket>> TakeActivatedSockets();
 // listener whose name matches; with no listener configured at all, every
 // activated socket becomes one under its own name. An activated socket the
 // config does not name is an error naming it (a misnamed .socket unit would
-// otherwise be silently ignored).
+// otherwise be silently ignored). The same socket passed twice under one
+// name (socket unit + FD store) is kept once; two different ones are an error.
 Result<std::vector<ListenerSpec>> MatchActivated(std::vector<ListenerSpec> configured,
                                                  const std::vector<ActivatedSocket>& activated);
 

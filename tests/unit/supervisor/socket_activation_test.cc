@@ -1,5 +1,6 @@
 #include "supervisor/socket_activation.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -53,9 +54,18 @@ TEST(SocketActivationTest, UnknownOrDuplicateNamesAreErrors) {
   auto unknown = MatchActivated({*ParseListener("http=tcp://127.0.0.1:1")}, {{"htpp", tcp}});
   ASSERT_FALSE(unknown);
   EXPECT_NE(unknown.error().message.find("socket named 'htpp'"), std::string::npos) << unknown.error().message;
-  auto twice = MatchActivated({*ParseListener("http=tcp://127.0.0.1:1")}, {{"http", tcp}, {"http", tcp}});
+  const int other = ListeningFd("x=tcp://127.0.0.1:0");
+  auto twice = MatchActivated({*ParseListener("http=tcp://127.0.0.1:1")}, {{"http", tcp}, {"http", other}});
   ASSERT_FALSE(twice);
-  EXPECT_NE(twice.error().message.find("two sockets named 'http'"), std::string::npos);
+  EXPECT_NE(twice.error().message.find("two different sockets named 'http'"), std::string::npos);
+  ::close(other);
+  // The same socket twice (a .socket unit's fd that was also parked in the
+  // FD store) is kept once and the duplicate closed.
+  const int dup = ::dup(tcp);
+  auto same = MatchActivated({*ParseListener("http=tcp://127.0.0.1:1")}, {{"http", tcp}, {"http", dup}});
+  ASSERT_TRUE(same) << same.error().message;
+  EXPECT_EQ((*same)[0].inherited_fd, tcp);
+  EXPECT_EQ(::fcntl(dup, F_GETFD), -1);  // closed
   ::close(tcp);
 }
 
