@@ -45,6 +45,71 @@ TEST(OpsSystemdTest, FdStoreParksEveryListener) {
   EXPECT_EQ(listening, 1);  // the service's own listening socket
 }
 
+// What systemd does when it restarts a service with a non-empty FD store:
+// the parked sockets come back at fd 3.. with LISTEN_FDS/LISTEN_FDNAMES.
+pid_t StartWithStoredFd(const std::vector<std::string>& argv, int fd, const std::string& name, const std::string& dir) {
+  std::vector<std::string> a = argv;
+  std::vector<char*> args;
+  for (auto& x : a) args.push_back(x.data());
+  args.push_back(nullptr);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    int out = ::open((dir + "/sup2.err").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(out, 1);
+    ::dup2(out, 2);
+    ::dup2(fd, 3);  // clears FD_CLOEXEC on 3
+    for (int i = 4; i < 1024; ++i) ::close(i);
+    ::setpgid(0, 0);
+    ::setenv("LISTEN_FDS", "1", 1);
+    ::setenv("LISTEN_FDNAMES", name.c_str(), 1);
+    ::setenv("LISTEN_PID", std::to_string(::getpid()).c_str(), 1);
+    ::execv(args[0], args.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+
+TEST(OpsSystemdTest, ListenersParkedInTheFdStoreSurviveASupervisorRestart) {
+  const std::string dir = MakeTempDir("fs");
+  FakeSystemd systemd(dir);
+  ASSERT_TRUE(systemd.ok());
+  int port = 0;
+  ::mkdir((dir + "/data").c_str(), 0755);
+  {
+    Cluster c({{}, {"--fd-store"}, {"NOTIFY_SOCKET=" + systemd.path()}});
+    ASSERT_TRUE(c.Start());
+    ASSERT_TRUE(systemd.WaitFor("FDNAME=http", seconds(10))) << systemd.All();
+    ASSERT_EQ(systemd.fds().size(), 1u);
+    port = std::stoi(c.url().substr(c.url().rfind(':') + 1));
+    c.Stop();
+    // The supervisor is gone; the parked socket still accepts (into its queue).
+  }
+  int client = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(client, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0) << "refused while no supervisor ran";
+  const char req[] = "GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+  ASSERT_EQ(::write(client, req, sizeof(req) - 1), static_cast<ssize_t>(sizeof(req) - 1));
+  pid_t sup = StartWithStoredFd({BinPath("baton"), "supervise", "--listen", "http=tcp://127.0.0.1:1", "--data-dir",
+                                 dir + "/data", "--runtime-dir", dir + "/run", "--", BinPath("kvd")},
+                                systemd.fds()[0], "http", dir);
+  timeval tv{10, 0};
+  ::setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  char buf[512];
+  const ssize_t n = ::read(client, buf, sizeof(buf));
+  ::close(client);
+  EXPECT_GT(n, 0) << ReadAll(dir + "/sup2.err");
+  EXPECT_NE(std::string(buf, n > 0 ? static_cast<size_t>(n) : 0).find(" 200 "), std::string::npos);
+  // The flag said port 1; the stored socket won, matched by its name.
+  auto st = Baton({"status", "--runtime-dir", dir + "/run", "--json"});
+  EXPECT_EQ(st.exit_code, 0);
+  ::kill(sup, SIGTERM);
+  EXPECT_GE(WaitFor(sup, seconds(30)), 0);
+  ::kill(-sup, SIGKILL);
+}
+
 TEST(OpsSystemdTest, SocketActivatedListenerServesAndSurvivesAnUpgrade) {
   const std::string dir = MakeTempDir("sa");
   ::mkdir((dir + "/data").c_str(), 0755);
