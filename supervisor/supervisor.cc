@@ -70,7 +70,12 @@ class SupervisorImpl final : public Supervisor {
     return out;
   }
 
-  void UpgradeToConfigured() override { OnUpgrade(nullptr, v1::UpgradeRequest()); }
+  void UpgradeTo(const std::string& binary, const std::vector<std::string>& args) override {
+    v1::UpgradeRequest req;
+    req.set_binary(binary);
+    for (const auto& a : args) req.add_args(a);
+    OnUpgrade(nullptr, req);
+  }
 
   std::vector<std::string> Addresses() const override {
     std::vector<std::string> out;

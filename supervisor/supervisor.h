@@ -67,9 +67,9 @@ class Supervisor {
   // (name, fd) of every listener, e.g. to park them in systemd's FD store.
   // The fds stay owned by the supervisor.
   virtual std::vector<std::pair<std::string, int>> ListenerFds() const = 0;
-  // SIGHUP: hand over to the configured binary, as `baton upgrade` without
-  // --binary would; the outcome is only reported as events.
-  virtual void UpgradeToConfigured() = 0;
+  // SIGHUP: hand over to `binary` with `args` (empty: the current ones, as
+  // `baton upgrade` without --binary); the outcome is only reported as events.
+  virtual void UpgradeTo(const std::string& binary, const std::vector<std::string>& args) = 0;
 };
 
 }  // namespace baton::supervisor

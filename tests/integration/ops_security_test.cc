@@ -97,5 +97,48 @@ TEST(OpsSecurityTest, SighupUpgradesToTheConfiguredBinary) {
   EXPECT_TRUE(c.Healthy());
 }
 
+TEST(OpsSecurityTest, SighupRereadsTheBinaryFromTheConfigFile) {
+  const std::string dir = MakeTempDir("hup");
+  ::mkdir((dir + "/data").c_str(), 0755);
+  const int port = FreePort();
+  auto config = [&](const std::string& binary) {
+    return "binary = \"" + binary + "\"\ndata_dir = \"" + dir + "/data\"\nruntime_dir = \"" + dir +
+           "/run\"\n[listeners]\nhttp = \"tcp://127.0.0.1:" + std::to_string(port) + "\"\n";
+  };
+  const std::string cfg = WriteFile(dir + "/kvd.toml", config(BinPath("kvd")));
+  const std::string v2 = dir + "/kvd-v2";
+  ASSERT_EQ(::symlink(BinPath("kvd").c_str(), v2.c_str()), 0);
+  pid_t sup = SpawnBackground({BinPath("baton"), "supervise", "--config", cfg}, {}, dir + "/out", dir + "/err");
+  auto status = [&] { return Baton({"status", "--runtime-dir", dir + "/run", "--json"}); };
+  auto wait_binary = [&](const std::string& want) {
+    for (int i = 0; i < 500; ++i) {
+      auto s = status();
+      if (s.json.is_object() && s.json.at("binary").as_string() == want) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return false;
+  };
+  ASSERT_TRUE(wait_binary(BinPath("kvd"))) << ReadAll(dir + "/err");
+  // A broken config: SIGHUP changes nothing and says why.
+  WriteFile(cfg, "binary = 3\n");
+  ASSERT_EQ(::kill(sup, SIGHUP), 0);
+  bool said = false;
+  for (int i = 0; i < 250 && !said; ++i) {
+    said = ReadAll(dir + "/err").find("SIGHUP: no upgrade: " + cfg + ":1: binary") != std::string::npos;
+    if (!said) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(said) << ReadAll(dir + "/err");
+  EXPECT_EQ(JInt(status().json, {"generation"}), 1);
+  // The config names a new release: SIGHUP hands over to it.
+  WriteFile(cfg, config(v2));
+  ASSERT_EQ(::kill(sup, SIGHUP), 0);
+  EXPECT_TRUE(wait_binary(v2)) << ReadAll(dir + "/err");
+  EXPECT_EQ(JInt(status().json, {"generation"}), 2);
+  EXPECT_NE(HttpGet(port, "/healthz").find(" 200 "), std::string::npos);
+  ::kill(sup, SIGTERM);
+  EXPECT_GE(WaitFor(sup, std::chrono::seconds(30)), 0);
+  ::kill(-sup, SIGKILL);
+}
+
 }  // namespace
 }  // namespace baton::harness

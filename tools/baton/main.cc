@@ -57,7 +57,8 @@ int main(int argc, char** argv) {
   supervise->footer(
       "Example: baton supervise --listen http=tcp://127.0.0.1:8080 --data-dir /var/lib/kvd -- /usr/bin/kvd\n"
       "         baton supervise --config /etc/baton/kvd.toml\n"
-      "Signals: SIGTERM/SIGINT drain the serving generation and exit; SIGHUP upgrades to the configured binary.");
+      "Signals: SIGTERM/SIGINT drain the serving generation and exit; SIGHUP upgrades to the binary the config\n"
+      "file names now (binary and args are re-read), or to the current one.");
 
   std::string check_path;
   auto* check = app.add_subcommand("check-config", "Validate a config file without starting anything (exit 0 ok, 2 bad)");

@@ -199,7 +199,23 @@ int RunSupervise(const SuperviseArgs& args) {
   std::function<void()> wait_hup = [&] {
     hup.async_wait([&](const boost::system::error_code& ec, int) {
       if (ec) return;
-      (*sup)->UpgradeToConfigured();
+      // The config file may name a new binary now (a new release path);
+      // only binary and args are re-read, the rest needs a restart. A
+      // command given after -- wins, as at start.
+      std::string binary;
+      std::vector<std::string> bargs;
+      if (!args.config.empty() && args.command.empty()) {
+        auto fresh = supervisor::LoadConfig(args.config);
+        if (!fresh) {
+          log.Emit(MakeEvent(Level::kError, "sighup.config_error", "SIGHUP: no upgrade: {}", fresh.error().message)
+                       .With("reason", fresh.error().message));
+          wait_hup();
+          return;
+        }
+        binary = fresh->binary;
+        bargs = fresh->args;
+      }
+      (*sup)->UpgradeTo(binary, bargs);
       wait_hup();
     });
   };
