@@ -139,6 +139,24 @@ TEST(OpsSystemdTest, SocketActivatedListenerServesAndSurvivesAnUpgrade) {
   ::kill(-pid, SIGKILL);
 }
 
+TEST(OpsSystemdTest, WithoutConfiguredListenersEveryActivatedSocketIsAdopted) {
+  const std::string dir = MakeTempDir("sa");
+  const int port = FreePort();
+  pid_t pid = SpawnBackground({"/usr/bin/systemd-socket-activate", "-l", "127.0.0.1:" + std::to_string(port),
+                               "--fdname=http", BinPath("baton"), "supervise", "--data-dir", dir, "--runtime-dir",
+                               dir + "/run", "--", BinPath("kvd")},
+                              {}, dir + "/out", dir + "/err");
+  std::string got;
+  for (int i = 0; i < 50 && got.find(" 200 ") == std::string::npos; ++i) {
+    got = HttpGet(port, "/healthz");
+    if (got.find(" 200 ") == std::string::npos) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_NE(got.find(" 200 "), std::string::npos) << ReadAll(dir + "/err");
+  ::kill(pid, SIGTERM);
+  EXPECT_GE(WaitFor(pid, seconds(30)), 0);
+  ::kill(-pid, SIGKILL);
+}
+
 TEST(OpsSystemdTest, AnActivatedSocketTheConfigDoesNotNameIsRefused) {
   const std::string dir = MakeTempDir("sa");
   const int port = FreePort();

@@ -62,7 +62,8 @@ supervisor::SupervisorOptions ToOptions(const supervisor::ServiceConfig& c) {
   return o;
 }
 
-// Loads --config (if any), applies the flags, validates.
+// Loads --config (if any), applies the flags, takes the sockets systemd
+// passed (they may be the only listeners), validates.
 Result<supervisor::ServiceConfig> Resolve(const SuperviseArgs& args) {
   supervisor::ServiceConfig base;
   if (!args.config.empty()) {
@@ -72,6 +73,12 @@ Result<supervisor::ServiceConfig> Resolve(const SuperviseArgs& args) {
   }
   auto merged = MergeFlags(std::move(base), args);
   if (!merged) return merged.error();
+  auto activated = supervisor::TakeActivatedSockets();
+  if (!activated) return activated.error();
+  auto listeners = supervisor::MatchActivated(merged->listeners, *activated);
+  if (!listeners) return listeners.error();
+  merged->listeners = std::move(*listeners);
+  if (auto st = supervisor::ValidateConfig(*merged); !st) return st.error();
   if (merged->runtime_dir.empty()) merged->runtime_dir = DefaultRuntimeDir();
   if (merged->name.empty()) {
     const auto slash = merged->binary.rfind('/');
@@ -103,7 +110,6 @@ Result<supervisor::ServiceConfig> MergeFlags(supervisor::ServiceConfig c, const 
     c.binary = args.command.front();
     c.args.assign(args.command.begin() + 1, args.command.end());
   }
-  if (auto st = supervisor::ValidateConfig(c); !st) return st.error();
   return c;
 }
 
@@ -151,17 +157,6 @@ int RunSupervise(const SuperviseArgs& args) {
     PrintError(cfg.error().message);
     return kExitUsage;
   }
-  auto activated = supervisor::TakeActivatedSockets();
-  if (!activated) {
-    PrintError(activated.error().message);
-    return kExitUsage;
-  }
-  auto listeners = supervisor::MatchActivated(cfg->listeners, *activated);
-  if (!listeners) {
-    PrintError(listeners.error().message);
-    return kExitUsage;
-  }
-  cfg->listeners = std::move(*listeners);
 
   boost::asio::io_context io;
   JsonLinesSink log(stderr);

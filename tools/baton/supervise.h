@@ -9,7 +9,8 @@
 namespace baton::cli {
 
 // Applies every flag that was given on top of `base` (from --config or
-// defaults). Errors name the flag.
+// defaults). Errors name the flag. The result is not validated yet
+// (supervisor::ValidateConfig): socket activation may still add listeners.
 Result<supervisor::ServiceConfig> MergeFlags(supervisor::ServiceConfig base, const SuperviseArgs& args);
 
 }  // namespace baton::cli

@@ -67,8 +67,10 @@ TEST(MergeFlagsTest, BadFlagsAndIncompleteResultsAreErrors) {
   a.timeouts = {"nap=1s"};
   EXPECT_NE(MergeFlags(FromFile(), a).error().message.find("unknown timeout 'nap'"), std::string::npos);
   auto empty = MergeFlags({}, {});
-  ASSERT_FALSE(empty);
-  EXPECT_NE(empty.error().message.find("no daemon binary"), std::string::npos);
+  ASSERT_TRUE(empty);
+  auto st = supervisor::ValidateConfig(*empty);
+  ASSERT_FALSE(st);
+  EXPECT_NE(st.error().message.find("no daemon binary"), std::string::npos);
 }
 
 TEST(EventFormatTest, HumanLinesAndGarbageKept) {
