@@ -39,9 +39,10 @@ std::string CrashRoute::TakeFor(const std::string& role) {
   return text_;
 }
 
-std::vector<std::string> GenerationEnvironment(const std::string& crash_at, const std::string& data_dir) {
+std::vector<std::string> GenerationEnvironment(const std::string& crash_at, const std::string& data_dir,
+                                               std::vector<std::string> base) {
   std::vector<std::string> env;
-  for (auto& e : protocol::CurrentEnvironment()) {
+  for (auto& e : base) {
     if (e.rfind("BATON_CRASH_AT=", 0) == 0) continue;
     if (e.rfind("BATON_DATA_DIR=", 0) == 0) continue;
     env.push_back(std::move(e));
@@ -60,7 +61,8 @@ Result<std::shared_ptr<Generation>> SpawnGeneration(asio::io_context& io, const 
   for (const auto& l : listeners) fds.push_back({l.name(), l.fd()});
   auto launch = protocol::ChildLaunch::Create(
       std::move(fds), child_fd, spec.role == "cold" ? protocol::LaunchRole::kCold : protocol::LaunchRole::kSuccessor,
-      GenerationEnvironment(spec.crash_at, spec.data_dir));
+      spec.base_env.empty() ? GenerationEnvironment(spec.crash_at, spec.data_dir)
+                            : GenerationEnvironment(spec.crash_at, spec.data_dir, spec.base_env));
   if (!launch) {
     ::close(parent_fd);
     ::close(child_fd);

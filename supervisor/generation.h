@@ -18,6 +18,7 @@
 #include "protocol/channel.h"
 #include "protocol/child_process.h"
 #include "supervisor/journal.h"
+#include "protocol/launch.h"
 #include "supervisor/listeners.h"
 
 namespace baton::supervisor {
@@ -44,6 +45,7 @@ struct SpawnSpec {
   std::string data_dir;
   protocol::LivenessOptions liveness;  // until Hello: at least the hello timeout
   std::string crash_at;                // BATON_CRASH_AT for this child only ("" = none)
+  std::vector<std::string> base_env;   // the child's environment before the contract; empty = ours
 };
 
 // Routes the supervisor's own BATON_CRASH_AT to children (DESIGN §9): the
@@ -70,9 +72,11 @@ struct GenerationCallbacks {
   std::function<void(const std::shared_ptr<Generation>&, const std::string& how)> on_exit;
 };
 
-// The child's environment: ours minus BATON_CRASH_AT, plus the routed
-// `crash_at` (if any) and BATON_DATA_DIR.
-std::vector<std::string> GenerationEnvironment(const std::string& crash_at, const std::string& data_dir);
+// The child's environment: `base` (ours unless the config sanitizes it)
+// minus BATON_CRASH_AT, plus the routed `crash_at` (if any) and
+// BATON_DATA_DIR.
+std::vector<std::string> GenerationEnvironment(const std::string& crash_at, const std::string& data_dir,
+                                               std::vector<std::string> base = protocol::CurrentEnvironment());
 
 // Starts `spec.binary` with the listeners and a fresh control socketpair
 // (the child environment contract), and starts watching its channel and

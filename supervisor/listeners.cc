@@ -1,6 +1,7 @@
 #include "supervisor/listeners.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -59,6 +60,23 @@ Result<ListenerSpec> ParseListener(const std::string& text) {
 }
 
 Result<Listener> Listener::Bind(const ListenerSpec& spec, int backlog) {
+  if (spec.inherited_fd >= 0) {
+    // Socket activation: systemd bound it; it must be a listening stream socket.
+    int listening = 0;
+    socklen_t len = sizeof(listening);
+    if (::getsockopt(spec.inherited_fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || listening == 0) {
+      return Error(Errc::kInvalidArgument,
+                   fmt::format("listener {}: inherited fd {} is not a listening socket", spec.name, spec.inherited_fd));
+    }
+    ::fcntl(spec.inherited_fd, F_SETFD, FD_CLOEXEC);
+    return Listener(spec, spec.inherited_fd);
+  }
+  if (spec.require_inherited) {
+    return Error(Errc::kInvalidArgument,
+                 fmt::format("listener {} is configured as \"systemd\" but systemd passed no socket of that name "
+                             "(LISTEN_FDNAMES; FileDescriptorName= in the .socket unit)",
+                             spec.name));
+  }
   if (spec.kind == ListenerSpec::Kind::kUnix) {
     int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return ErrnoError("socket(AF_UNIX)", errno);

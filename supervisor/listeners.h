@@ -17,6 +17,11 @@ struct ListenerSpec {
   std::string host;  // tcp
   int port = 0;      // tcp
   std::string path;  // unix
+  // Socket activation (supervisor/socket_activation.h): >= 0 adopts this
+  // already listening socket (taking ownership) instead of binding.
+  int inherited_fd = -1;
+  // The config said "systemd": binding it ourselves is an error.
+  bool require_inherited = false;
 };
 
 // Parses "NAME=tcp://HOST:PORT" or "NAME=unix:PATH" (clear errors naming

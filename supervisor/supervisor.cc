@@ -21,6 +21,7 @@
 #include "protocol/launch.h"
 #include "supervisor/adoption.h"
 #include "supervisor/admin_server.h"
+#include "supervisor/child_policy.h"
 #include "supervisor/generation.h"
 #include "supervisor/journal.h"
 
@@ -172,6 +173,19 @@ class SupervisorImpl final : public Supervisor {
     }
   }
 
+  std::vector<std::pair<std::string, int>> ListenerFds() const override {
+    std::vector<std::pair<std::string, int>> out;
+    for (const auto& l : listeners_) out.emplace_back(l.name(), l.fd());
+    return out;
+  }
+
+  void UpgradeTo(const std::string& binary, const std::vector<std::string>& args) override {
+    v1::UpgradeRequest req;
+    req.set_binary(binary);
+    for (const auto& a : args) req.add_args(a);
+    OnUpgrade(nullptr, req);
+  }
+
   std::vector<std::string> Addresses() const override {
     std::vector<std::string> out;
     for (const auto& l : listeners_) out.push_back(l.name() + "=" + l.Address());
@@ -180,6 +194,7 @@ class SupervisorImpl final : public Supervisor {
 
   void Stop(std::function<void()> done) override {
     stopping_ = true;
+    Emit(MakeEvent(Level::kInfo, "supervisor.stop", "stopping: draining the serving generation, then exiting"));
     restart_timer_.cancel();
     orphan_timer_.cancel();
     for (const auto& o : orphans_) (void)o.Signal(SIGTERM);
@@ -189,7 +204,9 @@ class SupervisorImpl final : public Supervisor {
       if (g->alive) g->proc->Signal(SIGTERM);
     }
     stop_done_ = std::move(done);
-    auto deadline = std::make_shared<asio::steady_timer>(io_, opts_.timeouts.term_grace);
+    // SIGTERM asks the daemon to drain and exit; it gets the drain grace for
+    // that before the term grace runs out and SIGKILL follows.
+    auto deadline = std::make_shared<asio::steady_timer>(io_, opts_.timeouts.drain + opts_.timeouts.term_grace);
     deadline->async_wait([this, deadline](const boost::system::error_code&) {
       for (auto& [n, g] : generations_) {
         if (g->alive) g->proc->Signal(SIGKILL);
@@ -219,6 +236,11 @@ class SupervisorImpl final : public Supervisor {
         }
         return conn->SendAndClose(reply);
       }
+      case v1::Envelope::kMetricsRequest: {
+        v1::Envelope reply;
+        reply.mutable_metrics_reply()->set_text(opts_.metrics_text ? opts_.metrics_text() : "");
+        return conn->SendAndClose(reply);
+      }
       case v1::Envelope::kEventsRequest: {
         for (const auto& line : recent_events_) {
           v1::Envelope e;
@@ -243,6 +265,10 @@ class SupervisorImpl final : public Supervisor {
   }
 
   void Reply(const std::shared_ptr<AdminConnection>& conn, v1::UpgradeResult result) {
+    if (result.outcome() == v1::REFUSED) {
+      Emit(MakeEvent(Level::kWarn, "handoff.refused", "{}", result.reason()).With("reason", result.reason()));
+    }
+    if (!conn) return;  // SIGHUP: events only
     v1::Envelope e;
     *e.mutable_upgrade_result() = std::move(result);
     conn->SendAndClose(e);
@@ -263,11 +289,17 @@ class SupervisorImpl final : public Supervisor {
       refused.set_reason("no generation is serving right now (starting or restarting); try again");
       return Reply(conn, refused);
     }
-    const std::string binary = req.binary().empty() ? opts_.binary : req.binary();
-    if (auto st = protocol::CheckExecutable(binary); !st) {
+    const std::string requested = req.binary().empty() ? opts_.binary : req.binary();
+    if (auto st = protocol::CheckExecutable(requested); !st) {
       refused.set_reason(st.error().message);
       return Reply(conn, refused);
     }
+    auto allowed = CheckAllowedBinary(opts_.allowed_binaries, requested);
+    if (!allowed) {
+      refused.set_reason(allowed.error().message);
+      return Reply(conn, refused);
+    }
+    const std::string binary = *allowed;  // canonical when an allow-list applies
     HandoffParams params;
     params.handoff_id = NewHandoffId();
     params.timeouts = opts_.timeouts;
@@ -316,6 +348,7 @@ class SupervisorImpl final : public Supervisor {
     spec.args = args;
     spec.data_dir = opts_.data_dir;
     spec.crash_at = crash_route_.TakeFor(role);
+    spec.base_env = opts_.child_environment;
     spec.liveness = {milliseconds(opts_.heartbeat_interval_ms), milliseconds(opts_.liveness_timeout_ms),
                      milliseconds(opts_.liveness_timeout_ms)};
     // Until its Hello, a child has the hello timeout to speak.
@@ -420,8 +453,10 @@ class SupervisorImpl final : public Supervisor {
       return;
     }
     // A generation we can no longer talk to (hung, or broken channel) must
-    // not keep the data: end it; its exit triggers a restart.
-    if (g->alive) g->proc->Signal(SIGKILL);
+    // not keep the data: end it; its exit triggers a restart. While the
+    // service stops, a daemon draining after SIGTERM closes its channel
+    // first; Stop()'s deadline bounds it instead.
+    if (g->alive && !stopping_) g->proc->Signal(SIGKILL);
   }
 
   void OnChildExit(const std::shared_ptr<Generation>& g, const std::string& how) {
@@ -532,6 +567,7 @@ class SupervisorImpl final : public Supervisor {
                    OutcomeName(a.outcome), a.reason)
              .With("handoff_id", r.handoff_id())
              .With("outcome", std::string(OutcomeName(a.outcome)))
+             .With("reason", a.reason)
              .With("total_us", static_cast<int64_t>(r.total_us())));
     last_result_ = r;
     if (handoff_client_) Reply(handoff_client_, r);
@@ -566,6 +602,7 @@ class SupervisorImpl final : public Supervisor {
                                 std::chrono::system_clock::now().time_since_epoch())
                                 .count();
     std::string json = ToJson(e, wall_ms);
+    if (opts_.on_event) opts_.on_event(e, json);
     recent_events_.push_back(json);
     if (recent_events_.size() > 1000) recent_events_.pop_front();
     for (auto it = followers_.begin(); it != followers_.end();) {
@@ -655,7 +692,9 @@ Result<std::unique_ptr<Supervisor>> Supervisor::Create(asio::io_context& io, Sup
     for (const auto& l : listeners) {
       if (l.name() == spec.name) return Error(Errc::kInvalidArgument, fmt::format("listener name '{}' used twice", spec.name));
     }
-    if (!orphans.empty()) {
+    // A socket systemd handed us (activation or the FD store) is the same
+    // socket the orphans hold; only the others are taken from them.
+    if (!orphans.empty() && spec.inherited_fd < 0) {
       if (auto fd = TakeListener(orphans, spec); fd) {
         log.Emit(MakeEvent(Level::kInfo, "supervisor.listener_adopted",
                            "listener {}: took over the socket a previous generation still holds", spec.name));

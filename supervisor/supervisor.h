@@ -10,9 +10,11 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <memory>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
@@ -36,6 +38,16 @@ struct SupervisorOptions {
   Duration restart_backoff_min = milliseconds(100);
   Duration restart_backoff_max = seconds(5);
   std::set<uid_t> admin_uids;  // always includes our own uid and root
+  // ---- operator surface (wired by supervisor/operator_surface.h) ----
+  // Canonical paths or patterns an upgrade may exec; empty = any executable
+  // (supervisor/child_policy.h).
+  std::vector<std::string> allowed_binaries;
+  // The base environment of every child (already sanitized); empty = ours.
+  std::vector<std::string> child_environment;
+  // Every event, after it is logged, with its JSON line.
+  std::function<void(const Event&, const std::string& json)> on_event;
+  // The Prometheus text for `baton metrics`.
+  std::function<std::string()> metrics_text;
 };
 
 class Supervisor {
@@ -52,6 +64,12 @@ class Supervisor {
   virtual void Stop(std::function<void()> done) = 0;
   // The addresses actually bound (port 0 resolved), in listener order.
   virtual std::vector<std::string> Addresses() const = 0;
+  // (name, fd) of every listener, e.g. to park them in systemd's FD store.
+  // The fds stay owned by the supervisor.
+  virtual std::vector<std::pair<std::string, int>> ListenerFds() const = 0;
+  // SIGHUP: hand over to `binary` with `args` (empty: the current ones, as
+  // `baton upgrade` without --binary); the outcome is only reported as events.
+  virtual void UpgradeTo(const std::string& binary, const std::vector<std::string>& args) = 0;
 };
 
 }  // namespace baton::supervisor

@@ -3,17 +3,16 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/signal_set.hpp>
 #include <fmt/format.h>
 
-#include "base/duration.h"
 #include "base/log.h"
 #include "crashpoints/crashpoints.h"
 #include "protocol/version.h"
-#include "supervisor/supervisor.h"
 #include "tools/baton/admin_client.h"
+#include "tools/baton/event_format.h"
+#include "tools/baton/progress.h"
 
 namespace baton::cli {
 namespace {
@@ -21,38 +20,6 @@ namespace {
 void PrintError(const std::string& what) { fmt::print(stderr, "baton: {}\n", what); }
 
 std::string Dir(const std::string& given) { return given.empty() ? DefaultRuntimeDir() : given; }
-
-int ExitCodeFor(v1::Outcome o) {
-  switch (o) {
-    case v1::COMMITTED: return kExitOk;
-    case v1::ROLLED_BACK: return kExitRolledBack;
-    case v1::REFUSED: return kExitRefused;
-    default: return kExitFailed;
-  }
-}
-
-std::string_view OutcomeText(v1::Outcome o) {
-  switch (o) {
-    case v1::COMMITTED: return "committed";
-    case v1::ROLLED_BACK: return "rolled_back";
-    case v1::REFUSED: return "refused";
-    case v1::FAILED: return "failed";
-    default: return "unknown";
-  }
-}
-
-std::string ResultJson(const v1::UpgradeResult& r) {
-  std::string phases;
-  for (const auto& p : r.phases()) {
-    if (!phases.empty()) phases += ",";
-    phases += fmt::format("{}:{:.3f}", JsonQuote(p.phase()), static_cast<double>(p.duration_us()) / 1000.0);
-  }
-  return fmt::format(
-      "{{\"outcome\":{},\"exit_code\":{},\"reason\":{},\"handoff_id\":{},\"old_pid\":{},\"new_pid\":{},"
-      "\"total_ms\":{:.3f},\"phases_ms\":{{{}}}}}",
-      JsonQuote(OutcomeText(r.outcome())), ExitCodeFor(r.outcome()), JsonQuote(r.reason()), JsonQuote(r.handoff_id()),
-      r.old_pid(), r.new_pid(), static_cast<double>(r.total_us()) / 1000.0, phases);
-}
 
 Result<AdminClient> ConnectOrSay(const std::string& dir) {
   auto c = AdminClient::Connect(dir);
@@ -85,89 +52,45 @@ int RunCrashpoints(const std::string& role_filter, bool names_only) {
   return kExitOk;
 }
 
-int RunSupervise(const SuperviseArgs& args) {
-  if (auto st = crashpoints::ArmFromEnvironment(); !st) {
-    PrintError(st.error().message);
-    return kExitUsage;
-  }
-  supervisor::SupervisorOptions opts;
-  for (const auto& l : args.listeners) {
-    auto spec = supervisor::ParseListener(l);
-    if (!spec) {
-      PrintError(spec.error().message);
-      return kExitUsage;
-    }
-    opts.listeners.push_back(*spec);
-  }
-  opts.data_dir = args.data_dir;
-  opts.runtime_dir = Dir(args.runtime_dir);
-  opts.binary = args.command.front();
-  opts.args.assign(args.command.begin() + 1, args.command.end());
-  for (const auto& t : args.timeouts) {
-    const auto eq = t.find('=');
-    auto d = ParseDuration(eq == std::string::npos ? std::string_view() : std::string_view(t).substr(eq + 1));
-    if (eq == std::string::npos || !d) {
-      PrintError(fmt::format("--timeout '{}': expected NAME=DURATION, e.g. drain=10s", t));
-      return kExitUsage;
-    }
-    const std::string name = t.substr(0, eq);
-    auto& to = opts.timeouts;
-    if (name == "hello") to.hello = *d;
-    else if (name == "warm") to.warm = *d;
-    else if (name == "drain") to.drain = *d;
-    else if (name == "seal") to.seal = *d;
-    else if (name == "begin") to.begin = *d;
-    else if (name == "commit") to.commit = *d;
-    else if (name == "resume") to.resume = *d;
-    else if (name == "term-grace") to.term_grace = *d;
-    else if (name == "handoff") to.handoff = *d;
-    else if (name == "heartbeat") opts.heartbeat_interval_ms = static_cast<uint32_t>(ToMillis(*d));
-    else if (name == "liveness") opts.liveness_timeout_ms = static_cast<uint32_t>(ToMillis(*d));
-    else {
-      PrintError(fmt::format("--timeout '{}': unknown timeout '{}'", t, name));
-      return kExitUsage;
-    }
-  }
-  boost::asio::io_context io;
-  JsonLinesSink log(stderr);
-  auto sup = supervisor::Supervisor::Create(io, std::move(opts), log);
-  if (!sup) {
-    PrintError(sup.error().message);
-    return sup.error().Is(Errc::kInvalidArgument) ? kExitUsage : kExitUnreachable;
-  }
-  boost::asio::signal_set signals(io, SIGTERM, SIGINT);
-  signals.async_wait([&](const boost::system::error_code& ec, int) {
-    if (ec) return;
-    (*sup)->Stop([&io] { io.stop(); });
-  });
-  (*sup)->Start();
-  io.run();
-  return kExitOk;
-}
-
 int RunUpgrade(const UpgradeArgs& args) {
-  auto client = ConnectOrSay(Dir(args.runtime_dir));
+  const std::string dir = Dir(args.runtime_dir);
+  auto client = ConnectOrSay(dir);
   if (!client) return kExitUnreachable;
+  const bool tty = !args.plain && ::isatty(STDOUT_FILENO) == 1;
+  const bool show = !args.json && !args.quiet;
+  ProgressView view(tty);
   v1::Envelope req;
   req.mutable_upgrade_request()->set_binary(args.binary);
-  req.mutable_upgrade_request()->set_progress(!args.json && !args.quiet);
+  req.mutable_upgrade_request()->set_progress(show);
   if (auto st = client->Send(req); !st) {
     PrintError(st.error().message);
     return kExitUnreachable;
   }
+  auto say = [&](const std::string& text) {
+    if (!show || text.empty()) return;
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    std::fflush(stdout);
+  };
+  say(view.Begin(args.binary.empty() ? "to the configured binary" : "to " + args.binary));
+  auto phase_started = std::chrono::steady_clock::now();
   for (;;) {
     // The supervisor guarantees an outcome within its handoff deadline; if
-    // it dies meanwhile, the state is uncertain.
-    auto env = client->Receive(std::nullopt);
+    // it dies meanwhile, the state is uncertain. On a terminal the running
+    // phase's clock ticks every 100 ms.
+    auto env = client->Receive(tty && show ? std::optional(std::chrono::milliseconds(100)) : std::nullopt);
+    if (!env && env.error().Is(Errc::kDeadlineExceeded)) {
+      say(view.Tick(std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                          phase_started)));
+      continue;
+    }
     if (!env) {
       PrintError(fmt::format("lost the supervisor during the upgrade: {}", env.error().message));
       if (args.json) fmt::print("{{\"outcome\":\"failed\",\"exit_code\":5,\"reason\":{}}}\n", JsonQuote(env.error().message));
       return kExitFailed;
     }
     if (env->has_upgrade_progress()) {
-      const auto& p = env->upgrade_progress().phase();
-      fmt::print("{:<8} {:>10.3f} ms\n", p.phase(), static_cast<double>(p.duration_us()) / 1000.0);
-      std::fflush(stdout);
+      say(view.OnPhase(env->upgrade_progress().phase()));
+      phase_started = std::chrono::steady_clock::now();
       continue;
     }
     if (env->has_error()) {
@@ -178,9 +101,8 @@ int RunUpgrade(const UpgradeArgs& args) {
     const auto& r = env->upgrade_result();
     if (args.json) {
       fmt::print("{}\n", ResultJson(r));
-    } else if (!args.quiet) {
-      fmt::print("{}: {} (pid {} -> {}, {:.1f} ms)\n", OutcomeText(r.outcome()), r.reason(), r.old_pid(), r.new_pid(),
-                 static_cast<double>(r.total_us()) / 1000.0);
+    } else {
+      say(view.Finish(r));
     }
     return ExitCodeFor(r.outcome());
   }
@@ -244,19 +166,57 @@ int RunAbort(const std::string& runtime_dir) {
 }
 
 int RunEvents(const EventsArgs& args) {
-  auto client = ConnectOrSay(Dir(args.runtime_dir));
-  if (!client) return kExitUnreachable;
+  const std::string dir = Dir(args.runtime_dir);
+  auto client = AdminClient::Connect(dir);
+  if (!client) {
+    PrintError(client.error().message);
+    // The supervisor is gone: what it wrote is still in its journal.
+    std::FILE* f = args.follow ? nullptr : std::fopen((dir + "/events.jsonl").c_str(), "re");
+    if (f == nullptr) return kExitUnreachable;
+    PrintError(fmt::format("showing {}/events.jsonl instead", dir));
+    char* line = nullptr;
+    size_t cap = 0;
+    for (ssize_t n; (n = ::getline(&line, &cap, f)) > 0;) {
+      std::string json(line, static_cast<size_t>(n));
+      if (json.back() == '\n') json.pop_back();
+      fmt::print("{}\n", args.json ? json : HumanEventLine(json));
+    }
+    std::free(line);
+    std::fclose(f);
+    return kExitUnreachable;
+  }
   v1::Envelope req;
   req.mutable_events_request()->set_follow(args.follow);
   if (auto st = client->Send(req); !st) return kExitUnreachable;
   for (;;) {
     auto env = client->Receive(std::nullopt);
     if (!env) return env.error().Is(Errc::kUnavailable) && !args.follow ? kExitOk : kExitUnreachable;
+    if (env->has_error()) {
+      PrintError(env->error().message());
+      return kExitUnreachable;
+    }
     if (env->has_event_record()) {
-      fmt::print("{}\n", env->event_record().json());
+      fmt::print("{}\n", args.json ? env->event_record().json() : HumanEventLine(env->event_record().json()));
       std::fflush(stdout);
     }
   }
+}
+
+int RunMetrics(const std::string& runtime_dir) {
+  auto client = ConnectOrSay(Dir(runtime_dir));
+  if (!client) return kExitUnreachable;
+  v1::Envelope req;
+  req.mutable_metrics_request();
+  if (auto st = client->Send(req); !st) return kExitUnreachable;
+  auto env = client->Receive(std::chrono::milliseconds(10000));
+  if (!env || !env->has_metrics_reply()) {
+    PrintError(!env ? env.error().message
+               : env->has_error() ? env->error().message()
+                                  : "unexpected reply from the supervisor");
+    return kExitUnreachable;
+  }
+  fmt::print("{}", env->metrics_reply().text());
+  return kExitOk;
 }
 
 }  // namespace baton::cli

@@ -13,11 +13,16 @@ inline constexpr int kExitRolledBack = 3;
 inline constexpr int kExitRefused = 4;
 inline constexpr int kExitFailed = 5;
 
+// Flags of `baton supervise`; each one given overrides the config file.
 struct SuperviseArgs {
+  std::string config;
   std::vector<std::string> listeners;
   std::string data_dir;
   std::string runtime_dir;
   std::vector<std::string> timeouts;
+  std::vector<std::string> allowed_binaries;
+  std::string metrics_listen;
+  bool fd_store = false;
   std::vector<std::string> command;
 };
 struct UpgradeArgs {
@@ -25,6 +30,7 @@ struct UpgradeArgs {
   std::string binary;
   bool json = false;
   bool quiet = false;
+  bool plain = false;  // no live lines even on a terminal
 };
 struct StatusArgs {
   std::string runtime_dir;
@@ -33,11 +39,14 @@ struct StatusArgs {
 struct EventsArgs {
   std::string runtime_dir;
   bool follow = false;
+  bool json = false;
 };
 
 int RunVersion(bool json);
 int RunCrashpoints(const std::string& role_filter, bool names_only);
 int RunSupervise(const SuperviseArgs& args);
+int RunCheckConfig(const std::string& path);
+int RunMetrics(const std::string& runtime_dir);
 int RunUpgrade(const UpgradeArgs& args);
 int RunStatus(const StatusArgs& args);
 int RunAbort(const std::string& runtime_dir);

@@ -16,9 +16,9 @@ constexpr const char* kExitCodes =
     "Exit codes:\n"
     "  0  ok (upgrade: committed, the new generation serves)\n"
     "  1  the supervisor is unreachable\n"
-    "  2  usage error\n"
+    "  2  usage error (bad flag, bad config file)\n"
     "  3  upgrade rolled back: the old generation is still serving\n"
-    "  4  upgrade refused, nothing changed (busy, incompatible, bad binary)\n"
+    "  4  upgrade refused, nothing changed (busy, incompatible, bad or not allowed binary)\n"
     "  5  upgrade failed, state uncertain (see `baton status`)";
 }  // namespace
 
@@ -42,14 +42,27 @@ int main(int argc, char** argv) {
 
   SuperviseArgs sup;
   auto* supervise = app.add_subcommand("supervise", "Own the listeners and run the daemon, upgradable without downtime");
-  supervise->add_option("--listen", sup.listeners, "NAME=tcp://HOST:PORT or NAME=unix:PATH (repeatable)")->required();
-  supervise->add_option("--data-dir", sup.data_dir, "The daemon's data directory (BATON_DATA_DIR)")->required();
+  supervise->add_option("--config,-c", sup.config, "TOML config file (docs/operations.md); flags override it");
+  supervise->add_option("--listen", sup.listeners, "NAME=tcp://HOST:PORT or NAME=unix:PATH (repeatable)");
+  supervise->add_option("--data-dir", sup.data_dir, "The daemon's data directory (BATON_DATA_DIR)");
   supervise->add_option("--runtime-dir", sup.runtime_dir, "Where baton.sock lives (default: " + DefaultRuntimeDir() + ")");
   supervise->add_option("--timeout", sup.timeouts,
                         "NAME=DURATION, e.g. warm=2m, drain=10s (hello, warm, drain, seal, begin, commit, resume, "
                         "term-grace, handoff, heartbeat, liveness)");
-  supervise->add_option("command", sup.command, "-- BINARY [ARGS...]")->required();
-  supervise->footer("Example: baton supervise --listen http=tcp://127.0.0.1:8080 --data-dir /var/lib/kvd -- /usr/bin/kvd");
+  supervise->add_option("--allow-binary", sup.allowed_binaries,
+                        "Upgrades may only exec this canonical path or fnmatch pattern (repeatable; default: any)");
+  supervise->add_option("--metrics-listen", sup.metrics_listen, "Serve GET /metrics (Prometheus) on HOST:PORT");
+  supervise->add_flag("--fd-store", sup.fd_store, "Park the listeners in systemd's FD store (FileDescriptorStoreMax=)");
+  supervise->add_option("command", sup.command, "-- BINARY [ARGS...] (or 'binary' and 'args' in the config)");
+  supervise->footer(
+      "Example: baton supervise --listen http=tcp://127.0.0.1:8080 --data-dir /var/lib/kvd -- /usr/bin/kvd\n"
+      "         baton supervise --config /etc/baton/kvd.toml\n"
+      "Signals: SIGTERM/SIGINT drain the serving generation and exit; SIGHUP upgrades to the binary the config\n"
+      "file names now (binary and args are re-read), or to the current one.");
+
+  std::string check_path;
+  auto* check = app.add_subcommand("check-config", "Validate a config file without starting anything (exit 0 ok, 2 bad)");
+  check->add_option("file", check_path, "The TOML file")->required();
 
   UpgradeArgs up;
   auto* upgrade = app.add_subcommand("upgrade", "Hand over to a new binary and wait for the outcome");
@@ -57,6 +70,7 @@ int main(int argc, char** argv) {
   upgrade->add_option("--binary", up.binary, "The new binary (default: the one being supervised)");
   upgrade->add_flag("--json", up.json, "Print one JSON object with the outcome, pids and phase timings");
   upgrade->add_flag("--quiet", up.quiet, "Print nothing; the exit code says it all");
+  upgrade->add_flag("--plain", up.plain, "Plain lines even on a terminal (the default when stdout is not one)");
   upgrade->footer(kExitCodes);
 
   StatusArgs st;
@@ -69,9 +83,14 @@ int main(int argc, char** argv) {
   abort->add_option("--runtime-dir", abort_dir, "The supervisor's runtime dir");
 
   EventsArgs ev;
-  auto* events = app.add_subcommand("events", "Print the supervisor's recent structured events (JSON lines)");
+  auto* events = app.add_subcommand("events", "Print the supervisor's recent structured events");
   events->add_option("--runtime-dir", ev.runtime_dir, "The supervisor's runtime dir");
   events->add_flag("--follow,-f", ev.follow, "Keep printing new events");
+  events->add_flag("--json", ev.json, "Raw JSON lines (as in <runtime-dir>/events.jsonl)");
+
+  std::string metrics_dir;
+  auto* metrics = app.add_subcommand("metrics", "Print the supervisor's metrics (Prometheus text format)");
+  metrics->add_option("--runtime-dir", metrics_dir, "The supervisor's runtime dir");
 
   try {
     app.parse(argc, argv);
@@ -82,6 +101,8 @@ int main(int argc, char** argv) {
   if (*version) return RunVersion(version_json);
   if (*crash) return RunCrashpoints(role, names_only);
   if (*supervise) return RunSupervise(sup);
+  if (*check) return RunCheckConfig(check_path);
+  if (*metrics) return RunMetrics(metrics_dir);
   if (*upgrade) return RunUpgrade(up);
   if (*status) return RunStatus(st);
   if (*abort) return RunAbort(abort_dir);

@@ -1,0 +1,207 @@
+// Helpers for the operator-surface tests: config files, the `baton` binary,
+// a pty, a fake systemd notify socket, a raw HTTP GET.
+#pragma once
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/integration/integration_util.h"
+#include "tools/harness/subprocess.h"
+
+namespace baton::harness {
+
+inline CommandResult Baton(std::vector<std::string> args, std::chrono::milliseconds timeout = std::chrono::seconds(60)) {
+  args.insert(args.begin(), BinPath("baton"));
+  return RunCommand(args, timeout);
+}
+
+inline std::string WriteFile(const std::string& path, const std::string& text) {
+  std::ofstream(path) << text;
+  return path;
+}
+
+inline std::vector<std::string> Lines(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string l; std::getline(in, l);) {
+    if (!l.empty()) out.push_back(l);
+  }
+  return out;
+}
+
+// Runs argv with stdout and stderr on a pseudo-terminal; returns what the
+// terminal showed and the exit code.
+inline CommandResult RunOnPty(const std::vector<std::string>& argv, std::chrono::milliseconds timeout) {
+  CommandResult r;
+  int master = ::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (master < 0 || ::grantpt(master) != 0 || ::unlockpt(master) != 0) return r;
+  const std::string slave_path = ::ptsname(master);
+  std::vector<std::string> a = argv;
+  std::vector<char*> args;
+  for (auto& s : a) args.push_back(s.data());
+  args.push_back(nullptr);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::setsid();
+    int slave = ::open(slave_path.c_str(), O_RDWR);
+    if (slave < 0) ::_exit(126);
+    ::dup2(slave, 1);
+    ::dup2(slave, 2);
+    int devnull = ::open("/dev/null", O_RDONLY);
+    ::dup2(devnull, 0);
+    for (int fd = 3; fd < 1024; ++fd) ::close(fd);
+    ::execv(args[0], args.data());
+    ::_exit(127);
+  }
+  const auto end = std::chrono::steady_clock::now() + timeout;
+  int status = -1;
+  for (;;) {
+    pollfd p{master, POLLIN, 0};
+    if (::poll(&p, 1, 50) > 0) {
+      char buf[4096];
+      ssize_t n = ::read(master, buf, sizeof(buf));
+      if (n > 0) r.out.append(buf, static_cast<size_t>(n));
+    }
+    int st = 0;
+    if (::waitpid(pid, &st, WNOHANG) == pid) {
+      status = st;
+      // Drain what is left.
+      for (;;) {
+        pollfd q{master, POLLIN, 0};
+        if (::poll(&q, 1, 100) <= 0) break;
+        char buf[4096];
+        ssize_t n = ::read(master, buf, sizeof(buf));
+        if (n <= 0) break;
+        r.out.append(buf, static_cast<size_t>(n));
+      }
+      break;
+    }
+    if (std::chrono::steady_clock::now() > end) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &st, 0);
+      break;
+    }
+  }
+  ::close(master);
+  r.exit_code = status >= 0 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+// A fake systemd: a datagram socket; point NOTIFY_SOCKET at path().
+class FakeSystemd {
+ public:
+  explicit FakeSystemd(const std::string& dir) : path_(dir + "/notify") {
+    fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::strncpy(a.sun_path, path_.c_str(), sizeof(a.sun_path) - 1);
+    ok_ = ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
+    int big = 1 << 20;
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
+  }
+  ~FakeSystemd() {
+    for (int fd : fds_) ::close(fd);
+    ::close(fd_);
+  }
+  bool ok() const { return ok_; }
+  const std::string& path() const { return path_; }
+  // Reads datagrams until one contains `needle` (true) or `timeout` passes.
+  // Every message read is kept in messages().
+  bool WaitFor(const std::string& needle, std::chrono::milliseconds timeout) {
+    for (size_t i = seen_; i < messages_.size(); ++i) {
+      if (messages_[i].find(needle) != std::string::npos) {
+        seen_ = i + 1;
+        return true;
+      }
+    }
+    seen_ = messages_.size();
+    const auto end = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < end) {
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, 50) <= 0) continue;
+      char buf[4096];
+      char ctrl[CMSG_SPACE(sizeof(int) * 16)];
+      iovec iov{buf, sizeof(buf)};
+      msghdr msg{};
+      msg.msg_iov = &iov;
+      msg.msg_iovlen = 1;
+      msg.msg_control = ctrl;
+      msg.msg_controllen = sizeof(ctrl);
+      ssize_t n = ::recvmsg(fd_, &msg, MSG_CMSG_CLOEXEC);
+      if (n < 0) continue;
+      for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+        for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); ++i) {
+          int fd;
+          std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+          fds_.push_back(fd);
+        }
+      }
+      messages_.emplace_back(buf, static_cast<size_t>(n));
+      seen_ = messages_.size();
+      if (messages_.back().find(needle) != std::string::npos) return true;
+    }
+    return false;
+  }
+  const std::vector<std::string>& messages() const { return messages_; }
+  const std::vector<int>& fds() const { return fds_; }
+  std::string All() const {
+    std::string s;
+    for (const auto& m : messages_) s += "[" + m + "]\n";
+    return s;
+  }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+  bool ok_ = false;
+  std::vector<std::string> messages_;
+  size_t seen_ = 0;
+  std::vector<int> fds_;
+};
+
+// GET `path` from 127.0.0.1:port; the whole response ("" on failure).
+inline std::string HttpGet(int port, const std::string& path) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  timeval tv{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  std::string out;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0) {
+    const std::string req = "GET " + path + " HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    if (::write(fd, req.data(), req.size()) == static_cast<ssize_t>(req.size())) {
+      char buf[8192];
+      for (ssize_t n; (n = ::read(fd, buf, sizeof(buf))) > 0;) out.append(buf, static_cast<size_t>(n));
+    }
+  }
+  ::close(fd);
+  return out;
+}
+
+inline std::string ProcEnviron(pid_t pid) {
+  std::string env = ReadAll("/proc/" + std::to_string(pid) + "/environ");
+  for (char& c : env) {
+    if (c == '\0') c = '\n';
+  }
+  return env;
+}
+
+}  // namespace baton::harness
