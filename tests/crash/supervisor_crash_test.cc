@@ -184,6 +184,12 @@ TEST_P(SupervisorHangTest, IncumbentResumesByItsOwnDeadline) {
   EXPECT_EQ(left[0], old_pid);
   // A stopped supervisor blocks a new one: it still owns the runtime dir.
   // Whoever notices (a watchdog, an operator) kills it first.
+  auto second = RunCommand({BinPath("baton"), "supervise", "--listen", "http=tcp://127.0.0.1:0", "--data-dir",
+                            c.dir() + "/data", "--runtime-dir", c.dir() + "/run", "--", BinPath("kvd")},
+                           std::chrono::seconds(20));
+  EXPECT_EQ(second.exit_code, 1) << second.out << second.err;
+  EXPECT_NE(second.err.find("another supervisor (pid " + std::to_string(group) + ") is running"), std::string::npos)
+      << second.err;
   c.KillSupervisor();
   auto r = upgrade.get();
   EXPECT_EQ(r.exit_code, 5) << r.out << r.err;
