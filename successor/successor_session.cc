@@ -9,6 +9,8 @@ namespace baton::successor {
 
 using protocol::ExitAction;
 using protocol::HookKind;
+using protocol::LeaseAction;
+using protocol::LeaseOp;
 using protocol::LogAction;
 using protocol::RunHookAction;
 using protocol::SendAction;
@@ -23,6 +25,7 @@ std::string_view StateName(SuccessorSession::State s) {
     case S::kAwaitWarm: return "await_warm";
     case S::kWarming: return "warming";
     case S::kAwaitBegin: return "await_begin";
+    case S::kConfirmingLease: return "confirming_lease";
     case S::kBeginning: return "beginning";
     case S::kServing: return "serving";
     case S::kExited: return "exited";
@@ -30,8 +33,9 @@ std::string_view StateName(SuccessorSession::State s) {
   return "unknown";
 }
 
-SuccessorSession::SuccessorSession(protocol::LaunchRole role, HelloInfo hello, ownership::Ownership& ownership)
-    : role_(role), hello_(std::move(hello)), ownership_(ownership) {}
+SuccessorSession::SuccessorSession(protocol::LaunchRole role, HelloInfo hello, ownership::Ownership& ownership,
+                                   SuccessorOptions opts)
+    : role_(role), hello_(std::move(hello)), ownership_(ownership), opts_(opts) {}
 
 SessionActions SuccessorSession::Start() {
   BATON_CHECK(state_ == State::kInit);
@@ -101,6 +105,7 @@ SessionActions SuccessorSession::OnMessage(const v1::Envelope& env) {
         SessionActions out = TakeOwnership({});
         if (state_ == State::kExited) return out;
         state_ = State::kServing;
+        if (!hello_.lease_holder_id.empty()) out.push_back(LeaseAction{LeaseOp::kCampaign, {}, 0, {}});
         out.push_back(LogAction{"daemon.cold_start", fmt::format("data generation {}", generation_)});
         out.push_back(ServingAction{});
         return out;
@@ -117,6 +122,18 @@ SessionActions SuccessorSession::OnMessage(const v1::Envelope& env) {
       BATON_CRASH_POINT(kSuccessorAfterBegin);
       SessionActions out = TakeOwnership({});
       if (state_ == State::kExited) return out;
+      if (!hello_.lease_holder_id.empty()) {
+        if (env.begin().sealed() && env.begin().lease_epoch() != 0) {
+          // Confirm the epoch the incumbent handed us before acting on it.
+          begin_ = env.begin();
+          state_ = State::kConfirmingLease;
+          out.push_back(LeaseAction{LeaseOp::kConfirm, {}, env.begin().lease_epoch(), opts_.lease_confirm_budget});
+          return out;
+        }
+        // Nothing handed over (the incumbent held no lease, or died before
+        // sealing): become leader the ordinary way.
+        out.push_back(LeaseAction{LeaseOp::kCampaign, {}, 0, {}});
+      }
       state_ = State::kBeginning;
       out.push_back(RunHookAction{HookKind::kBegin, 0, env.begin(), false});
       return out;
@@ -143,10 +160,19 @@ SessionActions SuccessorSession::OnHookDone(const protocol::HookDone& done) {
     env.mutable_ready()->set_handoff_id(handoff_id_);
     env.mutable_ready()->set_data_generation(generation_);
     env.mutable_ready()->set_revision(done.revision);
+    env.mutable_ready()->set_lease_epoch(lease_epoch_);
     state_ = State::kServing;
     return {SendAction{std::move(env)}, ServingAction{}};
   }
   return {};  // a hook finishing after we gave up: nothing to do
+}
+
+SessionActions SuccessorSession::OnLeaseDone(const protocol::LeaseDone& done) {
+  if (state_ != State::kConfirmingLease || done.op != LeaseOp::kConfirm) return {};
+  if (!done.status) return Fail(fmt::format("begin: {}", done.status.error().message), true);
+  lease_epoch_ = begin_.lease_epoch();
+  state_ = State::kBeginning;
+  return {RunHookAction{HookKind::kBegin, 0, begin_, false}};
 }
 
 SessionActions SuccessorSession::OnChannelClosed(const Error& why) {

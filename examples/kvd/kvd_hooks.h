@@ -23,6 +23,7 @@ struct HookOptions {
   bool fail_seal = false;                      // test knob: Seal reports an error
   std::chrono::milliseconds warm_delay{0};     // test knob: slow warm-up
   bool hang_in_warm = false;                   // test knob: Warm never returns
+  std::chrono::milliseconds seal_delay{0};     // test knob: slow seal (before closing the WAL)
   std::chrono::milliseconds retire_grace{5000};
 };
 
