@@ -300,8 +300,10 @@ void LeaseClient::Campaign() {
 
 void LeaseClient::Quiesce(std::function<void()> done) {
   Post([this, done = std::move(done)]() -> asio::awaitable<void> {
-    // Any renew that was in flight has returned: commands run between statements.
-    mode_ = holding_ ? Mode::kPaused : Mode::kIdle;
+    // Any renew that was in flight has returned: commands run between
+    // statements. An unresolved earlier transfer keeps resolving: if it
+    // resolves to us before Transfer runs, Transfer hands it on.
+    if (mode_ != Mode::kResolve) mode_ = holding_ ? Mode::kPaused : Mode::kIdle;
     done();
     co_return;
   });
@@ -309,6 +311,13 @@ void LeaseClient::Quiesce(std::function<void()> done) {
 
 void LeaseClient::Transfer(std::string to, TimePoint deadline, std::function<void(Result<uint64_t>)> done) {
   Post([this, to = std::move(to), deadline, done = std::move(done)]() -> asio::awaitable<void> {
+    if (!holding_ && mode_ == Mode::kResolve) {
+      // We may or may not hold it: handing over "nothing" could leave N
+      // waiting for a TTL, so fail the seal and keep resolving.
+      done(Error(Errc::kUnavailable,
+                 fmt::format("lease '{}': the outcome of an earlier transfer is not resolved yet", cfg_.name)));
+      co_return;
+    }
     mode_ = Mode::kIdle;
     if (!holding_ || to.empty()) {
       // Nothing to hand over (a standby, or a successor without a lease).
