@@ -73,8 +73,10 @@ TEST(LeaseHandoffTest, AStandbyElsewhereNeverBecomesASecondLeader) {
   EXPECT_EQ(ServingEpoch(standby), 0);
   EXPECT_EQ(ServingEpoch(c), 4);
   EXPECT_TRUE(LeaderIntervals(standby.SupervisorLog()).empty()) << standby.SupervisorLog();
-  // Writes to the standby are refused: it is not the leader.
+  // Writes to the standby are refused: it is not the leader. The leader takes them.
   EXPECT_NE(HttpGet(PortOf(standby), "/healthz").find("\"lease_epoch\":0"), std::string::npos);
+  EXPECT_EQ(HttpPut(PortOf(standby), "/kv/x", "1"), 503);
+  EXPECT_EQ(HttpPut(PortOf(c), "/kv/x", "1"), 200);
 }
 
 }  // namespace
