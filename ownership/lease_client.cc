@@ -210,7 +210,8 @@ asio::awaitable<void> LeaseClient::AcquireOnce() {
   const TimePoint deadline = t0 + cfg_.op_timeout;
   next_op_ = t0 + cfg_.poll_interval;
   if (!schema_ok_) {
-    auto st = co_await store_.EnsureSchema(deadline);
+    // One-time set-up, off any handoff's critical path: a roomier bound.
+    auto st = co_await store_.EnsureSchema(t0 + std::max(cfg_.op_timeout, Duration(seconds(2))));
     if (!st) {
       if (t0 - last_error_log_ >= seconds(5)) {
         last_error_log_ = t0;

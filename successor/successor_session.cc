@@ -120,16 +120,18 @@ SessionActions SuccessorSession::OnMessage(const v1::Envelope& env) {
     case State::kAwaitBegin: {
       if (!env.has_begin() || env.begin().handoff_id() != handoff_id_) break;
       BATON_CRASH_POINT(kSuccessorAfterBegin);
+      if (!hello_.lease_holder_id.empty() && env.begin().sealed() && env.begin().lease_epoch() != 0) {
+        // Confirm the epoch the incumbent handed us first: the lease is
+        // leaderless until then, and the confirm needs no data ownership
+        // (the lock and the generation bump follow, then the begin hook,
+        // before any write).
+        begin_ = env.begin();
+        state_ = State::kConfirmingLease;
+        return {LeaseAction{LeaseOp::kConfirm, {}, env.begin().lease_epoch(), opts_.lease_confirm_budget}};
+      }
       SessionActions out = TakeOwnership({});
       if (state_ == State::kExited) return out;
       if (!hello_.lease_holder_id.empty()) {
-        if (env.begin().sealed() && env.begin().lease_epoch() != 0) {
-          // Confirm the epoch the incumbent handed us before acting on it.
-          begin_ = env.begin();
-          state_ = State::kConfirmingLease;
-          out.push_back(LeaseAction{LeaseOp::kConfirm, {}, env.begin().lease_epoch(), opts_.lease_confirm_budget});
-          return out;
-        }
         // Nothing handed over (the incumbent held no lease, or died before
         // sealing): become leader the ordinary way.
         out.push_back(LeaseAction{LeaseOp::kCampaign, {}, 0, {}});
@@ -171,8 +173,11 @@ SessionActions SuccessorSession::OnLeaseDone(const protocol::LeaseDone& done) {
   if (state_ != State::kConfirmingLease || done.op != LeaseOp::kConfirm) return {};
   if (!done.status) return Fail(fmt::format("begin: {}", done.status.error().message), true);
   lease_epoch_ = begin_.lease_epoch();
+  SessionActions out = TakeOwnership({});
+  if (state_ == State::kExited) return out;
   state_ = State::kBeginning;
-  return {RunHookAction{HookKind::kBegin, 0, begin_, false}};
+  out.push_back(RunHookAction{HookKind::kBegin, 0, begin_, false});
+  return out;
 }
 
 SessionActions SuccessorSession::OnChannelClosed(const Error& why) {

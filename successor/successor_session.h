@@ -2,7 +2,7 @@
 // logic, no I/O. Handles both starts:
 //   cold:      Hello → HelloAck → take the lock, bump the generation → serving
 //   successor: Hello → HelloAck → Warm → [warm hook] → Warmed → Begin →
-//              take the lock, bump the generation → [confirm the lease] →
+//              [confirm the lease] → take the lock, bump the generation →
 //              [begin hook] → Ready → serving
 // With a lease (a non-empty holder id in Hello): a cold start campaigns for
 // it; a successor confirms the epoch the incumbent transferred (a failure

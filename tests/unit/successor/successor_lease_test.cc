@@ -56,7 +56,7 @@ TEST_F(SuccessorLeaseTest, BeginConfirmsTheEpochBeforeTheHookAndReadyReportsIt) 
   SuccessorSession s(protocol::LaunchRole::kSuccessor, hello, own);
   ToAwaitBegin(s);
   auto acts = s.OnMessage(Begin(8));
-  EXPECT_TRUE(own.held);  // the lock first, then the lease
+  EXPECT_FALSE(own.held);  // the lease first (it is leaderless until then), then the lock
   ASSERT_NE(Find<LeaseAction>(acts), nullptr);
   EXPECT_EQ(Find<LeaseAction>(acts)->op, LeaseOp::kConfirm);
   EXPECT_EQ(Find<LeaseAction>(acts)->epoch, 8u);
@@ -64,6 +64,8 @@ TEST_F(SuccessorLeaseTest, BeginConfirmsTheEpochBeforeTheHookAndReadyReportsIt) 
   EXPECT_EQ(s.state(), State::kConfirmingLease);
 
   acts = s.OnLeaseDone({LeaseOp::kConfirm, {}, 0});
+  EXPECT_TRUE(own.held);
+  EXPECT_EQ(own.calls, (std::vector<std::string>{"acquire", "bump"}));
   ASSERT_NE(Find<RunHookAction>(acts), nullptr);
   EXPECT_EQ(Find<RunHookAction>(acts)->hook, HookKind::kBegin);
   EXPECT_EQ(Find<RunHookAction>(acts)->sealed.lease_epoch(), 8u);
@@ -104,6 +106,18 @@ TEST_F(SuccessorLeaseTest, AColdStartCampaigns) {
   ASSERT_NE(Find<LeaseAction>(acts), nullptr);
   EXPECT_EQ(Find<LeaseAction>(acts)->op, LeaseOp::kCampaign);
   EXPECT_EQ(s.state(), State::kServing);
+}
+
+TEST_F(SuccessorLeaseTest, ALockHeldElsewhereAfterTheConfirmStillAborts) {
+  SuccessorSession s(protocol::LaunchRole::kSuccessor, hello, own);
+  ToAwaitBegin(s);
+  s.OnMessage(Begin(8));
+  own.held_elsewhere = true;
+  auto acts = s.OnLeaseDone({LeaseOp::kConfirm, {}, 0});
+  ASSERT_NE(Sent(acts), nullptr);
+  EXPECT_TRUE(Sent(acts)->has_abort());
+  EXPECT_EQ(Find<RunHookAction>(acts), nullptr);
+  EXPECT_EQ(s.state(), State::kExited);
 }
 
 TEST_F(SuccessorLeaseTest, TheSupervisorGoneWhileConfirmingExits) {
