@@ -49,6 +49,7 @@ SessionActions SuccessorSession::Start() {
   h->set_build_id(hello_.build_id);
   h->set_pid(hello_.pid);
   h->set_lease_holder_id(hello_.lease_holder_id);
+  if (!hello_.lease_holder_id.empty()) h->add_capabilities("lease");
   h->set_role(std::string(protocol::LaunchRoleName(role_)));
   state_ = State::kAwaitHelloAck;
   return {SendAction{std::move(env)}};

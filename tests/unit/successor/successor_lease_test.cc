@@ -43,6 +43,8 @@ struct SuccessorLeaseTest : ::testing::Test {
     auto hello = s.Start();
     ASSERT_NE(Sent(hello), nullptr);
     EXPECT_EQ(Sent(hello)->hello().lease_holder_id(), "n-holder");
+    ASSERT_EQ(Sent(hello)->hello().capabilities_size(), 1);
+    EXPECT_EQ(Sent(hello)->hello().capabilities(0), "lease");
     s.OnMessage(Ack());
     s.OnMessage(Warm());
     s.OnHookDone({HookKind::kWarm, {}, 40, ""});
