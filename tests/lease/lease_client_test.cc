@@ -257,3 +257,24 @@ TEST(LeaseConfigTest, OptionsAreValidatedWithClearErrors) {
 
 }  // namespace
 }  // namespace baton::testing
+
+namespace baton::testing {
+namespace {
+
+TEST(LeaseErrorsTest, PostgresErrorsMapToCodesThatSayWhatToDo) {
+  using ownership::pg::PgError;
+  EXPECT_TRUE(PgError("q", "42501", "permission denied for table baton_lease").Is(Errc::kPermissionDenied));
+  EXPECT_TRUE(PgError("connect", "", "FATAL:  password authentication failed for user \"x\"\n")
+                  .Is(Errc::kPermissionDenied));
+  EXPECT_TRUE(PgError("q", "55P03", "canceling statement due to lock timeout").Is(Errc::kDeadlineExceeded));
+  EXPECT_TRUE(PgError("q", "57014", "canceling statement due to statement timeout").Is(Errc::kDeadlineExceeded));
+  EXPECT_TRUE(PgError("q", "42P01", "relation \"baton_lease\" does not exist").Is(Errc::kFailedPrecondition));
+  EXPECT_TRUE(PgError("q", "57P01", "terminating connection due to administrator command").Is(Errc::kUnavailable));
+  EXPECT_TRUE(PgError("connect", "", "connection to server on socket failed: No such file or directory")
+                  .Is(Errc::kUnavailable));
+  const Error e = PgError("renew", "55P03", "canceling statement due to lock timeout\n");
+  EXPECT_EQ(e.message, "renew: canceling statement due to lock timeout (SQLSTATE 55P03)");
+}
+
+}  // namespace
+}  // namespace baton::testing
