@@ -5,6 +5,7 @@
 #include <libpq-fe.h>
 #include <pwd.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -92,20 +93,62 @@ std::string PgServer::dsn_for(const std::string& user) const {
 
 std::string PgServer::dsn() const { return dsn_for("postgres"); }
 
+namespace {
+
+// Runs `argv` (as the server user when `as_server`) to completion; true on exit 0.
+bool RunToEnd(const std::vector<std::string>& argv, const std::string& log, bool as_server) {
+  const pid_t pid = Spawn(argv, log, as_server ? ServerUser() : RunAs{});
+  const int status = WaitFor(pid, std::chrono::seconds(60));
+  if (status < 0) {
+    ::kill(pid, SIGKILL);
+    WaitFor(pid, std::chrono::seconds(5));
+    return false;
+  }
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+std::vector<std::string> InitdbArgs(const std::string& data) {
+  return {std::string(kPgBinDir) + "/initdb", "-D", data, "-A", "trust", "-U", "postgres", "-E", "UTF8",
+          "--locale=C", "--no-sync", "--no-instructions"};
+}
+
+// One initdb'ed template per build tree (made once, under a lock shared by
+// parallel test processes), so each server costs a copy instead of an
+// initdb. False when it cannot be made here; the caller runs initdb itself.
+bool CopyTemplate(const std::string& data, const std::string& log) {
+  const std::string tmpl = std::string(BATON_TEST_BIN_DIR) + "/pg15-template";
+  const int lock = ::open((tmpl + ".lock").c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+  if (lock < 0) return false;
+  ::flock(lock, LOCK_EX);
+  bool ok = ::access((tmpl + "/PG_VERSION").c_str(), R_OK) == 0;
+  if (!ok) {
+    const std::string staging = tmpl + ".new";
+    std::error_code ec;
+    std::filesystem::remove_all(staging, ec);
+    const RunAs as = ServerUser();
+    ok = ::mkdir(staging.c_str(), 0700) == 0 && (!as.drop || ::chown(staging.c_str(), as.uid, as.gid) == 0) &&
+         RunToEnd(InitdbArgs(staging), log, true) && ::rename(staging.c_str(), tmpl.c_str()) == 0;
+    if (!ok) std::filesystem::remove_all(staging, ec);
+  }
+  // cp -a keeps the owner (we are root when the server user differs) and 0700.
+  ok = ok && RunToEnd({"/bin/cp", "-a", tmpl, data}, log, false);
+  ::flock(lock, LOCK_UN);
+  ::close(lock);
+  return ok;
+}
+
+}  // namespace
+
 bool PgServer::Initdb() {
   if (initialised_) return true;
   const std::string log = dir_ + "/initdb.log";
-  const pid_t pid = Spawn({std::string(kPgBinDir) + "/initdb", "-D", data_, "-A", "trust", "-U", "postgres", "-E",
-                           "UTF8", "--locale=C", "--no-sync", "--no-instructions"},
-                          log, ServerUser());
-  const int status = WaitFor(pid, std::chrono::seconds(60));
-  if (status < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    if (status < 0) {
-      ::kill(pid, SIGKILL);
-      WaitFor(pid, std::chrono::seconds(5));
+  if (!CopyTemplate(data_, log)) {
+    std::error_code ec;
+    std::filesystem::remove_all(data_, ec);
+    if (!RunToEnd(InitdbArgs(data_), log, true)) {
+      error_ = "initdb failed: " + Tail(log);
+      return false;
     }
-    error_ = "initdb failed: " + Tail(log);
-    return false;
   }
   initialised_ = true;
   return true;
