@@ -55,8 +55,10 @@ class DaemonImpl final : public Daemon {
         pidfd_(io_),
         flush_timer_(io_) {
     log_ = opts_.log != nullptr ? opts_.log : own_log_.get();
-    if (lease) lease_op_timeout_ = lease->op_timeout;
-    if (lease) lease_ = std::make_unique<ownership::LeaseClient>(io_.get_executor(), std::move(*lease), RealClock(), *log_);
+    if (lease) {
+      lease_op_timeout_ = lease->op_timeout;
+      lease_ = std::make_unique<ownership::LeaseClient>(io_.get_executor(), std::move(*lease), RealClock(), *log_);
+    }
     for (const auto& l : env_.listeners) listeners_.push_back({l.name, l.fd});
     switch (env_.role) {
       case protocol::LaunchRole::kNone: role_ = Role::kStandalone; break;

@@ -250,7 +250,8 @@ asio::awaitable<Result<QueryResult>> Connection::Query(std::string sql, std::vec
 }
 
 asio::awaitable<Result<QueryResult>> Connection::Exec(std::string sql, TimePoint deadline) {
-  co_return co_await impl_->Run([&](PGconn* c) { return PQsendQuery(c, sql.c_str()); }, deadline, std::string_view("query"));
+  co_return co_await impl_->Run([&](PGconn* c) { return PQsendQuery(c, sql.c_str()); }, deadline,
+                                std::string_view("query"));
 }
 
 asio::awaitable<Result<std::vector<std::string>>> Connection::WaitNotifications(TimePoint deadline) {

@@ -80,7 +80,8 @@ inline bool WaitForLeader(const harness::Cluster& c, std::chrono::milliseconds l
 
 // "holder epoch" of the lease row.
 inline std::string LeaseRow(harness::PgServer& pg, const std::string& name) {
-  auto rows = pg.Query("SELECT coalesce(holder, '<free>') || ' ' || epoch FROM baton_lease WHERE name = '" + name + "'");
+  auto rows =
+      pg.Query("SELECT coalesce(holder, '<free>') || ' ' || epoch FROM baton_lease WHERE name = '" + name + "'");
   return rows.empty() ? "<none>" : rows[0];
 }
 

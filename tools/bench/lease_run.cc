@@ -130,7 +130,8 @@ LeaseBenchResult RunLeaseBench(const LeaseBenchConfig& cfg, const std::atomic<bo
     ok = ok && b.port > 0 && harness::ServingEpoch(b.port) == 0;
     if (ok) {
       // Die at a random point of the renew cycle, as a crash would.
-      std::this_thread::sleep_for(milliseconds(std::uniform_int_distribution<int>(0, static_cast<int>(cfg.ttl.count() / 3))(rng)));
+      const int renew_ms = static_cast<int>(cfg.ttl.count() / 3);
+      std::this_thread::sleep_for(milliseconds(std::uniform_int_distribution<int>(0, renew_ms)(rng)));
       const int64_t died_us = harness::MonoMicros();
       StopKvd(a, SIGKILL);
       ok = WaitUntil([&] { return harness::ServingEpoch(b.port) > 0; }, cfg.ttl * 3);
