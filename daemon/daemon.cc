@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <condition_variable>
+#include <future>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -26,6 +27,7 @@
 #include "crashpoints/crashpoints.h"
 #include "daemon/hook_runner.h"
 #include "incumbent/incumbent_session.h"
+#include "ownership/lease_client.h"
 #include "ownership/ownership.h"
 #include "protocol/channel.h"
 #include "protocol/child_env.h"
@@ -37,10 +39,13 @@ namespace {
 namespace asio = boost::asio;
 using protocol::HookDone;
 using protocol::HookKind;
+using protocol::LeaseDone;
+using protocol::LeaseOp;
 
 class DaemonImpl final : public Daemon {
  public:
-  DaemonImpl(DaemonOptions opts, protocol::ChildEnvironment env, std::unique_ptr<LogSink> own_log)
+  DaemonImpl(DaemonOptions opts, protocol::ChildEnvironment env, std::unique_ptr<LogSink> own_log,
+             std::optional<ownership::LeaseConfig> lease)
       : opts_(std::move(opts)),
         env_(std::move(env)),
         own_log_(std::move(own_log)),
@@ -50,6 +55,10 @@ class DaemonImpl final : public Daemon {
         pidfd_(io_),
         flush_timer_(io_) {
     log_ = opts_.log != nullptr ? opts_.log : own_log_.get();
+    if (lease) {
+      lease_op_timeout_ = lease->op_timeout;
+      lease_ = std::make_unique<ownership::LeaseClient>(io_.get_executor(), std::move(*lease), RealClock(), *log_);
+    }
     for (const auto& l : env_.listeners) listeners_.push_back({l.name, l.fd});
     switch (env_.role) {
       case protocol::LaunchRole::kNone: role_ = Role::kStandalone; break;
@@ -59,10 +68,21 @@ class DaemonImpl final : public Daemon {
   }
 
   ~DaemonImpl() override {
+    if (lease_ && io_thread_.joinable()) {
+      // Release the lease if we still hold it (a standby takes over at
+      // once), bounded by one lease call.
+      auto stopped = std::make_shared<std::promise<void>>();
+      const Duration bound = lease_op_timeout_;
+      asio::post(io_, [this, stopped, bound] {
+        lease_->Stop(RealClock().Now() + bound, [stopped] { stopped->set_value(); });
+      });
+      stopped->get_future().wait_for(bound + milliseconds(500));
+    }
     work_.reset();
     io_.stop();
     if (io_thread_.joinable()) io_thread_.join();
     hooks_runner_.reset();
+    lease_.reset();
   }
 
   Role role() const override { return role_; }
@@ -74,9 +94,13 @@ class DaemonImpl final : public Daemon {
     return Error(Errc::kNotFound, fmt::format("no inherited listener named '{}'", name));
   }
   const std::string& data_dir() const override { return opts_.data_dir; }
+  const Lease* lease() const override { return lease_.get(); }
 
   Status Start(Hooks& hooks) override {
     hooks_ = &hooks;
+    if (lease_) {
+      if (auto st = OpenLease(); !st) return st;
+    }
     if (role_ == Role::kStandalone) return StartStandalone();
     hooks_runner_ = std::make_unique<detail::HookRunner>();
     protocol::UnixSocket socket(io_);
@@ -90,12 +114,13 @@ class DaemonImpl final : public Daemon {
     hello.state_schema = {opts_.state_schema_min, opts_.state_schema_max};
     hello.build_id = opts_.build_id;
     hello.pid = static_cast<uint32_t>(::getpid());
+    if (lease_) hello.lease_holder_id = lease_->holder_id();
     successor_.emplace(env_.role, hello, ownership_);
     asio::post(io_, [this] {
       channel_->Start();
       Execute(successor_->Start());
     });
-    io_thread_ = std::thread([this] { io_.run(); });
+    EnsureIoThread();
     std::unique_lock<std::mutex> lock(mu_);
     cv_.wait(lock, [&] { return start_result_.has_value(); });
     return *start_result_;
@@ -121,6 +146,33 @@ class DaemonImpl final : public Daemon {
     if (!gen) return gen.error();
     log_->Emit(MakeEvent(Level::kInfo, "daemon.start", "standalone start, data generation {}", *gen)
                    .With("generation", *gen));
+    if (lease_) asio::post(io_, [this] { lease_->Campaign(); });
+    return {};
+  }
+
+  void EnsureIoThread() {
+    if (!io_thread_.joinable()) io_thread_ = std::thread([this] { io_.run(); });
+  }
+
+  // Starts the lease actor and checks the lease table is usable. Bad
+  // configuration (privileges, schema) fails the start; an unreachable
+  // Postgres does not: the lease keeps trying in the background.
+  Status OpenLease() {
+    EnsureIoThread();
+    auto opened = std::make_shared<std::promise<Status>>();
+    const TimePoint deadline = RealClock().Now() + 2 * lease_op_timeout_;
+    asio::post(io_, [this, opened, deadline] {
+      lease_->Start();
+      lease_->Open(deadline, [opened](Status st) { opened->set_value(std::move(st)); });
+    });
+    Status st = opened->get_future().get();
+    if (st) return st;
+    const Error& e = st.error();
+    if (e.Is(Errc::kPermissionDenied) || e.Is(Errc::kFailedPrecondition) || e.Is(Errc::kInvalidArgument)) {
+      return Error(e.code, fmt::format("lease '{}': {}", lease_->name(), e.message));
+    }
+    log_->Emit(MakeEvent(Level::kWarn, "lease.unavailable", "lease '{}': {}; will keep trying", lease_->name(),
+                         e.message));
     return {};
   }
 
@@ -214,13 +266,60 @@ class DaemonImpl final : public Daemon {
 
   void Do(protocol::ServingAction&) {
     if (!incumbent_) {
-      incumbent_.emplace(incumbent::IncumbentOptions{}, ownership_, successor_->data_generation());
+      incumbent::IncumbentOptions io;
+      io.lease = lease_ != nullptr;
+      incumbent_.emplace(io, ownership_, successor_->data_generation());
     }
     log_->Emit(MakeEvent(Level::kInfo, "daemon.serving", "serving as the owner of {}", opts_.data_dir)
                    .With("generation", successor_->data_generation()));
     std::lock_guard<std::mutex> lock(mu_);
     start_result_ = Status{};
     cv_.notify_all();
+  }
+
+  void FeedLease(const LeaseDone& d) {
+    if (incumbent_) {
+      Execute(incumbent_->OnLeaseDone(d, RealClock().Now()));
+    } else {
+      Execute(successor_->OnLeaseDone(d));
+    }
+  }
+
+  void Do(protocol::LeaseAction& a) {
+    const LeaseOp op = a.op;
+    if (!lease_) {
+      // Sessions only ask when there is a lease; answer rather than wedge.
+      asio::post(io_, [this, op] { FeedLease({op, {}, 0}); });
+      return;
+    }
+    const TimePoint now = RealClock().Now();
+    switch (op) {
+      case LeaseOp::kCampaign:
+        lease_->Campaign();
+        break;
+      case LeaseOp::kResume:
+        lease_->Resume(now + lease_op_timeout_, [this](Status st) {
+          if (!st) log_->Emit(MakeEvent(Level::kWarn, "lease.resume", "{}", st.error().message));
+        });
+        break;
+      case LeaseOp::kQuiesce:
+        lease_->Quiesce([this] { FeedLease({LeaseOp::kQuiesce, {}, 0}); });
+        break;
+      case LeaseOp::kTransfer:
+        lease_->Transfer(a.to, now + a.budget, [this](Result<uint64_t> r) {
+          LeaseDone d{LeaseOp::kTransfer, {}, 0};
+          if (r) {
+            d.epoch = *r;
+          } else {
+            d.status = r.error();
+          }
+          FeedLease(d);
+        });
+        break;
+      case LeaseOp::kConfirm:
+        lease_->Confirm(a.epoch, now + a.budget, [this](Status st) { FeedLease({LeaseOp::kConfirm, st, 0}); });
+        break;
+    }
   }
 
   void Do(protocol::LogAction& a) { log_->Emit(MakeEvent(Level::kInfo, a.event, "{}", a.message)); }
@@ -319,6 +418,8 @@ class DaemonImpl final : public Daemon {
   std::optional<incumbent::IncumbentSession> incumbent_;
   std::thread io_thread_;
   std::unique_ptr<detail::HookRunner> hooks_runner_;
+  std::unique_ptr<ownership::LeaseClient> lease_;  // io thread only (epoch() from any)
+  Duration lease_op_timeout_ = seconds(1);
 
   std::mutex mu_;
   std::condition_variable cv_;
@@ -340,11 +441,18 @@ Result<std::unique_ptr<Daemon>> Daemon::Create(DaemonOptions options) {
     return Error(Errc::kInvalidArgument,
                  fmt::format("state schema range [{},{}] is empty", options.state_schema_min, options.state_schema_max));
   }
+  std::optional<ownership::LeaseConfig> lease;
+  if (options.lease) {
+    auto cfg = ownership::MakeLeaseConfig(*options.lease);
+    if (!cfg) return cfg.error();
+    lease = std::move(*cfg);
+  }
   auto env = protocol::TakeChildEnvironment();
   if (!env) return env.error();
   std::unique_ptr<LogSink> own_log;
   if (options.log == nullptr) own_log = std::make_unique<JsonLinesSink>(stderr);
-  return std::unique_ptr<Daemon>(new DaemonImpl(std::move(options), std::move(*env), std::move(own_log)));
+  return std::unique_ptr<Daemon>(
+      new DaemonImpl(std::move(options), std::move(*env), std::move(own_log), std::move(lease)));
 }
 
 }  // namespace baton

@@ -8,6 +8,8 @@ namespace baton::incumbent {
 
 using protocol::ExitAction;
 using protocol::HookKind;
+using protocol::LeaseAction;
+using protocol::LeaseOp;
 using protocol::LogAction;
 using protocol::RunHookAction;
 using protocol::SendAction;
@@ -74,12 +76,22 @@ SessionActions IncumbentSession::OnMessage(const v1::Envelope& env, TimePoint no
     case State::kDrained:
       if (env.has_seal()) {
         state_ = State::kSealing;
+        successor_holder_ = env.seal().successor_lease_holder_id();
+        seal_started_ = now;
+        seal_budget_ = env.seal().budget_ms() > 0 ? Duration(milliseconds(env.seal().budget_ms()))
+                                                  : opts_.default_seal_budget;
+        if (opts_.lease) {
+          // Stop renewing and wait for a renew in flight before the hook.
+          seal_step_ = SealStep::kQuiescing;
+          return {LeaseAction{LeaseOp::kQuiesce, {}, 0, {}}};
+        }
+        seal_step_ = SealStep::kHook;
         return {RunHookAction{HookKind::kSeal, 0, {}, false}};
       }
       if (env.has_resume()) {
         resume_requested_ = true;
         state_ = State::kResuming;
-        return {RunHookAction{HookKind::kResume, 0, {}, false}};
+        return WithLeaseResume({RunHookAction{HookKind::kResume, 0, {}, false}});
       }
       break;
     case State::kSealed:
@@ -115,14 +127,23 @@ SessionActions IncumbentSession::RetakeAndResume(bool tell_supervisor, TimePoint
   if (gen) generation_ = *gen;
   resume_requested_ = tell_supervisor;
   state_ = State::kResuming;
-  return {RunHookAction{HookKind::kResume, 0, {}, changed}};
+  // The lock is ours again: reclaim the lease we handed over (the
+  // successor is gone), then resume serving.
+  return WithLeaseResume({RunHookAction{HookKind::kResume, 0, {}, changed}});
+}
+
+SessionActions IncumbentSession::WithLeaseResume(SessionActions out) const {
+  if (opts_.lease) out.insert(out.begin(), LeaseAction{LeaseOp::kResume, {}, 0, {}});
+  return out;
 }
 
 SessionActions IncumbentSession::ResumeSelf(std::string why, TimePoint now) {
   (void)now;
   state_ = State::kResuming;
   resume_requested_ = false;
-  return {LogAction{"incumbent.resume_self", std::move(why)}, RunHookAction{HookKind::kResume, 0, {}, false}};
+  seal_step_ = SealStep::kNone;
+  return WithLeaseResume(
+      {LogAction{"incumbent.resume_self", std::move(why)}, RunHookAction{HookKind::kResume, 0, {}, false}});
 }
 
 SessionActions IncumbentSession::AbandonHandoff(const protocol::HookDone& done, std::string_view step,
@@ -155,19 +176,16 @@ SessionActions IncumbentSession::OnHookDone(const protocol::HookDone& done, Time
       if (done.hook != HookKind::kSeal) break;
       // Still holding the lock: resume, and tell the supervisor if it is there.
       if (!done.status || orphan_pending_) return AbandonHandoff(done, "seal", now);
-      auto gen = ownership_.Generation();
-      sealed_generation_ = gen ? *gen : generation_;
-      // Release the flock only after the seal hook fsynced and closed the writer.
-      ownership_.Release();
-      BATON_CRASH_POINT(kIncumbentAfterFlockRelease);
-      state_ = State::kSealed;
-      v1::Envelope env;
-      auto* sc = env.mutable_seal_complete();
-      sc->set_handoff_id(handoff_id_);
-      sc->set_revision(done.revision);
-      sc->set_fingerprint(done.fingerprint);
-      sc->set_data_generation(sealed_generation_);
-      return {SendAction{std::move(env)}};
+      sealed_revision_ = done.revision;
+      sealed_fingerprint_ = done.fingerprint;
+      if (opts_.lease) {
+        // The writer is closed: hand the lease over within what is left of
+        // the seal budget (less the time to report a failure).
+        seal_step_ = SealStep::kTransferring;
+        const Duration left = seal_started_ + seal_budget_ - opts_.seal_report_margin - now;
+        return {LeaseAction{LeaseOp::kTransfer, successor_holder_, 0, std::max(left, Duration(milliseconds(50)))}};
+      }
+      return FinishSeal(0);
     }
     case State::kResuming: {
       if (done.hook != HookKind::kResume) break;
@@ -203,6 +221,47 @@ SessionActions IncumbentSession::OnHookDone(const protocol::HookDone& done, Time
     }
     default:
       break;
+  }
+  return {};
+}
+
+SessionActions IncumbentSession::FinishSeal(uint64_t lease_epoch) {
+  seal_step_ = SealStep::kNone;
+  auto gen = ownership_.Generation();
+  sealed_generation_ = gen ? *gen : generation_;
+  // Release the flock only after the seal hook fsynced and closed the writer
+  // (and the lease, if any, is the successor's).
+  ownership_.Release();
+  BATON_CRASH_POINT(kIncumbentAfterFlockRelease);
+  state_ = State::kSealed;
+  v1::Envelope env;
+  auto* sc = env.mutable_seal_complete();
+  sc->set_handoff_id(handoff_id_);
+  sc->set_revision(sealed_revision_);
+  sc->set_fingerprint(sealed_fingerprint_);
+  sc->set_data_generation(sealed_generation_);
+  sc->set_lease_epoch(lease_epoch);
+  return {SendAction{std::move(env)}};
+}
+
+SessionActions IncumbentSession::OnLeaseDone(const protocol::LeaseDone& done, TimePoint now) {
+  if (state_ != State::kSealing) return {};
+  if (seal_step_ == SealStep::kQuiescing && done.op == LeaseOp::kQuiesce) {
+    seal_step_ = SealStep::kHook;
+    return {RunHookAction{HookKind::kSeal, 0, {}, false}};
+  }
+  if (seal_step_ == SealStep::kTransferring && done.op == LeaseOp::kTransfer) {
+    seal_step_ = SealStep::kNone;
+    if (!done.status) {
+      // We still hold the lock; the lease resolves back to us by itself.
+      return AbandonHandoff(protocol::HookDone{HookKind::kSeal, done.status.error(), 0, {}}, "seal", now);
+    }
+    if (orphan_pending_) {
+      // The supervisor is gone, so the successor never gets Begin: take the
+      // lease back and resume (the lease resume reclaims it).
+      return AbandonHandoff(protocol::HookDone{HookKind::kSeal, {}, 0, {}}, "seal", now);
+    }
+    return FinishSeal(done.epoch);
   }
   return {};
 }

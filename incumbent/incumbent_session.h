@@ -4,6 +4,12 @@
 //
 //   serving --Prepare--> draining --[drain]--> drained --Seal--> sealing
 //   --[seal, release lock]--> sealed --Commit--> retiring --[retire]--> exit 0
+//
+// With a Postgres lease, sealing is (DESIGN §8): quiesce the lease (stop
+// renewing, await a renew in flight) → seal hook → transfer the lease to the
+// successor's holder id → release the lock → SealComplete{lease_epoch}. A
+// failed or late transfer is a failed seal (SealFailed, resume). Every resume
+// also resumes the lease: renewing again, or reclaiming what we handed over.
 //   drained|sealed --Resume--> resuming --[resume]--> serving
 //
 // Failures (DESIGN §3): a failed drain or seal resumes by itself and tells
@@ -29,6 +35,12 @@ struct IncumbentOptions {
   // After the supervisor is gone with the lock released: how long to wait
   // for the successor to exit before concluding it owns the data.
   Duration orphan_grace = seconds(10);
+  // This process holds (or campaigns for) a Postgres lease.
+  bool lease = false;
+  // Used when Seal carries no budget.
+  Duration default_seal_budget = seconds(3);
+  // Reserved from the seal budget to report SealFailed in time.
+  Duration seal_report_margin = milliseconds(250);
 };
 
 class IncumbentSession {
@@ -39,6 +51,7 @@ class IncumbentSession {
 
   protocol::SessionActions OnMessage(const v1::Envelope& env, TimePoint now);
   protocol::SessionActions OnHookDone(const protocol::HookDone& done, TimePoint now);
+  protocol::SessionActions OnLeaseDone(const protocol::LeaseDone& done, TimePoint now);
   protocol::SessionActions OnChannelClosed(const Error& why, TimePoint now);
   // The successor's process is gone (pidfd readable).
   protocol::SessionActions OnSuccessorExited(TimePoint now);
@@ -57,6 +70,11 @@ class IncumbentSession {
   protocol::SessionActions RetakeAndResume(bool tell_supervisor, TimePoint now);
   protocol::SessionActions Unexpected(const v1::Envelope& env);
   protocol::SessionActions Orphaned(std::string why, TimePoint now);
+  protocol::SessionActions FinishSeal(uint64_t lease_epoch);
+  // Appends a lease resume when this process has a lease.
+  protocol::SessionActions WithLeaseResume(protocol::SessionActions out) const;
+
+  enum class SealStep { kNone, kQuiescing, kHook, kTransferring };
 
   IncumbentOptions opts_;
   ownership::Ownership& ownership_;
@@ -69,6 +87,13 @@ class IncumbentSession {
   bool resume_requested_ = false;   // the supervisor asked (reply with Resumed)
   bool orphan_pending_ = false;     // supervisor lost mid-hook: act when it returns
   std::optional<TimePoint> deadline_;
+  // Sealing.
+  SealStep seal_step_ = SealStep::kNone;
+  std::string successor_holder_;
+  TimePoint seal_started_{};
+  Duration seal_budget_{};
+  uint64_t sealed_revision_ = 0;
+  std::string sealed_fingerprint_;
 };
 
 std::string_view StateName(IncumbentSession::State s);

@@ -7,6 +7,7 @@
 #include <variant>
 #include <vector>
 
+#include "base/clock.h"
 #include "base/errors.h"
 #include "protocol/control.pb.h"
 #include "protocol/frame.h"
@@ -38,13 +39,25 @@ struct WatchPidAction {
 };
 // The daemon may serve now (cold start done, or the successor is Ready).
 struct ServingAction {};
+// Drive the process's Postgres lease (DESIGN §8); the driver reports
+// LeaseDone for kQuiesce, kTransfer and kConfirm. kCampaign and kResume
+// are fire-and-forget.
+enum class LeaseOp { kCampaign, kQuiesce, kTransfer, kConfirm, kResume };
+std::string_view LeaseOpName(LeaseOp op);
+struct LeaseAction {
+  LeaseOp op;
+  std::string to;       // kTransfer: the successor's holder id
+  uint64_t epoch = 0;   // kConfirm: the epoch the incumbent handed over
+  Duration budget{};    // kTransfer, kConfirm: from when the driver starts it
+};
 // A fact worth logging.
 struct LogAction {
   std::string event;
   std::string message;
 };
 
-using SessionAction = std::variant<SendAction, RunHookAction, ExitAction, WatchPidAction, ServingAction, LogAction>;
+using SessionAction =
+    std::variant<SendAction, RunHookAction, ExitAction, WatchPidAction, ServingAction, LogAction, LeaseAction>;
 using SessionActions = std::vector<SessionAction>;
 
 // The outcome of a hook, fed back to the session.
@@ -53,6 +66,13 @@ struct HookDone {
   Status status;
   uint64_t revision = 0;    // seal, begin
   std::string fingerprint;  // seal
+};
+
+// The outcome of a LeaseAction, fed back to the session.
+struct LeaseDone {
+  LeaseOp op;
+  Status status;
+  uint64_t epoch = 0;  // kTransfer: the epoch now held by the successor (0 = we held none)
 };
 
 }  // namespace baton::protocol

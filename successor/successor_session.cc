@@ -9,6 +9,8 @@ namespace baton::successor {
 
 using protocol::ExitAction;
 using protocol::HookKind;
+using protocol::LeaseAction;
+using protocol::LeaseOp;
 using protocol::LogAction;
 using protocol::RunHookAction;
 using protocol::SendAction;
@@ -23,6 +25,7 @@ std::string_view StateName(SuccessorSession::State s) {
     case S::kAwaitWarm: return "await_warm";
     case S::kWarming: return "warming";
     case S::kAwaitBegin: return "await_begin";
+    case S::kConfirmingLease: return "confirming_lease";
     case S::kBeginning: return "beginning";
     case S::kServing: return "serving";
     case S::kExited: return "exited";
@@ -30,8 +33,9 @@ std::string_view StateName(SuccessorSession::State s) {
   return "unknown";
 }
 
-SuccessorSession::SuccessorSession(protocol::LaunchRole role, HelloInfo hello, ownership::Ownership& ownership)
-    : role_(role), hello_(std::move(hello)), ownership_(ownership) {}
+SuccessorSession::SuccessorSession(protocol::LaunchRole role, HelloInfo hello, ownership::Ownership& ownership,
+                                   SuccessorOptions opts)
+    : role_(role), hello_(std::move(hello)), ownership_(ownership), opts_(opts) {}
 
 SessionActions SuccessorSession::Start() {
   BATON_CHECK(state_ == State::kInit);
@@ -45,6 +49,7 @@ SessionActions SuccessorSession::Start() {
   h->set_build_id(hello_.build_id);
   h->set_pid(hello_.pid);
   h->set_lease_holder_id(hello_.lease_holder_id);
+  if (!hello_.lease_holder_id.empty()) h->add_capabilities("lease");
   h->set_role(std::string(protocol::LaunchRoleName(role_)));
   state_ = State::kAwaitHelloAck;
   return {SendAction{std::move(env)}};
@@ -101,6 +106,7 @@ SessionActions SuccessorSession::OnMessage(const v1::Envelope& env) {
         SessionActions out = TakeOwnership({});
         if (state_ == State::kExited) return out;
         state_ = State::kServing;
+        if (!hello_.lease_holder_id.empty()) out.push_back(LeaseAction{LeaseOp::kCampaign, {}, 0, {}});
         out.push_back(LogAction{"daemon.cold_start", fmt::format("data generation {}", generation_)});
         out.push_back(ServingAction{});
         return out;
@@ -115,8 +121,22 @@ SessionActions SuccessorSession::OnMessage(const v1::Envelope& env) {
     case State::kAwaitBegin: {
       if (!env.has_begin() || env.begin().handoff_id() != handoff_id_) break;
       BATON_CRASH_POINT(kSuccessorAfterBegin);
+      if (!hello_.lease_holder_id.empty() && env.begin().sealed() && env.begin().lease_epoch() != 0) {
+        // Confirm the epoch the incumbent handed us first: the lease is
+        // leaderless until then, and the confirm needs no data ownership
+        // (the lock and the generation bump follow, then the begin hook,
+        // before any write).
+        begin_ = env.begin();
+        state_ = State::kConfirmingLease;
+        return {LeaseAction{LeaseOp::kConfirm, {}, env.begin().lease_epoch(), opts_.lease_confirm_budget}};
+      }
       SessionActions out = TakeOwnership({});
       if (state_ == State::kExited) return out;
+      if (!hello_.lease_holder_id.empty()) {
+        // Nothing handed over (the incumbent held no lease, or died before
+        // sealing): become leader the ordinary way.
+        out.push_back(LeaseAction{LeaseOp::kCampaign, {}, 0, {}});
+      }
       state_ = State::kBeginning;
       out.push_back(RunHookAction{HookKind::kBegin, 0, env.begin(), false});
       return out;
@@ -143,10 +163,22 @@ SessionActions SuccessorSession::OnHookDone(const protocol::HookDone& done) {
     env.mutable_ready()->set_handoff_id(handoff_id_);
     env.mutable_ready()->set_data_generation(generation_);
     env.mutable_ready()->set_revision(done.revision);
+    env.mutable_ready()->set_lease_epoch(lease_epoch_);
     state_ = State::kServing;
     return {SendAction{std::move(env)}, ServingAction{}};
   }
   return {};  // a hook finishing after we gave up: nothing to do
+}
+
+SessionActions SuccessorSession::OnLeaseDone(const protocol::LeaseDone& done) {
+  if (state_ != State::kConfirmingLease || done.op != LeaseOp::kConfirm) return {};
+  if (!done.status) return Fail(fmt::format("begin: {}", done.status.error().message), true);
+  lease_epoch_ = begin_.lease_epoch();
+  SessionActions out = TakeOwnership({});
+  if (state_ == State::kExited) return out;
+  state_ = State::kBeginning;
+  out.push_back(RunHookAction{HookKind::kBegin, 0, begin_, false});
+  return out;
 }
 
 SessionActions SuccessorSession::OnChannelClosed(const Error& why) {

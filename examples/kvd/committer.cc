@@ -31,8 +31,16 @@ void Committer::Submit(std::string key, std::string value, Done done) {
                                            : "not the writer (sealed or not started)"));
     return;
   }
+  uint64_t epoch = 0;
+  if (fence_) {
+    epoch = fence_();
+    if (epoch == 0) {
+      done(Error(Errc::kUnavailable, "not the leader: this process does not hold the lease"));
+      return;
+    }
+  }
   const uint64_t revision = next_revision_++;
-  pending_bytes_ += EncodeRecord(WalRecord{revision, key, value});
+  pending_bytes_ += EncodeRecord(WalRecord{revision, key, value, epoch});
   pending_.push_back(Item{revision, std::move(key), std::move(value), std::move(done)});
   if (in_flight_ || delay_armed_) return;  // joins the next batch
   if (delay_.count() == 0) {

@@ -54,6 +54,10 @@ class Committer {
   // ---- io thread only ----
   // Takes a writer whose position matches the Store's revision.
   void Attach(WalWriter writer);
+  // With a leader lease: `epoch` returns the epoch this process may write
+  // under now (0 = not the leader: writes are refused); each record is
+  // stamped with it. Unset: no lease, records carry no epoch.
+  void SetFence(std::function<uint64_t()> epoch) { fence_ = std::move(epoch); }
   // Queues key=value; `done` runs on the io thread once durable (or failed).
   void Submit(std::string key, std::string value, Done done);
   // Runs `done` on the io thread once nothing is queued or in flight.
@@ -95,6 +99,7 @@ class Committer {
   boost::asio::steady_timer delay_timer_;
   boost::asio::thread_pool disk_{1};
 
+  std::function<uint64_t()> fence_;
   std::optional<WalWriter> writer_;
   WalPosition durable_;
   bool failed_ = false;

@@ -78,6 +78,7 @@ Status KvdHooks::Drain(uint64_t deadline_ms) {
 
 Result<SealReport> KvdHooks::Seal() {
   if (opts_.fail_seal) return Error(Errc::kInternal, "seal: refused by --fail-seal (test knob)");
+  if (opts_.seal_delay.count() > 0) std::this_thread::sleep_for(opts_.seal_delay);
   return OnIo<Result<SealReport>>([this](auto done) {
     server_.StopAccepting();  // normally Drain did; a bare Seal must not accept either
     service_.WhenIdle([this, done] {

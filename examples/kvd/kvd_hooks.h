@@ -24,6 +24,7 @@ struct HookOptions {
   std::chrono::milliseconds warm_delay{0};     // test knob: slow warm-up
   bool hang_in_warm = false;                   // test knob: Warm never returns
   bool fail_begin = false;                     // test knob: Begin reports an error (after the replay)
+  std::chrono::milliseconds seal_delay{0};     // test knob: slow seal (before closing the WAL)
   std::chrono::milliseconds retire_grace{5000};
 };
 

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <future>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -43,6 +44,11 @@ struct Flags {
   bool hang_in_warm = false;
   bool fail_begin = false;
   std::string crash_at;
+  int64_t seal_delay_ms = 0;
+  std::string lease_dsn;
+  std::string lease_name;
+  int64_t lease_ttl_ms = 10000;
+  int64_t lease_op_timeout_ms = 1000;
 };
 
 std::string_view RoleName(baton::Role r) {
@@ -109,16 +115,41 @@ int main(int argc, char** argv) {
   app.add_option("--crash-at", f.crash_at,
                  "test knob: arm this crash point (like BATON_CRASH_AT, but per generation: `baton upgrade -- "
                  "--crash-at NAME` arms it in that successor only)");
+  app.add_option("--seal-delay-ms", f.seal_delay_ms, "test knob: sleep this long in the seal hook");
+  // The supervisor's [lease] config reaches us as BATON_LEASE_* variables.
+  app.add_option("--lease-name", f.lease_name,
+                 "hold the Postgres leader lease of this name; writes are accepted only while holding it")
+      ->envname("BATON_LEASE_NAME");
+  app.add_option("--lease-dsn", f.lease_dsn,
+                 "libpq connection string or URI of the lease database (default: $BATON_LEASE_DSN, then "
+                 "libpq's PG* variables)");
+  app.add_option("--lease-ttl-ms", f.lease_ttl_ms, "lease time to live")
+      ->capture_default_str()
+      ->envname("BATON_LEASE_TTL_MS");
+  app.add_option("--lease-op-timeout-ms", f.lease_op_timeout_ms, "client deadline of every Postgres call")
+      ->capture_default_str()
+      ->envname("BATON_LEASE_OP_TIMEOUT_MS");
   CLI11_PARSE(app, argc, argv);
   if (f.exit_at_start) return 1;
 
   baton::JsonLinesSink log(stderr);
+  if (!f.lease_dsn.empty() && f.lease_name.empty()) {
+    return Fail(log, 2, "--lease-dsn", baton::Error(baton::Errc::kInvalidArgument, "needs --lease-name"));
+  }
+  std::optional<baton::LeaseOptions> lease;
+  if (!f.lease_name.empty()) {
+    lease = baton::LeaseOptions{.name = f.lease_name,
+                                .dsn = f.lease_dsn,
+                                .ttl = std::chrono::milliseconds(f.lease_ttl_ms),
+                                .op_timeout = std::chrono::milliseconds(f.lease_op_timeout_ms)};
+  }
   // Before any thread: reads and removes the supervisor's environment.
   auto created = baton::Daemon::Create({.build_id = f.build_id,
                                         .state_schema_min = f.schema_min,
                                         .state_schema_max = f.schema_max,
                                         .data_dir = f.data_dir,
-                                        .log = &log});
+                                        .log = &log,
+                                        .lease = lease});
   if (!created) return Fail(log, 2, "baton", created.error());
   baton::Daemon& daemon = **created;
   if (!f.crash_at.empty()) {
@@ -136,7 +167,10 @@ int main(int argc, char** argv) {
                           .role = std::string(RoleName(daemon.role())),
                           .build_id = f.build_id,
                           .rotate_bytes = f.rotate_bytes,
-                          .group_commit = std::chrono::microseconds(f.group_commit_us)});
+                          .group_commit = std::chrono::microseconds(f.group_commit_us),
+                          .lease_epoch = daemon.lease() == nullptr
+                                             ? std::function<uint64_t()>()
+                                             : [lease = daemon.lease()] { return lease->epoch(); }});
   kvd::HttpServer server(
       io, [&service](kvd::Request&& req, kvd::Respond respond) { service.Handle(std::move(req), std::move(respond)); },
       log, {.idle_wait = std::chrono::milliseconds(f.drain_idle_ms)});
@@ -144,7 +178,8 @@ int main(int argc, char** argv) {
                       {.fail_seal = f.fail_seal,
                        .warm_delay = std::chrono::milliseconds(f.warm_delay_ms),
                        .hang_in_warm = f.hang_in_warm,
-                       .fail_begin = f.fail_begin});
+                       .fail_begin = f.fail_begin,
+                       .seal_delay = std::chrono::milliseconds(f.seal_delay_ms)});
 
   // The listener: inherited from the supervisor (it stays open there across
   // generations), or our own when nobody supervises us.

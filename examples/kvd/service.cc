@@ -13,7 +13,9 @@ using baton::Errc;
 using baton::Error;
 
 KvService::KvService(boost::asio::io_context& io, baton::LogSink& log, ServiceOptions options)
-    : log_(log), opts_(std::move(options)), committer_(io, store_, log, opts_.group_commit) {}
+    : log_(log), opts_(std::move(options)), committer_(io, store_, log, opts_.group_commit) {
+  if (opts_.lease_epoch) committer_.SetFence(opts_.lease_epoch);
+}
 
 Result<ReplayResult> KvService::CatchUp(ReplayMode mode) {
   auto r = ReplayWal(
@@ -82,10 +84,11 @@ void KvService::Handle(Request&& req, Respond respond) {
   res.set(http::field::content_type, "application/json");
   if (path == "/healthz") {
     res.body() = fmt::format(
-        R"({{"status":"ok","pid":{},"role":{},"phase":{},"build_id":{},"revision":{},"writable":{}}})"
+        R"({{"status":"ok","pid":{},"role":{},"phase":{},"build_id":{},"revision":{},"writable":{},)"
+        R"("lease_epoch":{}}})"
         "\n",
         ::getpid(), baton::JsonQuote(opts_.role), baton::JsonQuote(phase_), baton::JsonQuote(opts_.build_id),
-        store_.revision(), committer_.writable());
+        store_.revision(), committer_.writable(), opts_.lease_epoch ? opts_.lease_epoch() : 0);
   } else if (path == "/stats") {
     const WalPosition& wal = committer_.writable() ? committer_.durable() : pos_;
     res.body() = fmt::format(

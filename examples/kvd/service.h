@@ -4,7 +4,8 @@
 //   GET /kv/<key>   200 + value, 404 if absent
 //   PUT /kv/<key>   body = value; 200 "<revision>" once the record is fsynced,
 //                   503 when this process is not (or no longer) the writer
-//   GET /healthz    200 JSON: status, pid, role, phase, build id, revision
+//   GET /healthz    200 JSON: status, pid, role, phase, build id, revision,
+//                   writable, lease_epoch (0: no lease or not the leader)
 //   GET /stats      200 JSON: revision, fingerprint, keys, WAL position, batches
 //
 // Threading: io thread only, like the server it serves.
@@ -12,6 +13,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include <boost/asio/io_context.hpp>
@@ -35,6 +37,9 @@ struct ServiceOptions {
   uint64_t rotate_bytes = 64u << 20;
   std::chrono::microseconds group_commit{0};  // extra wait for a batch to fill
   size_t max_key_bytes = 1024;
+  // With a leader lease: the epoch writes may happen under now (0 = refuse
+  // writes with 503). Each WAL record is stamped with it. Unset: no lease.
+  std::function<uint64_t()> lease_epoch{};
 };
 
 class KvService {

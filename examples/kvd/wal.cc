@@ -147,11 +147,19 @@ Parse ParseRecord(std::string_view data, size_t off, WalRecord* rec, size_t* nex
   if (len < kMinPayloadBytes || len > kMaxPayloadBytes) return Parse::kBad;
   const std::string_view payload = data.substr(off + kRecordHeaderBytes, len);
   if (Crc32c(payload, Crc32c(data.substr(off, 4))) != crc) return Parse::kBad;
-  const uint32_t key_len = GetU32(payload.data() + 8);
-  if (key_len > len - kMinPayloadBytes) return Parse::kBad;
+  uint32_t key_len = GetU32(payload.data() + 8);
+  size_t key_at = kMinPayloadBytes;
+  rec->epoch = 0;
+  if ((key_len & kEpochFlag) != 0) {
+    key_len &= ~kEpochFlag;
+    if (len < kMinPayloadBytes + 8) return Parse::kBad;
+    rec->epoch = GetU64(payload.data() + kMinPayloadBytes);
+    key_at += 8;
+  }
+  if (key_len > len - key_at) return Parse::kBad;
   rec->revision = GetU64(payload.data());
-  rec->key = payload.substr(kMinPayloadBytes, key_len);
-  rec->value = payload.substr(kMinPayloadBytes + key_len);
+  rec->key = payload.substr(key_at, key_len);
+  rec->value = payload.substr(key_at + key_len);
   *next = off + kRecordHeaderBytes + len;
   return Parse::kOk;
 }
@@ -170,7 +178,12 @@ std::string EncodeRecord(const WalRecord& r) {
   std::string payload;
   payload.reserve(kMinPayloadBytes + r.key.size() + r.value.size());
   PutU64(payload, r.revision);
-  PutU32(payload, static_cast<uint32_t>(r.key.size()));
+  if (r.epoch != 0) {
+    PutU32(payload, static_cast<uint32_t>(r.key.size()) | kEpochFlag);
+    PutU64(payload, r.epoch);
+  } else {
+    PutU32(payload, static_cast<uint32_t>(r.key.size()));
+  }
   payload.append(r.key);
   payload.append(r.value);
   std::string out;

@@ -7,6 +7,13 @@
 //   u32 length      of the payload
 //   u32 crc32c      over the 4 length bytes, then the payload
 //   payload:        u64 revision, u32 key length, key bytes, value bytes
+//   or, when kvd runs with a leader lease (the key length's top bit set):
+//                   u64 revision, u32 key length | 0x80000000, u64 lease
+//                   epoch, key bytes, value bytes
+//
+// The epoch is the fencing token the writer held when it accepted the
+// write; along the log it never decreases. (Builds from before the lease
+// cannot replay epoch-stamped records: they see corruption.)
 //
 // Revisions start at 1 and grow by exactly one per record across segments, so
 // a missing segment or record is detected on replay. A record never spans two
@@ -40,6 +47,7 @@ using baton::Status;
 
 inline constexpr uint32_t kRecordHeaderBytes = 8;
 inline constexpr uint32_t kMinPayloadBytes = 12;
+inline constexpr uint32_t kEpochFlag = 0x80000000u;
 inline constexpr uint32_t kMaxPayloadBytes = 64u << 20;
 
 // CRC-32C (Castagnoli), table driven. `crc` continues a previous call.
@@ -60,6 +68,7 @@ struct WalRecord {
   uint64_t revision;
   std::string_view key;
   std::string_view value;
+  uint64_t epoch = 0;  // the writer's lease epoch (0 = no lease)
 };
 
 // The bytes of one record (header included).

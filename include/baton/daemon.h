@@ -19,11 +19,13 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "baton/errors.h"
+#include "baton/lease.h"
 
 namespace baton {
 
@@ -90,6 +92,9 @@ struct DaemonOptions {
   uint32_t state_schema_max = 1;
   std::string data_dir;           // default: $BATON_DATA_DIR; required
   LogSink* log = nullptr;         // default: JSON lines on stderr
+  // A Postgres leader lease this daemon holds while it serves, handed to
+  // the successor inside Seal (see baton/lease.h). Unset: no lease.
+  std::optional<LeaseOptions> lease;
 };
 
 class Daemon {
@@ -106,9 +111,15 @@ class Daemon {
   // The inherited listener with this name (kNotFound otherwise).
   virtual Result<int> Listener(std::string_view name) const = 0;
   virtual const std::string& data_dir() const = 0;
+  // The lease, when DaemonOptions::lease was set (nullptr otherwise). Owned
+  // by the daemon; valid until it is destroyed.
+  virtual const Lease* lease() const = 0;
 
   // Cold start / standalone: takes the data-dir lock (kFailedPrecondition if
-  // another process holds it) and bumps the data generation. Successor:
+  // another process holds it) and bumps the data generation. With a lease,
+  // first checks it can use the lease table (a missing privilege fails
+  // here; an unreachable Postgres does not: the lease keeps trying), then
+  // campaigns for the lease without waiting for it. Successor:
   // takes part in the handoff; Warm and Begin are called from here on.
   // Returns once the daemon may serve (successor: after Begin succeeded).
   // Does not call hooks when standalone.

@@ -13,6 +13,7 @@
 
 #include "tools/bench/handoff_run.h"
 #include "tools/bench/handoff_stats.h"
+#include "tools/bench/lease_run.h"
 #include "tools/bench/report.h"
 
 namespace {
@@ -164,10 +165,36 @@ int RunBench(const Flags& f, bool upgrades_given) {
 
 }  // namespace
 
+int RunLease(const LeaseBenchConfig& cfg) {
+  InstallSignalHandlers();
+  auto r = RunLeaseBench(cfg, g_stop);
+  if (!r.error.empty()) {
+    fmt::print(stderr, "baton-bench lease: {}\n", r.error);
+    return kExitSetup;
+  }
+  fmt::print("{}", LeaseMarkdown(cfg, r));
+  if (r.overlap) {
+    fmt::print("FAILED: two leader intervals overlapped\n");
+    return kExitInvariant;
+  }
+  return g_stop.load() ? kExitInterrupted : kExitOk;
+}
+
 int main(int argc, char** argv) {
   CLI::App app{kDescription, "baton-bench"};
   app.require_subcommand(1);
   Flags f;
+  LeaseBenchConfig lease_cfg;
+  int64_t lease_ttl_ms = 2000;
+  auto* lease = app.add_subcommand(
+      "lease", "Leaderless gap: a baton handoff of a lease-holding kvd vs waiting for TTL expiry (same TTL)");
+  lease->add_option("--ttl-ms", lease_ttl_ms, "Lease TTL for both methods")->capture_default_str()->check(
+      CLI::Range(int64_t{300}, int64_t{60000}));
+  lease->add_option("--handoffs", lease_cfg.handoffs, "baton handoffs")->capture_default_str()->check(
+      CLI::Range(1, 10000));
+  lease->add_option("--expiries", lease_cfg.expiries, "TTL-expiry take-overs (about one TTL each)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000));
   auto* handoff = app.add_subcommand("handoff", "Upgrade kvd N times under load; report timings and the write window");
   // A later value wins (tools/demo passes --upgrades 10, then the user's arguments).
   handoff->option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
@@ -207,6 +234,15 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     const int rc = app.exit(e);
     return rc == 0 ? 0 : kExitUsage;
+  }
+  if (lease->parsed()) {
+    lease_cfg.ttl = std::chrono::milliseconds(lease_ttl_ms);
+    try {
+      return RunLease(lease_cfg);
+    } catch (const std::exception& e) {
+      fmt::print(stderr, "baton-bench: {}\n", e.what());
+      return kExitSetup;
+    }
   }
   if (f.demo && f.sweep) {
     fmt::print(stderr, "baton-bench: --demo and --sweep do not combine\n");

@@ -1,0 +1,50 @@
+// The Postgres leader lease a daemon may hold (DESIGN §8).
+//
+//   baton::DaemonOptions o{...};
+//   o.lease = baton::LeaseOptions{.name = "reconciler", .dsn = flag_dsn};
+//   auto daemon = baton::Daemon::Create(std::move(o));
+//   ...
+//   if (uint64_t e = daemon->lease()->epoch(); e != 0) WriteFenced(e, ...);
+//
+// The library acquires the lease on a cold start (and waits as a standby if
+// another process holds it: NOTIFY, with a poll as the backstop), renews
+// it, and hands it to the successor inside Seal: no leaderless gap of a TTL,
+// never two holders. The daemon only reads epoch().
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include "baton/errors.h"
+
+namespace baton {
+
+struct LeaseOptions {
+  std::string name{};       // the leadership domain (one row); required
+  std::string dsn{};        // libpq conninfo or URI; "" = $BATON_LEASE_DSN, else libpq's PG* variables
+  std::string holder_id{};  // "" = generated, unique per process
+  std::chrono::milliseconds ttl{10000};
+  std::chrono::milliseconds renew_interval{0};  // 0 = ttl / 3
+  std::chrono::milliseconds op_timeout{1000};   // client deadline of every Postgres call
+  std::chrono::milliseconds poll_interval{0};   // standby backstop; 0 = ttl / 4
+};
+
+class Lease {
+ public:
+  virtual ~Lease() = default;
+  virtual const std::string& name() const = 0;
+  virtual const std::string& holder_id() const = 0;
+  // The epoch under which this process may act as leader right now, or 0
+  // when it may not (not holding, handed over, or its local monotonic
+  // validity deadline passed, whatever the database says). Use it as the
+  // fencing token of your own writes. Thread-safe, never blocks.
+  virtual uint64_t epoch() const = 0;
+  bool is_leader() const { return epoch() != 0; }
+};
+
+// The DSN to use: `flag` if set, else $BATON_LEASE_DSN, else "" (libpq
+// then reads PGHOST, PGPORT, PGUSER, PGDATABASE, ...).
+std::string ResolveLeaseDsn(const std::string& flag);
+
+}  // namespace baton

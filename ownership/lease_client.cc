@@ -1,0 +1,464 @@
+#include "ownership/lease_client.h"
+
+#include <unistd.h>
+
+#include <random>
+#include <variant>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <fmt/format.h>
+
+namespace baton::ownership {
+namespace {
+
+namespace asio = boost::asio;
+using namespace asio::experimental::awaitable_operators;
+constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
+
+// Pause between attempts of a call that failed at once (refused connection).
+constexpr Duration kRetryPause = milliseconds(50);
+
+int64_t MonoMicros(TimePoint t) {
+  return std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count();
+}
+
+}  // namespace
+
+std::string GenerateHolderId() {
+  char host[256] = {};
+  if (::gethostname(host, sizeof(host) - 1) != 0) host[0] = '\0';
+  std::random_device rd;
+  const uint64_t r = (uint64_t{rd()} << 32) | rd();
+  return fmt::format("{}/{}/{:016x}", host, ::getpid(), r);
+}
+
+Result<LeaseConfig> MakeLeaseConfig(const LeaseOptions& o) {
+  auto bad = [](std::string m) { return Error(Errc::kInvalidArgument, "lease: " + std::move(m)); };
+  if (o.name.empty()) return bad("a lease name is required");
+  if (o.name.size() > 200) return bad("the lease name is longer than 200 bytes");
+  if (o.ttl <= Duration::zero()) return bad("the TTL must be positive");
+  if (o.op_timeout <= Duration::zero()) return bad("the operation timeout must be positive");
+  LeaseConfig c;
+  c.name = o.name;
+  c.holder_id = o.holder_id.empty() ? GenerateHolderId() : o.holder_id;
+  c.ttl = o.ttl;
+  c.renew_interval = o.renew_interval.count() > 0 ? Duration(o.renew_interval) : Duration(o.ttl / 3);
+  c.op_timeout = o.op_timeout;
+  c.poll_interval = o.poll_interval.count() > 0 ? Duration(o.poll_interval) : Duration(o.ttl / 4);
+  if (c.renew_interval >= c.ttl) {
+    return bad(fmt::format("the renew interval ({} ms) must be below the TTL ({} ms)", ToMillis(c.renew_interval),
+                           ToMillis(c.ttl)));
+  }
+  if (c.op_timeout >= c.ttl) {
+    return bad(fmt::format("the operation timeout ({} ms) must be below the TTL ({} ms)", ToMillis(c.op_timeout),
+                           ToMillis(c.ttl)));
+  }
+  StoreSettings s;
+  s.dsn = ResolveLeaseDsn(o.dsn);
+  s.application_name = ("baton-lease " + c.holder_id).substr(0, 63);
+  s.statement_timeout = c.op_timeout;
+  s.lock_timeout = c.op_timeout / 2;
+  s.idle_in_transaction_timeout = c.op_timeout * 2;
+  auto info = BuildConnInfo(s);
+  if (!info) return info.error();
+  c.conninfo = std::move(*info);
+  return c;
+}
+
+LeaseClient::LeaseClient(asio::any_io_executor ex, LeaseConfig cfg, const Clock& clock, LogSink& log)
+    : ex_(ex), cfg_(std::move(cfg)), clock_(clock), log_(log), store_(ex, cfg_.conninfo), wake_(ex) {}
+
+LeaseClient::~LeaseClient() = default;
+
+uint64_t LeaseClient::epoch() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (held_epoch_ != 0 && clock_.Now() < valid_until_) return held_epoch_;
+  return 0;
+}
+
+void LeaseClient::Emit(Level level, std::string name, std::string message, uint64_t epoch, TimePoint at) {
+  Event e;
+  e.level = level;
+  e.name = std::move(name);
+  e.message = std::move(message);
+  e.With("lease", cfg_.name).With("holder", cfg_.holder_id).With("epoch", epoch).With("mono_us", MonoMicros(at));
+  log_.Emit(e);
+}
+
+void LeaseClient::BecomeLeader(uint64_t epoch, TimePoint sent, std::string_view why) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    held_epoch_ = epoch;
+    // Measured from when the statement was sent: the database's expiry is
+    // later than that. 2% covers clock rate differences.
+    valid_until_ = sent + cfg_.ttl - cfg_.ttl / 50;
+  }
+  holding_ = Holding{cfg_.holder_id, epoch};
+  if (!acting_) {
+    acting_ = true;
+    Emit(Level::kInfo, "lease.leader_start", fmt::format("leader of '{}' at epoch {} ({})", cfg_.name, epoch, why),
+         epoch, clock_.Now());
+  }
+}
+
+void LeaseClient::EndLeadership(std::string_view why, TimePoint at) {
+  uint64_t epoch = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    epoch = held_epoch_;
+    held_epoch_ = 0;
+  }
+  if (acting_) {
+    acting_ = false;
+    Emit(Level::kInfo, "lease.leader_end", fmt::format("no longer leader of '{}' ({})", cfg_.name, why), epoch, at);
+  }
+}
+
+void LeaseClient::NoteLapse(TimePoint now) {
+  if (!acting_) return;
+  TimePoint until;
+  uint64_t epoch = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    until = valid_until_;
+    epoch = held_epoch_;
+  }
+  if (now < until) return;
+  // epoch() already returns 0; the database may still name us, so a later
+  // fenced renew can restore leadership at the same epoch.
+  acting_ = false;
+  Emit(Level::kWarn, "lease.leader_end", fmt::format("no longer leader of '{}' (local validity lapsed)", cfg_.name),
+       epoch, until);
+}
+
+TimePoint LeaseClient::OpDeadline(TimePoint limit) const { return std::min(limit, clock_.Now() + cfg_.op_timeout); }
+
+void LeaseClient::Post(Command c) {
+  asio::post(ex_, [this, c = std::move(c)]() mutable {
+    commands_.push_back(std::move(c));
+    wake_.cancel();
+  });
+}
+
+void LeaseClient::Start() {
+  if (started_) return;
+  started_ = true;
+  asio::co_spawn(ex_, Loop(), asio::detached);
+}
+
+asio::awaitable<void> LeaseClient::Pause(Duration d) {
+  asio::steady_timer t(ex_, d);
+  co_await t.async_wait(kTuple);
+}
+
+asio::awaitable<void> LeaseClient::Loop() {
+  while (!stopping_) {
+    if (!commands_.empty()) {
+      Command c = std::move(commands_.front());
+      commands_.pop_front();
+      co_await c();
+      continue;
+    }
+    const TimePoint now = clock_.Now();
+    NoteLapse(now);
+    if (now >= next_op_) {
+      if (mode_ == Mode::kHolding) {
+        co_await RenewOnce();
+        continue;
+      }
+      if (mode_ == Mode::kCampaign) {
+        co_await AcquireOnce();
+        continue;
+      }
+      if (mode_ == Mode::kResolve) {
+        co_await ResolveOnce(clock_.Now() + cfg_.op_timeout);
+        continue;
+      }
+    }
+    TimePoint wake = (mode_ == Mode::kIdle || mode_ == Mode::kPaused) ? now + std::chrono::hours(1) : next_op_;
+    if (acting_) {
+      std::lock_guard<std::mutex> lock(mu_);
+      wake = std::min(wake, valid_until_);
+    }
+    wake_.expires_at(wake);
+    if (mode_ == Mode::kCampaign && listen_pid_ != 0 && listen_pid_ == store_.backend_pid()) {
+      // A standby: woken by the holder's NOTIFY, the poll is the backstop.
+      auto r = co_await (wake_.async_wait(kTuple) || store_.WaitNotifications(wake));
+      if (r.index() == 1) {
+        auto& notes = std::get<1>(r);
+        if (!notes) {
+          listen_pid_ = 0;
+        } else {
+          for (const auto& n : *notes) {
+            if (n.rfind(cfg_.name + " ", 0) == 0) next_op_ = clock_.Now();
+          }
+        }
+      }
+    } else {
+      co_await wake_.async_wait(kTuple);
+    }
+  }
+}
+
+asio::awaitable<void> LeaseClient::AcquireOnce() {
+  const TimePoint t0 = clock_.Now();
+  const TimePoint deadline = t0 + cfg_.op_timeout;
+  next_op_ = t0 + cfg_.poll_interval;
+  if (!schema_ok_) {
+    // One-time set-up, off any handoff's critical path: a roomier bound.
+    auto st = co_await store_.EnsureSchema(t0 + std::max(cfg_.op_timeout, Duration(seconds(2))));
+    if (!st) {
+      if (t0 - last_error_log_ >= seconds(5)) {
+        last_error_log_ = t0;
+        Emit(Level::kWarn, "lease.error", st.error().message, 0, t0);
+      }
+      next_op_ = t0 + std::min(cfg_.poll_interval, Duration(seconds(1)));
+      co_return;
+    }
+    schema_ok_ = true;
+  }
+  if (listen_pid_ == 0 || listen_pid_ != store_.backend_pid()) {
+    if (auto st = co_await store_.Listen(deadline); st) listen_pid_ = store_.backend_pid();
+  }
+  const TimePoint sent = clock_.Now();
+  auto r = co_await store_.Acquire(cfg_.name, cfg_.holder_id, cfg_.ttl, OpDeadline(deadline));
+  if (r && *r) {
+    BecomeLeader(**r, sent, "acquired");
+    mode_ = Mode::kHolding;
+    next_op_ = sent + cfg_.renew_interval;
+  } else if (!r) {
+    if (t0 - last_error_log_ >= seconds(5)) {
+      last_error_log_ = t0;
+      Emit(Level::kWarn, "lease.error", r.error().message, 0, t0);
+    }
+    next_op_ = clock_.Now() + std::min(cfg_.poll_interval, Duration(seconds(1)));
+  }
+}
+
+asio::awaitable<void> LeaseClient::RenewOnce() {
+  const TimePoint sent = clock_.Now();
+  auto r = co_await store_.Renew(cfg_.name, *holding_, cfg_.ttl, sent + cfg_.op_timeout);
+  if (mode_ != Mode::kHolding) co_return;
+  if (r && *r) {
+    BecomeLeader(**r, sent, "renewed");
+    next_op_ = sent + cfg_.renew_interval;
+  } else if (r) {
+    // Fenced out: somebody else holds a newer epoch.
+    EndLeadership("fenced out: the lease has a newer epoch", clock_.Now());
+    holding_.reset();
+    Emit(Level::kWarn, "lease.lost", "renew refused: the lease has a newer epoch", 0, clock_.Now());
+    mode_ = Mode::kCampaign;
+    next_op_ = clock_.Now();
+  } else {
+    Emit(Level::kWarn, "lease.error", r.error().message, holding_->epoch, clock_.Now());
+    next_op_ = clock_.Now() + std::min(cfg_.renew_interval / 2, Duration(milliseconds(250)));
+  }
+}
+
+asio::awaitable<void> LeaseClient::ResolveOnce(TimePoint deadline) {
+  const TimePoint sent = clock_.Now();
+  auto r = co_await store_.Move(cfg_.name, resolve_a_, resolve_b_, cfg_.holder_id, cfg_.ttl, OpDeadline(deadline));
+  if (r && *r) {
+    BecomeLeader(**r, sent, "reclaimed");
+    mode_ = Mode::kHolding;
+    next_op_ = sent + cfg_.renew_interval;
+    Emit(Level::kInfo, "lease.reclaimed", fmt::format("lease '{}' is ours again at epoch {}", cfg_.name, **r), **r,
+         clock_.Now());
+  } else if (r) {
+    // Neither holding matches: somebody else took it meanwhile. Stand by.
+    Emit(Level::kWarn, "lease.reclaim_refused", "the lease moved on; standing by", 0, clock_.Now());
+    mode_ = Mode::kCampaign;
+    next_op_ = clock_.Now();
+  } else {
+    Emit(Level::kWarn, "lease.error", r.error().message, 0, clock_.Now());
+    mode_ = Mode::kResolve;
+    next_op_ = clock_.Now() + milliseconds(250);
+  }
+}
+
+void LeaseClient::Open(TimePoint deadline, std::function<void(Status)> done) {
+  Post([this, deadline, done = std::move(done)]() -> asio::awaitable<void> {
+    auto st = co_await store_.EnsureSchema(OpDeadline(deadline));
+    if (st) schema_ok_ = true;
+    done(st);
+  });
+}
+
+void LeaseClient::Campaign() {
+  Post([this]() -> asio::awaitable<void> {
+    if (mode_ != Mode::kHolding && mode_ != Mode::kResolve) {
+      mode_ = Mode::kCampaign;
+      next_op_ = clock_.Now();
+    }
+    co_return;
+  });
+}
+
+void LeaseClient::Quiesce(std::function<void()> done) {
+  Post([this, done = std::move(done)]() -> asio::awaitable<void> {
+    // Any renew that was in flight has returned: commands run between
+    // statements. An unresolved earlier transfer keeps resolving: if it
+    // resolves to us before Transfer runs, Transfer hands it on.
+    if (mode_ != Mode::kResolve) mode_ = holding_ ? Mode::kPaused : Mode::kIdle;
+    done();
+    co_return;
+  });
+}
+
+void LeaseClient::Transfer(std::string to, TimePoint deadline, std::function<void(Result<uint64_t>)> done) {
+  Post([this, to = std::move(to), deadline, done = std::move(done)]() -> asio::awaitable<void> {
+    if (!holding_ && mode_ == Mode::kResolve) {
+      // We may or may not hold it: handing over "nothing" could leave N
+      // waiting for a TTL, so fail the seal and keep resolving.
+      done(Error(Errc::kUnavailable,
+                 fmt::format("lease '{}': the outcome of an earlier transfer is not resolved yet", cfg_.name)));
+      co_return;
+    }
+    mode_ = Mode::kIdle;
+    if (!holding_ || to.empty()) {
+      // Nothing to hand over (a standby, or a successor without a lease).
+      if (holding_ && to.empty()) {
+        Emit(Level::kWarn, "lease.no_successor_holder", "the successor has no lease holder id; keeping the lease",
+             holding_->epoch, clock_.Now());
+        mode_ = Mode::kPaused;
+      }
+      done(uint64_t{0});
+      co_return;
+    }
+    const Holding me = *holding_;
+    // Stop acting as leader before the UPDATE can commit: our intervals and
+    // the successor's never overlap.
+    EndLeadership(fmt::format("transfer to {}", to), clock_.Now());
+    Holding a = me;
+    Holding b = me;
+    for (;;) {
+      auto r = co_await store_.Move(cfg_.name, a, b, to, cfg_.ttl, OpDeadline(deadline));
+      if (r && *r) {
+        holding_.reset();
+        handed_ = Holding{to, **r};
+        Emit(Level::kInfo, "lease.transferred", fmt::format("lease '{}' handed to {} at epoch {}", cfg_.name, to, **r),
+             **r, clock_.Now());
+        done(**r);
+        co_return;
+      }
+      if (r) {
+        holding_.reset();
+        mode_ = Mode::kCampaign;
+        next_op_ = clock_.Now();
+        done(Error(Errc::kFailedPrecondition,
+                   fmt::format("lease transfer refused: epoch {} of '{}' is no longer ours", me.epoch, cfg_.name)));
+        co_return;
+      }
+      // Unknown outcome: the UPDATE may have committed. Retry with a CAS that
+      // also matches the moved row (bumping it once more), never a SELECT.
+      b = Holding{to, me.epoch + 1};
+      if (clock_.Now() + kRetryPause >= deadline) {
+        holding_.reset();
+        resolve_a_ = me;
+        resolve_b_ = b;
+        mode_ = Mode::kResolve;
+        next_op_ = clock_.Now();
+        done(Error(r.error().code, fmt::format("lease transfer within the seal budget: {}", r.error().message)));
+        co_return;
+      }
+      co_await Pause(kRetryPause);
+    }
+  });
+}
+
+void LeaseClient::Confirm(uint64_t epoch, TimePoint deadline, std::function<void(Status)> done) {
+  Post([this, epoch, deadline, done = std::move(done)]() -> asio::awaitable<void> {
+    const Holding h{cfg_.holder_id, epoch};
+    for (;;) {
+      const TimePoint sent = clock_.Now();
+      auto r = co_await store_.Renew(cfg_.name, h, cfg_.ttl, OpDeadline(deadline));
+      if (r && *r) {
+        BecomeLeader(**r, sent, "confirmed after a handoff");
+        mode_ = Mode::kHolding;
+        next_op_ = sent + cfg_.renew_interval;
+        done(Status{});
+        co_return;
+      }
+      if (r) {
+        done(Error(Errc::kFailedPrecondition,
+                   fmt::format("lease confirm: epoch {} of '{}' is not held by {}", epoch, cfg_.name, cfg_.holder_id)));
+        co_return;
+      }
+      if (clock_.Now() + kRetryPause >= deadline) {
+        done(Error(r.error().code, fmt::format("lease confirm: {}", r.error().message)));
+        co_return;
+      }
+      co_await Pause(kRetryPause);
+    }
+  });
+}
+
+void LeaseClient::Resume(TimePoint deadline, std::function<void(Status)> done) {
+  Post([this, deadline, done = std::move(done)]() -> asio::awaitable<void> {
+    if (handed_) {
+      // Reverse transfer from the (reaped) successor; also matches a row we
+      // already took back (an earlier unknown outcome).
+      resolve_a_ = *handed_;
+      resolve_b_ = Holding{cfg_.holder_id, handed_->epoch + 1};
+      handed_.reset();
+      co_await ResolveOnce(deadline);
+    } else if (mode_ == Mode::kPaused && holding_) {
+      mode_ = Mode::kHolding;
+      next_op_ = clock_.Now();
+    } else if (mode_ != Mode::kResolve && mode_ != Mode::kHolding) {
+      mode_ = Mode::kCampaign;
+      next_op_ = clock_.Now();
+    }
+    done(Status{});
+  });
+}
+
+void LeaseClient::Stop(TimePoint deadline, std::function<void()> done) {
+  if (!started_) {
+    done();
+    return;
+  }
+  asio::post(ex_, [this, deadline, done = std::move(done)]() mutable {
+    if (stopping_) {
+      done();  // already stopped: nothing runs commands any more
+      return;
+    }
+    commands_.push_back([this, deadline, done = std::move(done)]() -> asio::awaitable<void> {
+      co_await StopNow(deadline);
+      done();
+    });
+    wake_.cancel();
+  });
+}
+
+asio::awaitable<void> LeaseClient::StopNow(TimePoint deadline) {
+  if (holding_) {
+    EndLeadership("stopping", clock_.Now());
+    // Best effort: a standby takes over at once instead of after the TTL.
+    auto r = co_await store_.Release(cfg_.name, *holding_, OpDeadline(deadline));
+    if (r && *r) {
+      Emit(Level::kInfo, "lease.released", fmt::format("lease '{}' released", cfg_.name), **r, clock_.Now());
+    }
+    holding_.reset();
+  }
+  mode_ = Mode::kIdle;
+  stopping_ = true;
+  store_.Close();
+}
+
+}  // namespace baton::ownership
+
+namespace baton {
+
+std::string ResolveLeaseDsn(const std::string& flag) {
+  if (!flag.empty()) return flag;
+  if (const char* env = std::getenv("BATON_LEASE_DSN"); env != nullptr) return env;
+  return "";
+}
+
+}  // namespace baton

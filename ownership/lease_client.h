@@ -1,0 +1,135 @@
+// The leader lease of one process (DESIGN §8): a single actor coroutine on
+// the process's executor owns the Postgres connection and runs one
+// statement at a time — campaign (acquire, woken by NOTIFY, polled as a
+// backstop), renew, and the handoff commands (quiesce, transfer, confirm,
+// resume/reclaim, stop). A command waits for the statement in flight, so
+// "stop renewing and await any renew in flight" is Quiesce's completion.
+//
+// Leadership is local and monotonic: epoch() is non-zero only while the
+// last successful acquire/renew/confirm, measured from when it was *sent*,
+// is younger than the TTL (less a drift allowance). Every start and end of
+// leadership is logged (lease.leader_start / lease.leader_end) with the
+// monotonic time in microseconds, so intervals of two processes on one
+// host can be compared.
+//
+// Threading: the command methods are called on the executor's thread and
+// call back there; epoch() is thread-safe. Destroy only once Stop() called
+// back or the executor no longer runs.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "base/clock.h"
+#include "base/log.h"
+#include "baton/lease.h"
+#include "ownership/lease_store.h"
+
+namespace baton::ownership {
+
+struct LeaseConfig {
+  std::string name;
+  std::string holder_id;
+  std::vector<std::pair<std::string, std::string>> conninfo;
+  Duration ttl = seconds(10);
+  Duration renew_interval = milliseconds(3333);
+  Duration op_timeout = seconds(1);
+  Duration poll_interval = milliseconds(2500);
+};
+
+// Validates the options (kInvalidArgument with the reason: empty name, bad
+// DSN, renew interval not below the TTL...), resolves the DSN and fills in
+// defaults, including a unique holder id.
+Result<LeaseConfig> MakeLeaseConfig(const LeaseOptions& o);
+// "<host>/<pid>/<random hex>".
+std::string GenerateHolderId();
+
+class LeaseClient final : public Lease {
+ public:
+  LeaseClient(boost::asio::any_io_executor ex, LeaseConfig cfg, const Clock& clock, LogSink& log);
+  ~LeaseClient() override;
+  LeaseClient(const LeaseClient&) = delete;
+  LeaseClient& operator=(const LeaseClient&) = delete;
+
+  const std::string& name() const override { return cfg_.name; }
+  const std::string& holder_id() const override { return cfg_.holder_id; }
+  uint64_t epoch() const override;
+
+  // Starts the actor (idle). Call once.
+  void Start();
+  // Creates/checks the schema within `deadline`: kInvalidArgument,
+  // kPermissionDenied or kFailedPrecondition are configuration errors.
+  void Open(TimePoint deadline, std::function<void(Status)> done);
+  // Become leader when the lease is free or expired; then hold and renew.
+  void Campaign();
+  // Seal, step 1: stop renewing/campaigning; calls back once no statement
+  // is in flight. Leadership (epoch()) is kept until Transfer.
+  void Quiesce(std::function<void()> done);
+  // Seal, step 2: stop acting as leader, then hand the lease to `to` in one
+  // fenced UPDATE (epoch+1); retried (resolving an unknown outcome) until
+  // `deadline`. Calls back with the new epoch, 0 if this process held
+  // nothing, or an error (the lease then resolves back to us by itself).
+  void Transfer(std::string to, TimePoint deadline, std::function<void(Result<uint64_t>)> done);
+  // Successor at Begin: confirm the epoch O handed us (a fenced renew).
+  void Confirm(uint64_t epoch, TimePoint deadline, std::function<void(Status)> done);
+  // Incumbent after a rollback (the successor is gone): reclaim a lease we
+  // handed over, or resume renewing/campaigning. Calls back after the first
+  // attempt; a failed reclaim is retried in the background.
+  void Resume(TimePoint deadline, std::function<void(Status)> done);
+  // Releases the lease if held (bounded), closes the connection, ends the actor.
+  void Stop(TimePoint deadline, std::function<void()> done);
+
+  // The server pid of the lease connection (0 if none); for tests and logs.
+  int backend_pid() const { return store_.backend_pid(); }
+
+ private:
+  enum class Mode { kIdle, kCampaign, kHolding, kPaused, kResolve };
+  using Command = std::function<boost::asio::awaitable<void>()>;
+
+  void Post(Command c);
+  boost::asio::awaitable<void> Loop();
+  boost::asio::awaitable<void> AcquireOnce();
+  boost::asio::awaitable<void> RenewOnce();
+  boost::asio::awaitable<void> ResolveOnce(TimePoint deadline);
+  boost::asio::awaitable<void> Pause(Duration d);
+  boost::asio::awaitable<void> StopNow(TimePoint deadline);
+  TimePoint OpDeadline(TimePoint limit) const;
+
+  void BecomeLeader(uint64_t epoch, TimePoint sent, std::string_view why);
+  void EndLeadership(std::string_view why, TimePoint at);
+  void NoteLapse(TimePoint now);
+  void Emit(Level level, std::string name, std::string message, uint64_t epoch, TimePoint at);
+
+  boost::asio::any_io_executor ex_;
+  LeaseConfig cfg_;
+  const Clock& clock_;
+  LogSink& log_;
+  LeaseStore store_;
+  boost::asio::steady_timer wake_;
+  std::deque<Command> commands_;
+  Mode mode_ = Mode::kIdle;
+  TimePoint next_op_{};
+  std::optional<Holding> holding_;  // what we hold in the database (maybe locally lapsed)
+  std::optional<Holding> handed_;   // the holding we transferred, for a reclaim
+  Holding resolve_a_, resolve_b_;   // kResolve: either of these → us
+  bool acting_ = false;             // a leader_start was logged without its end
+  bool schema_ok_ = false;
+  int listen_pid_ = 0;              // backend that ran LISTEN
+  bool stopping_ = false;
+  bool started_ = false;
+  TimePoint last_error_log_{};
+
+  mutable std::mutex mu_;
+  uint64_t held_epoch_ = 0;  // guarded by mu_
+  TimePoint valid_until_{};  // guarded by mu_
+};
+
+}  // namespace baton::ownership

@@ -1,0 +1,93 @@
+// The Postgres side of the leader lease (DESIGN §8): the SQL contract, one
+// bounded statement per operation on one connection.
+//
+//   baton_lease(name pk, holder, epoch, expires_at, updated_at)
+//
+// Rows are never deleted (a trigger refuses DELETE, a holder change without
+// an epoch bump, and any epoch decrease); expires_at always comes from the
+// database's now(). Every change of holder bumps the epoch and sends a
+// NOTIFY on channel `baton_lease` from the same statement (so from the same
+// transaction): payload "<name> <epoch> <holder>".
+//
+// Results: an epoch when the compare-and-set matched, std::nullopt when it
+// was refused (fenced out), an Error when the outcome is unknown (the
+// connection failed or a deadline passed: resolve it with another fenced,
+// epoch-bumping Move, never with a plain SELECT).
+//
+// Threading: one executor; not thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "ownership/pg_connection.h"
+
+namespace baton::ownership {
+
+inline constexpr const char* kLeaseTable = "baton_lease";
+inline constexpr const char* kLeaseChannel = "baton_lease";
+
+// Every SQL statement the lease runs, for review and for tests (no DELETE).
+std::vector<std::string_view> LeaseStatements();
+
+// A (holder, epoch) pair a fenced statement may match.
+struct Holding {
+  std::string holder;
+  uint64_t epoch = 0;
+};
+
+// Connection settings: the user's DSN (a libpq conninfo string or URI; ""
+// means libpq's PG* environment variables) plus server-side bounds.
+struct StoreSettings {
+  std::string dsn;
+  std::string application_name;   // used unless the DSN sets one
+  Duration statement_timeout = milliseconds(1000);
+  Duration lock_timeout = milliseconds(500);
+  Duration idle_in_transaction_timeout = milliseconds(2000);
+};
+
+// Validates the DSN and returns keyword/value pairs for libpq, with the
+// server-side timeouts appended to `options`. kInvalidArgument names the
+// problem (never echoing a password).
+Result<std::vector<std::pair<std::string, std::string>>> BuildConnInfo(const StoreSettings& s);
+
+using MaybeEpoch = std::optional<uint64_t>;
+
+class LeaseStore {
+ public:
+  LeaseStore(boost::asio::any_io_executor ex, std::vector<std::pair<std::string, std::string>> conninfo);
+
+  // Creates the table and its guard trigger if missing (idempotent, safe
+  // to race), then checks this role may read and change rows:
+  // kPermissionDenied otherwise.
+  boost::asio::awaitable<Status> EnsureSchema(TimePoint deadline);
+  // LISTEN on the lease channel (again after every reconnect).
+  boost::asio::awaitable<Status> Listen(TimePoint deadline);
+  boost::asio::awaitable<Result<std::vector<std::string>>> WaitNotifications(TimePoint deadline);
+
+  // Free, expired, or already ours by holder id → `holder`, epoch+1.
+  boost::asio::awaitable<Result<MaybeEpoch>> Acquire(std::string name, std::string holder, Duration ttl,
+                                                     TimePoint deadline);
+  // Extends expires_at; fenced on holder and epoch (no epoch change).
+  boost::asio::awaitable<Result<MaybeEpoch>> Renew(std::string name, Holding h, Duration ttl, TimePoint deadline);
+  // holder NULL, epoch+1; fenced.
+  boost::asio::awaitable<Result<MaybeEpoch>> Release(std::string name, Holding h, TimePoint deadline);
+  // Transfer / reclaim / resolve: if the row is at `a` or at `b`, it moves to
+  // holder `to` at epoch+1 in one UPDATE. A first transfer passes a == b.
+  boost::asio::awaitable<Result<MaybeEpoch>> Move(std::string name, Holding a, Holding b, std::string to,
+                                                  Duration ttl, TimePoint deadline);
+
+  bool connected() const { return conn_.connected(); }
+  int backend_pid() const { return conn_.backend_pid(); }
+  void Close() { conn_.Close(); }
+
+ private:
+  boost::asio::awaitable<Result<MaybeEpoch>> RunCas(std::string_view sql, std::vector<pg::Value> params,
+                                                    TimePoint deadline, std::string_view what);
+  pg::Connection conn_;
+};
+
+}  // namespace baton::ownership

@@ -1,0 +1,282 @@
+#include "ownership/pg_connection.h"
+
+#include <libpq-fe.h>
+
+#include <variant>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <fmt/format.h>
+
+namespace baton::ownership::pg {
+namespace {
+
+namespace asio = boost::asio;
+using namespace asio::experimental::awaitable_operators;
+using Wait = asio::posix::descriptor_base::wait_type;
+constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
+
+std::string Trim(std::string_view s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.remove_suffix(1);
+  return std::string(s);
+}
+
+}  // namespace
+
+Error PgError(std::string_view what, std::string_view sqlstate, std::string_view message) {
+  Errc code = Errc::kUnavailable;
+  const std::string msg = Trim(message);
+  if (sqlstate == "42501" || msg.find("permission denied") != std::string::npos ||
+      msg.find("password authentication failed") != std::string::npos ||
+      msg.find("no pg_hba.conf entry") != std::string::npos) {
+    code = Errc::kPermissionDenied;
+  } else if (sqlstate == "55P03" || sqlstate == "57014") {
+    code = Errc::kDeadlineExceeded;  // lock_timeout / statement_timeout
+  } else if (sqlstate.size() == 5 && sqlstate.substr(0, 2) == "42") {
+    code = Errc::kFailedPrecondition;  // our SQL against an unexpected schema
+  } else if (msg.find("invalid connection option") != std::string::npos ||
+             msg.find("missing \"=\"") != std::string::npos || msg.find("invalid URI") != std::string::npos) {
+    code = Errc::kInvalidArgument;
+  }
+  if (sqlstate.empty()) return Error(code, fmt::format("{}: {}", what, msg));
+  return Error(code, fmt::format("{}: {} (SQLSTATE {})", what, msg, sqlstate));
+}
+
+struct Connection::Impl {
+  asio::any_io_executor ex;
+  std::vector<std::pair<std::string, std::string>> conninfo;
+  PGconn* conn = nullptr;
+  std::optional<asio::posix::stream_descriptor> sock;
+  std::vector<std::string> notes;
+
+  // Registers libpq's current socket with the executor (never owning it).
+  void Attach() {
+    Detach();
+    const int fd = PQsocket(conn);
+    if (fd >= 0) sock.emplace(ex, fd);
+  }
+  void Detach() {
+    if (sock) {
+      sock->release();
+      sock.reset();
+    }
+  }
+  void Close() {
+    Detach();
+    if (conn != nullptr) {
+      // Non-blocking: PQfinish only queues a Terminate message and closes.
+      PQfinish(conn);
+      conn = nullptr;
+    }
+  }
+
+  Error ConnError(std::string_view what) const {
+    return PgError(what, "", conn != nullptr ? PQerrorMessage(conn) : "out of memory");
+  }
+
+  // Waits for the socket or the deadline, whichever comes first.
+  asio::awaitable<Status> WaitFor(Wait w, TimePoint deadline, std::string_view what) {
+    if (!sock) co_return Error(Errc::kUnavailable, fmt::format("{}: no connection", what));
+    asio::steady_timer timer(ex, deadline);
+    auto r = co_await (sock->async_wait(w, kTuple) || timer.async_wait(kTuple));
+    if (r.index() == 1) {
+      co_return Error(Errc::kDeadlineExceeded, fmt::format("{}: no answer from PostgreSQL in time", what));
+    }
+    auto [ec] = std::get<0>(r);
+    if (ec) co_return Error(Errc::kUnavailable, fmt::format("{}: {}", what, ec.message()));
+    co_return Status{};
+  }
+
+  asio::awaitable<Status> Connect(TimePoint deadline) {
+    Close();
+    std::vector<const char*> keys;
+    std::vector<const char*> values;
+    for (const auto& [k, v] : conninfo) {
+      keys.push_back(k.c_str());
+      values.push_back(v.c_str());
+    }
+    keys.push_back(nullptr);
+    values.push_back(nullptr);
+    conn = PQconnectStartParams(keys.data(), values.data(), 0);
+    if (conn == nullptr || PQstatus(conn) == CONNECTION_BAD) {
+      Error e = ConnError("connect to PostgreSQL");
+      Close();
+      co_return e;
+    }
+    PQsetnonblocking(conn, 1);
+    // Server notices ("already exists, skipping") are not ours to print.
+    PQsetNoticeProcessor(conn, [](void*, const char*) {}, nullptr);
+    PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+    while (st != PGRES_POLLING_OK) {
+      if (st == PGRES_POLLING_FAILED) {
+        Error e = ConnError("connect to PostgreSQL");
+        Close();
+        co_return e;
+      }
+      // libpq may switch sockets while connecting (several hosts, SSL
+      // fallback): register the current one before every wait.
+      Attach();
+      auto w = co_await WaitFor(st == PGRES_POLLING_READING ? Wait::wait_read : Wait::wait_write, deadline,
+                                std::string_view("connect to PostgreSQL"));
+      if (!w) {
+        Close();
+        co_return w.error();
+      }
+      st = PQconnectPoll(conn);
+    }
+    Attach();
+    co_return Status{};
+  }
+
+  void TakeNotifications() {
+    while (PGnotify* n = PQnotifies(conn)) {
+      notes.emplace_back(n->extra != nullptr ? n->extra : "");
+      PQfreemem(n);
+    }
+  }
+
+  // Sends with `send`, flushes, and collects every result until libpq is idle.
+  template <class Send>
+  asio::awaitable<Result<QueryResult>> Run(Send send, TimePoint deadline, std::string_view what) {
+    if (conn == nullptr || PQstatus(conn) != CONNECTION_OK) {
+      if (auto st = co_await Connect(deadline); !st) co_return st.error();
+    }
+    if (send(conn) == 0) {
+      Error e = ConnError(what);
+      Close();
+      co_return e;
+    }
+    for (;;) {
+      const int f = PQflush(conn);
+      if (f == 0) break;
+      if (f < 0) {
+        Error e = ConnError(what);
+        Close();
+        co_return e;
+      }
+      if (auto w = co_await WaitFor(Wait::wait_write, deadline, what); !w) {
+        Close();
+        co_return w.error();
+      }
+    }
+    QueryResult out;
+    std::optional<Error> err;
+    for (;;) {
+      if (PQconsumeInput(conn) == 0) {
+        Error e = ConnError(what);
+        Close();
+        co_return e;
+      }
+      TakeNotifications();
+      bool done = false;
+      while (!done && PQisBusy(conn) == 0) {
+        PGresult* r = PQgetResult(conn);
+        if (r == nullptr) {
+          done = true;
+          break;
+        }
+        switch (PQresultStatus(r)) {
+          case PGRES_TUPLES_OK: {
+            out.rows.clear();
+            const int nrows = PQntuples(r);
+            const int ncols = PQnfields(r);
+            for (int i = 0; i < nrows; ++i) {
+              Row row;
+              for (int j = 0; j < ncols; ++j) {
+                if (PQgetisnull(r, i, j) != 0) {
+                  row.emplace_back(std::nullopt);
+                } else {
+                  row.emplace_back(std::string(PQgetvalue(r, i, j), PQgetlength(r, i, j)));
+                }
+              }
+              out.rows.push_back(std::move(row));
+            }
+            out.affected = static_cast<uint64_t>(nrows);
+            break;
+          }
+          case PGRES_COMMAND_OK: {
+            const char* n = PQcmdTuples(r);
+            out.affected = (n != nullptr && *n != '\0') ? std::strtoull(n, nullptr, 10) : 0;
+            break;
+          }
+          default:
+            if (!err) {
+              const char* state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+              err = PgError(what, state != nullptr ? state : "", PQresultErrorMessage(r));
+            }
+            break;
+        }
+        PQclear(r);
+      }
+      if (done) break;
+      if (auto w = co_await WaitFor(Wait::wait_read, deadline, what); !w) {
+        // The outcome is unknown and the connection mid-statement: drop it.
+        Close();
+        co_return w.error();
+      }
+    }
+    if (PQstatus(conn) != CONNECTION_OK) Close();
+    if (err) co_return *err;
+    co_return out;
+  }
+};
+
+Connection::Connection(asio::any_io_executor ex, std::vector<std::pair<std::string, std::string>> conninfo)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->ex = std::move(ex);
+  impl_->conninfo = std::move(conninfo);
+}
+
+Connection::~Connection() { impl_->Close(); }
+
+asio::awaitable<Status> Connection::Ensure(TimePoint deadline) {
+  if (connected()) co_return Status{};
+  co_return co_await impl_->Connect(deadline);
+}
+
+asio::awaitable<Result<QueryResult>> Connection::Query(std::string sql, std::vector<Value> params,
+                                                       TimePoint deadline) {
+  std::vector<const char*> values;
+  for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
+  co_return co_await impl_->Run(
+      [&](PGconn* c) {
+        return PQsendQueryParams(c, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(), nullptr,
+                                 nullptr, 0);
+      },
+      deadline, std::string_view("query"));
+}
+
+asio::awaitable<Result<QueryResult>> Connection::Exec(std::string sql, TimePoint deadline) {
+  co_return co_await impl_->Run([&](PGconn* c) { return PQsendQuery(c, sql.c_str()); }, deadline,
+                                std::string_view("query"));
+}
+
+asio::awaitable<Result<std::vector<std::string>>> Connection::WaitNotifications(TimePoint deadline) {
+  if (!connected()) co_return Error(Errc::kUnavailable, "wait for notifications: not connected");
+  if (impl_->notes.empty()) {
+    auto w = co_await impl_->WaitFor(Wait::wait_read, deadline, std::string_view("wait for notifications"));
+    if (!w) {
+      if (w.error().Is(Errc::kDeadlineExceeded)) co_return std::vector<std::string>{};
+      impl_->Close();
+      co_return w.error();
+    }
+    if (PQconsumeInput(impl_->conn) == 0) {
+      Error e = impl_->ConnError("wait for notifications");
+      impl_->Close();
+      co_return e;
+    }
+    impl_->TakeNotifications();
+  }
+  co_return std::exchange(impl_->notes, {});
+}
+
+bool Connection::connected() const { return impl_->conn != nullptr && PQstatus(impl_->conn) == CONNECTION_OK; }
+
+int Connection::backend_pid() const { return connected() ? PQbackendPID(impl_->conn) : 0; }
+
+void Connection::Close() { impl_->Close(); }
+
+}  // namespace baton::ownership::pg

@@ -1,0 +1,280 @@
+// The lease actor against a real PostgreSQL 15: campaign and standby
+// take-over by NOTIFY, transfer/confirm without overlap, reclaim after a
+// rollback, local validity when Postgres is gone, and a transfer that fails
+// within its budget and resolves back by itself.
+#include "ownership/lease_client.h"
+
+#include <future>
+#include <thread>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <gtest/gtest.h>
+
+#include "tests/lease/lease_test_util.h"
+
+namespace baton::testing {
+namespace {
+
+namespace asio = boost::asio;
+using ownership::LeaseClient;
+
+int64_t FieldInt(const Event& e, const char* key) {
+  const FieldValue* v = e.Get(key);
+  if (v == nullptr) return -1;
+  if (auto* i = std::get_if<int64_t>(v)) return *i;
+  if (auto* u = std::get_if<uint64_t>(v)) return static_cast<int64_t>(*u);
+  return -1;
+}
+std::string FieldStr(const Event& e, const char* key) {
+  const FieldValue* v = e.Get(key);
+  if (v == nullptr) return "";
+  if (auto* s = std::get_if<std::string>(v)) return *s;
+  return "";
+}
+
+template <class Pred>
+bool Eventually(Pred p, Duration limit = seconds(5)) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (p()) return true;
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  return p();
+}
+
+class LeaseClientTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    thread_ = std::thread([this] { io_.run(); });
+  }
+  void TearDown() override {
+    for (auto& c : clients_) {
+      std::promise<void> stopped;
+      c->Stop(In(seconds(2)), [&] { stopped.set_value(); });
+      stopped.get_future().wait_for(std::chrono::seconds(5));
+    }
+    work_.reset();
+    io_.stop();
+    thread_.join();
+    clients_.clear();
+  }
+
+  LeaseClient& Client(const std::string& dsn, LeaseOptions o = {}) {
+    if (o.name.empty()) o.name = "domain";
+    o.dsn = dsn;
+    auto cfg = ownership::MakeLeaseConfig(o);
+    EXPECT_TRUE(cfg.has_value()) << cfg.error().message;
+    clients_.push_back(std::make_unique<LeaseClient>(io_.get_executor(), *cfg, RealClock(), sink_));
+    clients_.back()->Start();
+    return *clients_.back();
+  }
+
+  Result<uint64_t> Transfer(LeaseClient& c, const std::string& to, Duration budget = seconds(3)) {
+    std::promise<Result<uint64_t>> p;
+    std::promise<void> q;
+    c.Quiesce([&] { q.set_value(); });
+    q.get_future().wait();
+    c.Transfer(to, In(budget), [&](Result<uint64_t> r) { p.set_value(std::move(r)); });
+    return p.get_future().get();
+  }
+  Status Confirm(LeaseClient& c, uint64_t epoch) {
+    std::promise<Status> p;
+    c.Confirm(epoch, In(seconds(2)), [&](Status s) { p.set_value(std::move(s)); });
+    return p.get_future().get();
+  }
+  Status Resume(LeaseClient& c) {
+    std::promise<Status> p;
+    c.Resume(In(seconds(2)), [&](Status s) { p.set_value(std::move(s)); });
+    return p.get_future().get();
+  }
+  std::vector<Event> Leadership(const std::string& holder) {
+    std::vector<Event> out;
+    for (const auto& e : sink_.Events()) {
+      if ((e.name == "lease.leader_start" || e.name == "lease.leader_end") && FieldStr(e, "holder") == holder) {
+        out.push_back(e);
+      }
+    }
+    return out;
+  }
+
+  RecordingSink sink_;
+  asio::io_context io_;
+  asio::executor_work_guard<asio::io_context::executor_type> work_ = asio::make_work_guard(io_);
+  std::thread thread_;
+  std::vector<std::unique_ptr<LeaseClient>> clients_;
+};
+
+TEST_F(LeaseClientTest, AStandbyTakesOverAtOnceWhenTheLeaderReleases) {
+  auto& pg = SharedPg();
+  ASSERT_TRUE(pg.running()) << pg.error();
+  const std::string dsn = FreshDatabase(pg);
+  auto& a = Client(dsn);
+  a.Campaign();
+  ASSERT_TRUE(Eventually([&] { return a.epoch() != 0; })) << "a never became leader";
+  // A poll interval far longer than the test: only the NOTIFY can wake b.
+  auto& b = Client(dsn, {.poll_interval = std::chrono::milliseconds(8000)});
+  b.Campaign();
+  std::this_thread::sleep_for(milliseconds(300));
+  EXPECT_EQ(b.epoch(), 0u);
+  const uint64_t ea = a.epoch();
+  std::promise<void> stopped;
+  a.Stop(In(seconds(2)), [&] { stopped.set_value(); });
+  stopped.get_future().wait();
+  EXPECT_EQ(a.epoch(), 0u);
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(Eventually([&] { return b.epoch() != 0; }, seconds(4))) << "b was not woken";
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, seconds(4));
+  EXPECT_EQ(b.epoch(), ea + 2);  // release bumped once, acquire once more
+}
+
+TEST_F(LeaseClientTest, TransferHandsTheLeaseOverWithoutOverlap) {
+  auto& pg = SharedPg();
+  ASSERT_TRUE(pg.running()) << pg.error();
+  const std::string dsn = FreshDatabase(pg);
+  auto& o = Client(dsn);
+  auto& n = Client(dsn);
+  o.Campaign();
+  ASSERT_TRUE(Eventually([&] { return o.epoch() != 0; }));
+  const uint64_t e1 = o.epoch();
+  auto e2 = Transfer(o, n.holder_id());
+  ASSERT_TRUE(e2.has_value()) << e2.error().message;
+  EXPECT_EQ(*e2, e1 + 1);
+  EXPECT_EQ(o.epoch(), 0u);
+  EXPECT_EQ(n.epoch(), 0u);  // not before it confirmed
+  ASSERT_TRUE(Confirm(n, *e2));
+  EXPECT_EQ(n.epoch(), *e2);
+
+  auto lo = Leadership(o.holder_id());
+  auto ln = Leadership(n.holder_id());
+  ASSERT_EQ(lo.size(), 2u);
+  ASSERT_EQ(ln.size(), 1u);
+  EXPECT_EQ(lo[1].name, "lease.leader_end");
+  EXPECT_EQ(ln[0].name, "lease.leader_start");
+  EXPECT_LE(FieldInt(lo[1], "mono_us"), FieldInt(ln[0], "mono_us"));
+  EXPECT_EQ(FieldInt(ln[0], "epoch"), static_cast<int64_t>(*e2));
+}
+
+TEST_F(LeaseClientTest, ConfirmingAnEpochThatIsNotOursFails) {
+  auto& pg = SharedPg();
+  ASSERT_TRUE(pg.running()) << pg.error();
+  const std::string dsn = FreshDatabase(pg);
+  auto& o = Client(dsn);
+  auto& n = Client(dsn);
+  o.Campaign();
+  ASSERT_TRUE(Eventually([&] { return o.epoch() != 0; }));
+  auto st = Confirm(n, o.epoch());
+  ASSERT_FALSE(st.has_value());
+  EXPECT_TRUE(st.error().Is(Errc::kFailedPrecondition)) << st.error().message;
+  EXPECT_EQ(n.epoch(), 0u);
+  EXPECT_NE(o.epoch(), 0u);
+}
+
+TEST_F(LeaseClientTest, ResumeReclaimsALeaseHandedToASuccessorThatNeverConfirmed) {
+  auto& pg = SharedPg();
+  ASSERT_TRUE(pg.running()) << pg.error();
+  const std::string dsn = FreshDatabase(pg);
+  auto& o = Client(dsn);
+  o.Campaign();
+  ASSERT_TRUE(Eventually([&] { return o.epoch() != 0; }));
+  const uint64_t e1 = o.epoch();
+  auto e2 = Transfer(o, "successor-that-died");
+  ASSERT_TRUE(e2.has_value()) << e2.error().message;
+  ASSERT_TRUE(Resume(o));
+  EXPECT_EQ(o.epoch(), e1 + 2);  // handed over at e1+1, taken back at e1+2
+}
+
+TEST_F(LeaseClientTest, LeadershipLapsesLocallyWhenPostgresIsGoneAndComesBackAtTheSameEpoch) {
+  harness::PgServer pg;
+  ASSERT_TRUE(pg.Start()) << pg.error();
+  auto& o = Client(pg.dsn(), {.ttl = std::chrono::milliseconds(900),
+                              .renew_interval = std::chrono::milliseconds(200),
+                              .op_timeout = std::chrono::milliseconds(250)});
+  o.Campaign();
+  ASSERT_TRUE(Eventually([&] { return o.epoch() != 0; }));
+  const uint64_t e1 = o.epoch();
+  pg.Stop();
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(Eventually([&] { return o.epoch() == 0; }, seconds(3)));
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, milliseconds(2000));  // at most one TTL, plus slack
+  ASSERT_TRUE(pg.Start()) << pg.error();
+  // The fenced renew proves nobody else held it meanwhile.
+  ASSERT_TRUE(Eventually([&] { return o.epoch() != 0; }, seconds(5)));
+  EXPECT_EQ(o.epoch(), e1);
+  auto l = Leadership(o.holder_id());
+  ASSERT_GE(l.size(), 3u);
+  EXPECT_EQ(l[1].name, "lease.leader_end");
+  EXPECT_EQ(l[2].name, "lease.leader_start");
+}
+
+TEST_F(LeaseClientTest, ATransferWithPostgresDownFailsWithinItsBudgetAndResolvesBackLater) {
+  harness::PgServer pg;
+  ASSERT_TRUE(pg.Start()) << pg.error();
+  auto& o = Client(pg.dsn(), {.ttl = std::chrono::milliseconds(3000),
+                              .op_timeout = std::chrono::milliseconds(300)});
+  auto& n = Client(pg.dsn());
+  o.Campaign();
+  ASSERT_TRUE(Eventually([&] { return o.epoch() != 0; }));
+  const uint64_t e1 = o.epoch();
+  pg.Stop();
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = Transfer(o, n.holder_id(), milliseconds(800));
+  const auto took = std::chrono::steady_clock::now() - t0;
+  ASSERT_FALSE(r.has_value());
+  EXPECT_LT(took, milliseconds(1500));
+  EXPECT_NE(r.error().message.find("lease transfer"), std::string::npos) << r.error().message;
+  EXPECT_EQ(o.epoch(), 0u);  // not a leader while the outcome is unknown
+  // A second handoff meanwhile must not hand over "nothing": it fails too.
+  auto again = Transfer(o, n.holder_id(), milliseconds(300));
+  ASSERT_FALSE(again.has_value());
+  EXPECT_NE(again.error().message.find("not resolved"), std::string::npos) << again.error().message;
+  ASSERT_TRUE(pg.Start()) << pg.error();
+  ASSERT_TRUE(Eventually([&] { return o.epoch() != 0; }, seconds(5)));
+  EXPECT_EQ(o.epoch(), e1 + 1);  // resolved by a fenced, epoch-bumping move
+  EXPECT_FALSE(Confirm(n, e1 + 1).has_value());
+}
+
+TEST(LeaseConfigTest, OptionsAreValidatedWithClearErrors) {
+  EXPECT_FALSE(ownership::MakeLeaseConfig({}).has_value());
+  auto r = ownership::MakeLeaseConfig({.name = "x", .ttl = std::chrono::milliseconds(1000),
+                                       .renew_interval = std::chrono::milliseconds(1000)});
+  ASSERT_FALSE(r.has_value());
+  EXPECT_NE(r.error().message.find("renew interval"), std::string::npos);
+  r = ownership::MakeLeaseConfig({.name = "x", .dsn = "host="});
+  EXPECT_TRUE(r.has_value());
+  r = ownership::MakeLeaseConfig({.name = "x", .dsn = "not a dsn"});
+  ASSERT_FALSE(r.has_value());
+  EXPECT_TRUE(r.error().Is(Errc::kInvalidArgument));
+  auto a = ownership::MakeLeaseConfig({.name = "x"});
+  auto b = ownership::MakeLeaseConfig({.name = "x"});
+  ASSERT_TRUE(a && b);
+  EXPECT_NE(a->holder_id, b->holder_id);
+  ::setenv("BATON_LEASE_DSN", "host=/from/env", 1);
+  EXPECT_EQ(ResolveLeaseDsn(""), "host=/from/env");
+  EXPECT_EQ(ResolveLeaseDsn("host=/flag"), "host=/flag");
+  ::unsetenv("BATON_LEASE_DSN");
+  EXPECT_EQ(ResolveLeaseDsn(""), "");
+}
+
+}  // namespace
+}  // namespace baton::testing
+
+namespace baton::testing {
+namespace {
+
+TEST(LeaseErrorsTest, PostgresErrorsMapToCodesThatSayWhatToDo) {
+  using ownership::pg::PgError;
+  EXPECT_TRUE(PgError("q", "42501", "permission denied for table baton_lease").Is(Errc::kPermissionDenied));
+  EXPECT_TRUE(PgError("connect", "", "FATAL:  password authentication failed for user \"x\"\n")
+                  .Is(Errc::kPermissionDenied));
+  EXPECT_TRUE(PgError("q", "55P03", "canceling statement due to lock timeout").Is(Errc::kDeadlineExceeded));
+  EXPECT_TRUE(PgError("q", "57014", "canceling statement due to statement timeout").Is(Errc::kDeadlineExceeded));
+  EXPECT_TRUE(PgError("q", "42P01", "relation \"baton_lease\" does not exist").Is(Errc::kFailedPrecondition));
+  EXPECT_TRUE(PgError("q", "57P01", "terminating connection due to administrator command").Is(Errc::kUnavailable));
+  EXPECT_TRUE(PgError("connect", "", "connection to server on socket failed: No such file or directory")
+                  .Is(Errc::kUnavailable));
+  const Error e = PgError("renew", "55P03", "canceling statement due to lock timeout\n");
+  EXPECT_EQ(e.message, "renew: canceling statement due to lock timeout (SQLSTATE 55P03)");
+}
+
+}  // namespace
+}  // namespace baton::testing
