@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "tests/integration/integration_util.h"
+#include "tools/harness/http.h"
 #include "tools/harness/subprocess.h"
 
 namespace baton::harness {
@@ -175,26 +176,6 @@ class FakeSystemd {
   std::vector<int> fds_;
 };
 
-// GET `path` from 127.0.0.1:port; the whole response ("" on failure).
-inline std::string HttpGet(int port, const std::string& path) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  timeval tv{5, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  std::string out;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0) {
-    const std::string req = "GET " + path + " HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
-    if (::write(fd, req.data(), req.size()) == static_cast<ssize_t>(req.size())) {
-      char buf[8192];
-      for (ssize_t n; (n = ::read(fd, buf, sizeof(buf))) > 0;) out.append(buf, static_cast<size_t>(n));
-    }
-  }
-  ::close(fd);
-  return out;
-}
 
 inline std::string ProcEnviron(pid_t pid) {
   std::string env = ReadAll("/proc/" + std::to_string(pid) + "/environ");

@@ -44,24 +44,7 @@ inline std::vector<int64_t> ExpectNoOverlap(const std::vector<LeaderInterval>& i
 
 // PUT `body` to 127.0.0.1:`port``path`; the HTTP status (0 on failure).
 inline int HttpPut(int port, const std::string& path, const std::string& body) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  timeval tv{2, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  int status = 0;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0) {
-    const std::string req = "PUT " + path + " HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: " +
-                            std::to_string(body.size()) + "\r\n\r\n" + body;
-    char buf[64] = {};
-    if (::write(fd, req.data(), req.size()) > 0 && ::read(fd, buf, sizeof(buf) - 1) > 12) {
-      status = std::atoi(buf + 9);  // "HTTP/1.1 200 ..."
-    }
-  }
-  ::close(fd);
-  return status;
+  return harness::HttpStatus(harness::HttpRequest(port, "PUT", path, body, std::chrono::seconds(2)));
 }
 
 inline int PortOf(const harness::Cluster& c) { return std::stoi(c.url().substr(c.url().rfind(':') + 1)); }

@@ -18,6 +18,7 @@
 
 #include <boost/json/src.hpp>  // header-only Boost.JSON, compiled once here
 
+#include "tools/harness/http.h"
 #include "tools/harness/subprocess.h"
 
 extern char** environ;
@@ -246,24 +247,7 @@ bool Cluster::RestartSupervisor(std::chrono::milliseconds timeout) {
 }
 
 bool Cluster::Healthy() {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<uint16_t>(port_));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bool ok = false;
-  timeval tv{2, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0) {
-    const char req[] = "GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
-    if (::write(fd, req, sizeof(req) - 1) > 0) {
-      char buf[256];
-      ssize_t n = ::read(fd, buf, sizeof(buf) - 1);
-      ok = n > 12 && std::string(buf, static_cast<size_t>(n)).find(" 200 ") != std::string::npos;
-    }
-  }
-  ::close(fd);
-  return ok;
+  return HttpStatus(HttpRequest(port_, "GET", "/healthz", "", std::chrono::seconds(2))) == 200;
 }
 
 CommandResult Cluster::Upgrade(const std::string& binary, std::vector<std::string> extra) {

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "tools/harness/http.h"
+
 namespace baton::harness {
 
 struct LeaderInterval {
@@ -22,8 +24,6 @@ struct LeaderInterval {
 // Every leader interval in a log of JSON lines, ordered by start.
 std::vector<LeaderInterval> LeaderIntervals(const std::string& log);
 
-// GET `path` from 127.0.0.1:`port` (2 s timeout); the body, "" on failure.
-std::string HttpGet(int port, const std::string& path);
 
 // kvd's lease epoch from /healthz (0: not the leader; -1: no answer).
 int64_t ServingEpoch(int port);
