@@ -22,6 +22,13 @@ const FieldValue* Event::Get(std::string_view key) const {
   return nullptr;
 }
 
+std::string Event::GetString(std::string_view key) const {
+  const FieldValue* v = Get(key);
+  if (v == nullptr) return "";
+  if (const auto* s = std::get_if<std::string>(v)) return *s;
+  return "";
+}
+
 std::string JsonQuote(std::string_view s) {
   std::string out;
   out.reserve(s.size() + 2);

@@ -39,6 +39,8 @@ struct Event {
   }
   // The value of a field, or nullptr.
   const FieldValue* Get(std::string_view key) const;
+  // A string field's value; "" when absent or not a string.
+  std::string GetString(std::string_view key) const;
 };
 
 // Receives events. Emit may be called from any thread; implementations

@@ -13,13 +13,6 @@ int64_t IntField(const Event& e, std::string_view key) {
   return 0;
 }
 
-std::string StrField(const Event& e, std::string_view key) {
-  const FieldValue* v = e.Get(key);
-  if (v == nullptr) return "";
-  if (const auto* s = std::get_if<std::string>(v)) return *s;
-  return "";
-}
-
 // Label values: escape backslash, quote and newline (exposition format).
 std::string LabelValue(std::string_view s) {
   std::string out;
@@ -51,9 +44,9 @@ void Metrics::OnEvent(const Event& e, int64_t wall_ms) {
   if (e.name == "handoff.start") {
     in_progress_ = true;
   } else if (e.name == "handoff.phase") {
-    phases_[StrField(e, "phase")].Observe(static_cast<double>(IntField(e, "duration_us")) / 1e6);
+    phases_[e.GetString("phase")].Observe(static_cast<double>(IntField(e, "duration_us")) / 1e6);
   } else if (e.name == "handoff.end") {
-    const std::string outcome = StrField(e, "outcome");
+    const std::string outcome = e.GetString("outcome");
     ++handoffs_[outcome];
     handoff_duration_.Observe(static_cast<double>(IntField(e, "total_us")) / 1e6);
     in_progress_ = false;
@@ -62,7 +55,7 @@ void Metrics::OnEvent(const Event& e, int64_t wall_ms) {
   } else if (e.name == "handoff.refused") {
     ++handoffs_["refused"];
   } else if (e.name == "child.spawn") {
-    if (StrField(e, "role") == "cold") ++generation_;
+    if (e.GetString("role") == "cold") ++generation_;
   } else if (e.name == "child.restart") {
     ++restarts_;
   } else if (e.name == "child.exit") {

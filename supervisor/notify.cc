@@ -10,13 +10,6 @@
 namespace baton::supervisor {
 namespace {
 
-std::string StrField(const Event& e, std::string_view key) {
-  const FieldValue* v = e.Get(key);
-  if (v == nullptr) return "";
-  if (const auto* s = std::get_if<std::string>(v)) return *s;
-  return "";
-}
-
 // STATUS= is one line.
 std::string OneLine(std::string s) {
   for (char& c : s) {
@@ -36,10 +29,10 @@ std::string NotifyPolicy::OnEvent(const Event& e, uint64_t monotonic_us) {
   }
   if (e.name == "handoff.start") {
     return fmt::format("RELOADING=1\nMONOTONIC_USEC={}\nEXTEND_TIMEOUT_USEC={}\nSTATUS=upgrading {}: handoff {}",
-                       monotonic_us, extend_us, who, StrField(e, "handoff_id"));
+                       monotonic_us, extend_us, who, e.GetString("handoff_id"));
   }
   if (e.name == "handoff.phase") {
-    return fmt::format("EXTEND_TIMEOUT_USEC={}\nSTATUS=upgrading {}: {} done", extend_us, who, StrField(e, "phase"));
+    return fmt::format("EXTEND_TIMEOUT_USEC={}\nSTATUS=upgrading {}: {} done", extend_us, who, e.GetString("phase"));
   }
   if (e.name == "handoff.end") {
     ready_ = true;
