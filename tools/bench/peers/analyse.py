@@ -249,8 +249,9 @@ def draw(plots, names, modes, out, png, args):
         "set grid ytics",
         "set key top left horizontal font ',8' samplen 2",
         "set yrange [0.05:3000]",
+        "set datafile missing '?'",
         f"set multiplot layout {len(rows)},{len(cols)} title 'Client latency (ms, log scale) over time (s) "
-        f"per 100 ms: max and median; dashed red lines: upgrade triggers ({args.connections} wrk connections)'",
+        f"per 100 ms: max and median (a break: no response completed); dashed red lines: upgrade triggers ({args.connections} wrk connections)'",
     ]
     for n in rows:
         for m in cols:
@@ -261,8 +262,12 @@ def draw(plots, names, modes, out, png, args):
                 continue
             data = os.path.join(out, f"plot-{n}-{m}.dat")
             with open(data, "w") as f:
-                for t, p50, mx, _cnt in p["series"]:
-                    f.write(f"{t:.2f} {p50:.4f} {mx:.4f}\n")
+                prev = None
+                for t, p50, mx, cnt in p["series"]:
+                    if prev is not None and t - prev > 1.5 * BUCKET_US / 1e6:
+                        f.write("\n")  # no response in the buckets between: break the lines
+                    f.write(f"{t:.2f} {p50:.4f} {mx:.4f} {cnt * 1e6 / BUCKET_US:.0f}\n")
+                    prev = t
             script.append("unset arrow")
             for t in p["trigger_s"]:
                 script.append(f"set arrow from {t:.3f}, graph 0 to {t:.3f}, graph 1 nohead lc rgb '#cc0000' dt 2")
