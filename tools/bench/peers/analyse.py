@@ -59,6 +59,15 @@ def analyse_run(rundir, start_ns, lead_s, control_s, upgrades, wrk):
     socket_errors = wrk["connect"] + wrk["read"] + wrk["write"] + wrk["timeout"]
     gone = [(u["gone_ns"] - u["trigger_ns"]) / 1e6 for u in upgrades if u["gone_ns"] is not None]
 
+    def longest_pause(t_from, t_to):
+        # Longest time in [t_from, t_to) in which no response completed, on
+        # any connection: how long the service looked stopped to clients.
+        ends = [t for t, _, _ in rows if t_from <= t < t_to]
+        if not ends:
+            return None
+        edges = [t_from, *ends, t_to]
+        return max(b - a for a, b in zip(edges, edges[1:])) / 1000.0
+
     # 100 ms buckets over the whole run for the picture: p50 and max latency.
     series = []
     if rows:
@@ -91,6 +100,8 @@ def analyse_run(rundir, start_ns, lead_s, control_s, upgrades, wrk):
         "during_upgrades": lat_stats(during),
         "near_upgrade": lat_stats(window),
         "gone_ms": gone,
+        "pause_control_ms": longest_pause(ctl_from, ctl_to),
+        "pause_upgrades_ms": longest_pause(first, triggers[-1] + WINDOW_US) if triggers else None,
         "upgrade_detail": [dict(u["detail"], trigger_s=(u["trigger_ns"] - start_ns) / 1e9,
                                 gone_ms=(u["gone_ns"] - u["trigger_ns"]) / 1e6 if u["gone_ns"] else None, ok=u["ok"])
                            for u in upgrades],
@@ -106,17 +117,17 @@ def plot_series(_rundir, r):
 def fmt_num(v):
     if v is None:
         return "–"
-    if isinstance(v, int) or (isinstance(v, float) and v.is_integer() and abs(v) >= 100):
-        return f"{int(v):,}"
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    if isinstance(v, int):
+        return f"{v:,}"
     a = abs(v)
+    if a >= 1000:
+        return f"{v:,.0f}"
     if a >= 100:
         return f"{v:.0f}"
     if a >= 10:
         return f"{v:.1f}"
-    if a >= 1:
-        return f"{v:.2f}".rstrip("0").rstrip(".") if v != int(v) else f"{int(v)}"
-    if a == 0:
-        return "0"
     return f"{v:.2f}"
 
 
@@ -161,6 +172,8 @@ def summarise(results, names, modes):
                 "control_p99": med_range([r["control"]["p99"] for r in rs]),
                 "during_p99": med_range([r["during_upgrades"]["p99"] for r in rs]),
                 "p99_ratio": med_range(ratio),
+                "pause_control_ms": med_range([r["pause_control_ms"] for r in rs]),
+                "pause_upgrades_ms": med_range([r["pause_upgrades_ms"] for r in rs]),
                 "gone_ms": med_range([statistics.median(r["gone_ms"]) for r in rs if r["gone_ms"]]),
                 "gone_ms_max": med_range([max(r["gone_ms"]) for r in rs if r["gone_ms"]]),
                 "side_load": [r["side_load"] for r in rs if r.get("side_load")],
@@ -174,6 +187,7 @@ def progress_line(r):
             f"{r['requests']} req, errors c/r/w/t {s['connect']}/{s['read']}/{s['write']}/{s['timeout']} "
             f"non-2xx {r['non2xx']}, p99 {fmt_num(r['overall']['p99'])} ms "
             f"(control {fmt_num(r['control']['p99'])}, ±1 s {fmt_num(r['near_upgrade']['p99'])}), "
+            f"pause {fmt_num(r['pause_control_ms'])}/{fmt_num(r['pause_upgrades_ms'])} ms, "
             f"old gone {fmt_num(statistics.median(r['gone_ms'])) if r['gone_ms'] else '–'} ms median")
 
 
@@ -191,29 +205,37 @@ TITLES = {
 def markdown(summary, names, modes, args):
     lines = []
     for mode in modes:
-        label = "keep-alive" if mode == "keepalive" else "one connection per request"
-        lines.append(f"**{label}** — {args.connections} wrk connections; per run {args.control:g} s of control, then "
-                     f"{args.upgrades} upgrades {args.interval:g} s apart; median (min–max) of {args.reps} runs. "
-                     "Latencies in ms; errors are socket errors (connect / read / write / timeout) plus non-2xx.")
+        label = "Keep-alive" if mode == "keepalive" else "One connection per request"
+        rows = [(name, summary[f"{name}/{mode}"]) for name in names if f"{name}/{mode}" in summary]
+        if not rows:
+            continue
+        lines.append(f"**{label}**: {args.connections} wrk connections; each run has {args.control:g} s of control "
+                     f"(no upgrade), then {args.upgrades} upgrades {args.interval:g} s apart; median (min–max) "
+                     f"of {args.reps} runs.")
         lines.append("")
-        lines.append("| system | upgrades ok | requests | socket errors c / r / w / t | non-2xx | errors per upgrade "
-                     "| p50 | p99 | max | p99 ±1 s of an upgrade | max ±1 s | control p99 | p99 from 1st upgrade "
-                     "| ÷ control | trigger → old gone (median) | (worst) |")
-        lines.append("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-        for name in names:
-            s = summary.get(f"{name}/{mode}")
-            if not s:
-                continue
-            sock = " / ".join(fmt_num(s[f"socket_{k}"]["median"]) for k in ("connect", "read", "write", "timeout"))
-            if any(s[f"socket_{k}"]["min"] != s[f"socket_{k}"]["max"] for k in ("connect", "read", "write", "timeout")):
+        lines.append("| system | upgrades ok | requests | socket errors connect / read / write / timeout | non-2xx "
+                     "| errors per upgrade | longest pause in responses (ms): control | with upgrades "
+                     "| trigger → old gone (ms), median | worst |")
+        lines.append("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|")
+        for name, s in rows:
+            keys = ("connect", "read", "write", "timeout")
+            sock = " / ".join(fmt_num(s[f"socket_{k}"]["median"]) for k in keys)
+            if any(s[f"socket_{k}"]["min"] != s[f"socket_{k}"]["max"] for k in keys):
                 sock += " (" + " / ".join(f"{fmt_num(s[f'socket_{k}']['min'])}–{fmt_num(s[f'socket_{k}']['max'])}"
-                                          for k in ("connect", "read", "write", "timeout")) + ")"
+                                          for k in keys) + ")"
             lines.append(
                 f"| {TITLES.get(name, name)} | {s['upgrades_ok']}/{s['upgrades']} | {show(s['requests'])} | {sock} | "
-                f"{show(s['non2xx'])} | **{show(s['errors_per_upgrade'])}** | {show(s['p50'])} | {show(s['p99'])} | "
-                f"{show(s['max'])} | {show(s['near_p99'])} | {show(s['near_max'])} | {show(s['control_p99'])} | "
-                f"{show(s['during_p99'])} | {show(s['p99_ratio'])} | **{show(s['gone_ms'])}** | "
-                f"{show(s['gone_ms_max'])} |")
+                f"{show(s['non2xx'])} | **{show(s['errors_per_upgrade'])}** | {show(s['pause_control_ms'])} | "
+                f"{show(s['pause_upgrades_ms'])} | **{show(s['gone_ms'])}** | {show(s['gone_ms_max'])} |")
+        lines.append("")
+        lines.append("| system (latency, ms) | p50 | p99 | max | p99 within ±1 s of an upgrade | max within ±1 s "
+                     "| control p99 | p99 from the first upgrade on | ÷ control p99 |")
+        lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for name, s in rows:
+            lines.append(
+                f"| {TITLES.get(name, name)} | {show(s['p50'])} | {show(s['p99'])} | {show(s['max'])} | "
+                f"{show(s['near_p99'])} | {show(s['near_max'])} | {show(s['control_p99'])} | "
+                f"{show(s['during_p99'])} | **{show(s['p99_ratio'])}** |")
         lines.append("")
     side = [(k, s["side_load"]) for k, s in summary.items() if s["side_load"]]
     if side:
