@@ -102,6 +102,20 @@ def one_run(args, tools, name, mode, rep, root):
     return result, rundir
 
 
+def run_sweep(args, out):
+    """baton alone: handoff time and write window against connections and
+    WAL size, by the existing baton-bench sweep. Returns its Markdown table."""
+    argv = [os.path.join(args.bin_dir, "baton-bench"), "handoff", "--sweep", "--upgrades", str(args.sweep_upgrades),
+            "--markdown", "--json", os.path.join(out, "sweep.json")]
+    p = procs.start(argv, os.path.join(out, "sweep.txt"))
+    rc = p.wait()
+    with open(os.path.join(out, "sweep.txt")) as f:
+        text = f.read()
+    table = "\n".join(l for l in text.splitlines() if l.startswith("|")) + "\n"
+    print(f"baton-bench exited {rc}; its output: {os.path.join(out, 'sweep.txt')}", flush=True)
+    return table if rc == 0 else f"(baton-bench exited {rc}; see sweep.txt)\n" + table
+
+
 def main():
     ap = argparse.ArgumentParser(prog="tools/bench/peers/run", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -118,6 +132,9 @@ def main():
                     "(default: a new temp dir, printed)")
     ap.add_argument("--png", default="", help="also draw latency over time into this PNG (gnuplot)")
     ap.add_argument("--keep", action="store_true", help="keep every run's logs (per-request logs are large)")
+    ap.add_argument("--sweep-upgrades", type=int, default=10, help="then baton alone: `baton-bench handoff --sweep` "
+                    "(1/32/256 connections, WAL of 100k and 1M records) with this many upgrades per row; 0: skip "
+                    "(default 10)")
     ap.add_argument("--bin-dir", required=True, help="where baton, kvd and baton-load are")
     ap.add_argument("--tfserver", required=True, help="the built tableflip server")
     args = ap.parse_args()
@@ -153,6 +170,7 @@ def main():
     results = []
     plots = {}
     rc = 0
+    sweep_md = ""
     began = time.monotonic()
     try:
         total = len(names) * len(modes) * args.reps
@@ -168,6 +186,10 @@ def main():
                     if not args.keep:
                         shutil.rmtree(rundir, ignore_errors=True)
                     print(f"[{k}/{total} {time.monotonic() - began:5.0f} s] {analyse.progress_line(r)}", flush=True)
+        if args.sweep_upgrades > 0:
+            print(f"[{time.monotonic() - began:5.0f} s] baton alone: baton-bench handoff --sweep "
+                  f"--upgrades {args.sweep_upgrades}", flush=True)
+            sweep_md = run_sweep(args, out)
     except Interrupted as e:
         print(f"peers: interrupted ({e}); ending every process", file=sys.stderr)
         rc = 130
@@ -188,6 +210,8 @@ def main():
     with open(os.path.join(out, "results.json"), "w") as f:
         json.dump({"config": config, "runs": results, "summary": summary}, f, indent=1)
     md = analyse.markdown(summary, names, modes, args)
+    if sweep_md:
+        md += f"\nbaton alone, `baton-bench handoff --sweep --upgrades {args.sweep_upgrades}` (times in ms):\n\n" + sweep_md
     with open(os.path.join(out, "results.md"), "w") as f:
         f.write(md)
     print()
