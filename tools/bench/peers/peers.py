@@ -29,7 +29,7 @@ import analyse  # noqa: E402
 import procs  # noqa: E402
 import systems  # noqa: E402
 
-LEAD_S = 0.5  # wrk's first half second (connections opening) is left out of the control
+LEAD_S = 1.5  # wrk's first 1.5 s (connections opening, caches warming) is left out of the control
 
 
 class Interrupted(Exception):
