@@ -1,6 +1,7 @@
 """Turns one run's per-response log into figures; summarises repetitions;
 writes the Markdown table and the gnuplot picture."""
 
+import bisect
 import glob
 import math
 import os
@@ -24,15 +25,17 @@ def ms(us):
 
 
 def read_log(rundir):
-    rows = []
-    for path in glob.glob(os.path.join(rundir, "lat-*.log")):
+    """(end times, latencies) in us, and statuses as strings, in file order
+    (each thread's file is in time order; the files are not merged)."""
+    ts, lats, sts = [], [], []
+    for path in sorted(glob.glob(os.path.join(rundir, "lat-*.log"))):
         with open(path) as f:
-            for line in f:
-                parts = line.split()
-                if len(parts) == 3:
-                    rows.append((int(parts[0]), int(parts[1]), int(parts[2])))
-    rows.sort()
-    return rows
+            v = f.read().split()
+        n = len(v) - len(v) % 3
+        ts += map(int, v[0:n:3])
+        lats += map(int, v[1:n:3])
+        sts += v[2:n:3]
+    return ts, lats, sts
 
 
 def lat_stats(lats):
@@ -41,61 +44,71 @@ def lat_stats(lats):
 
 
 def analyse_run(rundir, start_ns, lead_s, control_s, upgrades, wrk):
-    rows = read_log(rundir)
+    ts, lats, sts = read_log(rundir)
     start_us = start_ns // 1000
     ctl_from = start_us + int(lead_s * 1e6)
     ctl_to = ctl_from + int(control_s * 1e6)
-    triggers = [u["trigger_ns"] // 1000 for u in upgrades]
+    triggers = sorted(u["trigger_ns"] // 1000 for u in upgrades)
     first = triggers[0] if triggers else None
 
-    def near_upgrade(t):
-        # The response was in flight at some point within ±1 s of a trigger.
-        return any(tr - WINDOW_US <= t and t - WINDOW_US <= tr for tr in triggers)
+    # Responses that ended within ±1 s of a trigger: merge the windows into
+    # disjoint intervals and look each end time up by bisection.
+    starts, ends = [], []
+    for tr in triggers:
+        if ends and tr - WINDOW_US <= ends[-1]:
+            ends[-1] = tr + WINDOW_US
+        else:
+            starts.append(tr - WINDOW_US)
+            ends.append(tr + WINDOW_US)
 
-    control = [lat for t, lat, _ in rows if ctl_from <= t < ctl_to and t - lat >= ctl_from]
-    during = [lat for t, lat, _ in rows if first is not None and t >= first]
-    window = [lat for t, lat, _ in rows if near_upgrade(t)]
-    non2xx = sum(1 for _, _, st in rows if not 200 <= st < 300)
+    def near_upgrade(t):
+        k = bisect.bisect_right(starts, t) - 1
+        return k >= 0 and t <= ends[k]
+
+    pairs = list(zip(ts, lats))
+    control = [lat for t, lat in pairs if ctl_from <= t < ctl_to and t - lat >= ctl_from]
+    during = [lat for t, lat in pairs if first is not None and t >= first]
+    window = [lat for t, lat in pairs if near_upgrade(t)]
+    non2xx = sum(1 for st in sts if not st.startswith("2"))
     socket_errors = wrk["connect"] + wrk["read"] + wrk["write"] + wrk["timeout"]
     gone = [(u["gone_ns"] - u["trigger_ns"]) / 1e6 for u in upgrades if u["gone_ns"] is not None]
+    sorted_ts = sorted(ts)
 
     def longest_pause(t_from, t_to):
         # Longest time in [t_from, t_to) in which no response completed, on
         # any connection: how long the service looked stopped to clients.
-        ends = [t for t, _, _ in rows if t_from <= t < t_to]
-        if not ends:
+        lo = bisect.bisect_left(sorted_ts, t_from)
+        hi = bisect.bisect_left(sorted_ts, t_to)
+        if lo == hi:
             return None
-        edges = [t_from, *ends, t_to]
+        edges = [t_from, *sorted_ts[lo:hi], t_to]
         return max(b - a for a, b in zip(edges, edges[1:])) / 1000.0
 
     # 100 ms buckets over the whole run for the picture: p50 and max latency.
+    buckets = {}
+    for t, lat in pairs:
+        b = (t - start_us) // BUCKET_US
+        v = buckets.get(b)
+        if v is None:
+            buckets[b] = [lat]
+        else:
+            v.append(lat)
     series = []
-    if rows:
-        b0 = start_us
-        cur, vals = None, []
-        for t, lat, _ in rows:
-            b = (t - b0) // BUCKET_US
-            if b != cur:
-                if vals:
-                    vals.sort()
-                    series.append((cur * BUCKET_US / 1e6, ms(pct(vals, 50)), ms(vals[-1]), len(vals)))
-                cur, vals = b, []
-            vals.append(lat)
-        if vals:
-            vals.sort()
-            series.append((cur * BUCKET_US / 1e6, ms(pct(vals, 50)), ms(vals[-1]), len(vals)))
+    for b in sorted(buckets):
+        vals = sorted(buckets[b])
+        series.append((b * BUCKET_US / 1e6, ms(pct(vals, 50)), ms(vals[-1]), len(vals)))
 
     n_up = len(upgrades)
     return {
         "upgrades": n_up,
         "upgrades_ok": sum(1 for u in upgrades if u["ok"]),
         "requests": wrk["requests"],
-        "responses_logged": len(rows),
+        "responses_logged": len(ts),
         "socket_errors": {k: wrk[k] for k in ("connect", "read", "write", "timeout")},
         "non2xx": non2xx,
         "errors": socket_errors + non2xx,
         "errors_per_upgrade": (socket_errors + non2xx) / n_up if n_up else None,
-        "overall": lat_stats([lat for _, lat, _ in rows]),
+        "overall": lat_stats(lats),
         "control": lat_stats(control),
         "during_upgrades": lat_stats(during),
         "near_upgrade": lat_stats(window),

@@ -30,6 +30,7 @@ import procs  # noqa: E402
 import systems  # noqa: E402
 
 LEAD_S = 1.5  # wrk's first 1.5 s (connections opening, caches warming) is left out of the control
+TAIL_S = 1.5  # load after the last upgrade: its ±1 s window and a little more
 
 
 class Interrupted(Exception):
@@ -68,7 +69,7 @@ def one_run(args, tools, name, mode, rep, root):
     t_setup = time.monotonic()
     sysm.start()
     # wrk takes whole seconds.
-    duration = math.ceil(LEAD_S + args.control + args.upgrades * args.interval)
+    duration = math.ceil(LEAD_S + args.control + (args.upgrades - 1) * args.interval + TAIL_S)
     wrk_argv = [tools["wrk"], "-t", str(args.connections), "-c", str(args.connections), "-d", f"{duration}s",
                 "--timeout", "2s", "-s", os.path.join(HERE, "latency.lua")]
     if mode == "close":
@@ -132,9 +133,9 @@ def main():
                     "(default: a new temp dir, printed)")
     ap.add_argument("--png", default="", help="also draw latency over time into this PNG (gnuplot)")
     ap.add_argument("--keep", action="store_true", help="keep every run's logs (per-request logs are large)")
-    ap.add_argument("--sweep-upgrades", type=int, default=10, help="then baton alone: `baton-bench handoff --sweep` "
+    ap.add_argument("--sweep-upgrades", type=int, default=5, help="then baton alone: `baton-bench handoff --sweep` "
                     "(1/32/256 connections, WAL of 100k and 1M records) with this many upgrades per row; 0: skip "
-                    "(default 10)")
+                    "(default 5)")
     ap.add_argument("--bin-dir", required=True, help="where baton, kvd and baton-load are")
     ap.add_argument("--tfserver", required=True, help="the built tableflip server")
     args = ap.parse_args()
