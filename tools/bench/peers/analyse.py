@@ -283,7 +283,7 @@ def draw(plots, names, modes, out, png, args):
         "set format y '%g'",
         "set grid ytics",
         "set key top left horizontal font ',8' samplen 2",
-        "set yrange [0.05:3000]",
+        "set yrange [0.02:3000]",
         "set datafile missing '?'",
         f"set multiplot layout {len(rows)},{len(cols)} title 'Client latency (ms, log scale) over time (s) "
         f"per 100 ms: max and median (a break: no response completed); dashed red lines: upgrade triggers ({args.connections} wrk connections)'",
