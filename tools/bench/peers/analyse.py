@@ -123,6 +123,28 @@ def analyse_run(rundir, start_ns, lead_s, control_s, upgrades, wrk):
     }
 
 
+def write_pauses(gaps, upgrades, ctl_from_ms, ctl_to_ms, floor_ms):
+    """From baton-load's gap log (gaps between write acks over floor_ms, with
+    CLOCK_MONOTONIC starts): the longest gap overlapping each upgrade's
+    [trigger, old gone] and the longest overlapping the control. A window
+    with no logged gap counts as floor_ms (an upper bound)."""
+    def longest(lo, hi):
+        m = floor_ms
+        for g in gaps:
+            a, b = g["start_mono_ms"], g["start_mono_ms"] + g["gap_ms"]
+            if a < hi and b > lo:
+                m = max(m, g["gap_ms"])
+        return m
+    per = []
+    for u in upgrades:
+        t = u["detail"].get("trigger_mono_ms")
+        if t is None or u["gone_ns"] is None:
+            continue
+        per.append(longest(t, t + (u["gone_ns"] - u["trigger_ns"]) / 1e6))
+    return {"control_ms": longest(ctl_from_ms, ctl_to_ms), "per_upgrade_ms": per,
+            "all_over_floor": sorted((g["gap_ms"] for g in gaps), reverse=True)[:10]}
+
+
 def plot_series(_rundir, r):
     return {"series": r["series"], "trigger_s": r["trigger_s"]}
 
@@ -190,6 +212,7 @@ def summarise(results, names, modes):
                 "gone_ms": med_range([statistics.median(r["gone_ms"]) for r in rs if r["gone_ms"]]),
                 "gone_ms_max": med_range([max(r["gone_ms"]) for r in rs if r["gone_ms"]]),
                 "side_load": [r["side_load"] for r in rs if r.get("side_load")],
+                "write_pause": [r["write_pause"] for r in rs if r.get("write_pause")],
             }
     return out
 
@@ -262,6 +285,14 @@ def markdown(summary, names, modes, args):
                     continue
                 parts.append(describe_side_load(l))
             lines.append(f"* {k}: " + "; ".join(parts))
+            wp = summary[k]["write_pause"]
+            if wp:
+                per = [g for w in wp for g in w["per_upgrade_ms"]]
+                per.sort()
+                lines.append(f"  longest gap between write acks overlapping an upgrade (trigger → old gone), over "
+                             f"{len(per)} upgrades: median {fmt_num(statistics.median(per))} ms, max "
+                             f"{fmt_num(per[-1])} ms; in the control windows: "
+                             + ", ".join(fmt_num(w["control_ms"]) for w in wp) + " ms")
         lines.append("")
     return "\n".join(lines)
 

@@ -98,6 +98,10 @@ def one_run(args, tools, name, mode, rep, root):
     with open(os.path.join(rundir, "wrk.out")) as f:
         wrk_out = parse_wrk(f.read())
     result = analyse.analyse_run(rundir, start_ns, LEAD_S, args.control, upgrades, wrk_out)
+    if side and "gaps" in side:
+        result["write_pause"] = analyse.write_pauses(side.pop("gaps"), upgrades, (t0 + LEAD_S) * 1000,
+                                                     (t0 + LEAD_S + args.control) * 1000, systems.WRITE_GAP_MS)
+        side.pop("timeline", None)
     result.update(system=name, mode=mode, rep=rep, port=port, side_load=side,
                   wall_s=time.monotonic() - t_setup, wrk_argv=wrk_argv)
     return result, rundir

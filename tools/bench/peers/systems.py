@@ -19,6 +19,7 @@ import procs
 BODY = "x" * 63 + "\n"  # 64 bytes, served by every system
 READY_TIMEOUT = 15.0
 UPGRADE_TIMEOUT = 30.0
+WRITE_GAP_MS = 5  # baton-load logs every gap between write acks longer than this
 
 
 def http_status(port, method, path, body=None, timeout=1.0):
@@ -113,7 +114,8 @@ class Baton(System):
             return
         self.load = procs.start([self.tools["baton-load"], "--target", f"http://127.0.0.1:{self.port}",
                                  "--connections", "4", "--write-ratio", "1", "--rate-limit", "1000",
-                                 "--duration", f"{seconds:.1f}s", "--json"], self.log("baton-load.json"))
+                                 "--duration", f"{seconds:.1f}s", "--gaps-over", str(WRITE_GAP_MS), "--json"],
+                                self.log("baton-load.json"))
 
     def side_load_result(self):
         if self.load is None:
@@ -137,6 +139,7 @@ class Baton(System):
 
     def upgrade(self):
         old = self.incumbent_pid()
+        trigger_mono_ms = time.monotonic_ns() / 1e6  # baton-load's gap log uses CLOCK_MONOTONIC
         trigger = time.time_ns()
         up = subprocess.Popen(self.cli("upgrade", "--json"), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                               text=True)
@@ -149,6 +152,7 @@ class Baton(System):
         ok = up.returncode == 0 and gone is not None
         return {"trigger_ns": trigger, "gone_ns": gone, "ok": ok,
                 "detail": {"outcome": res.get("outcome"), "total_ms": res.get("total_ms"),
+                           "trigger_mono_ms": trigger_mono_ms,
                            "phases_ms": res.get("phases_ms")}}
 
     def stop(self):
