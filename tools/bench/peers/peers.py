@@ -107,6 +107,24 @@ def one_run(args, tools, name, mode, rep, root):
     return result, rundir
 
 
+def versions(tools):
+    """One line per tool, as the tools print them."""
+    def first_line(argv):
+        try:
+            r = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+        except OSError as e:
+            return str(e)
+        return ((r.stdout or "") + (r.stderr or "")).strip().splitlines()[0] if (r.stdout or r.stderr) else "?"
+    tf = first_line(["dpkg-query", "-W", "-f=${Package} ${Version}\n", "golang-github-cloudflare-tableflip-dev"])
+    return [first_line([tools["nginx"], "-v"]), first_line([tools["haproxy"], "-v"]), first_line([tools["wrk"], "-v"]),
+            first_line(["go", "version"]), tf, first_line([tools["baton"], "version"]), first_line(["uname", "-sr"])]
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
 def run_sweep(args, out):
     """baton alone: handoff time and write window against connections and
     WAL size, by the existing baton-bench sweep. Returns its Markdown table."""
@@ -177,6 +195,7 @@ def main():
     rc = 0
     sweep_md = ""
     began = time.monotonic()
+    load_before = loadavg()
     try:
         total = len(names) * len(modes) * args.reps
         k = 0
@@ -214,7 +233,19 @@ def main():
     config = {k: v for k, v in vars(args).items()}
     with open(os.path.join(out, "results.json"), "w") as f:
         json.dump({"config": config, "runs": results, "summary": summary}, f, indent=1)
-    md = analyse.markdown(summary, names, modes, args)
+    user_args, skip = [], False
+    for a in sys.argv[1:]:  # what the user gave run, without what run adds
+        if skip:
+            skip = False
+        elif a in ("--bin-dir", "--tfserver"):
+            skip = True
+        elif not a.startswith(("--bin-dir=", "--tfserver=")):
+            user_args.append(a)
+    header = ["Command: `" + " ".join(["tools/bench/peers/run", *user_args]) + "`",
+              f"Load average (1/5/15 min) at start: {load_before}; at the end: {loadavg()}; "
+              f"wall time {time.monotonic() - began:.0f} s.", "", "Versions:", ""]
+    header += [f"* {v}" for v in versions(tools)]
+    md = "\n".join(header) + "\n\n" + analyse.markdown(summary, names, modes, args)
     if sweep_md:
         md += f"\nbaton alone, `baton-bench handoff --sweep --upgrades {args.sweep_upgrades}` (times in ms):\n\n" + sweep_md
     with open(os.path.join(out, "results.md"), "w") as f:
