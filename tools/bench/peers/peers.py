@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""baton against the tools users pick today, side by side (see run --help).
+"""baton against the tools users pick today, side by side, under the same wrk load.
 
 For every system and load mode, repeated --reps times: start the system on a
 fresh loopback port, start wrk (one thread per connection, every response
@@ -153,7 +153,8 @@ def main():
     ap.add_argument("--modes", default="keepalive,close", help="keepalive, close or both (default)")
     ap.add_argument("--out", default="", help="directory for results.json, results.md and the plot data "
                     "(default: a new temp dir, printed)")
-    ap.add_argument("--png", default="", help="also draw latency over time into this PNG (gnuplot)")
+    ap.add_argument("--png", default="", help="draw latency over time into this PNG with gnuplot (default: "
+                    "peers.png in --out)")
     ap.add_argument("--keep", action="store_true", help="keep every run's logs (per-request logs are large)")
     ap.add_argument("--sweep-upgrades", type=int, default=5, help="then baton alone: `baton-bench handoff --sweep` "
                     "(1/32/256 connections, WAL of 100k and 1M records) with this many upgrades per row; 0: skip "
@@ -252,7 +253,9 @@ def main():
         f.write(md)
     print()
     print(md)
-    if args.png and plots:
+    if not args.png:
+        args.png = os.path.join(out, "peers.png")
+    if plots:
         analyse.draw(plots, names, modes, out, args.png, args)
         print(f"peers: plot written to {args.png}")
     print(f"peers: results in {out} ({time.monotonic() - began:.0f} s)")
