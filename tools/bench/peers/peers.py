@@ -253,11 +253,14 @@ def main():
         f.write(md)
     print()
     print(md)
-    if not args.png:
-        args.png = os.path.join(out, "peers.png")
+    png = os.path.abspath(args.png or os.path.join(out, "peers.png"))
     if plots:
-        analyse.draw(plots, names, modes, out, args.png, args)
-        print(f"peers: plot written to {args.png}")
+        try:
+            analyse.draw(plots, names, modes, out, png, args)
+            print(f"peers: plot written to {png}")
+        except (OSError, subprocess.CalledProcessError) as e:
+            print(f"peers: could not draw {png}: {e}", file=sys.stderr)
+            rc = rc or 1
     print(f"peers: results in {out} ({time.monotonic() - began:.0f} s)")
     return rc
 
