@@ -40,12 +40,8 @@ class Orphan {
   pid_t pid() const { return entry_.pid; }
   const std::string& role() const { return entry_.role; }
   int pidfd() const { return pidfd_; }
-  // Hands the pidfd to the caller (who then closes it).
-  int ReleasePidfd() {
-    const int fd = pidfd_;
-    pidfd_ = -1;
-    return fd;
-  }
+  // How the journal names it (pid + start time).
+  const JournalEntry& entry() const { return entry_; }
   bool Running() const;
   Status Signal(int sig) const;
 

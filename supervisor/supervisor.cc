@@ -1,7 +1,6 @@
 #include "supervisor/supervisor.h"
 
 #include <signal.h>
-#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -10,7 +9,6 @@
 #include <map>
 #include <random>
 
-#include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <fmt/format.h>
@@ -49,6 +47,12 @@ void AfterSentCrashPoint(const v1::Envelope& env) {
   }
 }
 
+// How the journal names this process.
+JournalEntry SelfEntry() {
+  auto e = EntryFor(::getpid(), "");
+  return e ? *e : JournalEntry{::getpid(), 0, ""};
+}
+
 // Ends orphans right now, blocking: used only before we serve, when their
 // listeners could not be taken over and must be bound afresh.
 void EndOrphansNow(const std::vector<Orphan>& orphans, const HandoffTimeouts& t) {
@@ -82,7 +86,8 @@ class SupervisorImpl final : public Supervisor {
         started_(RealClock().Now()),
         crash_route_(std::move(crash_route)),
         orphans_(std::move(orphans)),
-        journal_path_(JournalPath(opts_.runtime_dir)) {}
+        journal_path_(JournalPath(opts_.runtime_dir)),
+        self_(SelfEntry()) {}
 
   void SetAdmin(std::unique_ptr<AdminServer> admin) { admin_ = std::move(admin); }
 
@@ -107,13 +112,6 @@ class SupervisorImpl final : public Supervisor {
                    fmt::join(pids, ", "))
              .With("count", static_cast<int64_t>(orphans_.size())));
     UpdateJournal();
-    for (size_t i = 0; i < orphans_.size(); ++i) {
-      const int fd = ::fcntl(orphans_[i].pidfd(), F_DUPFD_CLOEXEC, 0);
-      if (fd < 0) continue;  // Running() polling below still notices its end
-      auto sd = std::make_shared<asio::posix::stream_descriptor>(io_, fd);
-      sd->async_wait(asio::posix::stream_descriptor::wait_read,
-                     [this, sd](const boost::system::error_code&) { CheckOrphans(); });
-    }
     // The orphan rules of DESIGN §3 resolve a handoff the old supervisor left
     // half done within the liveness timeout plus the incumbent's orphan grace
     // (10 s); let them, then end whatever still runs.
@@ -151,8 +149,8 @@ class SupervisorImpl final : public Supervisor {
         if (o.Running()) (void)o.Signal(SIGKILL);
       }
     }
-    // Poll as a backstop (a pidfd of a non-child may report late) and to
-    // reach the deadlines.
+    // Orphans are not our children, so nothing tells us they ended: poll
+    // (which also reaches the deadlines).
     orphan_timer_.expires_after(milliseconds(50));
     orphan_timer_.async_wait([this](const boost::system::error_code& ec) {
       if (!ec) CheckOrphans();
@@ -161,10 +159,8 @@ class SupervisorImpl final : public Supervisor {
 
   void UpdateJournal() {
     JournalState state;
-    if (auto self = EntryFor(::getpid(), ""); self) state.supervisor = *self;
-    for (const auto& o : orphans_) {
-      if (auto e = EntryFor(o.pid(), o.role()); e) state.children.push_back(*e);
-    }
+    state.supervisor = self_;
+    for (const auto& o : orphans_) state.children.push_back(o.entry());
     for (const auto& [n, g] : generations_) {
       if (g->alive) state.children.push_back(g->journal);
     }
@@ -632,6 +628,7 @@ class SupervisorImpl final : public Supervisor {
   TimePoint orphan_settle_deadline_;
   TimePoint orphan_kill_deadline_;
   std::string journal_path_;
+  JournalEntry self_;  // how the journal names us
 
   std::map<uint64_t, std::shared_ptr<Generation>> generations_;
   std::shared_ptr<Generation> incumbent_;

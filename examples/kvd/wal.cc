@@ -73,16 +73,28 @@ Result<std::vector<uint32_t>> ListSegments(const std::string& dir) {
 }
 
 // The bytes of `path` from `start` to its end.
-Result<std::string> ReadFrom(const std::string& path, uint64_t start) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+// Opens `path` (O_CLOEXEC added) and reports its size; the caller owns the fd.
+struct SizedFd {
+  int fd;
+  uint64_t size;
+};
+Result<SizedFd> OpenSized(const std::string& path, int flags) {
+  const int fd = ::open(path.c_str(), flags | O_CLOEXEC);
   if (fd < 0) return ErrnoError(fmt::format("wal: open {}", path), errno);
   struct stat st {};
   if (::fstat(fd, &st) != 0) {
-    int err = errno;
+    const int err = errno;
     ::close(fd);
     return ErrnoError(fmt::format("wal: stat {}", path), err);
   }
-  const auto size = static_cast<uint64_t>(st.st_size);
+  return SizedFd{fd, static_cast<uint64_t>(st.st_size)};
+}
+
+Result<std::string> ReadFrom(const std::string& path, uint64_t start) {
+  auto opened = OpenSized(path, O_RDONLY);
+  if (!opened) return opened.error();
+  const int fd = opened->fd;
+  const uint64_t size = opened->size;
   if (size < start) {
     ::close(fd);
     return Error(Errc::kFailedPrecondition,
@@ -289,21 +301,15 @@ Result<WalWriter> WalWriter::Open(const std::string& dir, const WalPosition& end
     return WalWriter(dir, *fd, WalPosition{seg, 0, end.revision}, rotate_bytes);
   }
   const std::string path = PathOf(dir, end.segment);
-  int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
-  if (fd < 0) return ErrnoError(fmt::format("wal: open {}", path), errno);
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    int err = errno;
-    ::close(fd);
-    return ErrnoError(fmt::format("wal: stat {}", path), err);
-  }
-  if (static_cast<uint64_t>(st.st_size) != end.offset) {
-    ::close(fd);
+  auto opened = OpenSized(path, O_WRONLY | O_APPEND);
+  if (!opened) return opened.error();
+  if (opened->size != end.offset) {
+    ::close(opened->fd);
     return Error(Errc::kFailedPrecondition,
                  fmt::format("wal: {} has {} bytes but the replay ended at {}: replay with repair first", path,
-                             st.st_size, end.offset));
+                             opened->size, end.offset));
   }
-  return WalWriter(dir, fd, end, rotate_bytes);
+  return WalWriter(dir, opened->fd, end, rotate_bytes);
 }
 
 WalWriter::WalWriter(WalWriter&& o) noexcept

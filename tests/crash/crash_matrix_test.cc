@@ -60,12 +60,7 @@ TEST_P(CrashMatrixTest, InvariantsHold) {
   EXPECT_TRUE(cc.exit_codes.count(r.exit_code)) << "exit " << r.exit_code << ": " << r.out << r.err;
   // An "after sending" point may fire a moment after the supervisor already
   // answered (the frame was out; the callback runs on the daemon's next turn).
-  bool fired = false;
-  for (int i = 0; i < 500 && !fired; ++i) {
-    fired = c.SupervisorLog().find("baton crashpoint " + name) != std::string::npos;
-    if (!fired) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  EXPECT_TRUE(fired) << "the point never fired";
+  EXPECT_TRUE(c.WaitForLog("baton crashpoint " + name, std::chrono::seconds(10))) << "the point never fired";
 
   // Converges to one serving generation within liveness (5 s) + grace.
   bool healthy = false;

@@ -171,12 +171,7 @@ TEST_P(SupervisorHangTest, IncumbentResumesByItsOwnDeadline) {
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   auto upgrade = std::async(std::launch::async, [&c] { return c.Upgrade(BinPath("kvd")); });
   // Wait for the supervisor to reach the point, then stop it for good.
-  bool reached = false;
-  for (int i = 0; i < 1500 && !reached; ++i) {
-    reached = c.SupervisorLog().find("baton crashpoint " + point) != std::string::npos;
-    if (!reached) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  ASSERT_TRUE(reached) << c.SupervisorLog().substr(0, 8000);
+  ASSERT_TRUE(c.WaitForLog("baton crashpoint " + point, std::chrono::seconds(30))) << c.SupervisorLog().substr(0, 8000);
   ASSERT_EQ(::kill(group, SIGSTOP), 0);
   // The incumbent resumes by itself; the stopped supervisor is still there.
   auto left = SettledOrphans(group, group);

@@ -193,6 +193,15 @@ Cluster::~Cluster() {
 
 std::string Cluster::SupervisorLog() const { return ReadAll(dir_ + "/supervise.err"); }
 
+bool Cluster::WaitForLog(const std::string& text, std::chrono::milliseconds timeout) const {
+  const auto end = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    if (SupervisorLog().find(text) != std::string::npos) return true;
+    if (std::chrono::steady_clock::now() >= end) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
 bool Cluster::Start() {
   if (!SpawnSupervisor(opts_.env)) return false;
   const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(20);

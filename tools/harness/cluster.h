@@ -66,6 +66,9 @@ class Cluster {
   const std::string& dir() const { return dir_; }
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
   std::string SupervisorLog() const;
+  // Waits until the supervisor's log (which holds its children's stderr
+  // too) contains `text`; false on timeout.
+  bool WaitForLog(const std::string& text, std::chrono::milliseconds timeout) const;
   // Sends SIGTERM and waits for the supervisor; returns its wait status.
   int Stop();
 
