@@ -233,6 +233,7 @@ TITLES = {
     "nginx-usr2": "nginx binary upgrade (USR2 → WINCH → QUIT)",
     "nginx-reload": "nginx -s reload",
     "haproxy": "HAProxy -W seamless reload",
+    "haproxy-nofd": "HAProxy -W, no fd transfer (new master, -sf)",
     "tableflip": "Go + tableflip",
     "restart": "stop + start (kvd alone)",
 }

@@ -282,13 +282,10 @@ class Nginx(System):
 
 
 HAPROXY_CFG = """\
-# HAProxy for the peer bench: master-worker, seamless reload (the new worker
-# takes the listeners over the stats socket: expose-fd listeners), the body
-# from memory, no backend.
-global
+{header}global
   master-worker
   nbthread 1
-  stats socket {dir}/admin.sock mode 600 level admin expose-fd listeners
+  stats socket {dir}/admin.sock mode 600 level admin{stats_extra}
 defaults
   mode http
   timeout connect 5s
@@ -302,15 +299,28 @@ frontend bench
 
 
 class Haproxy(System):
+    """HAProxy -W; the upgrade is the master-worker reload: USR2 to the
+    master, which re-executes itself and hands the listening sockets to the
+    new worker."""
+
     name = "haproxy"
     title = "HAProxy -W seamless reload (USR2, expose-fd listeners)"
+    cfg_header = ("# HAProxy for the peer bench: master-worker, seamless reload (the new worker\n"
+                  "# takes the listeners over the stats socket: expose-fd listeners), the body\n"
+                  "# from memory, no backend.\n")
+    stats_extra = " expose-fd listeners"
 
     def start(self):
         self.cfg = os.path.join(self.dir, "haproxy.cfg")
         with open(self.cfg, "w") as f:
-            f.write(HAPROXY_CFG.format(dir=self.dir, port=self.port, body=BODY.strip()))
-        self.p = procs.start([self.tools["haproxy"], "-W", "-f", self.cfg], self.log("haproxy.out"))
+            f.write(HAPROXY_CFG.format(header=self.cfg_header, dir=self.dir, port=self.port, body=BODY.strip(),
+                                       stats_extra=self.stats_extra))
+        self.p = self.spawn()
         wait_ready(self.port, "/", "haproxy", self.p)
+
+    def spawn(self, *extra):
+        """Starts a master (-W) on the config; it forks the worker."""
+        return procs.start([self.tools["haproxy"], "-W", "-f", self.cfg, *extra], self.log("haproxy.out"))
 
     def upgrade(self):
         old_workers = procs.children(self.p.pid)
@@ -327,6 +337,45 @@ class Haproxy(System):
             self.p.wait(timeout=10)
         except subprocess.TimeoutExpired:
             pass
+
+
+class HaproxyNoFd(Haproxy):
+    """The same master-worker HAProxy, upgraded without handing the
+    listening sockets over: the new worker binds its own.
+
+    USR2 cannot do that in HAProxy 2.6: on every reload the master itself
+    adds `-x sockpair@N` and the new worker takes the old worker's sockets
+    over the master's socketpair, with or without `expose-fd listeners` on
+    the stats socket (2.6.12 also drops a `-x /dev/null` given at start).
+    So the upgrade is HAProxy's classic reload instead: a new master,
+    `haproxy -W -f cfg -sf <old master>`. It binds its own listening socket
+    beside the old one (SO_REUSEPORT, HAProxy's default on Linux), forks its
+    worker and sends SIGUSR1 to the old master, whose worker closes its
+    listener, finishes its connections and exits, and the old master with it.
+    """
+
+    name = "haproxy-nofd"
+    title = "HAProxy -W reload, no fd transfer (new master with -sf)"
+    cfg_header = ("# HAProxy for the peer bench: master-worker, reloaded without fd transfer (a\n"
+                  "# new master with -sf old-master; its worker binds its own listener), the\n"
+                  "# body from memory, no backend.\n")
+    stats_extra = ""
+
+    def upgrade(self):
+        old = self.p
+        old_gen = [old.pid, *procs.children(old.pid)]
+        trigger = time.time_ns()
+        new = self.p = self.spawn("-sf", str(old.pid))
+
+        def new_worker():
+            if not procs.alive(new.pid):
+                raise RuntimeError(f"the new haproxy master exited during the upgrade; see {self.log('haproxy.out')}")
+            return procs.children(new.pid)
+
+        wait_until(new_worker, "new haproxy worker")
+        gone = procs.wait_gone(old_gen, time.monotonic() + UPGRADE_TIMEOUT)
+        return {"trigger_ns": trigger, "gone_ns": gone, "ok": gone is not None and procs.alive(new.pid),
+                "detail": {}}
 
 
 class Tableflip(System):
@@ -367,6 +416,8 @@ def make(name, tools, workdir, port):
         return Nginx(tools, workdir, port, binary=False)
     if name == "haproxy":
         return Haproxy(tools, workdir, port)
+    if name == "haproxy-nofd":
+        return HaproxyNoFd(tools, workdir, port)
     if name == "tableflip":
         return Tableflip(tools, workdir, port)
     if name == "restart":
@@ -374,4 +425,5 @@ def make(name, tools, workdir, port):
     raise ValueError(name)
 
 
-ALL = ["baton-kvd", "baton-kvd-writes", "nginx-usr2", "nginx-reload", "haproxy", "tableflip", "restart"]
+ALL = ["baton-kvd", "baton-kvd-writes", "nginx-usr2", "nginx-reload", "haproxy", "haproxy-nofd", "tableflip",
+       "restart"]
