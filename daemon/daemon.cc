@@ -240,7 +240,7 @@ class DaemonImpl final : public Daemon {
                    .With("code", int64_t{a.code}));
     const int code = a.code;
     const std::string reason = a.reason;
-    FlushThen(0, [this, code, reason] {
+    FlushThen([this, code, reason] {
       std::lock_guard<std::mutex> lock(mu_);
       if (!start_result_) start_result_ = Error(Errc::kAborted, reason);
       if (!exit_code_) exit_code_ = code;
@@ -324,15 +324,25 @@ class DaemonImpl final : public Daemon {
 
   void Do(protocol::LogAction& a) { log_->Emit(MakeEvent(Level::kInfo, a.event, "{}", a.message)); }
 
-  // Gives queued frames (an Abort, a CommitAck) up to ~1 s to reach the
-  // supervisor before reporting an exit.
-  void FlushThen(int attempts, std::function<void()> fn) {
-    if (channel_->closed() || channel_->pending_writes() == 0 || attempts >= 500) {
-      fn();
+  // Runs `fn` once queued frames (an Abort, a CommitAck) have reached the
+  // supervisor, or after 1 s if they cannot (a peer that stopped reading).
+  void FlushThen(std::function<void()> fn) {
+    auto once = std::make_shared<std::function<void()>>(std::move(fn));
+    auto run = [once] {
+      if (!*once) return;
+      auto f = std::move(*once);
+      *once = nullptr;
+      f();
+    };
+    if (channel_->closed() || channel_->pending_writes() == 0) {
+      run();
       return;
     }
-    flush_timer_.expires_after(milliseconds(2));
-    flush_timer_.async_wait([this, attempts, fn](const boost::system::error_code&) { FlushThen(attempts + 1, fn); });
+    flush_timer_.expires_after(milliseconds(1000));
+    flush_timer_.async_wait([run](const boost::system::error_code& ec) {
+      if (!ec) run();
+    });
+    channel_->WhenFlushed(run);
   }
 
   void ArmTimer() {

@@ -2,6 +2,7 @@
 
 #include <sys/socket.h>
 
+#include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 #include <fmt/format.h>
 
@@ -20,6 +21,7 @@ Channel::Channel(UnixSocket socket, LivenessOptions opts, const Clock& clock, Ch
       liveness_(opts, clock.Now()) {}
 
 Channel::~Channel() {
+  flushed_.clear();  // their owners are going away with us
   boost::system::error_code ignored;
   socket_.close(ignored);
 }
@@ -116,6 +118,7 @@ void Channel::WriteNext() {
                              auto done = std::move(self->out_.front().on_written);
                              self->out_.pop_front();
                              if (done) done();
+                             if (self->out_.empty()) self->RunFlushed();
                              if (self->closed_) return;
                              self->WriteNext();
                              self->Rearm();  // the next heartbeat may now be due earlier
@@ -191,6 +194,28 @@ void Channel::Close() {
   socket_.shutdown(UnixSocket::shutdown_both, ignored);
   socket_.close(ignored);
   out_.clear();
+  // Nothing more will be written: whoever waits for the flush goes on, from
+  // the executor (Close may run inside their own call stack).
+  if (!flushed_.empty()) {
+    boost::asio::post(socket_.get_executor(), [fns = std::move(flushed_)] {
+      for (const auto& fn : fns) fn();
+    });
+    flushed_.clear();
+  }
+}
+
+void Channel::WhenFlushed(std::function<void()> fn) {
+  if (closed_ || out_.empty()) {
+    fn();
+    return;
+  }
+  flushed_.push_back(std::move(fn));
+}
+
+void Channel::RunFlushed() {
+  auto fns = std::move(flushed_);
+  flushed_.clear();
+  for (const auto& fn : fns) fn();
 }
 
 void Channel::Fail(const Error& reason) {

@@ -15,6 +15,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -52,6 +53,10 @@ class Channel : public std::enable_shared_from_this<Channel> {
   void Send(const v1::Envelope& env, std::function<void()> on_written = {});
   // Frames queued or being written.
   size_t pending_writes() const { return out_.size(); }
+  // Runs `fn` once every frame queued so far is written, or the channel has
+  // closed; at once (before returning) if nothing is pending or it is
+  // closed already. For "send the last word, then exit" without polling.
+  void WhenFlushed(std::function<void()> fn);
   // Best effort: writes an Error frame without waiting, then closes.
   void SendErrorAndClose(v1::Error::Code code, const Error& reason);
   // Closes without calling on_closed. Idempotent.
@@ -74,6 +79,7 @@ class Channel : public std::enable_shared_from_this<Channel> {
   void Rearm();
   void Fail(const Error& reason);
   void SendHeartbeat();
+  void RunFlushed();
 
   UnixSocket socket_;
   boost::asio::steady_timer timer_;
@@ -86,6 +92,7 @@ class Channel : public std::enable_shared_from_this<Channel> {
     std::function<void()> on_written;
   };
   std::deque<Outgoing> out_;
+  std::vector<std::function<void()>> flushed_;  // WhenFlushed callbacks waiting for out_ to empty
   bool writing_ = false;
   bool closed_ = false;
   TimePoint timer_deadline_ = TimePoint::max();

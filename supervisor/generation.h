@@ -33,6 +33,9 @@ struct Generation {
   v1::Hello hello;
   bool said_hello = false;
   bool alive = true;
+  // Committed away from: it has handed everything over and is on its way
+  // out. Its channel closing is expected, not a fault.
+  bool retired = false;
   TimePoint started;
   JournalEntry journal;  // how the journal names it (pid + start time)
 };

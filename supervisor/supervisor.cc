@@ -439,6 +439,13 @@ class SupervisorImpl final : public Supervisor {
 
   void OnChildClosed(const std::shared_ptr<Generation>& g, const Error& e) {
     const TimePoint now = RealClock().Now();
+    if (g->retired) {
+      // A retired generation closes its channel on its way out; its exit
+      // (or the retire deadline) follows.
+      Emit(MakeEvent(Level::kInfo, "child.channel_closed", "pid {} (retired): {}", g->pid, e.message)
+               .With("pid", int64_t{g->pid}));
+      return;
+    }
     Emit(MakeEvent(Level::kWarn, "child.channel_closed", "pid {}: {}", g->pid, e.message).With("pid", int64_t{g->pid}));
     if (handoff_ && g == successor_) {
       Execute(handoff_->OnSuccessorChannelClosed(e, now));
@@ -457,6 +464,10 @@ class SupervisorImpl final : public Supervisor {
 
   void OnChildExit(const std::shared_ptr<Generation>& g, const std::string& how) {
     g->alive = false;
+    if (auto it = retire_timers_.find(g->pid); it != retire_timers_.end()) {
+      it->second->cancel();
+      retire_timers_.erase(it);
+    }
     g->channel->Close();
     generations_.erase(g->number);
     UpdateJournal();
@@ -566,6 +577,9 @@ class SupervisorImpl final : public Supervisor {
              .With("reason", a.reason)
              .With("total_us", static_cast<int64_t>(r.total_us())));
     last_result_ = r;
+    if (a.outcome == Outcome::kCommitted && handoff_incumbent_ && handoff_incumbent_->alive) {
+      Retire(handoff_incumbent_);
+    }
     if (handoff_client_) Reply(handoff_client_, r);
     handoff_client_.reset();
     // Release everything from this handoff after the current call stack.
@@ -575,6 +589,24 @@ class SupervisorImpl final : public Supervisor {
       handoff_incumbent_.reset();
       handoff_timer_.cancel();
       if (!incumbent_ || !incumbent_->alive) ColdStart();
+    });
+  }
+
+  // The old generation has committed: it runs its retire hook and exits on
+  // its own. It gets the drain grace and the term grace for that, like a
+  // stopping service, then SIGKILL.
+  void Retire(const std::shared_ptr<Generation>& g) {
+    g->retired = true;
+    const auto grace = opts_.timeouts.drain + opts_.timeouts.term_grace;
+    auto deadline = std::make_shared<asio::steady_timer>(io_, grace);
+    retire_timers_[g->pid] = deadline;
+    deadline->async_wait([this, weak = std::weak_ptr<Generation>(g), grace](const boost::system::error_code& ec) {
+      auto g = weak.lock();
+      if (ec || !g || !g->alive) return;
+      Emit(MakeEvent(Level::kWarn, "child.retire_timeout", "pid {} still running {} ms after it retired; killing it",
+                     g->pid, std::chrono::duration_cast<std::chrono::milliseconds>(grace).count())
+               .With("pid", int64_t{g->pid}));
+      g->proc->Signal(SIGKILL);
     });
   }
 
@@ -617,6 +649,7 @@ class SupervisorImpl final : public Supervisor {
   SupervisorOptions opts_;
   LogSink& log_;
   std::vector<Listener> listeners_;
+  std::map<pid_t, std::shared_ptr<asio::steady_timer>> retire_timers_;  // by pid of a retired generation
   std::unique_ptr<AdminServer> admin_;
   asio::steady_timer handoff_timer_;
   asio::steady_timer restart_timer_;

@@ -1,6 +1,11 @@
 #include "examples/kvd/kvd_hooks.h"
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <future>
 #include <memory>
 #include <thread>
@@ -50,7 +55,15 @@ constexpr int kWarmMaxPasses = 8;
 Status KvdHooks::Warm() {
   if (opts_.warm_delay.count() > 0) std::this_thread::sleep_for(opts_.warm_delay);
   while (opts_.hang_in_warm) std::this_thread::sleep_for(std::chrono::hours(1));
-  return OnIo<Status>([this](auto done) {
+  // Not on the io thread: a thread of our own whose priority we can lower
+  // without lowering the serving thread's after Begin (an unprivileged
+  // process cannot raise it back). Nothing reads the store until Begin.
+  Status result;
+  std::thread replay([this, &result] {
+    if (opts_.warm_nice > 0 && ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), opts_.warm_nice) != 0) {
+      log_.Emit(baton::MakeEvent(baton::Level::kWarn, "kvd.warm", "could not lower the warm-up's priority: {}",
+                                 std::strerror(errno)));
+    }
     service_.set_phase("warm");
     // Read-only: the incumbent still owns the data dir and may be appending.
     auto r = service_.CatchUp(ReplayMode::kReadOnly);
@@ -60,8 +73,10 @@ Status KvdHooks::Warm() {
     for (int pass = 0; r && r->records > kWarmTailRecords && pass < kWarmMaxPasses; ++pass) {
       r = service_.CatchUp(ReplayMode::kReadOnly);
     }
-    done(r ? Status{} : Status{r.error()});
+    if (!r) result = r.error();
   });
+  replay.join();
+  return result;
 }
 
 Status KvdHooks::Drain(uint64_t deadline_ms) {

@@ -4,7 +4,10 @@
 // Threading: baton calls the hooks one at a time from its own thread. Every
 // hook posts its work to kvd's io_context and blocks until it has run, so the
 // Store, the committer and the server are only ever touched by the io thread.
-// The same holds for StartServing and Shutdown, called from main.
+// The same holds for StartServing and Shutdown, called from main. One
+// exception: Warm replays on a thread of its own at a lower CPU priority
+// (nothing else touches the store before Begin, and joining that thread
+// orders its writes before everything after).
 #pragma once
 
 #include <chrono>
@@ -26,6 +29,10 @@ struct HookOptions {
   bool fail_begin = false;                     // test knob: Begin reports an error (after the replay)
   std::chrono::milliseconds seal_delay{0};     // test knob: slow seal (before closing the WAL)
   std::chrono::milliseconds retire_grace{5000};
+  // Warm's replay runs at this much lower CPU priority (nice increment), so
+  // that on a busy machine the incumbent, still serving, keeps its CPU. 0:
+  // the same priority.
+  int warm_nice = 10;
 };
 
 class KvdHooks final : public baton::Hooks {
@@ -34,7 +41,8 @@ class KvdHooks final : public baton::Hooks {
            HookOptions options)
       : io_(io), service_(service), server_(server), log_(log), opts_(options) {}
 
-  // Successor: read-only replay of the WAL as it is now; remembers where it stopped.
+  // Successor: read-only replay of the WAL as it is now (in passes, until
+  // the tail is small); remembers where it stopped.
   baton::Status Warm() override;
   // Incumbent: stop accepting, answer in-flight and next requests with
   // Connection: close, close idle keep-alive connections by the deadline;

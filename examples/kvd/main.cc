@@ -45,6 +45,8 @@ struct Flags {
   bool fail_begin = false;
   std::string crash_at;
   int64_t seal_delay_ms = 0;
+  int warm_nice = 10;
+  bool hang_at_exit = false;
   std::string lease_dsn;
   std::string lease_name;
   int64_t lease_ttl_ms = 10000;
@@ -112,10 +114,17 @@ int main(int argc, char** argv) {
   app.add_flag("--exit-at-start", f.exit_at_start, "test knob: exit 1 at once");
   app.add_flag("--hang-in-warm", f.hang_in_warm, "test knob: never return from the warm hook");
   app.add_flag("--fail-begin", f.fail_begin, "test knob: the begin hook fails after its replay");
+  app.add_flag("--hang-at-exit", f.hang_at_exit,
+               "test knob: once this generation is done (retired after a commit, or stopped), never exit");
   app.add_option("--crash-at", f.crash_at,
                  "test knob: arm this crash point (like BATON_CRASH_AT, but per generation: `baton upgrade -- "
                  "--crash-at NAME` arms it in that successor only)");
   app.add_option("--seal-delay-ms", f.seal_delay_ms, "test knob: sleep this long in the seal hook");
+  app.add_option("--warm-nice", f.warm_nice,
+                 "successor: replay the WAL during warm-up at this much lower CPU priority (nice increment), so the "
+                 "incumbent keeps its CPU while it serves; 0: same priority")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 19));
   // The supervisor's [lease] config reaches us as BATON_LEASE_* variables.
   app.add_option("--lease-name", f.lease_name,
                  "hold the Postgres leader lease of this name; writes are accepted only while holding it")
@@ -179,7 +188,8 @@ int main(int argc, char** argv) {
                        .warm_delay = std::chrono::milliseconds(f.warm_delay_ms),
                        .hang_in_warm = f.hang_in_warm,
                        .fail_begin = f.fail_begin,
-                       .seal_delay = std::chrono::milliseconds(f.seal_delay_ms)});
+                       .seal_delay = std::chrono::milliseconds(f.seal_delay_ms),
+                       .warm_nice = f.warm_nice});
 
   // The listener: inherited from the supervisor (it stays open there across
   // generations), or our own when nobody supervises us.
@@ -230,5 +240,14 @@ int main(int argc, char** argv) {
     code = Fail(log, code == 0 ? 1 : code, "shutdown", st.error());
   }
   log.Emit(baton::MakeEvent(baton::Level::kInfo, "kvd.exit", "exiting with {}", code).With("code", int64_t{code}));
-  return finish(code);
+  // Everything that matters is durable now (the WAL is fsynced and closed,
+  // or was handed over at Seal) and no connection is left. What remains is
+  // releasing a lease we may still hold, which the Daemon does as it goes;
+  // freeing a large map entry by entry would only delay the moment the old
+  // generation is gone, which is when an upgrade is over.
+  finish(code);
+  created->reset();
+  std::fflush(nullptr);
+  while (f.hang_at_exit) std::this_thread::sleep_for(std::chrono::hours(1));
+  std::_Exit(code);
 }

@@ -178,10 +178,36 @@ Parse ParseRecord(std::string_view data, size_t off, WalRecord* rec, size_t* nex
 
 }  // namespace
 
-uint32_t Crc32c(std::string_view data, uint32_t crc) {
+uint32_t Crc32cPortable(std::string_view data, uint32_t crc) {
   crc = ~crc;
   for (unsigned char c : data) crc = kCrcTable[(crc ^ c) & 0xff] ^ (crc >> 8);
   return ~crc;
+}
+
+#if defined(__x86_64__)
+// SSE4.2's crc32 instruction computes CRC-32C 8 bytes at a time; replay
+// checks every record, so this is most of the per-byte cost of a warm-up.
+static __attribute__((target("sse4.2"))) uint32_t Crc32cSse42(std::string_view data, uint32_t crc) {
+  uint64_t c = ~crc;
+  const char* p = data.data();
+  size_t n = data.size();
+  for (; n >= 8; p += 8, n -= 8) {
+    uint64_t v;
+    std::memcpy(&v, p, 8);
+    c = __builtin_ia32_crc32di(c, v);
+  }
+  auto c32 = static_cast<uint32_t>(c);
+  for (; n > 0; ++p, --n) c32 = __builtin_ia32_crc32qi(c32, static_cast<unsigned char>(*p));
+  return ~c32;
+}
+#endif
+
+uint32_t Crc32c(std::string_view data, uint32_t crc) {
+#if defined(__x86_64__)
+  static const bool hw = __builtin_cpu_supports("sse4.2");
+  if (hw) return Crc32cSse42(data, crc);
+#endif
+  return Crc32cPortable(data, crc);
 }
 
 std::string SegmentName(uint32_t segment) { return fmt::format("wal-{:06}.log", segment); }

@@ -39,6 +39,22 @@ TEST(HangTest, SuccessorHungAfterBeginIsRolledBack) {
   EXPECT_EQ(ZombiesAfterSettling(c.supervisor_pid()), 0);
 }
 
+TEST(HangTest, RetiredGenerationThatNeverExitsIsKilledAfterItsGrace) {
+  // The old generation commits and closes its channel, then never exits:
+  // after the drain grace + term grace the supervisor kills it, and says so.
+  Cluster c({{"--hang-at-exit"}, {"--timeout", "drain=1s", "--timeout", "term-grace=1s"}, {}});
+  ASSERT_TRUE(c.Start());
+  const pid_t old_pid = c.IncumbentPid();
+  auto r = c.Upgrade(BinPath("kvd"));
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_TRUE(c.WaitForLog("\"event\":\"child.retire_timeout\"", std::chrono::seconds(20))) << c.SupervisorLog();
+  EXPECT_TRUE(c.WaitForLog("\"pid\":" + std::to_string(old_pid) + ",\"how\":\"killed by signal 9\"",
+                           std::chrono::seconds(5)))
+      << c.SupervisorLog();
+  EXPECT_TRUE(c.Healthy());
+  EXPECT_EQ(ZombiesAfterSettling(c.supervisor_pid()), 0);
+}
+
 TEST(HangTest, IncumbentHungInSealIsReplacedWithoutLosingWrites) {
   // The incumbent's hook thread hangs in seal (its io thread still
   // heartbeats): the seal deadline rolls back, the resume deadline finds it

@@ -37,6 +37,11 @@ void FiftyUpgradesUnderLoad(bool close_mode) {
   // Old generations are all reaped: no zombies, no FD growth in S (the last
   // old generation may still be exiting: give it a moment).
   EXPECT_EQ(ZombiesAfterSettling(c.supervisor_pid()), 0);
+  // Every old generation left on its own once it had retired: none was
+  // killed, none overstayed.
+  const std::string log = c.SupervisorLog();
+  EXPECT_EQ(log.find("killed by signal"), std::string::npos) << log.substr(0, 4000);
+  EXPECT_EQ(log.find("child.retire_timeout"), std::string::npos);
   int fds_after = CountFds(c.supervisor_pid());
   for (int i = 0; i < 250 && fds_after > fds_before; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));

@@ -43,14 +43,20 @@ int main(int argc, char** argv) {
   SuperviseArgs sup;
   auto* supervise = app.add_subcommand("supervise", "Own the listeners and run the daemon, upgradable without downtime");
   supervise->add_option("--config,-c", sup.config, "TOML config file (docs/operations.md); flags override it");
-  supervise->add_option("--listen", sup.listeners, "NAME=tcp://HOST:PORT or NAME=unix:PATH (repeatable)");
+  // Repeatable options take one value per occurrence: otherwise the last of
+  // them before `--` swallows the separator and the daemon's own flags are
+  // parsed as ours.
+  supervise->add_option("--listen", sup.listeners, "NAME=tcp://HOST:PORT or NAME=unix:PATH (repeatable)")
+      ->allow_extra_args(false);
   supervise->add_option("--data-dir", sup.data_dir, "The daemon's data directory (BATON_DATA_DIR)");
   supervise->add_option("--runtime-dir", sup.runtime_dir, "Where baton.sock lives (default: " + DefaultRuntimeDir() + ")");
   supervise->add_option("--timeout", sup.timeouts,
                         "NAME=DURATION, e.g. warm=2m, drain=10s (hello, warm, drain, seal, begin, commit, resume, "
-                        "term-grace, handoff, heartbeat, liveness)");
+                        "term-grace, handoff, heartbeat, liveness; repeatable)")
+      ->allow_extra_args(false);
   supervise->add_option("--allow-binary", sup.allowed_binaries,
-                        "Upgrades may only exec this canonical path or fnmatch pattern (repeatable; default: any)");
+                        "Upgrades may only exec this canonical path or fnmatch pattern (repeatable; default: any)")
+      ->allow_extra_args(false);
   supervise->add_option("--metrics-listen", sup.metrics_listen, "Serve GET /metrics (Prometheus) on HOST:PORT");
   supervise->add_flag("--fd-store", sup.fd_store, "Park the listeners in systemd's FD store (FileDescriptorStoreMax=)");
   supervise->add_option("command", sup.command, "-- BINARY [ARGS...] (or 'binary' and 'args' in the config)");

@@ -69,9 +69,26 @@ void AppendBytes(const std::string& path, const std::string& bytes) {
   f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
 
+TEST(KvdCrc32cTest, FastPathAgreesWithTheTableAtEveryLengthAndAlignment) {
+  std::string data(1000, '\0');
+  uint32_t x = 12345;
+  for (auto& c : data) {
+    x = x * 1103515245u + 12345u;
+    c = static_cast<char>(x >> 16);
+  }
+  for (size_t off = 0; off < 9; ++off) {
+    for (size_t len = 0; len + off <= 300; ++len) {
+      const std::string_view v(data.data() + off, len);
+      ASSERT_EQ(Crc32c(v), Crc32cPortable(v)) << "offset " << off << " length " << len;
+      ASSERT_EQ(Crc32c(v, 0xdeadbeef), Crc32cPortable(v, 0xdeadbeef)) << "offset " << off << " length " << len;
+    }
+  }
+}
+
 TEST(KvdCrc32cTest, KnownVector) {
   EXPECT_EQ(Crc32c("123456789"), 0xE3069283u);
   EXPECT_EQ(Crc32c("6789", Crc32c("12345")), 0xE3069283u);
+  EXPECT_EQ(Crc32cPortable("123456789"), 0xE3069283u);
 }
 
 TEST(KvdWalTest, AppendThenReplayReturnsEveryRecordInOrder) {

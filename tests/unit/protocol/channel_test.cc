@@ -80,6 +80,52 @@ TEST(ChannelTest, MessagesFlowBothWaysInOrder) {
   EXPECT_FALSE(p.closed_b);
 }
 
+TEST(ChannelTest, WhenFlushedRunsOnceEverythingQueuedIsWritten) {
+  Pair p(Fast(), Fast());
+  p.a->Start();
+  p.b->Start();
+  int immediate = 0;
+  p.a->WhenFlushed([&] { ++immediate; });  // nothing pending: runs at once
+  EXPECT_EQ(immediate, 1);
+
+  // Large frames, so the writes cannot all complete inside Send().
+  const std::string big(200 * 1024, 'x');
+  size_t written = 0;
+  size_t written_at_flush = 0;
+  int flushed = 0;
+  for (int i = 0; i < 20; ++i) {
+    v1::Envelope env;
+    env.mutable_prepare()->set_handoff_id(big);
+    p.a->Send(env, [&] { ++written; });
+  }
+  ASSERT_GT(p.a->pending_writes(), 0u);
+  p.a->WhenFlushed([&] {
+    ++flushed;
+    written_at_flush = written;
+  });
+  EXPECT_EQ(flushed, 0);
+  ASSERT_TRUE(p.RunUntil([&] { return flushed == 1 && p.got_b.size() == 20; }));
+  EXPECT_EQ(written_at_flush, 20u);  // not before the last frame was written
+  EXPECT_EQ(p.a->pending_writes(), 0u);
+}
+
+TEST(ChannelTest, WhenFlushedRunsWhenTheChannelCloses) {
+  Pair p(Fast(), Fast());
+  p.a->Start();  // b never reads: the frames stay queued
+  const std::string big(200 * 1024, 'x');
+  for (int i = 0; i < 40; ++i) {
+    v1::Envelope env;
+    env.mutable_prepare()->set_handoff_id(big);
+    p.a->Send(env);
+  }
+  ASSERT_GT(p.a->pending_writes(), 0u);
+  int flushed = 0;
+  p.a->WhenFlushed([&] { ++flushed; });
+  p.a->Close();
+  EXPECT_EQ(flushed, 0);  // from the executor, not inside Close()
+  ASSERT_TRUE(p.RunUntil([&] { return flushed == 1; }));
+}
+
 TEST(ChannelTest, HeartbeatsKeepAnIdleChannelAliveAndAreNotDelivered) {
   Pair p(Fast(), Fast());
   p.a->Start();
