@@ -21,7 +21,8 @@ std::vector<std::string> Kvd(const std::string& dir, std::vector<std::string> ex
 }
 
 TEST(LeaseConfigKvdTest, ABadDsnFailsAtOnceWithAClearError) {
-  const std::string dir = harness::MakeTempDir("lc");
+  const harness::TempDir tmp("lc");
+  const std::string& dir = tmp.path();
   harness::RunOptions o;
   o.timeout = std::chrono::seconds(10);
   auto r = RunProgram(Kvd(dir, {"--lease-name", "kv", "--lease-dsn", "host=/tmp port"}), o);
@@ -43,7 +44,8 @@ TEST(LeaseConfigKvdTest, MissingPrivilegesFailTheStartNamingTheRole) {
   // The table exists (an administrator created it); this role may not use it.
   pg.Query(std::string(ownership::LeaseStatements().front()), &ok);
   ASSERT_TRUE(ok) << pg.error();
-  const std::string dir = harness::MakeTempDir("lc");
+  const harness::TempDir tmp("lc");
+  const std::string& dir = tmp.path();
   // The DSN from the environment (no --lease-dsn).
   harness::RunOptions o;
   o.env = {"BATON_LEASE_DSN=" + pg.dsn_for("baton_weak")};
@@ -60,7 +62,8 @@ TEST(LeaseConfigKvdTest, MissingPrivilegesFailTheStartNamingTheRole) {
 TEST(LeaseConfigKvdTest, PgVariablesWorkAsTheDsn) {
   auto& pg = SharedPg();
   ASSERT_TRUE(pg.running()) << pg.error();
-  const std::string dir = harness::MakeTempDir("lc");
+  const harness::TempDir tmp("lc");
+  const std::string& dir = tmp.path();
   const std::string port_file = dir + "/port";
   harness::RunOptions o;
   o.env = {"PGHOST=" + pg.dir(), "PGPORT=5432", "PGUSER=postgres", "PGDATABASE=postgres"};

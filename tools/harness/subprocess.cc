@@ -89,12 +89,6 @@ RunResult RunProgram(const std::vector<std::string>& argv, const RunOptions& opt
   return r;
 }
 
-std::string MakeTempDir(const std::string& tag) {
-  std::string tmpl = "/tmp/bt-" + tag + "-XXXXXX";
-  if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp");
-  return tmpl;
-}
-
 namespace {
 
 // Gives the owner rwx on `dir` and every directory below it (never through

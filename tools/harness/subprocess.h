@@ -30,9 +30,6 @@ struct RunOptions {
 
 RunResult RunProgram(const std::vector<std::string>& argv, const RunOptions& opts = {});
 
-// A fresh, short temporary directory (socket paths must fit in 108 bytes).
-std::string MakeTempDir(const std::string& tag);
-
 // A fresh, short temporary directory /tmp/bt-<tag>-XXXXXX (socket paths in
 // it must fit in 108 bytes), removed with everything in it when the object
 // goes away, unless BATON_KEEP_TEST_DIRS is set to a non-empty value or
