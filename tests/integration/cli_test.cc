@@ -12,7 +12,8 @@ CommandResult Baton(std::vector<std::string> args) {
 }
 
 TEST(CliTest, UpgradeWithoutASupervisorExitsOne) {
-  const std::string dir = MakeTempDir("cli");
+  const TempDir tmp("cli");
+  const std::string& dir = tmp.path();
   auto r = Baton({"upgrade", "--runtime-dir", dir});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("cannot reach the supervisor at " + dir + "/baton.sock"), std::string::npos) << r.err;
@@ -23,7 +24,8 @@ TEST(CliTest, UsageErrorsExitTwo) {
   EXPECT_EQ(Baton({}).exit_code, 2);
   EXPECT_EQ(Baton({"frobnicate"}).exit_code, 2);
   EXPECT_EQ(Baton({"upgrade", "--no-such-flag"}).exit_code, 2);
-  const std::string dir = MakeTempDir("cli");
+  const TempDir tmp("cli");
+  const std::string& dir = tmp.path();
   auto bad_listen = Baton({"supervise", "--listen", "http=ftp://x:1", "--data-dir", dir, "--", BinPath("kvd")});
   EXPECT_EQ(bad_listen.exit_code, 2);
   EXPECT_NE(bad_listen.err.find("unknown scheme"), std::string::npos) << bad_listen.err;
@@ -34,7 +36,8 @@ TEST(CliTest, UsageErrorsExitTwo) {
 }
 
 TEST(CliTest, SuperviseRefusesAMissingBinaryOrDataDir) {
-  const std::string dir = MakeTempDir("cli");
+  const TempDir tmp("cli");
+  const std::string& dir = tmp.path();
   auto no_bin = Baton({"supervise", "--listen", "http=tcp://127.0.0.1:0", "--data-dir", dir, "--runtime-dir",
                        dir + "/run", "--", dir + "/no-such-daemon"});
   EXPECT_NE(no_bin.exit_code, 0);

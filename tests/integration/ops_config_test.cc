@@ -18,7 +18,8 @@ std::string GoodConfig(const std::string& dir, int port) {
 }
 
 TEST(OpsConfigTest, CheckConfigAcceptsAGoodFile) {
-  const std::string dir = MakeTempDir("cfg");
+  const TempDir tmp("cfg");
+  const std::string& dir = tmp.path();
   auto r = Baton({"check-config", WriteFile(dir + "/kvd.toml", GoodConfig(dir, 8080))});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("kvd.toml: ok"), std::string::npos) << r.out;
@@ -26,7 +27,8 @@ TEST(OpsConfigTest, CheckConfigAcceptsAGoodFile) {
 }
 
 TEST(OpsConfigTest, CheckConfigNamesTheLineAndKeyOfEveryMistake) {
-  const std::string dir = MakeTempDir("cfg");
+  const TempDir tmp("cfg");
+  const std::string& dir = tmp.path();
   const std::string good = GoodConfig(dir, 8080);
   struct Case {
     std::string text, expect;
@@ -49,7 +51,8 @@ TEST(OpsConfigTest, CheckConfigNamesTheLineAndKeyOfEveryMistake) {
 }
 
 TEST(OpsConfigTest, SuperviseWithABadConfigExitsTwoBeforeStartingAnything) {
-  const std::string dir = MakeTempDir("cfg");
+  const TempDir tmp("cfg");
+  const std::string& dir = tmp.path();
   auto r = Baton({"supervise", "--config", WriteFile(dir + "/bad.toml", "[timeouts]\nwarm = 3\n")});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("bad.toml:2: timeouts.warm"), std::string::npos) << r.err;
@@ -62,7 +65,8 @@ TEST(OpsConfigTest, SuperviseWithABadConfigExitsTwoBeforeStartingAnything) {
 }
 
 TEST(OpsConfigTest, AConfigFileAloneRunsTheServiceAndFlagsOverrideIt) {
-  const std::string dir = MakeTempDir("cfg");
+  const TempDir tmp("cfg");
+  const std::string& dir = tmp.path();
   ::mkdir((dir + "/data").c_str(), 0755);
   const int file_port = FreePort();
   const std::string cfg = WriteFile(dir + "/kvd.toml", GoodConfig(dir, file_port));

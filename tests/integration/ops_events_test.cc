@@ -129,7 +129,8 @@ TEST(OpsEventsTest, MetricsOverTheAdminSocketAndHttp) {
 }
 
 TEST(OpsEventsTest, BadMetricsListenIsAUsageError) {
-  const std::string dir = MakeTempDir("ev");
+  const TempDir tmp("ev");
+  const std::string& dir = tmp.path();
   auto r = Baton({"supervise", "--listen", "http=tcp://127.0.0.1:0", "--data-dir", dir, "--runtime-dir", dir + "/run",
                   "--metrics-listen", "localhost", "--", BinPath("kvd")});
   EXPECT_EQ(r.exit_code, 2);

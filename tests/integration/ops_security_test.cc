@@ -33,7 +33,8 @@ TEST(OpsSecurityTest, UpgradesMayOnlyExecAllowedBinaries) {
 }
 
 TEST(OpsSecurityTest, ChildrenGetASanitizedEnvironment) {
-  const std::string dir = MakeTempDir("sec");
+  const TempDir tmp("sec");
+  const std::string& dir = tmp.path();
   const std::string cfg = WriteFile(dir + "/c.toml",
                                     "pass_environment = [\"KVD_PASSED\"]\n[environment]\nKVD_MODE = \"test\"\n");
   Cluster c({{}, {"--config", cfg}, {"LD_PRELOAD=", "DEPLOY_SECRET=hunter2", "KVD_PASSED=yes", "TZ=UTC"}});
@@ -49,7 +50,8 @@ TEST(OpsSecurityTest, ChildrenGetASanitizedEnvironment) {
 
 TEST(OpsSecurityTest, AdminUidsFromTheConfigAreAllowed) {
   if (::geteuid() != 0) GTEST_FAIL() << "this test needs root to act as another uid";
-  const std::string dir = MakeTempDir("sec");
+  const TempDir tmp("sec");
+  const std::string& dir = tmp.path();
   const std::string cfg = WriteFile(dir + "/c.toml", "admin_uids = [65534]\n");
   Cluster c({{}, {"--config", cfg}, {}});
   ASSERT_TRUE(c.Start());
@@ -98,7 +100,8 @@ TEST(OpsSecurityTest, SighupUpgradesToTheConfiguredBinary) {
 }
 
 TEST(OpsSecurityTest, SighupRereadsTheBinaryFromTheConfigFile) {
-  const std::string dir = MakeTempDir("hup");
+  const TempDir tmp("hup");
+  const std::string& dir = tmp.path();
   ::mkdir((dir + "/data").c_str(), 0755);
   const int port = FreePort();
   auto config = [&](const std::string& binary) {

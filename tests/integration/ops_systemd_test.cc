@@ -9,7 +9,8 @@ namespace {
 using std::chrono::seconds;
 
 TEST(OpsSystemdTest, NotifyReadyReloadingDuringAHandoffAndStopping) {
-  const std::string dir = MakeTempDir("sd");
+  const TempDir tmp("sd");
+  const std::string& dir = tmp.path();
   FakeSystemd systemd(dir);
   ASSERT_TRUE(systemd.ok());
   Cluster c({{}, {}, {"NOTIFY_SOCKET=" + systemd.path()}});
@@ -32,7 +33,8 @@ TEST(OpsSystemdTest, NotifyReadyReloadingDuringAHandoffAndStopping) {
 }
 
 TEST(OpsSystemdTest, FdStoreParksEveryListener) {
-  const std::string dir = MakeTempDir("sd");
+  const TempDir tmp("sd");
+  const std::string& dir = tmp.path();
   FakeSystemd systemd(dir);
   ASSERT_TRUE(systemd.ok());
   Cluster c({{}, {"--fd-store"}, {"NOTIFY_SOCKET=" + systemd.path()}});
@@ -70,7 +72,8 @@ pid_t StartWithStoredFd(const std::vector<std::string>& argv, int fd, const std:
 }
 
 TEST(OpsSystemdTest, ListenersParkedInTheFdStoreSurviveASupervisorRestart) {
-  const std::string dir = MakeTempDir("fs");
+  const TempDir tmp("fs");
+  const std::string& dir = tmp.path();
   FakeSystemd systemd(dir);
   ASSERT_TRUE(systemd.ok());
   int port = 0;
@@ -111,7 +114,8 @@ TEST(OpsSystemdTest, ListenersParkedInTheFdStoreSurviveASupervisorRestart) {
 }
 
 TEST(OpsSystemdTest, SocketActivatedListenerServesAndSurvivesAnUpgrade) {
-  const std::string dir = MakeTempDir("sa");
+  const TempDir tmp("sa");
+  const std::string& dir = tmp.path();
   ::mkdir((dir + "/data").c_str(), 0755);
   const int port = FreePort();
   const std::string cfg = WriteFile(dir + "/kvd.toml", "binary = \"" + BinPath("kvd") + "\"\n"
@@ -140,7 +144,8 @@ TEST(OpsSystemdTest, SocketActivatedListenerServesAndSurvivesAnUpgrade) {
 }
 
 TEST(OpsSystemdTest, WithoutConfiguredListenersEveryActivatedSocketIsAdopted) {
-  const std::string dir = MakeTempDir("sa");
+  const TempDir tmp("sa");
+  const std::string& dir = tmp.path();
   const int port = FreePort();
   pid_t pid = SpawnBackground({"/usr/bin/systemd-socket-activate", "-l", "127.0.0.1:" + std::to_string(port),
                                "--fdname=http", BinPath("baton"), "supervise", "--data-dir", dir, "--runtime-dir",
@@ -158,7 +163,8 @@ TEST(OpsSystemdTest, WithoutConfiguredListenersEveryActivatedSocketIsAdopted) {
 }
 
 TEST(OpsSystemdTest, AnActivatedSocketTheConfigDoesNotNameIsRefused) {
-  const std::string dir = MakeTempDir("sa");
+  const TempDir tmp("sa");
+  const std::string& dir = tmp.path();
   const int port = FreePort();
   const std::string cfg = WriteFile(dir + "/kvd.toml", "binary = \"" + BinPath("kvd") + "\"\n"
                                                        "data_dir = \"" + dir + "\"\n"

@@ -21,7 +21,8 @@ std::vector<std::string> Kvd(const std::string& dir, std::vector<std::string> ex
 }
 
 TEST(LeaseConfigKvdTest, ABadDsnFailsAtOnceWithAClearError) {
-  const std::string dir = harness::MakeTempDir("lc");
+  const harness::TempDir tmp("lc");
+  const std::string& dir = tmp.path();
   harness::RunOptions o;
   o.timeout = std::chrono::seconds(10);
   auto r = RunProgram(Kvd(dir, {"--lease-name", "kv", "--lease-dsn", "host=/tmp port"}), o);
@@ -31,7 +32,6 @@ TEST(LeaseConfigKvdTest, ABadDsnFailsAtOnceWithAClearError) {
   r = RunProgram(Kvd(dir, {"--lease-dsn", "host=/tmp"}), o);
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_NE(r.err.find("needs --lease-name"), std::string::npos) << r.err;
-  harness::RunProgram({"/bin/rm", "-rf", dir});
 }
 
 TEST(LeaseConfigKvdTest, MissingPrivilegesFailTheStartNamingTheRole) {
@@ -43,7 +43,8 @@ TEST(LeaseConfigKvdTest, MissingPrivilegesFailTheStartNamingTheRole) {
   // The table exists (an administrator created it); this role may not use it.
   pg.Query(std::string(ownership::LeaseStatements().front()), &ok);
   ASSERT_TRUE(ok) << pg.error();
-  const std::string dir = harness::MakeTempDir("lc");
+  const harness::TempDir tmp("lc");
+  const std::string& dir = tmp.path();
   // The DSN from the environment (no --lease-dsn).
   harness::RunOptions o;
   o.env = {"BATON_LEASE_DSN=" + pg.dsn_for("baton_weak")};
@@ -54,13 +55,13 @@ TEST(LeaseConfigKvdTest, MissingPrivilegesFailTheStartNamingTheRole) {
   EXPECT_NE(r.err.find("role baton_weak lacks SELECT, INSERT, UPDATE on table baton_lease"), std::string::npos)
       << r.err;
   EXPECT_NE(r.err.find("lease 'kv'"), std::string::npos) << r.err;
-  harness::RunProgram({"/bin/rm", "-rf", dir});
 }
 
 TEST(LeaseConfigKvdTest, PgVariablesWorkAsTheDsn) {
   auto& pg = SharedPg();
   ASSERT_TRUE(pg.running()) << pg.error();
-  const std::string dir = harness::MakeTempDir("lc");
+  const harness::TempDir tmp("lc");
+  const std::string& dir = tmp.path();
   const std::string port_file = dir + "/port";
   harness::RunOptions o;
   o.env = {"PGHOST=" + pg.dir(), "PGPORT=5432", "PGUSER=postgres", "PGDATABASE=postgres"};
@@ -79,7 +80,6 @@ TEST(LeaseConfigKvdTest, PgVariablesWorkAsTheDsn) {
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << harness::ReadAll(dir + "/err");
   // It released the lease on its way out: free, with a bumped epoch.
   EXPECT_EQ(LeaseRow(pg, "pgvars"), "<free> " + std::to_string(epoch + 1));
-  harness::RunProgram({"/bin/rm", "-rf", dir});
 }
 
 }  // namespace

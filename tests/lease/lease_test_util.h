@@ -1,12 +1,11 @@
 // Shared pieces of the lease tests: one real PostgreSQL 15 server per test
-// binary (started on first use, stopped at exit), fresh databases, and a
-// way to run the lease coroutines to completion.
+// binary (started on first use, stopped after the last test), fresh
+// databases, and a way to run the lease coroutines to completion.
 #pragma once
 
 #include <unistd.h>
 
 #include <atomic>
-#include <cstdlib>
 #include <memory>
 #include <optional>
 #include <string>
@@ -22,17 +21,31 @@
 
 namespace baton::testing {
 
+// Owns the binary's server: started on first use, stopped (and its dir
+// removed) by gtest's global tear-down after the last test, in this process
+// only; an atexit handler would also run in a forked child that calls
+// exit(). Registered before main (gtest wants environments before
+// RUN_ALL_TESTS). Test thread only.
+class SharedPgEnvironment : public ::testing::Environment {
+ public:
+  harness::PgServer& Get() {
+    if (server_ == nullptr) {
+      server_ = std::make_unique<harness::PgServer>();
+      server_->Start();
+    }
+    return *server_;
+  }
+  void TearDown() override { server_.reset(); }
+
+ private:
+  std::unique_ptr<harness::PgServer> server_;
+};
+
+inline SharedPgEnvironment* const kSharedPgEnvironment =
+    static_cast<SharedPgEnvironment*>(::testing::AddGlobalTestEnvironment(new SharedPgEnvironment));
+
 // The binary's server; a failure to start fails the calling test (never skips).
-inline harness::PgServer& SharedPg() {
-  static harness::PgServer* server = [] {
-    auto* s = new harness::PgServer();
-    s->Start();
-    // Stopped at exit so no server outlives the tests.
-    std::atexit([] { delete server; });
-    return s;
-  }();
-  return *server;
-}
+inline harness::PgServer& SharedPg() { return kSharedPgEnvironment->Get(); }
 
 // A fresh database on `pg`; returns its DSN.
 inline std::string FreshDatabase(harness::PgServer& pg, const std::string& user = "postgres") {

@@ -300,7 +300,8 @@ TEST_F(SqlContractTest, AStatementHeldUpByARowLockEndsWithinTheLockTimeout) {
 TEST_F(SqlContractTest, AnUnreachableServerFailsWithinTheClientDeadline) {
   // A Unix socket that listens but never accepts: connect hangs forever
   // unless our deadline ends it.
-  const std::string dir = harness::MakeTempDir("pgx");
+  const harness::TempDir tmp("pgx");
+  const std::string& dir = tmp.path();
   const std::string path = dir + "/.s.PGSQL.5432";
   int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
   sockaddr_un addr{};
@@ -313,8 +314,6 @@ TEST_F(SqlContractTest, AnUnreachableServerFailsWithinTheClientDeadline) {
   auto r = RunSync(io_, s.Acquire("domain", "a", seconds(10), In(milliseconds(300))));
   const auto took = std::chrono::steady_clock::now() - t0;
   ::close(fd);
-  ::unlink(path.c_str());
-  ::rmdir(dir.c_str());
   ASSERT_FALSE(r.has_value());
   EXPECT_TRUE(r.error().Is(Errc::kDeadlineExceeded)) << r.error().message;
   EXPECT_LT(took, seconds(2));

@@ -6,7 +6,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <filesystem>
 #include <fstream>
 #include <random>
 #include <thread>
@@ -121,7 +120,8 @@ LeaseBenchResult RunLeaseBench(const LeaseBenchConfig& cfg, const std::atomic<bo
   // (already running as a standby, polling) waits for the TTL to expire.
   std::mt19937 rng(42);
   for (int i = 0; i < cfg.expiries && !stop.load(); ++i) {
-    const std::string dir = harness::MakeTempDir("lb");
+    harness::TempDir tmp("lb");
+    const std::string& dir = tmp.path();
     ::mkdir((dir + "/a").c_str(), 0755);
     ::mkdir((dir + "/b").c_str(), 0755);
     Standalone a = StartKvd(dir + "/a", pg.dsn(), cfg.ttl);
@@ -143,10 +143,7 @@ LeaseBenchResult RunLeaseBench(const LeaseBenchConfig& cfg, const std::atomic<bo
     }
     StopKvd(a, SIGKILL);
     StopKvd(b, SIGTERM);  // releases the lease for the next round
-    if (!cfg.keep_dir && ok) {
-      std::error_code ec;
-      std::filesystem::remove_all(dir, ec);
-    }
+    if (cfg.keep_dir || !ok) tmp.Keep();
     if (!ok) {
       r.error = "TTL-expiry round " + std::to_string(i + 1) + " did not complete (logs in " + dir + ")";
       return r;

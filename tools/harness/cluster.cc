@@ -11,7 +11,6 @@
 #include <unistd.h>
 
 #include <cstdlib>
-#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -169,9 +168,8 @@ CommandResult RunCommand(const std::vector<std::string>& argv, std::chrono::mill
   return c;
 }
 
-Cluster::Cluster(Options opts) : opts_(std::move(opts)) {
-  dir_ = MakeTempDir("cl");
-  ::mkdir((dir_ + "/data").c_str(), 0755);
+Cluster::Cluster(Options opts) : opts_(std::move(opts)), dir_("cl") {
+  ::mkdir((dir() + "/data").c_str(), 0755);
   port_ = FreePort();
 }
 
@@ -184,14 +182,12 @@ Cluster::~Cluster() {
   // Anything left in the clusters' process groups is a leak of ours (or an
   // orphan of a killed supervisor); end it.
   for (pid_t g : groups_) ::kill(-g, SIGKILL);
-  // The data dirs can hold many MB of WAL; keep them only when asked.
-  if (std::getenv("BATON_KEEP_DIRS") == nullptr) {
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
-  }
+  // The data dirs can hold many MB of WAL; keep them only when asked (dir_
+  // removes itself after this, once everything above is dead).
+  if (std::getenv("BATON_KEEP_DIRS") != nullptr) dir_.Keep();
 }
 
-std::string Cluster::SupervisorLog() const { return ReadAll(dir_ + "/supervise.err"); }
+std::string Cluster::SupervisorLog() const { return ReadAll(dir() + "/supervise.err"); }
 
 bool Cluster::WaitForLog(const std::string& text, std::chrono::milliseconds timeout) const {
   const auto end = std::chrono::steady_clock::now() + timeout;
@@ -214,14 +210,14 @@ bool Cluster::Start() {
 
 bool Cluster::SpawnSupervisor(const std::vector<std::string>& env) {
   std::vector<std::string> argv = {BinPath("baton"), "supervise", "--listen",
-                                   "http=tcp://127.0.0.1:" + std::to_string(port_), "--data-dir", dir_ + "/data",
-                                   "--runtime-dir", dir_ + "/run"};
+                                   "http=tcp://127.0.0.1:" + std::to_string(port_), "--data-dir", dir() + "/data",
+                                   "--runtime-dir", dir() + "/run"};
   for (const auto& a : opts_.supervise_args) argv.push_back(a);
   argv.push_back("--");
   argv.push_back(BinPath("kvd"));
   for (const auto& a : opts_.kvd_args) argv.push_back(a);
   // Appends, so the log of a supervisor that crashed stays readable.
-  sup_pid_ = SpawnBackground(argv, env, dir_ + "/supervise.out", dir_ + "/supervise.err", !groups_.empty());
+  sup_pid_ = SpawnBackground(argv, env, dir() + "/supervise.out", dir() + "/supervise.err", !groups_.empty());
   if (sup_pid_ > 0) groups_.push_back(sup_pid_);
   return sup_pid_ > 0;
 }
@@ -260,7 +256,7 @@ bool Cluster::Healthy() {
 }
 
 CommandResult Cluster::Upgrade(const std::string& binary, std::vector<std::string> extra) {
-  std::vector<std::string> argv = {BinPath("baton"), "upgrade", "--runtime-dir", dir_ + "/run", "--json"};
+  std::vector<std::string> argv = {BinPath("baton"), "upgrade", "--runtime-dir", dir() + "/run", "--json"};
   if (!binary.empty()) {
     argv.push_back("--binary");
     argv.push_back(binary);
@@ -270,7 +266,7 @@ CommandResult Cluster::Upgrade(const std::string& binary, std::vector<std::strin
 }
 
 CommandResult Cluster::Status() {
-  return RunCommand({BinPath("baton"), "status", "--runtime-dir", dir_ + "/run", "--json"}, std::chrono::seconds(20));
+  return RunCommand({BinPath("baton"), "status", "--runtime-dir", dir() + "/run", "--json"}, std::chrono::seconds(20));
 }
 
 pid_t Cluster::IncumbentPid() {
@@ -286,7 +282,7 @@ void Cluster::StartLoad(int connections, const std::string& duration, bool close
                                    std::to_string(write_ratio)};
   if (close_mode) argv.push_back("--close");
   for (auto& a : extra) argv.push_back(std::move(a));
-  load_pid_ = SpawnBackground(argv, {}, dir_ + "/load.json", dir_ + "/load.err");
+  load_pid_ = SpawnBackground(argv, {}, dir() + "/load.json", dir() + "/load.err");
 }
 
 CommandResult Cluster::FinishLoad() {
@@ -295,8 +291,8 @@ CommandResult Cluster::FinishLoad() {
   const int status = WaitFor(load_pid_, std::chrono::seconds(180));
   load_pid_ = -1;
   c.exit_code = status >= 0 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  c.out = ReadAll(dir_ + "/load.json");
-  c.err = ReadAll(dir_ + "/load.err");
+  c.out = ReadAll(dir() + "/load.json");
+  c.err = ReadAll(dir() + "/load.err");
   boost::system::error_code ec;
   c.json = boost::json::parse(c.out, ec);
   if (ec) c.json = nullptr;
@@ -304,7 +300,7 @@ CommandResult Cluster::FinishLoad() {
 }
 
 std::string Cluster::Script(const std::string& name, const std::string& body) {
-  const std::string path = dir_ + "/" + name;
+  const std::string path = dir() + "/" + name;
   std::ofstream(path) << "#!/bin/sh\n" << body << "\n";
   ::chmod(path.c_str(), 0755);
   return path;

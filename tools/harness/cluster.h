@@ -11,6 +11,8 @@
 
 #include <boost/json.hpp>
 
+#include "tools/harness/subprocess.h"
+
 namespace baton::harness {
 
 struct CommandResult {
@@ -46,7 +48,8 @@ class Cluster {
   };
   explicit Cluster(Options opts);
   // Stops everything it started and removes its temp dir (set
-  // BATON_KEEP_DIRS=1 to keep it for a post-mortem).
+  // BATON_KEEP_DIRS=1 or BATON_KEEP_TEST_DIRS=1 to keep it for a
+  // post-mortem).
   ~Cluster();
 
   // Starts the supervisor and waits until kvd answers /healthz. false on failure.
@@ -63,7 +66,7 @@ class Cluster {
   bool Healthy();
   pid_t supervisor_pid() const { return sup_pid_; }
   pid_t IncumbentPid();
-  const std::string& dir() const { return dir_; }
+  const std::string& dir() const { return dir_.path(); }
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
   std::string SupervisorLog() const;
   // Waits until the supervisor's log (which holds its children's stderr
@@ -87,7 +90,7 @@ class Cluster {
 
  private:
   Options opts_;
-  std::string dir_;
+  TempDir dir_;
   int port_ = 0;
   pid_t sup_pid_ = -1;
   pid_t load_pid_ = -1;

@@ -70,25 +70,22 @@ std::string Tail(const std::string& path) {
 
 bool PgServerAvailable() { return ::access((std::string(kPgBinDir) + "/postgres").c_str(), X_OK) == 0; }
 
-PgServer::PgServer() {
-  dir_ = MakeTempDir("pg");
-  data_ = dir_ + "/data";
+PgServer::PgServer() : dir_("pg") {
+  data_ = dir() + "/data";
   const RunAs as = ServerUser();
-  ::chmod(dir_.c_str(), 0755);
-  if (as.drop && ::chown(dir_.c_str(), as.uid, as.gid) != 0) error_ = "chown " + dir_;
+  ::chmod(dir().c_str(), 0755);
+  if (as.drop && ::chown(dir().c_str(), as.uid, as.gid) != 0) error_ = "chown " + dir();
 }
 
 PgServer::~PgServer() {
   Stop();
+  // dir_ removes itself after this, once the server is down.
   const char* keep = std::getenv("BATON_KEEP_DIRS");
-  if (keep == nullptr || std::string(keep) != "1") {
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
-  }
+  if (keep != nullptr && std::string(keep) == "1") dir_.Keep();
 }
 
 std::string PgServer::dsn_for(const std::string& user) const {
-  return "host=" + dir_ + " port=" + std::to_string(port_) + " dbname=postgres user=" + user;
+  return "host=" + dir() + " port=" + std::to_string(port_) + " dbname=postgres user=" + user;
 }
 
 std::string PgServer::dsn() const { return dsn_for("postgres"); }
@@ -141,7 +138,7 @@ bool CopyTemplate(const std::string& data, const std::string& log) {
 
 bool PgServer::Initdb() {
   if (initialised_) return true;
-  const std::string log = dir_ + "/initdb.log";
+  const std::string log = dir() + "/initdb.log";
   if (!CopyTemplate(data_, log)) {
     std::error_code ec;
     std::filesystem::remove_all(data_, ec);
@@ -157,8 +154,8 @@ bool PgServer::Initdb() {
 bool PgServer::Start() {
   if (running()) return true;
   if (!error_.empty() || !Initdb()) return false;
-  const std::string log = dir_ + "/server.log";
-  pid_ = Spawn({std::string(kPgBinDir) + "/postgres", "-D", data_, "-k", dir_, "-p", std::to_string(port_), "-c",
+  const std::string log = dir() + "/server.log";
+  pid_ = Spawn({std::string(kPgBinDir) + "/postgres", "-D", data_, "-k", dir(), "-p", std::to_string(port_), "-c",
                 "listen_addresses=", "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
                 "-c", "max_connections=80", "-c", "shared_buffers=16MB", "-c", "unix_socket_permissions=0777"},
                log, ServerUser());

@@ -1,7 +1,8 @@
 // A private PostgreSQL 15 server for tests and benchmarks: initdb in a
 // fresh temp dir, listening only on a Unix socket in that dir, run as the
 // `postgres` user when we are root (the server refuses to run as root).
-// Stopped and removed by the destructor (BATON_KEEP_DIRS=1 keeps the dir).
+// Stopped and removed by the destructor (BATON_KEEP_DIRS=1 or
+// BATON_KEEP_TEST_DIRS=1 keeps the dir).
 //
 // Blocking: every call waits for the server (bounded, seconds).
 #pragma once
@@ -10,6 +11,8 @@
 
 #include <string>
 #include <vector>
+
+#include "tools/harness/subprocess.h"
 
 namespace baton::harness {
 
@@ -32,7 +35,7 @@ class PgServer {
   // "host=<dir> port=<port> dbname=postgres user=postgres".
   std::string dsn() const;
   std::string dsn_for(const std::string& user) const;
-  const std::string& dir() const { return dir_; }
+  const std::string& dir() const { return dir_.path(); }
   const std::string& error() const { return error_; }
 
   // Runs SQL as the superuser with a short blocking connection. Returns the
@@ -44,7 +47,7 @@ class PgServer {
 
  private:
   bool Initdb();
-  std::string dir_;
+  TempDir dir_;
   std::string data_;
   int port_ = 5432;
   pid_t pid_ = -1;

@@ -7,8 +7,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <stdexcept>
+#include <thread>
+#include <utility>
 
 extern char** environ;
 
@@ -84,10 +89,62 @@ RunResult RunProgram(const std::vector<std::string>& argv, const RunOptions& opt
   return r;
 }
 
-std::string MakeTempDir(const std::string& tag) {
+namespace {
+
+// Gives the owner rwx on `dir` and every directory below it (never through
+// a symlink), so that remove_all can empty the ones a test made read-only.
+void OpenUp(const std::filesystem::path& dir) {
+  std::error_code ec;
+  std::filesystem::permissions(dir, std::filesystem::perms::owner_all, std::filesystem::perm_options::add, ec);
+  for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    std::error_code st_ec;
+    if (it->symlink_status(st_ec).type() == std::filesystem::file_type::directory) OpenUp(it->path());
+  }
+}
+
+}  // namespace
+
+TempDir::TempDir(const std::string& tag) : owner_(::getpid()) {
   std::string tmpl = "/tmp/bt-" + tag + "-XXXXXX";
   if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp");
-  return tmpl;
+  path_ = std::move(tmpl);
+}
+
+TempDir::~TempDir() { Remove(); }
+
+TempDir::TempDir(TempDir&& other) noexcept
+    : path_(std::exchange(other.path_, {})), owner_(other.owner_), keep_(other.keep_) {}
+
+TempDir& TempDir::operator=(TempDir&& other) noexcept {
+  if (this != &other) {
+    Remove();
+    path_ = std::exchange(other.path_, {});
+    owner_ = other.owner_;
+    keep_ = other.keep_;
+  }
+  return *this;
+}
+
+void TempDir::Remove() {
+  if (path_.empty() || ::getpid() != owner_) return;
+  const char* keep_env = std::getenv("BATON_KEEP_TEST_DIRS");
+  if (keep_ || (keep_env != nullptr && *keep_env != '\0')) {
+    std::fprintf(stderr, "kept temp dir %s\n", path_.c_str());
+    return;
+  }
+  // remove_all deletes symlinks, not what they point to. A pass can fail
+  // while a just-killed process still adds files, or on a read-only subdir:
+  // open those up and try again a few times, then say so and go on.
+  std::error_code ec;
+  for (int pass = 0; pass < 4; ++pass) {
+    ec.clear();
+    std::filesystem::remove_all(path_, ec);
+    if (!ec) break;
+    OpenUp(path_);
+    std::this_thread::sleep_for(std::chrono::milliseconds(10 << pass));
+  }
+  if (ec) std::fprintf(stderr, "could not remove %s: %s\n", path_.c_str(), ec.message().c_str());
+  path_.clear();
 }
 
 std::string HelperPath(const std::string& name) { return std::string(BATON_TEST_BIN_DIR) + "/" + name; }

@@ -30,8 +30,33 @@ struct RunOptions {
 
 RunResult RunProgram(const std::vector<std::string>& argv, const RunOptions& opts = {});
 
-// A fresh, short temporary directory (socket paths must fit in 108 bytes).
-std::string MakeTempDir(const std::string& tag);
+// A fresh, short temporary directory /tmp/bt-<tag>-XXXXXX (socket paths in
+// it must fit in 108 bytes), removed with everything in it when the object
+// goes away, unless BATON_KEEP_TEST_DIRS is set to a non-empty value or
+// Keep() was called: then it stays, and its path goes to stderr, for a
+// post-mortem. Removal ignores errors (a process killed just before may
+// still be writing into it), never follows a symlink out of the dir, and
+// happens only in the process that made the dir: a forked child running
+// destructors leaves it alone. Movable, not copyable; not thread-safe.
+class TempDir {
+ public:
+  explicit TempDir(const std::string& tag);
+  ~TempDir();
+  TempDir(TempDir&& other) noexcept;
+  TempDir& operator=(TempDir&& other) noexcept;
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  const std::string& path() const { return path_; }
+  // Leave it in place when destroyed.
+  void Keep() { keep_ = true; }
+
+ private:
+  void Remove();
+  std::string path_;  // empty once moved from
+  pid_t owner_ = -1;
+  bool keep_ = false;
+};
 
 // Path of a test helper or an installed binary.
 std::string HelperPath(const std::string& name);

@@ -54,7 +54,8 @@ TEST(CrashpointsTest, ParseAction) {
 }
 
 TEST(CrashpointsTest, ArmedExitWritesMarkerAndExitsWithDistinctCode) {
-  const std::string dir = baton::harness::MakeTempDir("cp");
+  const baton::harness::TempDir tmp("cp");
+  const std::string& dir = tmp.path();
   const std::string marker = dir + "/marker";
   RunOptions opts;
   opts.env = {"BATON_CRASH_AT=test.probe", "BATON_CRASH_MARKER=" + marker};

@@ -4,7 +4,6 @@
 #pragma once
 
 #include <chrono>
-#include <filesystem>
 #include <future>
 #include <string>
 #include <thread>
@@ -23,25 +22,16 @@
 #include "examples/kvd/http_server.h"
 #include "examples/kvd/kvd_hooks.h"
 #include "examples/kvd/service.h"
+#include "tools/harness/subprocess.h"
 
 namespace kvd::testing {
 
-class TempDir {
+// The harness's self-removing /tmp/bt-kvd-XXXXXX (BATON_KEEP_TEST_DIRS=1
+// keeps it), plus a path inside it.
+class TempDir : public baton::harness::TempDir {
  public:
-  TempDir() {
-    std::string tmpl = "/tmp/kvdt-XXXXXX";
-    if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp");
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
+  TempDir() : baton::harness::TempDir("kvd") {}
+  std::string file(const std::string& name) const { return path() + "/" + name; }
 };
 
 // One keep-alive connection to 127.0.0.1:port. Blocking; throws on errors

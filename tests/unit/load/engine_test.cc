@@ -3,13 +3,12 @@
 #include "tools/load/engine.h"
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 
-#include <cstdlib>
 #include <string>
 
 #include "base/log.h"
 #include "tests/unit/load/kv_test_server.h"
+#include "tools/harness/subprocess.h"
 
 namespace baton::load {
 namespace {
@@ -145,9 +144,8 @@ TEST(LoadEngine, ForgottenWriteIsLost) {
 }
 
 TEST(LoadEngine, UnixSocketTarget) {
-  char dir_template[] = "/tmp/bl-XXXXXX";
-  ASSERT_NE(::mkdtemp(dir_template), nullptr);
-  const std::string path = std::string(dir_template) + "/kv.sock";
+  const harness::TempDir tmp("bl");
+  const std::string path = tmp.path() + "/kv.sock";
   {
     auto server = KvTestServer::Start({}, path);
     ASSERT_TRUE(server);
@@ -158,7 +156,6 @@ TEST(LoadEngine, UnixSocketTarget) {
     EXPECT_GT(report->writes_acked, 0u);
     EXPECT_EQ(report->lost_writes, 0u);
   }
-  ::rmdir(dir_template);
 }
 
 TEST(LoadEngine, TargetDownIsUnavailable) {

@@ -13,10 +13,11 @@
 namespace baton::ownership {
 namespace {
 
-using baton::harness::MakeTempDir;
+using baton::harness::TempDir;
 
 TEST(DataDirTest, OneHolderAtATime) {
-  const std::string dir = MakeTempDir("dd");
+  const TempDir tmp("dd");
+  const std::string& dir = tmp.path();
   auto first = DataDirLock::Acquire(dir);
   ASSERT_TRUE(first) << first.error().message;
   EXPECT_TRUE(first->held());
@@ -35,7 +36,8 @@ TEST(DataDirTest, OneHolderAtATime) {
 }
 
 TEST(DataDirTest, AnotherProcessIsRefusedAndTheKernelReleasesOnDeath) {
-  const std::string dir = MakeTempDir("dd");
+  const TempDir tmp("dd");
+  const std::string& dir = tmp.path();
   pid_t child = ::fork();
   if (child == 0) {
     auto lock = DataDirLock::Acquire(dir);
@@ -62,7 +64,8 @@ TEST(DataDirTest, AnotherProcessIsRefusedAndTheKernelReleasesOnDeath) {
 }
 
 TEST(DataDirTest, LockFdIsCloseOnExec) {
-  const std::string dir = MakeTempDir("dd");
+  const TempDir tmp("dd");
+  const std::string& dir = tmp.path();
   auto lock = DataDirLock::Acquire(dir);
   ASSERT_TRUE(lock);
   int flags = -1;
@@ -85,7 +88,8 @@ TEST(DataDirTest, MissingDirectoryIsAClearError) {
 }
 
 TEST(DataDirTest, GenerationStartsAtZeroAndBumpsDurably) {
-  const std::string dir = MakeTempDir("dd");
+  const TempDir tmp("dd");
+  const std::string& dir = tmp.path();
   EXPECT_EQ(*ReadGeneration(dir), 0u);
   auto lock = DataDirLock::Acquire(dir);
   ASSERT_TRUE(lock);
@@ -99,7 +103,8 @@ TEST(DataDirTest, GenerationStartsAtZeroAndBumpsDurably) {
 }
 
 TEST(DataDirTest, CorruptGenerationIsAnError) {
-  const std::string dir = MakeTempDir("dd");
+  const TempDir tmp("dd");
+  const std::string& dir = tmp.path();
   std::ofstream(dir + "/" + kGenerationFile) << "twelve\n";
   auto r = ReadGeneration(dir);
   ASSERT_FALSE(r);

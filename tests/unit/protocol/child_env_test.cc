@@ -159,7 +159,8 @@ TEST(ChildEnvTest, LaunchOfMissingOrNonExecutableBinaryIsAClearError) {
   ASSERT_FALSE(r);
   EXPECT_TRUE(r.error().Is(Errc::kNotFound));
   EXPECT_NE(r.error().message.find("/nonexistent/daemon"), std::string::npos);
-  const std::string dir = baton::harness::MakeTempDir("exe");
+  const baton::harness::TempDir tmp("exe");
+  const std::string& dir = tmp.path();
   const std::string file = dir + "/not-exec";
   ::close(::open(file.c_str(), O_CREAT | O_WRONLY, 0644));
   r = Launch(io.get_executor(), file, {}, *launch);

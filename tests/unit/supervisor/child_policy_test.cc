@@ -51,7 +51,7 @@ TEST(ChildPolicyTest, SanitizedEnvironmentKeepsOnlyTheSafeAndTheAsked) {
 class AllowedBinaryTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = harness::MakeTempDir("allow");
+    dir_ = tmp_.path();
     char buf[4096];
     ASSERT_NE(::realpath(dir_.c_str(), buf), nullptr);
     real_ = buf;
@@ -62,6 +62,7 @@ class AllowedBinaryTest : public ::testing::Test {
     ASSERT_EQ(::symlink((dir_ + "/releases/v2/kvd").c_str(), (dir_ + "/current").c_str()), 0);
     ASSERT_EQ(::symlink((dir_ + "/other").c_str(), (dir_ + "/sneaky").c_str()), 0);
   }
+  harness::TempDir tmp_{"allow"};
   std::string dir_, real_;
 };
 

@@ -20,7 +20,8 @@ std::string Read(const std::string& path) {
 }
 
 TEST(EventJournalTest, AppendsLinesPrivately) {
-  const std::string dir = harness::MakeTempDir("ej");
+  const harness::TempDir tmp("ej");
+  const std::string& dir = tmp.path();
   auto j = EventJournal::Open(dir, 1 << 20);
   ASSERT_TRUE(j) << j.error().message;
   ASSERT_TRUE(j->Append(R"({"event":"a"})"));
@@ -32,7 +33,8 @@ TEST(EventJournalTest, AppendsLinesPrivately) {
 }
 
 TEST(EventJournalTest, RotatesSoBothFilesStayUnderTheBound) {
-  const std::string dir = harness::MakeTempDir("ej");
+  const harness::TempDir tmp("ej");
+  const std::string& dir = tmp.path();
   const uint64_t max = 8192;
   auto j = EventJournal::Open(dir, max);
   ASSERT_TRUE(j);
@@ -47,7 +49,8 @@ TEST(EventJournalTest, RotatesSoBothFilesStayUnderTheBound) {
 }
 
 TEST(EventJournalTest, ReopeningAppendsAndCountsTheExistingSize) {
-  const std::string dir = harness::MakeTempDir("ej");
+  const harness::TempDir tmp("ej");
+  const std::string& dir = tmp.path();
   {
     auto j = EventJournal::Open(dir, 1000);
     ASSERT_TRUE(j);

@@ -16,7 +16,8 @@ namespace baton::supervisor {
 namespace {
 
 TEST(JournalTest, RoundTripsAndRecognisesLiveProcesses) {
-  const std::string dir = harness::MakeTempDir("jr");
+  const harness::TempDir tmp("jr");
+  const std::string& dir = tmp.path();
   const std::string path = JournalPath(dir);
   auto none = ReadJournal(path);
   ASSERT_TRUE(none);
@@ -40,7 +41,8 @@ TEST(JournalTest, RoundTripsAndRecognisesLiveProcesses) {
 }
 
 TEST(JournalTest, MalformedJournalNamesTheLine) {
-  const std::string dir = harness::MakeTempDir("jr");
+  const harness::TempDir tmp("jr");
+  const std::string& dir = tmp.path();
   const std::string path = JournalPath(dir);
   std::ofstream(path) << "supervisor 12 34\nchild twelve 1 cold\n";
   auto r = ReadJournal(path);

@@ -55,7 +55,8 @@ TEST(ListenersTest, BindsListensAndReportsThePortActuallyBound) {
 }
 
 TEST(ListenersTest, BindsUnixSockets) {
-  const std::string dir = baton::harness::MakeTempDir("ls");
+  const baton::harness::TempDir tmp("ls");
+  const std::string& dir = tmp.path();
   auto spec = ParseListener("admin=unix:" + dir + "/s.sock");
   ASSERT_TRUE(spec);
   auto l = Listener::Bind(*spec);

@@ -37,7 +37,7 @@ TEST(NotifyPolicyTest, MapsTheServiceLifecycle) {
 class FakeNotifySocket {
  public:
   FakeNotifySocket() {
-    dir_ = harness::MakeTempDir("ns");
+    dir_ = tmp_.path();
     path_ = dir_ + "/notify";
     fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     sockaddr_un a{};
@@ -81,6 +81,7 @@ class FakeNotifySocket {
   }
 
  private:
+  harness::TempDir tmp_{"ns"};
   std::string dir_, path_;
   int fd_ = -1;
   bool ok_ = false;

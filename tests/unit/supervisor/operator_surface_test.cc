@@ -16,7 +16,8 @@ namespace baton::supervisor {
 namespace {
 
 TEST(OperatorSurfaceTest, EveryEventReachesTheJournalMetricsAndNotify) {
-  const std::string dir = harness::MakeTempDir("os");
+  const harness::TempDir tmp("os");
+  const std::string& dir = tmp.path();
   // A fake systemd.
   const std::string sock = dir + "/notify";
   int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);

@@ -18,7 +18,8 @@ int ListeningFd(const std::string& spec_text) {
 }
 
 TEST(SocketActivationTest, MatchesConfiguredNamesAndAdoptsTheSockets) {
-  const std::string dir = harness::MakeTempDir("sa");
+  const harness::TempDir tmp("sa");
+  const std::string& dir = tmp.path();
   const int tcp = ListeningFd("x=tcp://127.0.0.1:0");
   const int ux = ListeningFd("y=unix:" + dir + "/s.sock");
   ASSERT_GE(tcp, 0);
