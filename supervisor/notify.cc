@@ -1,11 +1,11 @@
 #include "supervisor/notify.h"
 
-#include <systemd/sd-daemon.h>
-
 #include <cstdlib>
 #include <cstring>
 
 #include <fmt/format.h>
+
+#include "supervisor/libsystemd.h"
 
 namespace baton::supervisor {
 namespace {
@@ -49,14 +49,18 @@ bool SdNotifier::Enabled() {
 }
 
 Status SdNotifier::Notify(const std::string& msg) {
-  const int rc = sd_notify(0, msg.c_str());
+  auto sd = Libsystemd::Load();
+  if (!sd) return sd.error();
+  const int rc = (*sd)->notify(0, msg.c_str());
   if (rc < 0) return ErrnoError("sd_notify", -rc);
   return {};
 }
 
 Status SdNotifier::StoreFd(const std::string& name, int fd) {
+  auto sd = Libsystemd::Load();
+  if (!sd) return sd.error();
   const std::string msg = fmt::format("FDSTORE=1\nFDNAME={}", name);
-  const int rc = sd_pid_notify_with_fds(0, 0, msg.c_str(), &fd, 1);
+  const int rc = (*sd)->pid_notify_with_fds(0, 0, msg.c_str(), &fd, 1);
   if (rc < 0) return ErrnoError(fmt::format("sd_notify FDSTORE {}", name), -rc);
   return {};
 }

@@ -11,11 +11,19 @@
 
 #include <fmt/format.h>
 
+#include "supervisor/libsystemd.h"
+
 namespace baton::supervisor {
 
 Result<std::vector<ActivatedSocket>> TakeActivatedSockets() {
+  // Not socket-activated: nothing to take, and no need to load libsystemd.
+  const char* pid = std::getenv("LISTEN_PID");
+  const char* fds = std::getenv("LISTEN_FDS");
+  if (pid == nullptr || *pid == '\0' || fds == nullptr || *fds == '\0') return std::vector<ActivatedSocket>{};
+  auto sd = Libsystemd::Load();
+  if (!sd) return sd.error();
   char** names = nullptr;
-  const int n = sd_listen_fds_with_names(1, &names);
+  const int n = (*sd)->listen_fds_with_names(1, &names);
   if (n < 0) return ErrnoError("sd_listen_fds_with_names (LISTEN_FDS)", -n);
   std::vector<ActivatedSocket> out;
   for (int i = 0; i < n; ++i) {

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include "supervisor/libsystemd.h"
 #include "tools/harness/subprocess.h"
 
 namespace baton::supervisor {
@@ -85,6 +86,39 @@ TEST(SocketActivationTest, NotAListeningSocketOrMissingActivationIsRefused) {
   auto m = Listener::Bind(must);
   ASSERT_FALSE(m);
   EXPECT_NE(m.error().message.find("configured as \"systemd\""), std::string::npos) << m.error().message;
+}
+
+}  // namespace
+}  // namespace baton::supervisor
+
+namespace baton::supervisor {
+namespace {
+
+TEST(LibsystemdTest, LoadsOnFirstUseWithEveryFunction) {
+  auto sd = Libsystemd::Load();
+  ASSERT_TRUE(sd) << sd.error().message;
+  EXPECT_NE((*sd)->notify, nullptr);
+  EXPECT_NE((*sd)->pid_notify_with_fds, nullptr);
+  EXPECT_NE((*sd)->listen_fds_with_names, nullptr);
+  auto again = Libsystemd::Load();
+  ASSERT_TRUE(again);
+  EXPECT_EQ(*again, *sd);  // loaded once
+}
+
+TEST(LibsystemdTest, AMissingLibraryIsAClearError) {
+  auto sd = Libsystemd::LoadFrom("libbaton-no-such-systemd.so.0");
+  ASSERT_FALSE(sd);
+  EXPECT_TRUE(sd.error().Is(Errc::kUnavailable));
+  EXPECT_NE(sd.error().message.find("libbaton-no-such-systemd.so.0 (Debian package libsystemd0)"), std::string::npos)
+      << sd.error().message;
+}
+
+TEST(LibsystemdTest, NotSocketActivatedTakesNothing) {
+  ::unsetenv("LISTEN_PID");
+  ::unsetenv("LISTEN_FDS");
+  auto r = TakeActivatedSockets();
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_TRUE(r->empty());
 }
 
 }  // namespace
