@@ -47,7 +47,8 @@ struct LeaseConfig {
 
 // Validates the options (kInvalidArgument with the reason: empty name, bad
 // DSN, renew interval not below the TTL...), resolves the DSN and fills in
-// defaults, including a unique holder id.
+// defaults, including a unique holder id. Loads libpq (kFailedPrecondition
+// if it cannot).
 Result<LeaseConfig> MakeLeaseConfig(const LeaseOptions& o);
 // "<host>/<pid>/<random hex>".
 std::string GenerateHolderId();

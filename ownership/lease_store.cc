@@ -1,11 +1,11 @@
 #include "ownership/lease_store.h"
 
-#include <libpq-fe.h>
-
 #include <charconv>
 #include <regex>
 
 #include <fmt/format.h>
+
+#include "ownership/libpq.h"
 
 namespace baton::ownership {
 namespace {
@@ -119,11 +119,16 @@ std::vector<std::string_view> LeaseStatements() {
 }
 
 Result<std::vector<std::pair<std::string, std::string>>> BuildConnInfo(const StoreSettings& s) {
+  // The lease's first use of libpq (MakeLeaseConfig, so Daemon::Create): a
+  // daemon configured with a lease fails its start here if libpq is missing.
+  auto lib = LoadLibpq();
+  if (!lib) return lib.error();
+  const Libpq& pq = **lib;
   char* err = nullptr;
-  PQconninfoOption* opts = PQconninfoParse(s.dsn.c_str(), &err);
+  PQconninfoOption* opts = pq.PQconninfoParse(s.dsn.c_str(), &err);
   if (opts == nullptr) {
     std::string msg = err != nullptr ? err : "out of memory";
-    if (err != nullptr) PQfreemem(err);
+    if (err != nullptr) pq.PQfreemem(err);
     while (!msg.empty() && msg.back() == '\n') msg.pop_back();
     // libpq quotes the offending text, which may hold a password.
     if (const auto at = msg.find(s.dsn); !s.dsn.empty() && at != std::string::npos) {
@@ -144,7 +149,7 @@ Result<std::vector<std::pair<std::string, std::string>>> BuildConnInfo(const Sto
     if (key == "application_name") has_app_name = true;
     out.emplace_back(key, o->val);
   }
-  PQconninfoFree(opts);
+  pq.PQconninfoFree(opts);
   // Server-side bounds, so a statement or transaction abandoned by a
   // client that gave up cannot hold the row for long; the server also
   // notices a vanished client during a long statement.

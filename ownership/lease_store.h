@@ -51,7 +51,8 @@ struct StoreSettings {
 
 // Validates the DSN and returns keyword/value pairs for libpq, with the
 // server-side timeouts appended to `options`. kInvalidArgument names the
-// problem (never echoing a password).
+// problem (never echoing a password); kFailedPrecondition when libpq cannot
+// be loaded (ownership/libpq.h).
 Result<std::vector<std::pair<std::string, std::string>>> BuildConnInfo(const StoreSettings& s);
 
 using MaybeEpoch = std::optional<uint64_t>;

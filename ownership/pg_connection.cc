@@ -1,7 +1,5 @@
 #include "ownership/pg_connection.h"
 
-#include <libpq-fe.h>
-
 #include <variant>
 
 #include <boost/asio/as_tuple.hpp>
@@ -10,6 +8,8 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <fmt/format.h>
+
+#include "ownership/libpq.h"
 
 namespace baton::ownership::pg {
 namespace {
@@ -48,6 +48,7 @@ Error PgError(std::string_view what, std::string_view sqlstate, std::string_view
 struct Connection::Impl {
   asio::any_io_executor ex;
   std::vector<std::pair<std::string, std::string>> conninfo;
+  const Libpq* pq = nullptr;  // set by the first Connect; never null while conn is set
   PGconn* conn = nullptr;
   std::optional<asio::posix::stream_descriptor> sock;
   std::vector<std::string> notes;
@@ -55,7 +56,7 @@ struct Connection::Impl {
   // Registers libpq's current socket with the executor (never owning it).
   void Attach() {
     Detach();
-    const int fd = PQsocket(conn);
+    const int fd = pq->PQsocket(conn);
     if (fd >= 0) sock.emplace(ex, fd);
   }
   void Detach() {
@@ -68,13 +69,13 @@ struct Connection::Impl {
     Detach();
     if (conn != nullptr) {
       // Non-blocking: PQfinish only queues a Terminate message and closes.
-      PQfinish(conn);
+      pq->PQfinish(conn);
       conn = nullptr;
     }
   }
 
   Error ConnError(std::string_view what) const {
-    return PgError(what, "", conn != nullptr ? PQerrorMessage(conn) : "out of memory");
+    return PgError(what, "", conn != nullptr ? pq->PQerrorMessage(conn) : "out of memory");
   }
 
   // Waits for the socket or the deadline, whichever comes first.
@@ -92,6 +93,11 @@ struct Connection::Impl {
 
   asio::awaitable<Status> Connect(TimePoint deadline) {
     Close();
+    if (pq == nullptr) {
+      auto lib = LoadLibpq();
+      if (!lib) co_return lib.error();
+      pq = *lib;
+    }
     std::vector<const char*> keys;
     std::vector<const char*> values;
     for (const auto& [k, v] : conninfo) {
@@ -100,15 +106,15 @@ struct Connection::Impl {
     }
     keys.push_back(nullptr);
     values.push_back(nullptr);
-    conn = PQconnectStartParams(keys.data(), values.data(), 0);
-    if (conn == nullptr || PQstatus(conn) == CONNECTION_BAD) {
+    conn = pq->PQconnectStartParams(keys.data(), values.data(), 0);
+    if (conn == nullptr || pq->PQstatus(conn) == CONNECTION_BAD) {
       Error e = ConnError("connect to PostgreSQL");
       Close();
       co_return e;
     }
-    PQsetnonblocking(conn, 1);
+    pq->PQsetnonblocking(conn, 1);
     // Server notices ("already exists, skipping") are not ours to print.
-    PQsetNoticeProcessor(conn, [](void*, const char*) {}, nullptr);
+    pq->PQsetNoticeProcessor(conn, [](void*, const char*) {}, nullptr);
     PostgresPollingStatusType st = PGRES_POLLING_WRITING;
     while (st != PGRES_POLLING_OK) {
       if (st == PGRES_POLLING_FAILED) {
@@ -125,32 +131,32 @@ struct Connection::Impl {
         Close();
         co_return w.error();
       }
-      st = PQconnectPoll(conn);
+      st = pq->PQconnectPoll(conn);
     }
     Attach();
     co_return Status{};
   }
 
   void TakeNotifications() {
-    while (PGnotify* n = PQnotifies(conn)) {
+    while (PGnotify* n = pq->PQnotifies(conn)) {
       notes.emplace_back(n->extra != nullptr ? n->extra : "");
-      PQfreemem(n);
+      pq->PQfreemem(n);
     }
   }
 
   // Sends with `send`, flushes, and collects every result until libpq is idle.
   template <class Send>
   asio::awaitable<Result<QueryResult>> Run(Send send, TimePoint deadline, std::string_view what) {
-    if (conn == nullptr || PQstatus(conn) != CONNECTION_OK) {
+    if (conn == nullptr || pq->PQstatus(conn) != CONNECTION_OK) {
       if (auto st = co_await Connect(deadline); !st) co_return st.error();
     }
-    if (send(conn) == 0) {
+    if (send(*pq, conn) == 0) {
       Error e = ConnError(what);
       Close();
       co_return e;
     }
     for (;;) {
-      const int f = PQflush(conn);
+      const int f = pq->PQflush(conn);
       if (f == 0) break;
       if (f < 0) {
         Error e = ConnError(what);
@@ -165,31 +171,31 @@ struct Connection::Impl {
     QueryResult out;
     std::optional<Error> err;
     for (;;) {
-      if (PQconsumeInput(conn) == 0) {
+      if (pq->PQconsumeInput(conn) == 0) {
         Error e = ConnError(what);
         Close();
         co_return e;
       }
       TakeNotifications();
       bool done = false;
-      while (!done && PQisBusy(conn) == 0) {
-        PGresult* r = PQgetResult(conn);
+      while (!done && pq->PQisBusy(conn) == 0) {
+        PGresult* r = pq->PQgetResult(conn);
         if (r == nullptr) {
           done = true;
           break;
         }
-        switch (PQresultStatus(r)) {
+        switch (pq->PQresultStatus(r)) {
           case PGRES_TUPLES_OK: {
             out.rows.clear();
-            const int nrows = PQntuples(r);
-            const int ncols = PQnfields(r);
+            const int nrows = pq->PQntuples(r);
+            const int ncols = pq->PQnfields(r);
             for (int i = 0; i < nrows; ++i) {
               Row row;
               for (int j = 0; j < ncols; ++j) {
-                if (PQgetisnull(r, i, j) != 0) {
+                if (pq->PQgetisnull(r, i, j) != 0) {
                   row.emplace_back(std::nullopt);
                 } else {
-                  row.emplace_back(std::string(PQgetvalue(r, i, j), PQgetlength(r, i, j)));
+                  row.emplace_back(std::string(pq->PQgetvalue(r, i, j), pq->PQgetlength(r, i, j)));
                 }
               }
               out.rows.push_back(std::move(row));
@@ -198,18 +204,18 @@ struct Connection::Impl {
             break;
           }
           case PGRES_COMMAND_OK: {
-            const char* n = PQcmdTuples(r);
+            const char* n = pq->PQcmdTuples(r);
             out.affected = (n != nullptr && *n != '\0') ? std::strtoull(n, nullptr, 10) : 0;
             break;
           }
           default:
             if (!err) {
-              const char* state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-              err = PgError(what, state != nullptr ? state : "", PQresultErrorMessage(r));
+              const char* state = pq->PQresultErrorField(r, PG_DIAG_SQLSTATE);
+              err = PgError(what, state != nullptr ? state : "", pq->PQresultErrorMessage(r));
             }
             break;
         }
-        PQclear(r);
+        pq->PQclear(r);
       }
       if (done) break;
       if (auto w = co_await WaitFor(Wait::wait_read, deadline, what); !w) {
@@ -218,7 +224,7 @@ struct Connection::Impl {
         co_return w.error();
       }
     }
-    if (PQstatus(conn) != CONNECTION_OK) Close();
+    if (pq->PQstatus(conn) != CONNECTION_OK) Close();
     if (err) co_return *err;
     co_return out;
   }
@@ -242,15 +248,15 @@ asio::awaitable<Result<QueryResult>> Connection::Query(std::string sql, std::vec
   std::vector<const char*> values;
   for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
   co_return co_await impl_->Run(
-      [&](PGconn* c) {
-        return PQsendQueryParams(c, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(), nullptr,
-                                 nullptr, 0);
+      [&](const Libpq& pq, PGconn* c) {
+        return pq.PQsendQueryParams(c, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(), nullptr,
+                                    nullptr, 0);
       },
       deadline, std::string_view("query"));
 }
 
 asio::awaitable<Result<QueryResult>> Connection::Exec(std::string sql, TimePoint deadline) {
-  co_return co_await impl_->Run([&](PGconn* c) { return PQsendQuery(c, sql.c_str()); }, deadline,
+  co_return co_await impl_->Run([&](const Libpq& pq, PGconn* c) { return pq.PQsendQuery(c, sql.c_str()); }, deadline,
                                 std::string_view("query"));
 }
 
@@ -263,7 +269,7 @@ asio::awaitable<Result<std::vector<std::string>>> Connection::WaitNotifications(
       impl_->Close();
       co_return w.error();
     }
-    if (PQconsumeInput(impl_->conn) == 0) {
+    if (impl_->pq->PQconsumeInput(impl_->conn) == 0) {
       Error e = impl_->ConnError("wait for notifications");
       impl_->Close();
       co_return e;
@@ -273,9 +279,11 @@ asio::awaitable<Result<std::vector<std::string>>> Connection::WaitNotifications(
   co_return std::exchange(impl_->notes, {});
 }
 
-bool Connection::connected() const { return impl_->conn != nullptr && PQstatus(impl_->conn) == CONNECTION_OK; }
+bool Connection::connected() const {
+  return impl_->conn != nullptr && impl_->pq->PQstatus(impl_->conn) == CONNECTION_OK;
+}
 
-int Connection::backend_pid() const { return connected() ? PQbackendPID(impl_->conn) : 0; }
+int Connection::backend_pid() const { return connected() ? impl_->pq->PQbackendPID(impl_->conn) : 0; }
 
 void Connection::Close() { impl_->Close(); }
 

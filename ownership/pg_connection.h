@@ -2,7 +2,9 @@
 // the libpq socket is registered with the executor and every wait is raced
 // against a deadline, so no call ever blocks the thread or outlives its
 // deadline. After a failed or timed-out call the connection is closed (its
-// state is unknown); the next call reconnects.
+// state is unknown); the next call reconnects. libpq is loaded by the first
+// connect (ownership/libpq.h); if it cannot be, every call fails with
+// kFailedPrecondition.
 //
 // Threading: every member is called from one executor's thread (the
 // coroutines run there). Owns the libpq connection and its socket; the

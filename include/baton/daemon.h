@@ -93,7 +93,9 @@ struct DaemonOptions {
   std::string data_dir;           // default: $BATON_DATA_DIR; required
   LogSink* log = nullptr;         // default: JSON lines on stderr
   // A Postgres leader lease this daemon holds while it serves, handed to
-  // the successor inside Seal (see baton/lease.h). Unset: no lease.
+  // the successor inside Seal (see baton/lease.h). Unset: no lease, and
+  // libpq is never loaded. Set: Create loads libpq (libpq.so.5) and fails
+  // with kFailedPrecondition if it cannot.
   std::optional<LeaseOptions> lease;
 };
 

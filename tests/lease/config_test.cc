@@ -1,7 +1,7 @@
 // kvd's lease configuration errors are clear and fail the start: a bad DSN
-// (exit 2, before anything happens), missing privileges on the lease table
-// (exit 1, naming the role and what it lacks); the DSN also comes from
-// BATON_LEASE_DSN.
+// or an unusable libpq (exit 2, before anything happens), missing
+// privileges on the lease table (exit 1, naming the role and what it
+// lacks); the DSN also comes from BATON_LEASE_DSN.
 #include "tests/lease/lease_cluster_util.h"
 #include "tests/lease/lease_test_util.h"
 #include <signal.h>
@@ -32,6 +32,22 @@ TEST(LeaseConfigKvdTest, ABadDsnFailsAtOnceWithAClearError) {
   r = RunProgram(Kvd(dir, {"--lease-dsn", "host=/tmp"}), o);
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_NE(r.err.find("needs --lease-name"), std::string::npos) << r.err;
+}
+
+TEST(LeaseConfigKvdTest, AnUnusableLibpqFailsTheStartWithAClearError) {
+  // kvd does not link libpq; a lease loads it at start. Here the loader
+  // finds a libpq.so.5 without libpq's functions first.
+  const std::string dir = harness::MakeTempDir("lc");
+  harness::RunOptions o;
+  o.env = {"LD_LIBRARY_PATH=" + std::string(BATON_TEST_BIN_DIR) + "/empty-libpq"};
+  o.timeout = std::chrono::seconds(10);
+  auto r = RunProgram(Kvd(dir, {"--lease-name", "kv", "--lease-dsn", "host=/tmp"}), o);
+  EXPECT_TRUE(r.exited);
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("the Postgres lease needs libpq (libpq.so.5, Debian package libpq5): "), std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("undefined symbol: PQ"), std::string::npos) << r.err;
+  harness::RunProgram({"/bin/rm", "-rf", dir});
 }
 
 TEST(LeaseConfigKvdTest, MissingPrivilegesFailTheStartNamingTheRole) {
