@@ -37,7 +37,8 @@ TEST(LeaseConfigKvdTest, ABadDsnFailsAtOnceWithAClearError) {
 TEST(LeaseConfigKvdTest, AnUnusableLibpqFailsTheStartWithAClearError) {
   // kvd does not link libpq; a lease loads it at start. Here the loader
   // finds a libpq.so.5 without libpq's functions first.
-  const std::string dir = harness::MakeTempDir("lc");
+  const harness::TempDir tmp("lc");
+  const std::string& dir = tmp.path();
   harness::RunOptions o;
   o.env = {"LD_LIBRARY_PATH=" + std::string(BATON_TEST_BIN_DIR) + "/empty-libpq"};
   o.timeout = std::chrono::seconds(10);
@@ -47,7 +48,6 @@ TEST(LeaseConfigKvdTest, AnUnusableLibpqFailsTheStartWithAClearError) {
   EXPECT_NE(r.err.find("the Postgres lease needs libpq (libpq.so.5, Debian package libpq5): "), std::string::npos)
       << r.err;
   EXPECT_NE(r.err.find("undefined symbol: PQ"), std::string::npos) << r.err;
-  harness::RunProgram({"/bin/rm", "-rf", dir});
 }
 
 TEST(LeaseConfigKvdTest, MissingPrivilegesFailTheStartNamingTheRole) {
