@@ -248,7 +248,8 @@ def markdown(summary, names, modes, args):
             continue
         lines.append(f"**{label}**: {args.connections} wrk connections; each run has {args.control:g} s of control "
                      f"(no upgrade), then {args.upgrades} upgrades {args.interval:g} s apart; median (min–max) "
-                     f"of {args.reps} runs.")
+                     f"of {args.reps} runs. baton's upgrades are set off by "
+                     + ("SIGHUP to the supervisor." if args.baton_trigger == "sighup" else "`baton upgrade --json`."))
         lines.append("")
         lines.append("| system | upgrades ok | requests | socket errors connect / read / write / timeout | non-2xx "
                      "| errors per upgrade | longest pause in responses (ms): control | with upgrades "

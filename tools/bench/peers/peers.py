@@ -65,7 +65,7 @@ def one_run(args, tools, name, mode, rep, root):
     rundir = os.path.join(root, f"{name}-{mode}-{rep}")
     os.makedirs(rundir)
     port = free_port()
-    sysm = systems.make(name, tools, rundir, port)
+    sysm = systems.make(name, tools, rundir, port, args.baton_trigger)
     t_setup = time.monotonic()
     sysm.start()
     # wrk takes whole seconds.
@@ -161,6 +161,10 @@ def main():
     ap.add_argument("--sweep-upgrades", type=int, default=5, help="then baton alone: `baton-bench handoff --sweep` "
                     "(1/32/256 connections, WAL of 100k and 1M records) with this many upgrades per row; 0: skip "
                     "(default 5)")
+    ap.add_argument("--baton-trigger", choices=("sighup", "cli"), default="sighup",
+                    help="how baton's upgrades are set off: sighup (default) sends SIGHUP to the supervisor, its own "
+                    "signal trigger, as every peer is set off by a signal or its own command; cli runs `baton upgrade "
+                    "--json` (what deploy scripts run; adds the CLI's start-up to trigger -> old gone)")
     ap.add_argument("--bin-dir", required=True, help="where baton, kvd and baton-load are")
     ap.add_argument("--tfserver", required=True, help="the built tableflip server")
     args = ap.parse_args()

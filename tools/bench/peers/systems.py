@@ -88,9 +88,10 @@ class Baton(System):
 
     path = "/kv/bench"
 
-    def __init__(self, tools, workdir, port, writes=False):
+    def __init__(self, tools, workdir, port, writes=False, trigger="sighup"):
         super().__init__(tools, workdir, port)
         self.writes = writes
+        self.trigger = trigger  # "sighup": kill -HUP the supervisor, like the peers' signals; "cli": baton upgrade
         self.name = "baton-kvd-writes" if writes else "baton-kvd"
         self.title = "baton + kvd, reads + writes" if writes else "baton + kvd, reads"
         self.run = os.path.join(workdir, "run")
@@ -133,26 +134,43 @@ class Baton(System):
         out["exit"] = self.load.returncode
         return out
 
-    def incumbent_pid(self):
+    def status(self):
         r = subprocess.run(self.cli("status", "--json"), capture_output=True, text=True, timeout=10)
-        return json.loads(r.stdout)["incumbent_pid"]
+        return json.loads(r.stdout)
 
     def upgrade(self):
-        old = self.incumbent_pid()
+        before = self.status()
+        old = before["incumbent_pid"]
+        last_id = (before.get("last_handoff") or {}).get("handoff_id")
         trigger_mono_ms = time.monotonic_ns() / 1e6  # baton-load's gap log uses CLOCK_MONOTONIC
-        trigger = time.time_ns()
-        up = subprocess.Popen(self.cli("upgrade", "--json"), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                              text=True)
-        gone = procs.wait_gone([old], time.monotonic() + UPGRADE_TIMEOUT)
-        out, _ = up.communicate(timeout=UPGRADE_TIMEOUT)
-        try:
-            res = json.loads(out)
-        except ValueError:
-            res = {"outcome": "no JSON", "exit_code": up.returncode}
-        ok = up.returncode == 0 and gone is not None
+        if self.trigger == "sighup":
+            # The supervisor's own signal trigger (SIGHUP: upgrade to the
+            # configured binary, here the same one), as the peers are
+            # triggered by theirs; the outcome is read back from status.
+            trigger = time.time_ns()
+            procs.signal_pid(self.sup.pid, signal.SIGHUP)
+            gone = procs.wait_gone([old], time.monotonic() + UPGRADE_TIMEOUT)
+
+            def finished():
+                st = self.status()
+                last = st.get("last_handoff") or {}
+                return last if last.get("handoff_id") not in (None, last_id) and not st["handoff_in_progress"] else None
+            res = wait_until(finished, "the SIGHUP handoff's outcome in baton status")
+            ok = res.get("outcome") == "committed" and gone is not None
+        else:
+            trigger = time.time_ns()
+            up = subprocess.Popen(self.cli("upgrade", "--json"), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                  text=True)
+            gone = procs.wait_gone([old], time.monotonic() + UPGRADE_TIMEOUT)
+            out, _ = up.communicate(timeout=UPGRADE_TIMEOUT)
+            try:
+                res = json.loads(out)
+            except ValueError:
+                res = {"outcome": "no JSON", "exit_code": up.returncode}
+            ok = up.returncode == 0 and gone is not None
         return {"trigger_ns": trigger, "gone_ns": gone, "ok": ok,
                 "detail": {"outcome": res.get("outcome"), "total_ms": res.get("total_ms"),
-                           "trigger_mono_ms": trigger_mono_ms,
+                           "trigger_mono_ms": trigger_mono_ms, "trigger": self.trigger,
                            "phases_ms": res.get("phases_ms")}}
 
     def stop(self):
@@ -405,11 +423,11 @@ class Tableflip(System):
             procs.wait_gone([pid], time.monotonic() + 10)
 
 
-def make(name, tools, workdir, port):
+def make(name, tools, workdir, port, baton_trigger="sighup"):
     if name == "baton-kvd":
-        return Baton(tools, workdir, port)
+        return Baton(tools, workdir, port, trigger=baton_trigger)
     if name == "baton-kvd-writes":
-        return Baton(tools, workdir, port, writes=True)
+        return Baton(tools, workdir, port, writes=True, trigger=baton_trigger)
     if name == "nginx-usr2":
         return Nginx(tools, workdir, port, binary=True)
     if name == "nginx-reload":
