@@ -122,6 +122,14 @@ TEST(OpsSecurityTest, SighupRereadsTheBinaryFromTheConfigFile) {
     return false;
   };
   ASSERT_TRUE(wait_binary(BinPath("kvd"))) << ReadAll(dir + "/err");
+  // Status names the binary before the first generation serves; an upgrade
+  // needs it serving.
+  bool serving = false;
+  for (int i = 0; i < 500 && !serving; ++i) {
+    serving = HttpGet(port, "/healthz").find(" 200 ") != std::string::npos;
+    if (!serving) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_TRUE(serving) << ReadAll(dir + "/err");
   // A broken config: SIGHUP changes nothing and says why.
   WriteFile(cfg, "binary = 3\n");
   ASSERT_EQ(::kill(sup, SIGHUP), 0);

@@ -127,11 +127,16 @@ TEST(ChannelTest, WhenFlushedRunsWhenTheChannelCloses) {
 }
 
 TEST(ChannelTest, HeartbeatsKeepAnIdleChannelAliveAndAreNotDelivered) {
-  Pair p(Fast(), Fast());
+  // A 600 ms liveness timeout (not Fast()'s 300 ms): this test runs
+  // alongside the whole suite, and a busy 2-CPU machine can stall a thread
+  // for 300 ms (it failed that way once in several full runs).
+  const LivenessOptions opts{.heartbeat_interval = milliseconds(20), .liveness_timeout = milliseconds(600),
+                             .send_timeout = milliseconds(600)};
+  Pair p(opts, opts);
   p.a->Start();
   p.b->Start();
-  // Idle for many liveness timeouts: heartbeats must carry it.
-  ASSERT_TRUE(p.RunUntil([&] { return p.a->heartbeats_received() >= 40 && p.b->heartbeats_received() >= 40; },
+  // Idle for five liveness timeouts: heartbeats must carry it.
+  ASSERT_TRUE(p.RunUntil([&] { return p.a->heartbeats_received() >= 150 && p.b->heartbeats_received() >= 150; },
                          std::chrono::milliseconds(20000)));
   EXPECT_FALSE(p.closed_a) << p.closed_a->message;
   EXPECT_FALSE(p.closed_b);
