@@ -11,7 +11,7 @@ using std::chrono::seconds;
 TEST(OpsSystemdTest, NotifyReadyReloadingDuringAHandoffAndStopping) {
   const TempDir tmp("sd");
   const std::string& dir = tmp.path();
-  FakeSystemd systemd(dir);
+  FakeSystemd systemd(dir + "/notify");
   ASSERT_TRUE(systemd.ok());
   Cluster c({{}, {}, {"NOTIFY_SOCKET=" + systemd.path()}});
   ASSERT_TRUE(c.Start());
@@ -35,7 +35,7 @@ TEST(OpsSystemdTest, NotifyReadyReloadingDuringAHandoffAndStopping) {
 TEST(OpsSystemdTest, FdStoreParksEveryListener) {
   const TempDir tmp("sd");
   const std::string& dir = tmp.path();
-  FakeSystemd systemd(dir);
+  FakeSystemd systemd(dir + "/notify");
   ASSERT_TRUE(systemd.ok());
   Cluster c({{}, {"--fd-store"}, {"NOTIFY_SOCKET=" + systemd.path()}});
   ASSERT_TRUE(c.Start());
@@ -74,7 +74,7 @@ pid_t StartWithStoredFd(const std::vector<std::string>& argv, int fd, const std:
 TEST(OpsSystemdTest, ListenersParkedInTheFdStoreSurviveASupervisorRestart) {
   const TempDir tmp("fs");
   const std::string& dir = tmp.path();
-  FakeSystemd systemd(dir);
+  FakeSystemd systemd(dir + "/notify");
   ASSERT_TRUE(systemd.ok());
   int port = 0;
   ::mkdir((dir + "/data").c_str(), 0755);

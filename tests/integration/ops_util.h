@@ -1,5 +1,5 @@
 // Helpers for the operator-surface tests: config files, the `baton` binary,
-// a pty, a fake systemd notify socket, a raw HTTP GET.
+// a pty, a raw HTTP GET (the fake systemd is tools/harness/fake_systemd.h).
 #pragma once
 
 #include <fcntl.h>
@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "tests/integration/integration_util.h"
+#include "tools/harness/fake_systemd.h"
 #include "tools/harness/http.h"
 #include "tools/harness/subprocess.h"
 
@@ -102,80 +103,6 @@ inline CommandResult RunOnPty(const std::vector<std::string>& argv, std::chrono:
   r.exit_code = status >= 0 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return r;
 }
-
-// A fake systemd: a datagram socket; point NOTIFY_SOCKET at path().
-class FakeSystemd {
- public:
-  explicit FakeSystemd(const std::string& dir) : path_(dir + "/notify") {
-    fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    sockaddr_un a{};
-    a.sun_family = AF_UNIX;
-    std::strncpy(a.sun_path, path_.c_str(), sizeof(a.sun_path) - 1);
-    ok_ = ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
-    int big = 1 << 20;
-    ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
-  }
-  ~FakeSystemd() {
-    for (int fd : fds_) ::close(fd);
-    ::close(fd_);
-  }
-  bool ok() const { return ok_; }
-  const std::string& path() const { return path_; }
-  // Reads datagrams until one contains `needle` (true) or `timeout` passes.
-  // Every message read is kept in messages().
-  bool WaitFor(const std::string& needle, std::chrono::milliseconds timeout) {
-    for (size_t i = seen_; i < messages_.size(); ++i) {
-      if (messages_[i].find(needle) != std::string::npos) {
-        seen_ = i + 1;
-        return true;
-      }
-    }
-    seen_ = messages_.size();
-    const auto end = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < end) {
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, 50) <= 0) continue;
-      char buf[4096];
-      char ctrl[CMSG_SPACE(sizeof(int) * 16)];
-      iovec iov{buf, sizeof(buf)};
-      msghdr msg{};
-      msg.msg_iov = &iov;
-      msg.msg_iovlen = 1;
-      msg.msg_control = ctrl;
-      msg.msg_controllen = sizeof(ctrl);
-      ssize_t n = ::recvmsg(fd_, &msg, MSG_CMSG_CLOEXEC);
-      if (n < 0) continue;
-      for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-        for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); ++i) {
-          int fd;
-          std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-          fds_.push_back(fd);
-        }
-      }
-      messages_.emplace_back(buf, static_cast<size_t>(n));
-      seen_ = messages_.size();
-      if (messages_.back().find(needle) != std::string::npos) return true;
-    }
-    return false;
-  }
-  const std::vector<std::string>& messages() const { return messages_; }
-  const std::vector<int>& fds() const { return fds_; }
-  std::string All() const {
-    std::string s;
-    for (const auto& m : messages_) s += "[" + m + "]\n";
-    return s;
-  }
-
- private:
-  std::string path_;
-  int fd_ = -1;
-  bool ok_ = false;
-  std::vector<std::string> messages_;
-  size_t seen_ = 0;
-  std::vector<int> fds_;
-};
-
 
 inline std::string ProcEnviron(pid_t pid) {
   std::string env = ReadAll("/proc/" + std::to_string(pid) + "/environ");
