@@ -72,6 +72,24 @@ void EndOrphansNow(const std::vector<Orphan>& orphans, const HandoffTimeouts& t)
   wait_all(seconds(5));
 }
 
+// A handoff in progress: the pure machine and what the driver keeps beside
+// it. Created when an upgrade is accepted, released as a whole after it
+// finished.
+struct Handoff {
+  HandoffMachine machine;
+  std::string binary;  // the successor's binary and arguments
+  std::vector<std::string> args;
+  std::shared_ptr<Generation> incumbent;  // the generation serving when it started
+  std::shared_ptr<Generation> successor;  // once spawned
+  std::shared_ptr<AdminConnection> client;  // the `baton upgrade` waiting; null for SIGHUP
+  bool progress = false;                    // the client asked for phase progress
+  TimePoint started;
+  v1::UpgradeResult phases;  // the phases done so far
+};
+
+// Which part a child plays in the handoff in progress.
+enum class HandoffPart { kNone, kSuccessor, kIncumbent };
+
 class SupervisorImpl final : public Supervisor {
  public:
   SupervisorImpl(asio::io_context& io, SupervisorOptions opts, LogSink& log, std::vector<Listener> listeners,
@@ -195,7 +213,7 @@ class SupervisorImpl final : public Supervisor {
     orphan_timer_.cancel();
     for (const auto& o : orphans_) (void)o.Signal(SIGTERM);
     orphans_.clear();
-    if (handoff_) Execute(handoff_->OnAbort("supervisor stopping", RealClock().Now()));
+    if (handoff_) Execute(handoff_->machine.OnAbort("supervisor stopping", RealClock().Now()));
     for (auto& [n, g] : generations_) {
       if (g->alive) g->proc->Signal(SIGTERM);
     }
@@ -225,10 +243,10 @@ class SupervisorImpl final : public Supervisor {
         v1::Envelope reply;
         reply.mutable_abort_reply()->set_aborted(handoff_ != nullptr);
         if (handoff_) {
-          reply.mutable_abort_reply()->set_handoff_id(handoff_->handoff_id());
+          reply.mutable_abort_reply()->set_handoff_id(handoff_->machine.handoff_id());
           const std::string why = env.abort_request().reason().empty() ? "requested by the operator"
                                                                        : env.abort_request().reason();
-          Execute(handoff_->OnAbort(why, RealClock().Now()));
+          Execute(handoff_->machine.OnAbort(why, RealClock().Now()));
         }
         return conn->SendAndClose(reply);
       }
@@ -274,7 +292,7 @@ class SupervisorImpl final : public Supervisor {
     v1::UpgradeResult refused;
     refused.set_outcome(v1::REFUSED);
     if (handoff_) {
-      refused.set_reason(fmt::format("busy: handoff {} is in progress", handoff_->handoff_id()));
+      refused.set_reason(fmt::format("busy: handoff {} is in progress", handoff_->machine.handoff_id()));
       return Reply(conn, refused);
     }
     if (stopping_) {
@@ -303,18 +321,21 @@ class SupervisorImpl final : public Supervisor {
         protocol::VersionRange{incumbent_->hello.state_schema().min(), incumbent_->hello.state_schema().max()};
     params.heartbeat_interval_ms = opts_.heartbeat_interval_ms;
     params.liveness_timeout_ms = opts_.liveness_timeout_ms;
-    handoff_ = std::make_unique<HandoffMachine>(params);
-    handoff_binary_ = binary;
-    handoff_args_ = req.args_size() > 0 ? std::vector<std::string>(req.args().begin(), req.args().end()) : opts_.args;
-    handoff_incumbent_ = incumbent_;
-    handoff_client_ = conn;
-    handoff_progress_ = req.progress();
-    handoff_started_ = RealClock().Now();
-    current_phases_.Clear();
+    handoff_ = std::make_unique<Handoff>(Handoff{
+        .machine = HandoffMachine(params),
+        .binary = binary,
+        .args = req.args_size() > 0 ? std::vector<std::string>(req.args().begin(), req.args().end()) : opts_.args,
+        .incumbent = incumbent_,
+        .successor = nullptr,
+        .client = conn,
+        .progress = req.progress(),
+        .started = RealClock().Now(),
+        .phases = {},
+    });
     Emit(MakeEvent(Level::kInfo, "handoff.start", "handoff {} to {}", params.handoff_id, binary)
              .With("handoff_id", params.handoff_id)
              .With("old_pid", int64_t{incumbent_->pid}));
-    Execute(handoff_->Start(RealClock().Now()));
+    Execute(handoff_->machine.Start(RealClock().Now()));
   }
 
   void FillStatus(v1::StatusReply* s) {
@@ -329,7 +350,7 @@ class SupervisorImpl final : public Supervisor {
       s->set_incumbent_uptime_ms(static_cast<uint64_t>(ToMillis(now - incumbent_->started)));
       s->set_binary(incumbent_->binary);
     }
-    if (handoff_) s->set_handoff_in_progress(handoff_->handoff_id());
+    if (handoff_) s->set_handoff_in_progress(handoff_->machine.handoff_id());
     if (last_result_) *s->mutable_last_handoff() = *last_result_;
   }
 
@@ -388,6 +409,13 @@ class SupervisorImpl final : public Supervisor {
     });
   }
 
+  HandoffPart PartOf(const std::shared_ptr<Generation>& g) const {
+    if (!handoff_) return HandoffPart::kNone;
+    if (g == handoff_->successor) return HandoffPart::kSuccessor;
+    if (g == handoff_->incumbent) return HandoffPart::kIncumbent;
+    return HandoffPart::kNone;
+  }
+
   void OnChildMessage(const std::shared_ptr<Generation>& g, const v1::Envelope& env) {
     const TimePoint now = RealClock().Now();
     if (env.has_hello()) {
@@ -401,13 +429,10 @@ class SupervisorImpl final : public Supervisor {
       g->hello = env.hello();
       g->said_hello = true;
     }
-    if (handoff_ && g == successor_) {
-      Execute(handoff_->OnSuccessorMessage(env, now));
-      return;
-    }
-    if (handoff_ && g == handoff_incumbent_) {
-      Execute(handoff_->OnIncumbentMessage(env, now));
-      return;
+    switch (PartOf(g)) {
+      case HandoffPart::kSuccessor: return Execute(handoff_->machine.OnSuccessorMessage(env, now));
+      case HandoffPart::kIncumbent: return Execute(handoff_->machine.OnIncumbentMessage(env, now));
+      case HandoffPart::kNone: break;
     }
     if (env.has_hello() && g->role == "cold") {
       v1::Envelope ack;
@@ -447,13 +472,10 @@ class SupervisorImpl final : public Supervisor {
       return;
     }
     Emit(MakeEvent(Level::kWarn, "child.channel_closed", "pid {}: {}", g->pid, e.message).With("pid", int64_t{g->pid}));
-    if (handoff_ && g == successor_) {
-      Execute(handoff_->OnSuccessorChannelClosed(e, now));
-      return;
-    }
-    if (handoff_ && g == handoff_incumbent_) {
-      Execute(handoff_->OnIncumbentChannelClosed(e, now));
-      return;
+    switch (PartOf(g)) {
+      case HandoffPart::kSuccessor: return Execute(handoff_->machine.OnSuccessorChannelClosed(e, now));
+      case HandoffPart::kIncumbent: return Execute(handoff_->machine.OnIncumbentChannelClosed(e, now));
+      case HandoffPart::kNone: break;
     }
     // A generation we can no longer talk to (hung, or broken channel) must
     // not keep the data: end it; its exit triggers a restart. While the
@@ -473,10 +495,11 @@ class SupervisorImpl final : public Supervisor {
     UpdateJournal();
     Emit(MakeEvent(Level::kInfo, "child.exit", "pid {} {}", g->pid, how).With("pid", int64_t{g->pid}).With("how", how));
     const TimePoint now = RealClock().Now();
-    if (handoff_ && g == successor_) {
-      Execute(handoff_->OnSuccessorExited(how, now));
-    } else if (handoff_ && g == handoff_incumbent_) {
-      Execute(handoff_->OnIncumbentExited(how, now));
+    const HandoffPart part = PartOf(g);
+    if (part == HandoffPart::kSuccessor) {
+      Execute(handoff_->machine.OnSuccessorExited(how, now));
+    } else if (part == HandoffPart::kIncumbent) {
+      Execute(handoff_->machine.OnIncumbentExited(how, now));
     } else if (g == incumbent_ && !handoff_) {
       if (now - g->started > seconds(10)) restart_delay_ = opts_.restart_backoff_min;
       ScheduleRestart();
@@ -505,71 +528,71 @@ class SupervisorImpl final : public Supervisor {
   }
 
   void Do(SpawnSuccessor&) {
-    auto g = Spawn("successor", handoff_binary_, handoff_args_);
+    auto g = Spawn("successor", handoff_->binary, handoff_->args);
     if (!g) {
-      Execute(handoff_->OnSpawnFailed(g.error(), RealClock().Now()));
+      Execute(handoff_->machine.OnSpawnFailed(g.error(), RealClock().Now()));
       return;
     }
-    successor_ = *g;
-    Execute(handoff_->OnSpawned(static_cast<uint32_t>(successor_->pid), RealClock().Now()));
+    handoff_->successor = *g;
+    Execute(handoff_->machine.OnSpawned(static_cast<uint32_t>(handoff_->successor->pid), RealClock().Now()));
   }
   void Do(SendToSuccessor& a) {
-    if (successor_ && !successor_->channel->closed()) {
+    if (handoff_->successor && !handoff_->successor->channel->closed()) {
       v1::Envelope env = a.env;
-      successor_->channel->Send(a.env, [env] { AfterSentCrashPoint(env); });
+      handoff_->successor->channel->Send(a.env, [env] { AfterSentCrashPoint(env); });
       if (env.has_hello_ack() && env.hello_ack().accepted()) {
-        successor_->channel->SetLivenessOptions({milliseconds(opts_.heartbeat_interval_ms),
+        handoff_->successor->channel->SetLivenessOptions({milliseconds(opts_.heartbeat_interval_ms),
                                                  milliseconds(opts_.liveness_timeout_ms),
                                                  milliseconds(opts_.liveness_timeout_ms)});
       }
     }
   }
   void Do(SendToIncumbent& a) {
-    if (handoff_incumbent_ && !handoff_incumbent_->channel->closed()) {
+    if (handoff_->incumbent && !handoff_->incumbent->channel->closed()) {
       v1::Envelope env = a.env;
-      handoff_incumbent_->channel->Send(a.env, [env] { AfterSentCrashPoint(env); });
+      handoff_->incumbent->channel->Send(a.env, [env] { AfterSentCrashPoint(env); });
     }
   }
   void Do(SignalSuccessor& a) {
-    if (successor_ && successor_->alive) successor_->proc->Signal(a.signal);
+    if (handoff_->successor && handoff_->successor->alive) handoff_->successor->proc->Signal(a.signal);
   }
   void Do(SignalIncumbent& a) {
-    if (handoff_incumbent_ && handoff_incumbent_->alive) handoff_incumbent_->proc->Signal(a.signal);
+    if (handoff_->incumbent && handoff_->incumbent->alive) handoff_->incumbent->proc->Signal(a.signal);
   }
   void Do(PhaseDone& a) {
-    auto* p = current_phases_.add_phases();
+    auto* p = handoff_->phases.add_phases();
     p->set_phase(a.phase);
     p->set_duration_us(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(a.duration).count()));
     Emit(MakeEvent(Level::kInfo, "handoff.phase", "{} took {:.3f} ms", a.phase,
                    std::chrono::duration<double, std::milli>(a.duration).count())
-             .With("handoff_id", handoff_->handoff_id())
+             .With("handoff_id", handoff_->machine.handoff_id())
              .With("phase", a.phase)
              .With("duration_us", static_cast<int64_t>(p->duration_us())));
-    if (handoff_progress_ && handoff_client_ && !handoff_client_->closed()) {
+    if (handoff_->progress && handoff_->client && !handoff_->client->closed()) {
       v1::Envelope e;
-      e.mutable_upgrade_progress()->set_handoff_id(handoff_->handoff_id());
+      e.mutable_upgrade_progress()->set_handoff_id(handoff_->machine.handoff_id());
       *e.mutable_upgrade_progress()->mutable_phase() = *p;
-      handoff_client_->Send(e);
+      handoff_->client->Send(e);
     }
   }
   void Do(PromoteSuccessor&) {
-    incumbent_ = successor_;
+    incumbent_ = handoff_->successor;
     // From now on this binary is the service: restarts and later upgrades
     // without --binary use it.
-    opts_.binary = handoff_binary_;
-    opts_.args = handoff_args_;
+    opts_.binary = handoff_->binary;
+    opts_.args = handoff_->args;
     ++generation_count_;
     restart_delay_ = opts_.restart_backoff_min;
   }
   void Do(Finished& a) {
-    v1::UpgradeResult r = current_phases_;
-    r.set_handoff_id(handoff_->handoff_id());
+    v1::UpgradeResult r = handoff_->phases;
+    r.set_handoff_id(handoff_->machine.handoff_id());
     r.set_outcome(ToProto(a.outcome));
     r.set_reason(a.reason);
-    r.set_old_pid(handoff_incumbent_ ? static_cast<uint32_t>(handoff_incumbent_->pid) : 0);
-    r.set_new_pid(successor_ ? static_cast<uint32_t>(successor_->pid) : 0);
+    r.set_old_pid(handoff_->incumbent ? static_cast<uint32_t>(handoff_->incumbent->pid) : 0);
+    r.set_new_pid(handoff_->successor ? static_cast<uint32_t>(handoff_->successor->pid) : 0);
     r.set_total_us(static_cast<uint64_t>(
-        std::chrono::duration_cast<std::chrono::microseconds>(RealClock().Now() - handoff_started_).count()));
+        std::chrono::duration_cast<std::chrono::microseconds>(RealClock().Now() - handoff_->started).count()));
     Emit(MakeEvent(a.outcome == Outcome::kCommitted ? Level::kInfo : Level::kWarn, "handoff.end", "{}: {}",
                    OutcomeName(a.outcome), a.reason)
              .With("handoff_id", r.handoff_id())
@@ -577,16 +600,14 @@ class SupervisorImpl final : public Supervisor {
              .With("reason", a.reason)
              .With("total_us", static_cast<int64_t>(r.total_us())));
     last_result_ = r;
-    if (a.outcome == Outcome::kCommitted && handoff_incumbent_ && handoff_incumbent_->alive) {
-      Retire(handoff_incumbent_);
+    if (a.outcome == Outcome::kCommitted && handoff_->incumbent && handoff_->incumbent->alive) {
+      Retire(handoff_->incumbent);
     }
-    if (handoff_client_) Reply(handoff_client_, r);
-    handoff_client_.reset();
+    if (handoff_->client) Reply(handoff_->client, r);
+    handoff_->client.reset();
     // Release everything from this handoff after the current call stack.
     asio::post(io_, [this] {
       handoff_.reset();
-      successor_.reset();
-      handoff_incumbent_.reset();
       handoff_timer_.cancel();
       if (!incumbent_ || !incumbent_->alive) ColdStart();
     });
@@ -612,7 +633,7 @@ class SupervisorImpl final : public Supervisor {
 
   void ArmHandoffTimer() {
     if (!handoff_) return;
-    auto d = handoff_->NextDeadline();
+    auto d = handoff_->machine.NextDeadline();
     if (!d) {
       handoff_timer_.cancel();
       return;
@@ -620,7 +641,7 @@ class SupervisorImpl final : public Supervisor {
     handoff_timer_.expires_at(*d);
     handoff_timer_.async_wait([this](const boost::system::error_code& ec) {
       if (ec || !handoff_) return;
-      Execute(handoff_->OnTimer(RealClock().Now()));
+      Execute(handoff_->machine.OnTimer(RealClock().Now()));
     });
   }
 
@@ -670,15 +691,7 @@ class SupervisorImpl final : public Supervisor {
   uint32_t restarts_ = 0;
   Duration restart_delay_ = milliseconds(100);
 
-  std::unique_ptr<HandoffMachine> handoff_;
-  std::shared_ptr<Generation> successor_;
-  std::shared_ptr<Generation> handoff_incumbent_;
-  std::shared_ptr<AdminConnection> handoff_client_;
-  bool handoff_progress_ = false;
-  std::string handoff_binary_;
-  std::vector<std::string> handoff_args_;
-  TimePoint handoff_started_;
-  v1::UpgradeResult current_phases_;
+  std::unique_ptr<Handoff> handoff_;  // the one in progress, if any
   std::optional<v1::UpgradeResult> last_result_;
 
   std::deque<std::string> recent_events_;
