@@ -9,7 +9,7 @@
 #include <fmt/format.h>
 
 #include "crashpoints/crashpoints.h"
-#include "protocol/launch.h"
+#include "supervisor/launch.h"
 
 namespace baton::supervisor {
 
@@ -54,7 +54,7 @@ std::vector<std::string> GenerationEnvironment(const std::string& crash_at, cons
 
 Result<std::shared_ptr<Generation>> SpawnGeneration(asio::io_context& io, const std::vector<Listener>& listeners,
                                                     const SpawnSpec& spec, GenerationCallbacks callbacks) {
-  auto pair = protocol::MakeControlSocketPair();
+  auto pair = MakeControlSocketPair();
   if (!pair) return pair.error();
   auto [parent_fd, child_fd] = *pair;
   std::vector<protocol::ListenerFd> fds;
@@ -68,7 +68,7 @@ Result<std::shared_ptr<Generation>> SpawnGeneration(asio::io_context& io, const 
     ::close(child_fd);
     return launch.error();
   }
-  auto proc = protocol::Launch(io.get_executor(), spec.binary, spec.args, *launch);
+  auto proc = Launch(io.get_executor(), spec.binary, spec.args, *launch);
   ::close(child_fd);  // the child has its own copy now
   if (!proc) {
     ::close(parent_fd);
@@ -78,7 +78,7 @@ Result<std::shared_ptr<Generation>> SpawnGeneration(asio::io_context& io, const 
   g->number = spec.number;
   g->pid = proc->id();
   proc->detach();  // watched and reaped through our own pidfd from here on
-  auto child = protocol::ChildProcess::Adopt(io.get_executor(), g->pid);
+  auto child = ChildProcess::Adopt(io.get_executor(), g->pid);
   if (!child) {
     // Cannot watch it, so it must not run unwatched.
     ::kill(g->pid, SIGKILL);

@@ -16,9 +16,9 @@
 #include "base/clock.h"
 #include "base/errors.h"
 #include "protocol/channel.h"
-#include "protocol/child_process.h"
+#include "supervisor/child_process.h"
 #include "supervisor/journal.h"
-#include "protocol/launch.h"
+#include "supervisor/launch.h"
 #include "supervisor/listeners.h"
 
 namespace baton::supervisor {
@@ -28,7 +28,7 @@ struct Generation {
   pid_t pid = 0;
   std::string role;  // "cold" | "successor"
   std::string binary;
-  std::unique_ptr<protocol::ChildProcess> proc;
+  std::unique_ptr<ChildProcess> proc;
   std::shared_ptr<protocol::Channel> channel;
   v1::Hello hello;
   bool said_hello = false;
@@ -79,7 +79,7 @@ struct GenerationCallbacks {
 // minus BATON_CRASH_AT, plus the routed `crash_at` (if any) and
 // BATON_DATA_DIR.
 std::vector<std::string> GenerationEnvironment(const std::string& crash_at, const std::string& data_dir,
-                                               std::vector<std::string> base = protocol::CurrentEnvironment());
+                                               std::vector<std::string> base = CurrentEnvironment());
 
 // Starts `spec.binary` with the listeners and a fresh control socketpair
 // (the child environment contract), and starts watching its channel and

@@ -8,7 +8,7 @@
 #include <fmt/format.h>
 
 #include "crashpoints/crashpoints.h"
-#include "protocol/launch.h"
+#include "supervisor/launch.h"
 #include "supervisor/child_policy.h"
 #include "supervisor/supervisor_impl.h"
 
@@ -71,7 +71,7 @@ void SupervisorImpl::OnUpgrade(std::shared_ptr<AdminConnection> conn, const v1::
     return Reply(conn, refused);
   }
   const std::string requested = req.binary().empty() ? opts_.binary : req.binary();
-  if (auto st = protocol::CheckExecutable(requested); !st) {
+  if (auto st = CheckExecutable(requested); !st) {
     refused.set_reason(st.error().message);
     return Reply(conn, refused);
   }

@@ -7,7 +7,7 @@
 #include <boost/asio/post.hpp>
 #include <fmt/format.h>
 
-#include "protocol/launch.h"
+#include "supervisor/launch.h"
 #include "supervisor/supervisor_impl.h"
 
 namespace baton::supervisor {
@@ -344,7 +344,7 @@ void SupervisorImpl::Emit(Event e) {
 
 Result<std::unique_ptr<Supervisor>> Supervisor::Create(asio::io_context& io, SupervisorOptions opts, LogSink& log) {
   if (opts.binary.empty()) return Error(Errc::kInvalidArgument, "no daemon binary given (after --)");
-  if (auto st = protocol::CheckExecutable(opts.binary); !st) return st.error();
+  if (auto st = CheckExecutable(opts.binary); !st) return st.error();
   if (opts.data_dir.empty()) return Error(Errc::kInvalidArgument, "--data-dir is required");
   struct stat st {};
   if (::stat(opts.data_dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {

@@ -38,7 +38,7 @@ struct SupervisorOptions {
   Duration restart_backoff_min = milliseconds(100);
   Duration restart_backoff_max = seconds(5);
   std::set<uid_t> admin_uids;  // always includes our own uid and root
-  // ---- operator surface (wired by supervisor/operator_surface.h) ----
+  // ---- operator surface (wired by supervisor/ops/operator_surface.h) ----
   // Canonical paths or patterns an upgrade may exec; empty = any executable
   // (supervisor/child_policy.h).
   std::vector<std::string> allowed_binaries;

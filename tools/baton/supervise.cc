@@ -9,10 +9,10 @@
 #include "base/duration.h"
 #include "base/log.h"
 #include "crashpoints/crashpoints.h"
-#include "protocol/launch.h"
+#include "supervisor/launch.h"
 #include "supervisor/child_policy.h"
-#include "supervisor/operator_surface.h"
-#include "supervisor/socket_activation.h"
+#include "supervisor/ops/operator_surface.h"
+#include "supervisor/ops/socket_activation.h"
 #include "supervisor/supervisor.h"
 
 namespace baton::cli {
@@ -58,7 +58,7 @@ supervisor::SupervisorOptions ToOptions(const supervisor::ServiceConfig& c) {
   o.admin_uids = c.admin_uids;
   o.allowed_binaries = c.allowed_binaries;
   o.child_environment =
-      supervisor::SanitizedEnvironment(protocol::CurrentEnvironment(), c.pass_environment, c.environment, c.lease);
+      supervisor::SanitizedEnvironment(supervisor::CurrentEnvironment(), c.pass_environment, c.environment, c.lease);
   return o;
 }
 
@@ -124,7 +124,7 @@ int RunCheckConfig(const std::string& path) {
     return kExitUsage;
   }
   // What an upgrade without --binary would check, before anything starts.
-  if (auto st = protocol::CheckExecutable(c->binary); !st) {
+  if (auto st = supervisor::CheckExecutable(c->binary); !st) {
     PrintError(fmt::format("{}: {}", path, st.error().message));
     return kExitUsage;
   }

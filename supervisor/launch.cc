@@ -1,4 +1,4 @@
-#include "protocol/launch.h"
+#include "supervisor/launch.h"
 
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -9,7 +9,7 @@
 
 extern char** environ;
 
-namespace baton::protocol {
+namespace baton::supervisor {
 
 Result<std::pair<int, int>> MakeControlSocketPair() {
   int fds[2];
@@ -37,7 +37,7 @@ Status CheckExecutable(const std::string& path) {
 }
 
 Result<Process> Launch(boost::asio::any_io_executor exec, const std::string& executable,
-                       const std::vector<std::string>& args, ChildLaunch& contract) {
+                       const std::vector<std::string>& args, protocol::ChildLaunch& contract) {
   if (auto st = CheckExecutable(executable); !st) return st.error();
   boost::process::v2::posix::default_launcher launcher;
   boost::system::error_code ec;
@@ -54,4 +54,4 @@ std::vector<std::string> CurrentEnvironment() {
   return out;
 }
 
-}  // namespace baton::protocol
+}  // namespace baton::supervisor

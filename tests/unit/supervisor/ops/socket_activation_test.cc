@@ -1,11 +1,11 @@
-#include "supervisor/socket_activation.h"
+#include "supervisor/ops/socket_activation.h"
 
 #include <fcntl.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
 
-#include "supervisor/libsystemd.h"
+#include "supervisor/ops/libsystemd.h"
 #include "tools/harness/subprocess.h"
 
 namespace baton::supervisor {

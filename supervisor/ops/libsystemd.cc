@@ -1,4 +1,4 @@
-#include "supervisor/libsystemd.h"
+#include "supervisor/ops/libsystemd.h"
 
 #include <dlfcn.h>
 

@@ -1,4 +1,4 @@
-#include "supervisor/event_journal.h"
+#include "supervisor/ops/event_journal.h"
 
 #include <sys/stat.h>
 

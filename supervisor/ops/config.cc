@@ -1,4 +1,4 @@
-#include "supervisor/config.h"
+#include "supervisor/ops/config.h"
 
 #include <algorithm>
 #include <fstream>

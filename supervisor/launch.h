@@ -18,7 +18,7 @@
 #include "base/errors.h"
 #include "protocol/child_env.h"
 
-namespace baton::protocol {
+namespace baton::supervisor {
 
 using Process = boost::process::v2::basic_process<boost::asio::any_io_executor>;
 
@@ -34,9 +34,9 @@ Status CheckExecutable(const std::string& path);
 // Launches `executable` with `args`. Exec failures in the child (ENOENT,
 // EACCES, ...) are reported here, not as a mysterious exit.
 Result<Process> Launch(boost::asio::any_io_executor exec, const std::string& executable,
-                       const std::vector<std::string>& args, ChildLaunch& contract);
+                       const std::vector<std::string>& args, protocol::ChildLaunch& contract);
 
 // The current process environment as "K=V" strings.
 std::vector<std::string> CurrentEnvironment();
 
-}  // namespace baton::protocol
+}  // namespace baton::supervisor

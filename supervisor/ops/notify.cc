@@ -1,11 +1,11 @@
-#include "supervisor/notify.h"
+#include "supervisor/ops/notify.h"
 
 #include <cstdlib>
 #include <cstring>
 
 #include <fmt/format.h>
 
-#include "supervisor/libsystemd.h"
+#include "supervisor/ops/libsystemd.h"
 
 namespace baton::supervisor {
 namespace {

@@ -14,10 +14,10 @@
 #include <boost/asio/io_context.hpp>
 
 #include "base/log.h"
-#include "supervisor/event_journal.h"
-#include "supervisor/metrics.h"
-#include "supervisor/metrics_http.h"
-#include "supervisor/notify.h"
+#include "supervisor/ops/event_journal.h"
+#include "supervisor/ops/metrics.h"
+#include "supervisor/ops/metrics_http.h"
+#include "supervisor/ops/notify.h"
 #include "supervisor/supervisor.h"
 
 namespace baton::supervisor {

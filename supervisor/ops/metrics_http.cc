@@ -1,4 +1,4 @@
-#include "supervisor/metrics_http.h"
+#include "supervisor/ops/metrics_http.h"
 
 #include <charconv>
 

@@ -1,4 +1,4 @@
-#include "protocol/child_process.h"
+#include "supervisor/child_process.h"
 
 #include <signal.h>
 #include <sys/syscall.h>
@@ -9,7 +9,7 @@
 
 #include <fmt/format.h>
 
-namespace baton::protocol {
+namespace baton::supervisor {
 
 Result<std::unique_ptr<ChildProcess>> ChildProcess::Adopt(boost::asio::any_io_executor exec, pid_t pid) {
   // glibc 2.36 declares pidfd_open without C linkage for C++; use the syscall.
@@ -49,4 +49,4 @@ bool ChildProcess::Signal(int sig) {
   return ::kill(pid_, sig) == 0;
 }
 
-}  // namespace baton::protocol
+}  // namespace baton::supervisor

@@ -1,4 +1,4 @@
-#include "supervisor/notify.h"
+#include "supervisor/ops/notify.h"
 
 #include <unistd.h>
 

@@ -21,7 +21,7 @@
 
 #include "base/errors.h"
 
-namespace baton::protocol {
+namespace baton::supervisor {
 
 class ChildProcess {
  public:
@@ -47,4 +47,4 @@ class ChildProcess {
   std::function<void(int)> done_;
 };
 
-}  // namespace baton::protocol
+}  // namespace baton::supervisor

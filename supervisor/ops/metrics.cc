@@ -1,4 +1,4 @@
-#include "supervisor/metrics.h"
+#include "supervisor/ops/metrics.h"
 
 #include <fmt/format.h>
 

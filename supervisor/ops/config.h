@@ -16,20 +16,11 @@
 
 #include "base/clock.h"
 #include "base/errors.h"
+#include "supervisor/child_policy.h"
 #include "supervisor/handoff_machine.h"
 #include "supervisor/listeners.h"
 
 namespace baton::supervisor {
-
-// Optional Postgres leader lease (DESIGN §8). The supervisor does not talk to
-// Postgres: it hands these to every generation as BATON_LEASE_* variables.
-struct LeaseConfig {
-  std::string dsn;          // BATON_LEASE_DSN
-  std::string name;         // BATON_LEASE_NAME: the leadership domain (row)
-  Duration ttl = seconds(10);          // BATON_LEASE_TTL_MS
-  Duration op_timeout = seconds(1);    // BATON_LEASE_OP_TIMEOUT_MS
-  Duration seal_budget = seconds(3);   // BATON_LEASE_SEAL_BUDGET_MS
-};
 
 // Everything the file can say. Fields the file leaves out keep their
 // defaults; `set` records which keys were given, so flags can override.

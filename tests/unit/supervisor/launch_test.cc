@@ -1,4 +1,5 @@
-// The child environment contract, with real forked children.
+// The child environment contract, with real forked children launched the
+// way the supervisor launches them (supervisor/launch.h).
 #include "protocol/child_env.h"
 
 #include <arpa/inet.h>
@@ -15,11 +16,14 @@
 #include <boost/asio/io_context.hpp>
 #include <gtest/gtest.h>
 
-#include "protocol/launch.h"
+#include "supervisor/launch.h"
 #include "tools/harness/subprocess.h"
 
 namespace baton::protocol {
 namespace {
+
+using supervisor::Launch;
+using supervisor::MakeControlSocketPair;
 
 constexpr int kPipeFd = 60;
 

@@ -1,4 +1,4 @@
-#include "supervisor/operator_surface.h"
+#include "supervisor/ops/operator_surface.h"
 
 #include <time.h>
 

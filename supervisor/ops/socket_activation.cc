@@ -1,4 +1,4 @@
-#include "supervisor/socket_activation.h"
+#include "supervisor/ops/socket_activation.h"
 
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -11,7 +11,7 @@
 
 #include <fmt/format.h>
 
-#include "supervisor/libsystemd.h"
+#include "supervisor/ops/libsystemd.h"
 
 namespace baton::supervisor {
 
