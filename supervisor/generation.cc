@@ -15,13 +15,6 @@ namespace baton::supervisor {
 
 namespace asio = boost::asio;
 
-std::string DescribeWaitStatus(int status) {
-  if (status < 0) return "vanished (not our child any more)";
-  if (WIFEXITED(status)) return fmt::format("exited with status {}", WEXITSTATUS(status));
-  if (WIFSIGNALED(status)) return fmt::format("killed by signal {}", WTERMSIG(status));
-  return fmt::format("ended with wait status {}", status);
-}
-
 Result<CrashRoute> CrashRoute::FromEnvironment() {
   CrashRoute r;
   const char* at = std::getenv("BATON_CRASH_AT");
@@ -33,8 +26,8 @@ Result<CrashRoute> CrashRoute::FromEnvironment() {
   return r;
 }
 
-std::string CrashRoute::TakeFor(const std::string& role) {
-  if (delivered_ || child_role_.empty() || role != child_role_) return "";
+std::string CrashRoute::TakeFor(ChildRole role) {
+  if (delivered_ || child_role_.empty() || ChildRoleName(role) != child_role_) return "";
   delivered_ = true;
   return text_;
 }
@@ -60,7 +53,7 @@ Result<std::shared_ptr<Generation>> SpawnGeneration(asio::io_context& io, const 
   std::vector<protocol::ListenerFd> fds;
   for (const auto& l : listeners) fds.push_back({l.name(), l.fd()});
   auto launch = protocol::ChildLaunch::Create(
-      std::move(fds), child_fd, spec.role == "cold" ? protocol::LaunchRole::kCold : protocol::LaunchRole::kSuccessor,
+      std::move(fds), child_fd, spec.role == ChildRole::kCold ? protocol::LaunchRole::kCold : protocol::LaunchRole::kSuccessor,
       spec.base_env.empty() ? GenerationEnvironment(spec.crash_at, spec.data_dir)
                             : GenerationEnvironment(spec.crash_at, spec.data_dir, spec.base_env));
   if (!launch) {
@@ -101,7 +94,7 @@ Result<std::shared_ptr<Generation>> SpawnGeneration(asio::io_context& io, const 
                                             if (auto g = weak.lock()) cb(g, e);
                                           }});
   g->channel->Start();
-  g->proc->AsyncWaitExit([g, cb = callbacks.on_exit](int status) { cb(g, DescribeWaitStatus(status)); });
+  g->proc->AsyncWaitExit([g, cb = callbacks.on_exit](int status) { cb(g, ChildExit::FromWaitStatus(status)); });
   return g;
 }
 

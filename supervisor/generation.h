@@ -17,6 +17,7 @@
 #include "base/errors.h"
 #include "protocol/channel.h"
 #include "supervisor/child_process.h"
+#include "supervisor/child_status.h"
 #include "supervisor/journal.h"
 #include "supervisor/launch.h"
 #include "supervisor/listeners.h"
@@ -26,7 +27,7 @@ namespace baton::supervisor {
 struct Generation {
   uint64_t number = 0;
   pid_t pid = 0;
-  std::string role;  // "cold" | "successor"
+  ChildRole role = ChildRole::kCold;
   std::string binary;
   std::unique_ptr<ChildProcess> proc;
   std::shared_ptr<protocol::Channel> channel;
@@ -42,7 +43,7 @@ struct Generation {
 
 struct SpawnSpec {
   uint64_t number = 0;
-  std::string role;  // "cold" | "successor"
+  ChildRole role = ChildRole::kCold;
   std::string binary;
   std::vector<std::string> args;
   std::string data_dir;
@@ -60,7 +61,7 @@ class CrashRoute {
   static Result<CrashRoute> FromEnvironment();
   // The value for a child of `role` about to be spawned, "" when none. The
   // first non-empty answer is the last.
-  std::string TakeFor(const std::string& role);
+  std::string TakeFor(ChildRole role);
 
  private:
   std::string text_;        // as given, with any @role suffix
@@ -72,7 +73,7 @@ class CrashRoute {
 struct GenerationCallbacks {
   std::function<void(const std::shared_ptr<Generation>&, const v1::Envelope&)> on_message;
   std::function<void(const std::shared_ptr<Generation>&, const Error&)> on_closed;
-  std::function<void(const std::shared_ptr<Generation>&, const std::string& how)> on_exit;
+  std::function<void(const std::shared_ptr<Generation>&, const ChildExit& how)> on_exit;
 };
 
 // The child's environment: `base` (ours unless the config sanitizes it)
@@ -86,8 +87,5 @@ std::vector<std::string> GenerationEnvironment(const std::string& crash_at, cons
 // its exit. Errors leave nothing behind.
 Result<std::shared_ptr<Generation>> SpawnGeneration(boost::asio::io_context& io, const std::vector<Listener>& listeners,
                                                     const SpawnSpec& spec, GenerationCallbacks callbacks);
-
-// "exited with status 1", "killed by signal 9".
-std::string DescribeWaitStatus(int status);
 
 }  // namespace baton::supervisor

@@ -86,8 +86,7 @@ void SupervisorImpl::OnUpgrade(std::shared_ptr<AdminConnection> conn, const v1::
   params.timeouts = opts_.timeouts;
   params.incumbent_schema =
       protocol::VersionRange{incumbent_->hello.state_schema().min(), incumbent_->hello.state_schema().max()};
-  params.heartbeat_interval_ms = opts_.heartbeat_interval_ms;
-  params.liveness_timeout_ms = opts_.liveness_timeout_ms;
+  params.liveness = opts_.liveness;
   handoff_ = std::make_unique<Handoff>(Handoff{
       .machine = HandoffMachine(params),
       .binary = binary,
@@ -113,7 +112,7 @@ void SupervisorImpl::Execute(Actions actions) {
 }
 
 void SupervisorImpl::Do(SpawnSuccessor&) {
-  auto g = Spawn("successor", handoff_->binary, handoff_->args);
+  auto g = Spawn(ChildRole::kSuccessor, handoff_->binary, handoff_->args);
   if (!g) {
     Execute(handoff_->machine.OnSpawnFailed(g.error(), RealClock().Now()));
     return;
@@ -127,9 +126,7 @@ void SupervisorImpl::Do(SendToSuccessor& a) {
     v1::Envelope env = a.env;
     handoff_->successor->channel->Send(a.env, [env] { AfterSentCrashPoint(env); });
     if (env.has_hello_ack() && env.hello_ack().accepted()) {
-      handoff_->successor->channel->SetLivenessOptions({milliseconds(opts_.heartbeat_interval_ms),
-                                               milliseconds(opts_.liveness_timeout_ms),
-                                               milliseconds(opts_.liveness_timeout_ms)});
+      handoff_->successor->channel->SetLivenessOptions(opts_.liveness);
     }
   }
 }

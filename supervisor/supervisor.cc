@@ -4,9 +4,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <thread>
+
 #include <boost/asio/post.hpp>
 #include <fmt/format.h>
 
+#include "incumbent/incumbent_session.h"
 #include "supervisor/launch.h"
 #include "supervisor/supervisor_impl.h"
 
@@ -14,6 +17,19 @@ namespace baton::supervisor {
 namespace {
 
 namespace asio = boost::asio;
+
+// A handoff the old supervisor left half done is resolved by the orphan
+// rules of DESIGN §3 within the liveness timeout plus the incumbent's orphan
+// grace; a second more and it is surely settled.
+const Duration kOrphanSettleTime = incumbent::IncumbentOptions{}.orphan_grace + seconds(1);
+// Orphans are not our children, so nothing tells us they ended: we poll.
+constexpr Duration kOrphanPoll = milliseconds(50);
+constexpr Duration kOrphanPollBlocking = milliseconds(10);
+// How long a SIGKILLed orphan may take to be gone.
+constexpr Duration kKilledOrphanWait = seconds(5);
+// A generation that ran this long was not crash-looping: its restart starts
+// over at the shortest back-off.
+constexpr Duration kStableRun = seconds(10);
 
 // How the journal names this process.
 JournalEntry SelfEntry() {
@@ -31,13 +47,13 @@ void EndOrphansNow(const std::vector<Orphan>& orphans, const HandoffTimeouts& t)
       bool any = false;
       for (const auto& o : orphans) any = any || o.Running();
       if (!any) return true;
-      ::usleep(10000);
+      std::this_thread::sleep_for(kOrphanPollBlocking);
     }
     return false;
   };
   if (wait_all(t.drain + t.term_grace)) return;
   for (const auto& o : orphans) (void)o.Signal(SIGKILL);
-  wait_all(seconds(5));
+  wait_all(kKilledOrphanWait);
 }
 
 }  // namespace
@@ -76,10 +92,9 @@ void SupervisorImpl::AdoptOrphans() {
                  fmt::join(pids, ", "))
            .With("count", static_cast<int64_t>(orphans_.size())));
   UpdateJournal();
-  // The orphan rules of DESIGN §3 resolve a handoff the old supervisor left
-  // half done within the liveness timeout plus the incumbent's orphan grace
-  // (10 s); let them, then end whatever still runs.
-  orphan_settle_deadline_ = RealClock().Now() + milliseconds(opts_.liveness_timeout_ms) + seconds(11);
+  // Let the orphan rules settle a half-done handoff, then end whatever
+  // still runs.
+  orphan_settle_deadline_ = RealClock().Now() + opts_.liveness.liveness_timeout + kOrphanSettleTime;
   CheckOrphans();
 }
 
@@ -115,7 +130,7 @@ void SupervisorImpl::CheckOrphans() {
   }
   // Orphans are not our children, so nothing tells us they ended: poll
   // (which also reaches the deadlines).
-  orphan_timer_.expires_after(milliseconds(50));
+  orphan_timer_.expires_after(kOrphanPoll);
   orphan_timer_.async_wait([this](const boost::system::error_code& ec) {
     if (!ec) CheckOrphans();
   });
@@ -170,8 +185,8 @@ void SupervisorImpl::Stop(std::function<void()> done) {
 
 // ---- children -------------------------------------------------------------
 
-Result<std::shared_ptr<Generation>> SupervisorImpl::Spawn(const std::string& role, const std::string& binary,
-                                          const std::vector<std::string>& args) {
+Result<std::shared_ptr<Generation>> SupervisorImpl::Spawn(ChildRole role, const std::string& binary,
+                                                          const std::vector<std::string>& args) {
   SpawnSpec spec;
   spec.number = ++spawned_;
   spec.role = role;
@@ -180,27 +195,26 @@ Result<std::shared_ptr<Generation>> SupervisorImpl::Spawn(const std::string& rol
   spec.data_dir = opts_.data_dir;
   spec.crash_at = crash_route_.TakeFor(role);
   spec.base_env = opts_.child_environment;
-  spec.liveness = {milliseconds(opts_.heartbeat_interval_ms), milliseconds(opts_.liveness_timeout_ms),
-                   milliseconds(opts_.liveness_timeout_ms)};
+  spec.liveness = opts_.liveness;
   // Until its Hello, a child has the hello timeout to speak.
   spec.liveness.liveness_timeout = std::max(spec.liveness.liveness_timeout, opts_.timeouts.hello);
   auto g = SpawnGeneration(io_, listeners_, spec,
                            {[this](const auto& g, const v1::Envelope& env) { OnChildMessage(g, env); },
                             [this](const auto& g, const Error& e) { OnChildClosed(g, e); },
-                            [this](const auto& g, const std::string& how) { OnChildExit(g, how); }});
+                            [this](const auto& g, const ChildExit& how) { OnChildExit(g, how); }});
   if (!g) return g.error();
-  if (auto e = EntryFor((*g)->pid, role); e) (*g)->journal = *e;
+  if (auto e = EntryFor((*g)->pid, std::string(ChildRoleName(role))); e) (*g)->journal = *e;
   generations_[(*g)->number] = *g;
   UpdateJournal();
-  Emit(MakeEvent(Level::kInfo, "child.spawn", "spawned {} {} as pid {}", role, binary, (*g)->pid)
+  Emit(MakeEvent(Level::kInfo, "child.spawn", "spawned {} {} as pid {}", ChildRoleName(role), binary, (*g)->pid)
            .With("pid", int64_t{(*g)->pid})
-           .With("role", role));
+           .With("role", std::string(ChildRoleName(role))));
   return g;
 }
 
 void SupervisorImpl::ColdStart() {
   if (stopping_) return;
-  auto g = Spawn("cold", opts_.binary, opts_.args);
+  auto g = Spawn(ChildRole::kCold, opts_.binary, opts_.args);
   if (!g) {
     Emit(MakeEvent(Level::kError, "child.spawn_failed", "cold start failed: {}", g.error().message));
     ScheduleRestart();
@@ -248,7 +262,7 @@ void SupervisorImpl::OnChildMessage(const std::shared_ptr<Generation>& g, const 
     case HandoffPart::kIncumbent: return Execute(handoff_->machine.OnIncumbentMessage(env, now));
     case HandoffPart::kNone: break;
   }
-  if (env.has_hello() && g->role == "cold") {
+  if (env.has_hello() && g->role == ChildRole::kCold) {
     v1::Envelope ack;
     auto* a = ack.mutable_hello_ack();
     auto version = protocol::Negotiate({protocol::kProtocolMin, protocol::kProtocolMax},
@@ -257,13 +271,11 @@ void SupervisorImpl::OnChildMessage(const std::shared_ptr<Generation>& g, const 
     a->set_accepted(version.has_value());
     if (version) a->set_protocol_version(*version);
     if (!version) a->set_refusal(version.error().message);
-    a->set_heartbeat_interval_ms(opts_.heartbeat_interval_ms);
-    a->set_liveness_timeout_ms(opts_.liveness_timeout_ms);
+    a->set_heartbeat_interval_ms(static_cast<uint32_t>(ToMillis(opts_.liveness.heartbeat_interval)));
+    a->set_liveness_timeout_ms(static_cast<uint32_t>(ToMillis(opts_.liveness.liveness_timeout)));
     g->channel->Send(ack);
     if (version) {
-      g->channel->SetLivenessOptions({milliseconds(opts_.heartbeat_interval_ms),
-                                      milliseconds(opts_.liveness_timeout_ms),
-                                      milliseconds(opts_.liveness_timeout_ms)});
+      g->channel->SetLivenessOptions(opts_.liveness);
       Emit(MakeEvent(Level::kInfo, "child.hello", "generation pid {} ({}) is up", g->pid, env.hello().build_id())
                .With("pid", int64_t{g->pid}));
     } else {
@@ -298,7 +310,8 @@ void SupervisorImpl::OnChildClosed(const std::shared_ptr<Generation>& g, const E
   if (g->alive && !stopping_) g->proc->Signal(SIGKILL);
 }
 
-void SupervisorImpl::OnChildExit(const std::shared_ptr<Generation>& g, const std::string& how) {
+void SupervisorImpl::OnChildExit(const std::shared_ptr<Generation>& g, const ChildExit& exit) {
+  const std::string how = exit.Describe();
   g->alive = false;
   if (auto it = retire_timers_.find(g->pid); it != retire_timers_.end()) {
     it->second->cancel();
@@ -311,11 +324,11 @@ void SupervisorImpl::OnChildExit(const std::shared_ptr<Generation>& g, const std
   const TimePoint now = RealClock().Now();
   const HandoffPart part = PartOf(g);
   if (part == HandoffPart::kSuccessor) {
-    Execute(handoff_->machine.OnSuccessorExited(how, now));
+    Execute(handoff_->machine.OnSuccessorExited(exit, now));
   } else if (part == HandoffPart::kIncumbent) {
-    Execute(handoff_->machine.OnIncumbentExited(how, now));
+    Execute(handoff_->machine.OnIncumbentExited(exit, now));
   } else if (g == incumbent_ && !handoff_) {
-    if (now - g->started > seconds(10)) restart_delay_ = opts_.restart_backoff_min;
+    if (now - g->started > kStableRun) restart_delay_ = opts_.restart_backoff_min;
     ScheduleRestart();
   }
   MaybeStopped();

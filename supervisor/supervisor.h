@@ -21,6 +21,7 @@
 
 #include "base/errors.h"
 #include "base/log.h"
+#include "protocol/liveness.h"
 #include "supervisor/handoff_machine.h"
 #include "supervisor/listeners.h"
 
@@ -33,8 +34,8 @@ struct SupervisorOptions {
   std::string binary;
   std::vector<std::string> args;
   HandoffTimeouts timeouts;
-  uint32_t heartbeat_interval_ms = 1000;
-  uint32_t liveness_timeout_ms = 5000;
+  // Heartbeats and liveness on every child's channel (after its Hello).
+  protocol::LivenessOptions liveness;
   Duration restart_backoff_min = milliseconds(100);
   Duration restart_backoff_max = seconds(5);
   std::set<uid_t> admin_uids;  // always includes our own uid and root

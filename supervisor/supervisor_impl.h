@@ -73,14 +73,14 @@ class SupervisorImpl final : public Supervisor {
   void UpdateJournal();
 
   // ---- children
-  Result<std::shared_ptr<Generation>> Spawn(const std::string& role, const std::string& binary,
+  Result<std::shared_ptr<Generation>> Spawn(ChildRole role, const std::string& binary,
                                             const std::vector<std::string>& args);
   void ColdStart();
   void ScheduleRestart();
   HandoffPart PartOf(const std::shared_ptr<Generation>& g) const;
   void OnChildMessage(const std::shared_ptr<Generation>& g, const v1::Envelope& env);
   void OnChildClosed(const std::shared_ptr<Generation>& g, const Error& e);
-  void OnChildExit(const std::shared_ptr<Generation>& g, const std::string& how);
+  void OnChildExit(const std::shared_ptr<Generation>& g, const ChildExit& exit);
   void MaybeStopped();
   void Emit(Event e);
 

@@ -148,7 +148,6 @@ class Reader {
     return EachKey(**t, "environment", [&](const std::string& k, const toml::node& n) -> Status {
       const std::string name = k.substr(std::string("environment.").size());
       if (name.empty() || name.find('=') != std::string::npos) return Bad(n, k, "not a valid variable name");
-      std::string value;
       if (!n.is_string()) return Bad(n, k, "expected a string");
       c_.environment[name] = n.as_string()->get();
       return {};
@@ -159,19 +158,7 @@ class Reader {
     auto t = Table(v, "timeouts");
     if (!t) return t.error();
     return EachKey(**t, "timeouts", [&](const std::string& k, const toml::node& n) -> Status {
-      const std::string name = k.substr(std::string("timeouts.").size());
-      auto& to = c_.timeouts;
-      if (name == "hello") return Dur(k, n, to.hello);
-      if (name == "warm") return Dur(k, n, to.warm);
-      if (name == "drain") return Dur(k, n, to.drain);
-      if (name == "seal") return Dur(k, n, to.seal);
-      if (name == "begin") return Dur(k, n, to.begin);
-      if (name == "commit") return Dur(k, n, to.commit);
-      if (name == "resume") return Dur(k, n, to.resume);
-      if (name == "term_grace") return Dur(k, n, to.term_grace);
-      if (name == "handoff") return Dur(k, n, to.handoff);
-      if (name == "heartbeat") return Dur(k, n, c_.heartbeat);
-      if (name == "liveness") return Dur(k, n, c_.liveness);
+      if (Duration* field = TimeoutByName(c_, k.substr(std::string("timeouts.").size()))) return Dur(k, n, *field);
       return Unknown(n, k);
     });
   }
@@ -210,6 +197,30 @@ class Reader {
 };
 
 }  // namespace
+
+Duration* TimeoutByName(ServiceConfig& c, std::string_view name) {
+  struct Named {
+    std::string_view name;
+    Duration* (*field)(ServiceConfig&);
+  };
+  static constexpr Named kTimeouts[] = {
+      {"hello", [](ServiceConfig& s) { return &s.timeouts.hello; }},
+      {"warm", [](ServiceConfig& s) { return &s.timeouts.warm; }},
+      {"drain", [](ServiceConfig& s) { return &s.timeouts.drain; }},
+      {"seal", [](ServiceConfig& s) { return &s.timeouts.seal; }},
+      {"begin", [](ServiceConfig& s) { return &s.timeouts.begin; }},
+      {"commit", [](ServiceConfig& s) { return &s.timeouts.commit; }},
+      {"resume", [](ServiceConfig& s) { return &s.timeouts.resume; }},
+      {"term_grace", [](ServiceConfig& s) { return &s.timeouts.term_grace; }},
+      {"handoff", [](ServiceConfig& s) { return &s.timeouts.handoff; }},
+      {"heartbeat", [](ServiceConfig& s) { return &s.heartbeat; }},
+      {"liveness", [](ServiceConfig& s) { return &s.liveness; }},
+  };
+  for (const auto& t : kTimeouts) {
+    if (t.name == name) return t.field(c);
+  }
+  return nullptr;
+}
 
 Result<ServiceConfig> ParseConfig(std::string_view text, const std::string& source) {
   toml::parse_result parsed = toml::parse(text, std::string_view(source));

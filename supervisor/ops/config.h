@@ -53,6 +53,12 @@ struct ServiceConfig {
   std::set<std::string> set;  // dotted keys given in the file, e.g. "timeouts.warm"
 };
 
+// The field of `c` a timeout name stands for, as [timeouts] and
+// `baton supervise --timeout NAME=DURATION` spell it ("hello", "warm",
+// "drain", "seal", "begin", "commit", "resume", "term_grace", "handoff",
+// "heartbeat", "liveness"); nullptr for any other name.
+Duration* TimeoutByName(ServiceConfig& c, std::string_view name);
+
 // Parses TOML text. `source` names the file in errors:
 // "kvd.toml:7: timeouts.warm: bad duration 'soon' (e.g. 250ms, 5s, 2m)".
 Result<ServiceConfig> ParseConfig(std::string_view text, const std::string& source);

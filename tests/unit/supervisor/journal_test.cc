@@ -77,21 +77,21 @@ TEST(CrashRouteTest, DeliversOnceToTheTargetRole) {
   ::setenv("BATON_CRASH_AT", "incumbent.in_seal", 1);
   auto r = CrashRoute::FromEnvironment();
   ASSERT_TRUE(r);
-  EXPECT_EQ(r->TakeFor("successor"), "");
-  EXPECT_EQ(r->TakeFor("cold"), "incumbent.in_seal");
-  EXPECT_EQ(r->TakeFor("cold"), "") << "a restarted generation must not inherit the fault";
+  EXPECT_EQ(r->TakeFor(ChildRole::kSuccessor), "");
+  EXPECT_EQ(r->TakeFor(ChildRole::kCold), "incumbent.in_seal");
+  EXPECT_EQ(r->TakeFor(ChildRole::kCold), "") << "a restarted generation must not inherit the fault";
 
   ::setenv("BATON_CRASH_AT", "kvd.in_begin_replay@successor", 1);
   r = CrashRoute::FromEnvironment();
   ASSERT_TRUE(r);
-  EXPECT_EQ(r->TakeFor("cold"), "");
-  EXPECT_EQ(r->TakeFor("successor"), "kvd.in_begin_replay@successor");
+  EXPECT_EQ(r->TakeFor(ChildRole::kCold), "");
+  EXPECT_EQ(r->TakeFor(ChildRole::kSuccessor), "kvd.in_begin_replay@successor");
 
   ::setenv("BATON_CRASH_AT", "supervisor.after_send_seal", 1);
   r = CrashRoute::FromEnvironment();
   ASSERT_TRUE(r);
-  EXPECT_EQ(r->TakeFor("cold"), "");
-  EXPECT_EQ(r->TakeFor("successor"), "") << "the supervisor's own points stay in the supervisor";
+  EXPECT_EQ(r->TakeFor(ChildRole::kCold), "");
+  EXPECT_EQ(r->TakeFor(ChildRole::kSuccessor), "") << "the supervisor's own points stay in the supervisor";
 
   ::setenv("BATON_CRASH_AT", "incumbent.in_seal@successor", 1);
   EXPECT_FALSE(CrashRoute::FromEnvironment()) << "only daemon points take a role";
