@@ -105,9 +105,18 @@ void SupervisorImpl::OnUpgrade(std::shared_ptr<AdminConnection> conn, const v1::
 }
 
 void SupervisorImpl::Execute(Actions actions) {
-  for (auto& action : actions) {
+  // In the order the machine gave them. Running one may feed the machine
+  // again (a spawn reports OnSpawned): what that returns queues behind, and
+  // this loop, not a nested call, runs it.
+  for (auto& action : actions) pending_.push_back(std::move(action));
+  if (executing_) return;
+  executing_ = true;
+  while (!pending_.empty()) {
+    Action action = std::move(pending_.front());
+    pending_.pop_front();
     std::visit([this](auto& a) { Do(a); }, action);
   }
+  executing_ = false;
   ArmHandoffTimer();
 }
 

@@ -9,6 +9,7 @@
 
 #include <sys/types.h>
 
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -87,6 +88,7 @@ class SupervisorImpl final : public Supervisor {
   // ---- the handoff (handoff_driver.cc)
   void OnUpgrade(std::shared_ptr<AdminConnection> conn, const v1::UpgradeRequest& req);
   void Reply(const std::shared_ptr<AdminConnection>& conn, v1::UpgradeResult result);
+  // Queues the machine's actions and runs them in order.
   void Execute(Actions actions);
   void Do(SpawnSuccessor&);
   void Do(SendToSuccessor& a);
@@ -125,6 +127,8 @@ class SupervisorImpl final : public Supervisor {
   Duration restart_delay_ = milliseconds(100);
 
   std::unique_ptr<Handoff> handoff_;  // the one in progress, if any
+  std::deque<Action> pending_;         // the machine's actions not yet run
+  bool executing_ = false;             // Execute() is running them
   std::optional<v1::UpgradeResult> last_result_;
 
   EventFanOut events_;
