@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "crashpoints/crashpoints.h"
+#include "supervisor/hello.h"
 
 namespace baton::supervisor {
 namespace {
@@ -113,34 +114,16 @@ Actions HandoffMachine::OnSuccessorMessage(const v1::Envelope& env, TimePoint no
       BATON_CRASH_POINT(kSupervisorAfterRecvHello);
       successor_hello_ = env.hello();
       Phase(out, "hello", now);
-      v1::Envelope ack;
-      auto* a = ack.mutable_hello_ack();
-      a->set_handoff_id(params_.handoff_id);
-      a->set_heartbeat_interval_ms(static_cast<uint32_t>(ToMillis(params_.liveness.heartbeat_interval)));
-      a->set_liveness_timeout_ms(static_cast<uint32_t>(ToMillis(params_.liveness.liveness_timeout)));
-      const auto& h = env.hello();
-      auto version = protocol::Negotiate(params_.protocol, {h.protocol().min(), h.protocol().max()}, "protocol",
-                                         "supervisor", "successor");
-      std::optional<Error> refusal;
-      if (!version) refusal = version.error();
-      if (!refusal && params_.incumbent_schema) {
-        auto schema = protocol::Negotiate(*params_.incumbent_schema, {h.state_schema().min(), h.state_schema().max()},
-                                          "state schema", "incumbent", "successor");
-        if (!schema) refusal = schema.error();
-      }
-      if (refusal) {
+      HelloAnswer answer = AnswerHello(
+          env.hello(), {params_.protocol, params_.incumbent_schema, params_.liveness, params_.handoff_id, "successor"});
+      out.push_back(SendToSuccessor{std::move(answer.ack)});
+      if (answer.refusal) {
         // Refused before any side effect on the incumbent.
-        a->set_accepted(false);
-        a->set_refusal(refusal->message);
-        out.push_back(SendToSuccessor{std::move(ack)});
         refused_ = true;
-        auto more = RollBack(refusal->message, now);
+        auto more = RollBack(answer.refusal->message, now);
         out.insert(out.end(), more.begin(), more.end());
         return out;
       }
-      a->set_accepted(true);
-      a->set_protocol_version(*version);
-      out.push_back(SendToSuccessor{std::move(ack)});
       v1::Envelope warm;
       warm.mutable_warm()->set_handoff_id(params_.handoff_id);
       warm.mutable_warm()->set_deadline_ms(static_cast<uint64_t>(ToMillis(params_.timeouts.warm)));

@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "incumbent/incumbent_session.h"
+#include "supervisor/hello.h"
 #include "supervisor/launch.h"
 #include "supervisor/supervisor_impl.h"
 
@@ -263,23 +264,17 @@ void SupervisorImpl::OnChildMessage(const std::shared_ptr<Generation>& g, const 
     case HandoffPart::kNone: break;
   }
   if (env.has_hello() && g->role == ChildRole::kCold) {
-    v1::Envelope ack;
-    auto* a = ack.mutable_hello_ack();
-    auto version = protocol::Negotiate({protocol::kProtocolMin, protocol::kProtocolMax},
-                                       {env.hello().protocol().min(), env.hello().protocol().max()}, "protocol",
-                                       "supervisor", "daemon");
-    a->set_accepted(version.has_value());
-    if (version) a->set_protocol_version(*version);
-    if (!version) a->set_refusal(version.error().message);
-    a->set_heartbeat_interval_ms(static_cast<uint32_t>(ToMillis(opts_.liveness.heartbeat_interval)));
-    a->set_liveness_timeout_ms(static_cast<uint32_t>(ToMillis(opts_.liveness.liveness_timeout)));
-    g->channel->Send(ack);
-    if (version) {
+    HelloPolicy policy;
+    policy.liveness = opts_.liveness;
+    policy.child_name = "daemon";
+    HelloAnswer answer = AnswerHello(env.hello(), policy);
+    g->channel->Send(answer.ack);
+    if (!answer.refusal) {
       g->channel->SetLivenessOptions(opts_.liveness);
       Emit(MakeEvent(Level::kInfo, "child.hello", "generation pid {} ({}) is up", g->pid, env.hello().build_id())
                .With("pid", int64_t{g->pid}));
     } else {
-      Emit(MakeEvent(Level::kError, "child.refused", "{}", version.error().message));
+      Emit(MakeEvent(Level::kError, "child.refused", "{}", answer.refusal->message));
     }
     return;
   }
