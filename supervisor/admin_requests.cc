@@ -45,7 +45,7 @@ void SupervisorImpl::OnAdminRequest(std::shared_ptr<AdminConnection> conn, const
 
 void SupervisorImpl::FillStatus(v1::StatusReply* s) {
   const TimePoint now = RealClock().Now();
-  s->set_generation(generation_count_);
+  s->set_generation(generation_number_);
   s->set_supervisor_pid(static_cast<uint32_t>(::getpid()));
   s->set_uptime_ms(static_cast<uint64_t>(ToMillis(now - started_)));
   s->set_restarts(restarts_);

@@ -178,7 +178,7 @@ void SupervisorImpl::Do(PromoteSuccessor&) {
   // without --binary use it.
   opts_.binary = handoff_->binary;
   opts_.args = handoff_->args;
-  ++generation_count_;
+  ++generation_number_;
   restart_delay_ = opts_.restart_backoff_min;
 }
 
@@ -214,12 +214,12 @@ void SupervisorImpl::Do(Finished& a) {
 // The old generation has committed: it runs its retire hook and exits on
 // its own. It gets the drain grace and the term grace for that, like a
 // stopping service, then SIGKILL.
-void SupervisorImpl::Retire(const std::shared_ptr<Generation>& g) {
+void SupervisorImpl::Retire(const std::shared_ptr<Child>& g) {
   g->retired = true;
   const auto grace = opts_.timeouts.drain + opts_.timeouts.term_grace;
   auto deadline = std::make_shared<asio::steady_timer>(io_, grace);
   retire_timers_[g->pid] = deadline;
-  deadline->async_wait([this, weak = std::weak_ptr<Generation>(g), grace](const boost::system::error_code& ec) {
+  deadline->async_wait([this, weak = std::weak_ptr<Child>(g), grace](const boost::system::error_code& ec) {
     auto g = weak.lock();
     if (ec || !g || !g->alive) return;
     Emit(MakeEvent(Level::kWarn, "child.retire_timeout", "pid {} still running {} ms after it retired; killing it",

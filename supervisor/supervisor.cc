@@ -33,9 +33,9 @@ constexpr Duration kKilledOrphanWait = seconds(5);
 constexpr Duration kStableRun = seconds(10);
 
 // How the journal names this process.
-JournalEntry SelfEntry() {
+RecordedProcess SelfEntry() {
   auto e = EntryFor(::getpid(), "");
-  return e ? *e : JournalEntry{::getpid(), 0, ""};
+  return e ? *e : RecordedProcess{::getpid(), 0, ""};
 }
 
 // Ends orphans right now, blocking: used only before we serve, when their
@@ -71,14 +71,14 @@ SupervisorImpl::SupervisorImpl(asio::io_context& io, SupervisorOptions opts, Log
       started_(RealClock().Now()),
       crash_route_(std::move(crash_route)),
       orphans_(std::move(orphans)),
-      journal_path_(JournalPath(opts_.runtime_dir)),
+      record_path_(AdoptionRecordPath(opts_.runtime_dir)),
       self_(SelfEntry()) {}
 
 void SupervisorImpl::Start() {
   Emit(MakeEvent(Level::kInfo, "supervisor.start", "supervising {} on {}", opts_.binary, fmt::join(Addresses(), ", "))
            .With("pid", int64_t{::getpid()}));
   if (orphans_.empty()) {
-    UpdateJournal();
+    UpdateAdoptionRecord();
     ColdStart();
   } else {
     AdoptOrphans();
@@ -92,7 +92,7 @@ void SupervisorImpl::AdoptOrphans() {
                  "a previous supervisor left {} running; serving through their listeners until they end",
                  fmt::join(pids, ", "))
            .With("count", static_cast<int64_t>(orphans_.size())));
-  UpdateJournal();
+  UpdateAdoptionRecord();
   // Let the orphan rules settle a half-done handoff, then end whatever
   // still runs.
   orphan_settle_deadline_ = RealClock().Now() + opts_.liveness.liveness_timeout + kOrphanSettleTime;
@@ -108,7 +108,7 @@ void SupervisorImpl::CheckOrphans() {
     Emit(MakeEvent(Level::kInfo, "supervisor.orphans_gone", "the previous supervisor's generations have ended"));
     orphans_.clear();
     orphan_timer_.cancel();
-    UpdateJournal();
+    UpdateAdoptionRecord();
     ColdStart();
     return;
   }
@@ -137,14 +137,14 @@ void SupervisorImpl::CheckOrphans() {
   });
 }
 
-void SupervisorImpl::UpdateJournal() {
-  JournalState state;
+void SupervisorImpl::UpdateAdoptionRecord() {
+  AdoptionRecord state;
   state.supervisor = self_;
   for (const auto& o : orphans_) state.children.push_back(o.entry());
-  for (const auto& [n, g] : generations_) {
-    if (g->alive) state.children.push_back(g->journal);
+  for (const auto& [n, g] : children_) {
+    if (g->alive) state.children.push_back(g->record);
   }
-  if (auto st = WriteJournal(journal_path_, state); !st) {
+  if (auto st = WriteAdoptionRecord(record_path_, state); !st) {
     Emit(MakeEvent(Level::kWarn, "supervisor.journal", "{}", st.error().message));
   }
 }
@@ -169,7 +169,7 @@ void SupervisorImpl::Stop(std::function<void()> done) {
   for (const auto& o : orphans_) (void)o.Signal(SIGTERM);
   orphans_.clear();
   if (handoff_) Execute(handoff_->machine.OnAbort("supervisor stopping", RealClock().Now()));
-  for (auto& [n, g] : generations_) {
+  for (auto& [n, g] : children_) {
     if (g->alive) g->proc->Signal(SIGTERM);
   }
   stop_done_ = std::move(done);
@@ -177,7 +177,7 @@ void SupervisorImpl::Stop(std::function<void()> done) {
   // that before the term grace runs out and SIGKILL follows.
   auto deadline = std::make_shared<asio::steady_timer>(io_, opts_.timeouts.drain + opts_.timeouts.term_grace);
   deadline->async_wait([this, deadline](const boost::system::error_code&) {
-    for (auto& [n, g] : generations_) {
+    for (auto& [n, g] : children_) {
       if (g->alive) g->proc->Signal(SIGKILL);
     }
   });
@@ -186,7 +186,7 @@ void SupervisorImpl::Stop(std::function<void()> done) {
 
 // ---- children -------------------------------------------------------------
 
-Result<std::shared_ptr<Generation>> SupervisorImpl::Spawn(ChildRole role, const std::string& binary,
+Result<std::shared_ptr<Child>> SupervisorImpl::Spawn(ChildRole role, const std::string& binary,
                                                           const std::vector<std::string>& args) {
   SpawnSpec spec;
   spec.number = ++spawned_;
@@ -199,14 +199,14 @@ Result<std::shared_ptr<Generation>> SupervisorImpl::Spawn(ChildRole role, const 
   spec.liveness = opts_.liveness;
   // Until its Hello, a child has the hello timeout to speak.
   spec.liveness.liveness_timeout = std::max(spec.liveness.liveness_timeout, opts_.timeouts.hello);
-  auto g = SpawnGeneration(io_, listeners_, spec,
+  auto g = SpawnChild(io_, listeners_, spec,
                            {[this](const auto& g, const v1::Envelope& env) { OnChildMessage(g, env); },
                             [this](const auto& g, const Error& e) { OnChildClosed(g, e); },
                             [this](const auto& g, const ChildExit& how) { OnChildExit(g, how); }});
   if (!g) return g.error();
-  if (auto e = EntryFor((*g)->pid, std::string(ChildRoleName(role))); e) (*g)->journal = *e;
-  generations_[(*g)->number] = *g;
-  UpdateJournal();
+  if (auto e = EntryFor((*g)->pid, std::string(ChildRoleName(role))); e) (*g)->record = *e;
+  children_[(*g)->number] = *g;
+  UpdateAdoptionRecord();
   Emit(MakeEvent(Level::kInfo, "child.spawn", "spawned {} {} as pid {}", ChildRoleName(role), binary, (*g)->pid)
            .With("pid", int64_t{(*g)->pid})
            .With("role", std::string(ChildRoleName(role))));
@@ -222,7 +222,7 @@ void SupervisorImpl::ColdStart() {
     return;
   }
   incumbent_ = *g;
-  ++generation_count_;
+  ++generation_number_;
 }
 
 void SupervisorImpl::ScheduleRestart() {
@@ -238,14 +238,14 @@ void SupervisorImpl::ScheduleRestart() {
   });
 }
 
-HandoffPart SupervisorImpl::PartOf(const std::shared_ptr<Generation>& g) const {
+HandoffPart SupervisorImpl::PartOf(const std::shared_ptr<Child>& g) const {
   if (!handoff_) return HandoffPart::kNone;
   if (g == handoff_->successor) return HandoffPart::kSuccessor;
   if (g == handoff_->incumbent) return HandoffPart::kIncumbent;
   return HandoffPart::kNone;
 }
 
-void SupervisorImpl::OnChildMessage(const std::shared_ptr<Generation>& g, const v1::Envelope& env) {
+void SupervisorImpl::OnChildMessage(const std::shared_ptr<Child>& g, const v1::Envelope& env) {
   const TimePoint now = RealClock().Now();
   if (env.has_hello()) {
     if (env.hello().pid() != static_cast<uint32_t>(g->pid)) {
@@ -283,7 +283,7 @@ void SupervisorImpl::OnChildMessage(const std::shared_ptr<Generation>& g, const 
   }
 }
 
-void SupervisorImpl::OnChildClosed(const std::shared_ptr<Generation>& g, const Error& e) {
+void SupervisorImpl::OnChildClosed(const std::shared_ptr<Child>& g, const Error& e) {
   const TimePoint now = RealClock().Now();
   if (g->retired) {
     // A retired generation closes its channel on its way out; its exit
@@ -305,7 +305,7 @@ void SupervisorImpl::OnChildClosed(const std::shared_ptr<Generation>& g, const E
   if (g->alive && !stopping_) g->proc->Signal(SIGKILL);
 }
 
-void SupervisorImpl::OnChildExit(const std::shared_ptr<Generation>& g, const ChildExit& exit) {
+void SupervisorImpl::OnChildExit(const std::shared_ptr<Child>& g, const ChildExit& exit) {
   const std::string how = exit.Describe();
   g->alive = false;
   if (auto it = retire_timers_.find(g->pid); it != retire_timers_.end()) {
@@ -313,8 +313,8 @@ void SupervisorImpl::OnChildExit(const std::shared_ptr<Generation>& g, const Chi
     retire_timers_.erase(it);
   }
   g->channel->Close();
-  generations_.erase(g->number);
-  UpdateJournal();
+  children_.erase(g->number);
+  UpdateAdoptionRecord();
   Emit(MakeEvent(Level::kInfo, "child.exit", "pid {} {}", g->pid, how).With("pid", int64_t{g->pid}).With("how", how));
   const TimePoint now = RealClock().Now();
   const HandoffPart part = PartOf(g);
@@ -331,10 +331,10 @@ void SupervisorImpl::OnChildExit(const std::shared_ptr<Generation>& g, const Chi
 
 void SupervisorImpl::MaybeStopped() {
   if (!stopping_ || !stop_done_) return;
-  for (auto& [n, g] : generations_) {
+  for (auto& [n, g] : children_) {
     if (g->alive) return;
   }
-  ::unlink(journal_path_.c_str());  // nothing left to adopt
+  ::unlink(record_path_.c_str());  // nothing left to adopt
   auto done = std::move(stop_done_);
   stop_done_ = nullptr;
   asio::post(io_, done);
@@ -365,11 +365,11 @@ Result<std::unique_ptr<Supervisor>> Supervisor::Create(asio::io_context& io, Sup
   // A previous supervisor of this runtime dir: refuse while it runs; take
   // over what it left running when it is gone (adoption.h).
   std::vector<Orphan> orphans;
-  auto journal = ReadJournal(JournalPath(opts.runtime_dir));
+  auto journal = ReadAdoptionRecord(AdoptionRecordPath(opts.runtime_dir));
   if (!journal) {
     log.Emit(MakeEvent(Level::kWarn, "supervisor.journal", "ignoring it: {}", journal.error().message));
   } else if (*journal) {
-    const JournalEntry& prev = (*journal)->supervisor;
+    const RecordedProcess& prev = (*journal)->supervisor;
     if (prev.pid != ::getpid() && StillRunning(prev)) {
       return Error(Errc::kFailedPrecondition,
                    fmt::format("another supervisor (pid {}) is running for runtime dir {}; stop it first "

@@ -24,9 +24,9 @@
 #include "supervisor/adoption.h"
 #include "supervisor/admin_server.h"
 #include "supervisor/event_fanout.h"
-#include "supervisor/generation.h"
+#include "supervisor/child.h"
 #include "supervisor/handoff_machine.h"
-#include "supervisor/journal.h"
+#include "supervisor/adoption_record.h"
 #include "supervisor/supervisor.h"
 
 namespace baton::supervisor {
@@ -38,8 +38,8 @@ struct Handoff {
   HandoffMachine machine;
   std::string binary;  // the successor's binary and arguments
   std::vector<std::string> args;
-  std::shared_ptr<Generation> incumbent;    // the generation serving when it started
-  std::shared_ptr<Generation> successor;    // once spawned
+  std::shared_ptr<Child> incumbent;    // the generation serving when it started
+  std::shared_ptr<Child> successor;    // once spawned
   std::shared_ptr<AdminConnection> client;  // the `baton upgrade` waiting; null for SIGHUP
   bool progress = false;                    // the client asked for phase progress
   TimePoint started;
@@ -71,17 +71,17 @@ class SupervisorImpl final : public Supervisor {
   // ---- a previous supervisor's generations (adoption.h)
   void AdoptOrphans();
   void CheckOrphans();
-  void UpdateJournal();
+  void UpdateAdoptionRecord();
 
   // ---- children
-  Result<std::shared_ptr<Generation>> Spawn(ChildRole role, const std::string& binary,
+  Result<std::shared_ptr<Child>> Spawn(ChildRole role, const std::string& binary,
                                             const std::vector<std::string>& args);
   void ColdStart();
   void ScheduleRestart();
-  HandoffPart PartOf(const std::shared_ptr<Generation>& g) const;
-  void OnChildMessage(const std::shared_ptr<Generation>& g, const v1::Envelope& env);
-  void OnChildClosed(const std::shared_ptr<Generation>& g, const Error& e);
-  void OnChildExit(const std::shared_ptr<Generation>& g, const ChildExit& exit);
+  HandoffPart PartOf(const std::shared_ptr<Child>& g) const;
+  void OnChildMessage(const std::shared_ptr<Child>& g, const v1::Envelope& env);
+  void OnChildClosed(const std::shared_ptr<Child>& g, const Error& e);
+  void OnChildExit(const std::shared_ptr<Child>& g, const ChildExit& exit);
   void MaybeStopped();
   void Emit(Event e);
 
@@ -98,7 +98,7 @@ class SupervisorImpl final : public Supervisor {
   void Do(PhaseDone& a);
   void Do(PromoteSuccessor&);
   void Do(Finished& a);
-  void Retire(const std::shared_ptr<Generation>& g);
+  void Retire(const std::shared_ptr<Child>& g);
   void ArmHandoffTimer();
 
   boost::asio::io_context& io_;
@@ -116,13 +116,15 @@ class SupervisorImpl final : public Supervisor {
   bool orphans_signalled_ = false;
   TimePoint orphan_settle_deadline_;
   TimePoint orphan_kill_deadline_;
-  std::string journal_path_;
-  JournalEntry self_;  // how the journal names us
+  std::string record_path_;
+  RecordedProcess self_;  // how the adoption record names us
 
-  std::map<uint64_t, std::shared_ptr<Generation>> generations_;
-  std::shared_ptr<Generation> incumbent_;
-  uint64_t spawned_ = 0;
-  uint64_t generation_count_ = 0;
+  std::map<uint64_t, std::shared_ptr<Child>> children_;
+  std::shared_ptr<Child> incumbent_;
+  uint64_t spawned_ = 0;  // children spawned: the next Child::number
+  // The status's generation: how many children have become the serving one
+  // (cold starts and promotions). Not the data generation (ownership/).
+  uint64_t generation_number_ = 0;
   uint32_t restarts_ = 0;
   Duration restart_delay_ = milliseconds(100);
 

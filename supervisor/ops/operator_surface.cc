@@ -37,17 +37,17 @@ void OperatorSurface::Attach(SupervisorOptions& opts) {
 void OperatorSurface::OnEvent(const Event& e, const std::string& json) {
   metrics_.OnEvent(e, WallMs());
   // The runtime dir exists once the admin server is up, before any event.
-  if (!journal_ && !journal_failed_) {
-    auto j = EventJournal::Open(opts_.runtime_dir, opts_.events_max_bytes);
+  if (!events_file_ && !events_file_failed_) {
+    auto j = EventsFile::Open(opts_.runtime_dir, opts_.events_max_bytes);
     if (j) {
-      journal_.emplace(std::move(*j));
+      events_file_.emplace(std::move(*j));
     } else {
-      journal_failed_ = true;
+      events_file_failed_ = true;
       log_.Emit(MakeEvent(Level::kWarn, "events.journal_failed", "{}", j.error().message));
     }
   }
-  if (journal_) {
-    if (auto st = journal_->Append(json); !st) {
+  if (events_file_) {
+    if (auto st = events_file_->Append(json); !st) {
       log_.Emit(MakeEvent(Level::kWarn, "events.journal_failed", "{}", st.error().message));
     }
   }

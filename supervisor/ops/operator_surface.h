@@ -14,7 +14,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include "base/log.h"
-#include "supervisor/ops/event_journal.h"
+#include "supervisor/ops/events_file.h"
 #include "supervisor/ops/metrics.h"
 #include "supervisor/ops/metrics_http.h"
 #include "supervisor/ops/notify.h"
@@ -48,8 +48,8 @@ class OperatorSurface {
  private:
   OperatorOptions opts_;
   LogSink& log_;
-  std::optional<EventJournal> journal_;
-  bool journal_failed_ = false;
+  std::optional<EventsFile> events_file_;
+  bool events_file_failed_ = false;
   Metrics metrics_;
   NotifyPolicy notify_;
   std::unique_ptr<MetricsHttpServer> http_;

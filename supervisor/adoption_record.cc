@@ -1,4 +1,4 @@
-#include "supervisor/journal.h"
+#include "supervisor/adoption_record.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -11,15 +11,15 @@
 
 namespace baton::supervisor {
 
-std::string JournalPath(const std::string& runtime_dir) { return runtime_dir + "/supervisor.journal"; }
+std::string AdoptionRecordPath(const std::string& runtime_dir) { return runtime_dir + "/supervisor.journal"; }
 
-Result<std::optional<JournalState>> ReadJournal(const std::string& path) {
+Result<std::optional<AdoptionRecord>> ReadAdoptionRecord(const std::string& path) {
   std::ifstream in(path);
   if (!in) {
-    if (errno == ENOENT) return std::optional<JournalState>{};
+    if (errno == ENOENT) return std::optional<AdoptionRecord>{};
     return ErrnoError(fmt::format("journal {}", path), errno);
   }
-  JournalState state;
+  AdoptionRecord state;
   std::string line;
   int n = 0;
   bool have_supervisor = false;
@@ -28,7 +28,7 @@ Result<std::optional<JournalState>> ReadJournal(const std::string& path) {
     if (line.empty()) continue;
     std::istringstream words(line);
     std::string kind;
-    JournalEntry e;
+    RecordedProcess e;
     words >> kind >> e.pid >> e.start_time;
     if (kind == "child") words >> e.role;
     if (!words || e.pid <= 0 || (kind != "supervisor" && kind != "child")) {
@@ -42,10 +42,10 @@ Result<std::optional<JournalState>> ReadJournal(const std::string& path) {
     }
   }
   if (!have_supervisor) return Error(Errc::kInvalidArgument, fmt::format("journal {}: no supervisor line", path));
-  return std::optional<JournalState>{std::move(state)};
+  return std::optional<AdoptionRecord>{std::move(state)};
 }
 
-Status WriteJournal(const std::string& path, const JournalState& state) {
+Status WriteAdoptionRecord(const std::string& path, const AdoptionRecord& state) {
   std::string text = fmt::format("supervisor {} {}\n", state.supervisor.pid, state.supervisor.start_time);
   for (const auto& c : state.children) text += fmt::format("child {} {} {}\n", c.pid, c.start_time, c.role);
   const std::string tmp = path + ".tmp";
@@ -92,16 +92,16 @@ Result<uint64_t> ProcessStartTime(pid_t pid) {
   return std::stoull((*fields)[19]);
 }
 
-bool StillRunning(const JournalEntry& e) {
+bool StillRunning(const RecordedProcess& e) {
   auto fields = StatFields(e.pid);
   if (!fields) return false;
   return (*fields)[0] != "Z" && std::stoull((*fields)[19]) == e.start_time;
 }
 
-Result<JournalEntry> EntryFor(pid_t pid, std::string role) {
+Result<RecordedProcess> EntryFor(pid_t pid, std::string role) {
   auto t = ProcessStartTime(pid);
   if (!t) return t.error();
-  return JournalEntry{pid, *t, std::move(role)};
+  return RecordedProcess{pid, *t, std::move(role)};
 }
 
 }  // namespace baton::supervisor

@@ -1,4 +1,4 @@
-#include "supervisor/generation.h"
+#include "supervisor/child.h"
 
 #include <signal.h>
 #include <sys/wait.h>
@@ -32,7 +32,7 @@ std::string CrashRoute::TakeFor(ChildRole role) {
   return text_;
 }
 
-std::vector<std::string> GenerationEnvironment(const std::string& crash_at, const std::string& data_dir,
+std::vector<std::string> ChildEnvironment(const std::string& crash_at, const std::string& data_dir,
                                                std::vector<std::string> base) {
   std::vector<std::string> env;
   for (auto& e : base) {
@@ -45,8 +45,8 @@ std::vector<std::string> GenerationEnvironment(const std::string& crash_at, cons
   return env;
 }
 
-Result<std::shared_ptr<Generation>> SpawnGeneration(asio::io_context& io, const std::vector<Listener>& listeners,
-                                                    const SpawnSpec& spec, GenerationCallbacks callbacks) {
+Result<std::shared_ptr<Child>> SpawnChild(asio::io_context& io, const std::vector<Listener>& listeners,
+                                                    const SpawnSpec& spec, ChildCallbacks callbacks) {
   auto pair = MakeControlSocketPair();
   if (!pair) return pair.error();
   auto [parent_fd, child_fd] = *pair;
@@ -54,8 +54,8 @@ Result<std::shared_ptr<Generation>> SpawnGeneration(asio::io_context& io, const 
   for (const auto& l : listeners) fds.push_back({l.name(), l.fd()});
   auto launch = protocol::ChildLaunch::Create(
       std::move(fds), child_fd, spec.role == ChildRole::kCold ? protocol::LaunchRole::kCold : protocol::LaunchRole::kSuccessor,
-      spec.base_env.empty() ? GenerationEnvironment(spec.crash_at, spec.data_dir)
-                            : GenerationEnvironment(spec.crash_at, spec.data_dir, spec.base_env));
+      spec.base_env.empty() ? ChildEnvironment(spec.crash_at, spec.data_dir)
+                            : ChildEnvironment(spec.crash_at, spec.data_dir, spec.base_env));
   if (!launch) {
     ::close(parent_fd);
     ::close(child_fd);
@@ -67,7 +67,7 @@ Result<std::shared_ptr<Generation>> SpawnGeneration(asio::io_context& io, const 
     ::close(parent_fd);
     return proc.error();
   }
-  auto g = std::make_shared<Generation>();
+  auto g = std::make_shared<Child>();
   g->number = spec.number;
   g->pid = proc->id();
   proc->detach();  // watched and reaped through our own pidfd from here on
@@ -85,7 +85,7 @@ Result<std::shared_ptr<Generation>> SpawnGeneration(asio::io_context& io, const 
   g->started = RealClock().Now();
   protocol::UnixSocket socket(io);
   socket.assign(asio::local::stream_protocol(), parent_fd);
-  std::weak_ptr<Generation> weak = g;
+  std::weak_ptr<Child> weak = g;
   g->channel = protocol::Channel::Create(std::move(socket), spec.liveness, RealClock(),
                                          {[weak, cb = callbacks.on_message](v1::Envelope env) {
                                             if (auto g = weak.lock()) cb(g, env);

@@ -1,4 +1,4 @@
-#include "supervisor/journal.h"
+#include "supervisor/adoption_record.h"
 
 #include <signal.h>
 #include <sys/wait.h>
@@ -9,25 +9,25 @@
 #include <gtest/gtest.h>
 
 #include "supervisor/adoption.h"
-#include "supervisor/generation.h"
+#include "supervisor/child.h"
 #include "tools/harness/subprocess.h"
 
 namespace baton::supervisor {
 namespace {
 
-TEST(JournalTest, RoundTripsAndRecognisesLiveProcesses) {
+TEST(AdoptionRecordTest, RoundTripsAndRecognisesLiveProcesses) {
   const harness::TempDir tmp("jr");
   const std::string& dir = tmp.path();
-  const std::string path = JournalPath(dir);
-  auto none = ReadJournal(path);
+  const std::string path = AdoptionRecordPath(dir);
+  auto none = ReadAdoptionRecord(path);
   ASSERT_TRUE(none);
   EXPECT_FALSE(*none) << "no journal yet";
 
   auto self = EntryFor(::getpid(), "");
   ASSERT_TRUE(self);
-  JournalState state{*self, {{*EntryFor(::getpid(), "cold")}}};
-  ASSERT_TRUE(WriteJournal(path, state));
-  auto back = ReadJournal(path);
+  AdoptionRecord state{*self, {{*EntryFor(::getpid(), "cold")}}};
+  ASSERT_TRUE(WriteAdoptionRecord(path, state));
+  auto back = ReadAdoptionRecord(path);
   ASSERT_TRUE(back && *back);
   EXPECT_EQ((*back)->supervisor.pid, ::getpid());
   ASSERT_EQ((*back)->children.size(), 1u);
@@ -35,26 +35,26 @@ TEST(JournalTest, RoundTripsAndRecognisesLiveProcesses) {
   EXPECT_TRUE(StillRunning((*back)->supervisor));
 
   // A recycled pid (same pid, other start time) is not ours.
-  JournalEntry other = *self;
+  RecordedProcess other = *self;
   other.start_time += 1;
   EXPECT_FALSE(StillRunning(other));
 }
 
-TEST(JournalTest, MalformedJournalNamesTheLine) {
+TEST(AdoptionRecordTest, MalformedJournalNamesTheLine) {
   const harness::TempDir tmp("jr");
   const std::string& dir = tmp.path();
-  const std::string path = JournalPath(dir);
+  const std::string path = AdoptionRecordPath(dir);
   std::ofstream(path) << "supervisor 12 34\nchild twelve 1 cold\n";
-  auto r = ReadJournal(path);
+  auto r = ReadAdoptionRecord(path);
   ASSERT_FALSE(r);
   EXPECT_NE(r.error().message.find("line 2"), std::string::npos) << r.error().message;
   std::ofstream(path) << "child 12 34 cold\n";
-  auto r2 = ReadJournal(path);
+  auto r2 = ReadAdoptionRecord(path);
   ASSERT_FALSE(r2);
   EXPECT_NE(r2.error().message.find("no supervisor line"), std::string::npos) << r2.error().message;
 }
 
-TEST(JournalTest, FindsOnlyOrphansThatStillRun) {
+TEST(AdoptionRecordTest, FindsOnlyOrphansThatStillRun) {
   const pid_t child = ::fork();
   if (child == 0) {
     ::pause();
@@ -62,8 +62,8 @@ TEST(JournalTest, FindsOnlyOrphansThatStillRun) {
   }
   auto live = EntryFor(child, "cold");
   ASSERT_TRUE(live);
-  JournalEntry gone{::getpid(), live->start_time + 12345, "successor"};  // not this process any more
-  JournalState state{*EntryFor(::getpid(), ""), {*live, gone}};
+  RecordedProcess gone{::getpid(), live->start_time + 12345, "successor"};  // not this process any more
+  AdoptionRecord state{*EntryFor(::getpid(), ""), {*live, gone}};
   auto orphans = FindOrphans(state);
   ASSERT_EQ(orphans.size(), 1u);
   EXPECT_EQ(orphans[0].pid(), child);

@@ -1,4 +1,4 @@
-#include "supervisor/ops/event_journal.h"
+#include "supervisor/ops/events_file.h"
 
 #include <sys/stat.h>
 
@@ -9,7 +9,7 @@
 
 namespace baton::supervisor {
 
-Result<EventJournal> EventJournal::Open(const std::string& runtime_dir, uint64_t max_bytes) {
+Result<EventsFile> EventsFile::Open(const std::string& runtime_dir, uint64_t max_bytes) {
   const std::string path = runtime_dir + "/events.jsonl";
   // "e": O_CLOEXEC, so no child inherits the journal.
   std::FILE* f = std::fopen(path.c_str(), "ae");
@@ -17,19 +17,19 @@ Result<EventJournal> EventJournal::Open(const std::string& runtime_dir, uint64_t
   ::chmod(path.c_str(), 0600);
   struct stat st {};
   const uint64_t size = ::fstat(::fileno(f), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
-  return EventJournal(path, f, size, max_bytes);
+  return EventsFile(path, f, size, max_bytes);
 }
 
-EventJournal::EventJournal(EventJournal&& o) noexcept
+EventsFile::EventsFile(EventsFile&& o) noexcept
     : path_(std::move(o.path_)), f_(o.f_), size_(o.size_), max_bytes_(o.max_bytes_) {
   o.f_ = nullptr;
 }
 
-EventJournal::~EventJournal() {
+EventsFile::~EventsFile() {
   if (f_ != nullptr) std::fclose(f_);
 }
 
-Status EventJournal::Rotate() {
+Status EventsFile::Rotate() {
   std::fclose(f_);
   f_ = nullptr;
   const std::string old = path_ + ".1";
@@ -41,7 +41,7 @@ Status EventJournal::Rotate() {
   return {};
 }
 
-Status EventJournal::Append(const std::string& json) {
+Status EventsFile::Append(const std::string& json) {
   const uint64_t n = json.size() + 1;
   if (f_ != nullptr && size_ > 0 && size_ + n > max_bytes_ / 2) {
     if (auto st = Rotate(); !st) return st;

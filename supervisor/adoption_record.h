@@ -1,4 +1,4 @@
-// The supervisor's journal: `<runtime-dir>/supervisor.journal`, naming the
+// The adoption record: `<runtime-dir>/supervisor.journal`, naming the
 // supervisor and every generation it started that may still run. A
 // supervisor that starts after another one died reads it to find the
 // generations left behind (orphans) and take over their listeners
@@ -23,29 +23,29 @@
 
 namespace baton::supervisor {
 
-struct JournalEntry {
+struct RecordedProcess {
   pid_t pid = 0;
   uint64_t start_time = 0;
   std::string role;  // children: "cold" | "successor"
 };
 
-struct JournalState {
-  JournalEntry supervisor;
-  std::vector<JournalEntry> children;
+struct AdoptionRecord {
+  RecordedProcess supervisor;
+  std::vector<RecordedProcess> children;
 };
 
-std::string JournalPath(const std::string& runtime_dir);
+std::string AdoptionRecordPath(const std::string& runtime_dir);
 // nullopt when there is no journal; an error when it exists but is unreadable
 // or malformed (naming the line).
-Result<std::optional<JournalState>> ReadJournal(const std::string& path);
-Status WriteJournal(const std::string& path, const JournalState& state);
+Result<std::optional<AdoptionRecord>> ReadAdoptionRecord(const std::string& path);
+Status WriteAdoptionRecord(const std::string& path, const AdoptionRecord& state);
 
 // The start time of `pid` (field 22 of /proc/<pid>/stat); an error when the
 // process does not exist.
 Result<uint64_t> ProcessStartTime(pid_t pid);
 // The entry's process still runs (same pid and start time) and is not a zombie.
-bool StillRunning(const JournalEntry& e);
+bool StillRunning(const RecordedProcess& e);
 // An entry for a live process (ours, or a child just spawned).
-Result<JournalEntry> EntryFor(pid_t pid, std::string role);
+Result<RecordedProcess> EntryFor(pid_t pid, std::string role);
 
 }  // namespace baton::supervisor

@@ -16,12 +16,12 @@
 
 namespace baton::supervisor {
 
-class EventJournal {
+class EventsFile {
  public:
-  static Result<EventJournal> Open(const std::string& runtime_dir, uint64_t max_bytes);
-  EventJournal(EventJournal&& o) noexcept;
-  EventJournal& operator=(EventJournal&&) = delete;
-  ~EventJournal();
+  static Result<EventsFile> Open(const std::string& runtime_dir, uint64_t max_bytes);
+  EventsFile(EventsFile&& o) noexcept;
+  EventsFile& operator=(EventsFile&&) = delete;
+  ~EventsFile();
 
   // Appends one line (a newline is added). A write error is returned once
   // and journaling goes on with the next line.
@@ -29,7 +29,7 @@ class EventJournal {
   const std::string& path() const { return path_; }
 
  private:
-  EventJournal(std::string path, std::FILE* f, uint64_t size, uint64_t max_bytes)
+  EventsFile(std::string path, std::FILE* f, uint64_t size, uint64_t max_bytes)
       : path_(std::move(path)), f_(f), size_(size), max_bytes_(max_bytes) {}
   Status Rotate();
 

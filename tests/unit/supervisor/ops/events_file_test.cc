@@ -1,4 +1,4 @@
-#include "supervisor/ops/event_journal.h"
+#include "supervisor/ops/events_file.h"
 
 #include <sys/stat.h>
 
@@ -19,10 +19,10 @@ std::string Read(const std::string& path) {
   return ss.str();
 }
 
-TEST(EventJournalTest, AppendsLinesPrivately) {
+TEST(EventsFileTest, AppendsLinesPrivately) {
   const harness::TempDir tmp("ej");
   const std::string& dir = tmp.path();
-  auto j = EventJournal::Open(dir, 1 << 20);
+  auto j = EventsFile::Open(dir, 1 << 20);
   ASSERT_TRUE(j) << j.error().message;
   ASSERT_TRUE(j->Append(R"({"event":"a"})"));
   ASSERT_TRUE(j->Append(R"({"event":"b"})"));
@@ -32,11 +32,11 @@ TEST(EventJournalTest, AppendsLinesPrivately) {
   EXPECT_EQ(st.st_mode & 0777, 0600u);
 }
 
-TEST(EventJournalTest, RotatesSoBothFilesStayUnderTheBound) {
+TEST(EventsFileTest, RotatesSoBothFilesStayUnderTheBound) {
   const harness::TempDir tmp("ej");
   const std::string& dir = tmp.path();
   const uint64_t max = 8192;
-  auto j = EventJournal::Open(dir, max);
+  auto j = EventsFile::Open(dir, max);
   ASSERT_TRUE(j);
   const std::string line(99, 'x');  // 100 bytes with the newline
   for (int i = 0; i < 500; ++i) ASSERT_TRUE(j->Append(line));
@@ -48,23 +48,23 @@ TEST(EventJournalTest, RotatesSoBothFilesStayUnderTheBound) {
   EXPECT_EQ(cur % 100, 0u);       // never a torn line
 }
 
-TEST(EventJournalTest, ReopeningAppendsAndCountsTheExistingSize) {
+TEST(EventsFileTest, ReopeningAppendsAndCountsTheExistingSize) {
   const harness::TempDir tmp("ej");
   const std::string& dir = tmp.path();
   {
-    auto j = EventJournal::Open(dir, 1000);
+    auto j = EventsFile::Open(dir, 1000);
     ASSERT_TRUE(j);
     ASSERT_TRUE(j->Append(std::string(399, 'a')));
   }
-  auto j = EventJournal::Open(dir, 1000);
+  auto j = EventsFile::Open(dir, 1000);
   ASSERT_TRUE(j);
   ASSERT_TRUE(j->Append(std::string(399, 'b')));  // 800 > 500: the old line moves to .1
   EXPECT_EQ(Read(dir + "/events.jsonl.1"), std::string(399, 'a') + "\n");
   EXPECT_EQ(Read(dir + "/events.jsonl"), std::string(399, 'b') + "\n");
 }
 
-TEST(EventJournalTest, OpenFailsClearly) {
-  auto j = EventJournal::Open("/nonexistent/dir", 1000);
+TEST(EventsFileTest, OpenFailsClearly) {
+  auto j = EventsFile::Open("/nonexistent/dir", 1000);
   ASSERT_FALSE(j);
   EXPECT_NE(j.error().message.find("/nonexistent/dir/events.jsonl"), std::string::npos);
 }

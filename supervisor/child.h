@@ -1,4 +1,4 @@
-// One daemon generation as the supervisor sees it: a child process watched
+// A child: one daemon generation as the supervisor sees it, a process watched
 // through its pidfd, and the supervisor's end of its control channel.
 //
 // Threading: created and used on the supervisor's executor only.
@@ -18,13 +18,13 @@
 #include "protocol/channel.h"
 #include "supervisor/child_process.h"
 #include "supervisor/child_status.h"
-#include "supervisor/journal.h"
+#include "supervisor/adoption_record.h"
 #include "supervisor/launch.h"
 #include "supervisor/listeners.h"
 
 namespace baton::supervisor {
 
-struct Generation {
+struct Child {
   uint64_t number = 0;
   pid_t pid = 0;
   ChildRole role = ChildRole::kCold;
@@ -38,7 +38,7 @@ struct Generation {
   // out. Its channel closing is expected, not a fault.
   bool retired = false;
   TimePoint started;
-  JournalEntry journal;  // how the journal names it (pid + start time)
+  RecordedProcess record;  // how the adoption record names it (pid + start time)
 };
 
 struct SpawnSpec {
@@ -70,22 +70,22 @@ class CrashRoute {
 };
 
 // Called on the executor with the generation they concern.
-struct GenerationCallbacks {
-  std::function<void(const std::shared_ptr<Generation>&, const v1::Envelope&)> on_message;
-  std::function<void(const std::shared_ptr<Generation>&, const Error&)> on_closed;
-  std::function<void(const std::shared_ptr<Generation>&, const ChildExit& how)> on_exit;
+struct ChildCallbacks {
+  std::function<void(const std::shared_ptr<Child>&, const v1::Envelope&)> on_message;
+  std::function<void(const std::shared_ptr<Child>&, const Error&)> on_closed;
+  std::function<void(const std::shared_ptr<Child>&, const ChildExit& how)> on_exit;
 };
 
 // The child's environment: `base` (ours unless the config sanitizes it)
 // minus BATON_CRASH_AT, plus the routed `crash_at` (if any) and
 // BATON_DATA_DIR.
-std::vector<std::string> GenerationEnvironment(const std::string& crash_at, const std::string& data_dir,
+std::vector<std::string> ChildEnvironment(const std::string& crash_at, const std::string& data_dir,
                                                std::vector<std::string> base = CurrentEnvironment());
 
 // Starts `spec.binary` with the listeners and a fresh control socketpair
 // (the child environment contract), and starts watching its channel and
 // its exit. Errors leave nothing behind.
-Result<std::shared_ptr<Generation>> SpawnGeneration(boost::asio::io_context& io, const std::vector<Listener>& listeners,
-                                                    const SpawnSpec& spec, GenerationCallbacks callbacks);
+Result<std::shared_ptr<Child>> SpawnChild(boost::asio::io_context& io, const std::vector<Listener>& listeners,
+                                                    const SpawnSpec& spec, ChildCallbacks callbacks);
 
 }  // namespace baton::supervisor
