@@ -92,7 +92,7 @@ Actions HandoffMachine::OnSpawned(uint32_t pid, TimePoint now) {
   return out;
 }
 
-Actions HandoffMachine::OnSpawnFailed(const Error& e, TimePoint now) {
+Actions HandoffMachine::OnSpawnFailed(const Error& e, TimePoint /*now*/) {
   // Nothing was touched: the incumbent never heard of this handoff.
   return Finish(Outcome::kRefused, fmt::format("spawn: {}", e.message));
 }
@@ -309,7 +309,7 @@ Actions HandoffMachine::OnSuccessorExited(const ChildExit& exit, TimePoint now) 
   return RollBack(fmt::format("successor {}", how), now);
 }
 
-Actions HandoffMachine::OnIncumbentChannelClosed(const Error& why, TimePoint now) {
+Actions HandoffMachine::OnIncumbentChannelClosed(const Error& why, TimePoint /*now*/) {
   if (!incumbent_alive_ || state_ == State::kDone) return {};
   switch (state_) {
     case State::kDraining:
