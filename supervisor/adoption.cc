@@ -71,7 +71,7 @@ Status Orphan::Signal(int sig) const {
   return {};
 }
 
-std::vector<Orphan> FindOrphans(const JournalState& journal) {
+std::vector<Orphan> FindOrphans(const AdoptionRecord& journal) {
   std::vector<Orphan> out;
   for (const auto& c : journal.children) {
     const int pidfd = PidfdOpen(c.pid);

@@ -23,7 +23,7 @@
 #include <vector>
 
 #include "base/errors.h"
-#include "supervisor/journal.h"
+#include "supervisor/adoption_record.h"
 #include "supervisor/listeners.h"
 
 namespace baton::supervisor {
@@ -32,7 +32,7 @@ namespace baton::supervisor {
 // (O_CLOEXEC), which pins the process identity against pid reuse.
 class Orphan {
  public:
-  Orphan(JournalEntry entry, int pidfd) : entry_(std::move(entry)), pidfd_(pidfd) {}
+  Orphan(RecordedProcess entry, int pidfd) : entry_(std::move(entry)), pidfd_(pidfd) {}
   Orphan(Orphan&& o) noexcept : entry_(std::move(o.entry_)), pidfd_(o.pidfd_) { o.pidfd_ = -1; }
   Orphan& operator=(Orphan&&) = delete;
   ~Orphan();
@@ -41,18 +41,18 @@ class Orphan {
   const std::string& role() const { return entry_.role; }
   int pidfd() const { return pidfd_; }
   // How the journal names it (pid + start time).
-  const JournalEntry& entry() const { return entry_; }
+  const RecordedProcess& entry() const { return entry_; }
   bool Running() const;
   Status Signal(int sig) const;
 
  private:
-  JournalEntry entry_;
+  RecordedProcess entry_;
   int pidfd_ = -1;
 };
 
 // The journal's children that still run. Processes that went away (or whose
 // pid now names another process) are skipped.
-std::vector<Orphan> FindOrphans(const JournalState& journal);
+std::vector<Orphan> FindOrphans(const AdoptionRecord& journal);
 
 // A duplicate (O_CLOEXEC) of the listening socket an orphan holds for
 // `spec`: the same socket, so the accept queue and its waiting clients carry

@@ -5,13 +5,24 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "base/clock.h"
 #include "base/errors.h"
-#include "supervisor/config.h"
 
 namespace baton::supervisor {
+
+// Optional Postgres leader lease (DESIGN §8). The supervisor does not talk to
+// Postgres: it hands these to every generation as BATON_LEASE_* variables.
+struct LeaseConfig {
+  std::string dsn;          // BATON_LEASE_DSN
+  std::string name;         // BATON_LEASE_NAME: the leadership domain (row)
+  Duration ttl = seconds(10);          // BATON_LEASE_TTL_MS
+  Duration op_timeout = seconds(1);    // BATON_LEASE_OP_TIMEOUT_MS
+  Duration seal_budget = seconds(3);   // BATON_LEASE_SEAL_BUDGET_MS
+};
 
 // Resolves `binary` to its canonical path (symlinks and ".." resolved) and
 // checks it against `allowed` (canonical paths or patterns such as

@@ -5,8 +5,17 @@
 #include <fmt/format.h>
 
 #include "crashpoints/crashpoints.h"
+#include "supervisor/hello.h"
 
 namespace baton::supervisor {
+namespace {
+
+// Beyond the budget it was given, the time the incumbent has to say it
+// finished draining (Drained) or sealing (SealComplete) before we give up.
+constexpr Duration kDrainReportTime = seconds(5);
+constexpr Duration kSealReportTime = seconds(2);
+
+}  // namespace
 
 std::string_view OutcomeName(Outcome o) {
   switch (o) {
@@ -83,13 +92,12 @@ Actions HandoffMachine::OnSpawned(uint32_t pid, TimePoint now) {
   return out;
 }
 
-Actions HandoffMachine::OnSpawnFailed(const Error& e, TimePoint now) {
+Actions HandoffMachine::OnSpawnFailed(const Error& e, TimePoint /*now*/) {
   // Nothing was touched: the incumbent never heard of this handoff.
-  return Finish(Outcome::kRefused, fmt::format("spawn: {}", e.message), now);
+  return Finish(Outcome::kRefused, fmt::format("spawn: {}", e.message));
 }
 
-Actions HandoffMachine::Finish(Outcome o, std::string reason, TimePoint now) {
-  (void)now;
+Actions HandoffMachine::Finish(Outcome o, std::string reason) {
   state_ = State::kDone;
   state_deadline_.reset();
   return {Finished{o, std::move(reason)}};
@@ -106,34 +114,16 @@ Actions HandoffMachine::OnSuccessorMessage(const v1::Envelope& env, TimePoint no
       BATON_CRASH_POINT(kSupervisorAfterRecvHello);
       successor_hello_ = env.hello();
       Phase(out, "hello", now);
-      v1::Envelope ack;
-      auto* a = ack.mutable_hello_ack();
-      a->set_handoff_id(params_.handoff_id);
-      a->set_heartbeat_interval_ms(params_.heartbeat_interval_ms);
-      a->set_liveness_timeout_ms(params_.liveness_timeout_ms);
-      const auto& h = env.hello();
-      auto version = protocol::Negotiate(params_.protocol, {h.protocol().min(), h.protocol().max()}, "protocol",
-                                         "supervisor", "successor");
-      std::optional<Error> refusal;
-      if (!version) refusal = version.error();
-      if (!refusal && params_.incumbent_schema) {
-        auto schema = protocol::Negotiate(*params_.incumbent_schema, {h.state_schema().min(), h.state_schema().max()},
-                                          "state schema", "incumbent", "successor");
-        if (!schema) refusal = schema.error();
-      }
-      if (refusal) {
+      HelloAnswer answer = AnswerHello(
+          env.hello(), {params_.protocol, params_.incumbent_schema, params_.liveness, params_.handoff_id, "successor"});
+      out.push_back(SendToSuccessor{std::move(answer.ack)});
+      if (answer.refusal) {
         // Refused before any side effect on the incumbent.
-        a->set_accepted(false);
-        a->set_refusal(refusal->message);
-        out.push_back(SendToSuccessor{std::move(ack)});
         refused_ = true;
-        auto more = RollBack(refusal->message, now);
+        auto more = RollBack(answer.refusal->message, now);
         out.insert(out.end(), more.begin(), more.end());
         return out;
       }
-      a->set_accepted(true);
-      a->set_protocol_version(*version);
-      out.push_back(SendToSuccessor{std::move(ack)});
       v1::Envelope warm;
       warm.mutable_warm()->set_handoff_id(params_.handoff_id);
       warm.mutable_warm()->set_deadline_ms(static_cast<uint64_t>(ToMillis(params_.timeouts.warm)));
@@ -160,11 +150,10 @@ Actions HandoffMachine::OnSuccessorMessage(const v1::Envelope& env, TimePoint no
       const Duration left = *handoff_deadline_ - now;
       p->set_handoff_deadline_ms(static_cast<uint64_t>(std::max<int64_t>(0, ToMillis(left))) +
                                  static_cast<uint64_t>(ToMillis(params_.timeouts.term_grace)) +
-                                 params_.liveness_timeout_ms);
+                                 static_cast<uint64_t>(ToMillis(params_.liveness.liveness_timeout)));
       incumbent_prepared_ = true;
       out.push_back(SendToIncumbent{std::move(prep)});
-      // Drain grace plus the time for the incumbent to say so.
-      Enter(State::kDraining, now, params_.timeouts.drain + seconds(5));
+      Enter(State::kDraining, now, params_.timeouts.drain + kDrainReportTime);
       return out;
     }
     case State::kBeginning: {
@@ -173,7 +162,7 @@ Actions HandoffMachine::OnSuccessorMessage(const v1::Envelope& env, TimePoint no
       Phase(out, "begin", now);
       out.push_back(PromoteSuccessor{});
       if (!incumbent_alive_) {
-        auto more = Finish(Outcome::kCommitted, "committed (the old generation had died)", now);
+        auto more = Finish(Outcome::kCommitted, "committed (the old generation had died)");
         out.insert(out.end(), more.begin(), more.end());
         return out;
       }
@@ -220,8 +209,7 @@ Actions HandoffMachine::OnIncumbentMessage(const v1::Envelope& env, TimePoint no
         seal.mutable_seal()->set_successor_lease_holder_id(successor_hello_.lease_holder_id());
         seal.mutable_seal()->set_budget_ms(static_cast<uint64_t>(ToMillis(params_.timeouts.seal)));
         out.push_back(SendToIncumbent{std::move(seal)});
-        // The seal budget plus the time to report it.
-        Enter(State::kSealing, now, params_.timeouts.seal + seconds(2));
+        Enter(State::kSealing, now, params_.timeouts.seal + kSealReportTime);
         return out;
       }
       break;
@@ -239,14 +227,14 @@ Actions HandoffMachine::OnIncumbentMessage(const v1::Envelope& env, TimePoint no
       if (env.has_commit_ack()) {
         BATON_CRASH_POINT(kSupervisorAfterRecvCommitAck);
         Phase(out, "commit", now);
-        auto more = Finish(Outcome::kCommitted, "committed", now);
+        auto more = Finish(Outcome::kCommitted, "committed");
         out.insert(out.end(), more.begin(), more.end());
         return out;
       }
       break;
     case State::kResuming:
       if (env.has_resumed()) {
-        auto more = Finish(Outcome::kRolledBack, reason_, now);
+        auto more = Finish(Outcome::kRolledBack, reason_);
         out.insert(out.end(), more.begin(), more.end());
         return out;
       }
@@ -284,9 +272,9 @@ Actions HandoffMachine::RollBack(std::string reason, TimePoint now) {
 }
 
 Actions HandoffMachine::AfterSuccessorGone(TimePoint now) {
-  if (refused_) return Finish(Outcome::kRefused, reason_, now);
+  if (refused_) return Finish(Outcome::kRefused, reason_);
   if (!incumbent_alive_) {
-    return Finish(Outcome::kFailed, fmt::format("{}; and the old generation is gone too", reason_), now);
+    return Finish(Outcome::kFailed, fmt::format("{}; and the old generation is gone too", reason_));
   }
   if (incumbent_prepared_ && !incumbent_self_resumed_) {
     v1::Envelope resume;
@@ -296,7 +284,7 @@ Actions HandoffMachine::AfterSuccessorGone(TimePoint now) {
     Enter(State::kResuming, now, params_.timeouts.resume);
     return out;
   }
-  return Finish(Outcome::kRolledBack, reason_, now);
+  return Finish(Outcome::kRolledBack, reason_);
 }
 
 Actions HandoffMachine::OnSuccessorChannelClosed(const Error& why, TimePoint now) {
@@ -304,23 +292,24 @@ Actions HandoffMachine::OnSuccessorChannelClosed(const Error& why, TimePoint now
   return RollBack(fmt::format("successor channel closed: {}", why.message), now);
 }
 
-Actions HandoffMachine::OnSuccessorExited(const std::string& how, TimePoint now) {
+Actions HandoffMachine::OnSuccessorExited(const ChildExit& exit, TimePoint now) {
   successor_alive_ = false;
+  const std::string how = exit.Describe();
   if (state_ == State::kStoppingSuccessor) {
     // Say how it ended unless we ended it.
-    if (!refused_ && !killed_successor_ && how.find("signal 15") == std::string::npos) {
+    if (!refused_ && !killed_successor_ && !exit.SignalledBy(SIGTERM)) {
       reason_ += fmt::format(" (successor {})", how);
     }
     return AfterSuccessorGone(now);
   }
   if (state_ == State::kDone || state_ == State::kResuming) return {};
   if (state_ == State::kCommitting) {
-    return Finish(Outcome::kFailed, fmt::format("the new generation {} after Ready, before the commit", how), now);
+    return Finish(Outcome::kFailed, fmt::format("the new generation {} after Ready, before the commit", how));
   }
   return RollBack(fmt::format("successor {}", how), now);
 }
 
-Actions HandoffMachine::OnIncumbentChannelClosed(const Error& why, TimePoint now) {
+Actions HandoffMachine::OnIncumbentChannelClosed(const Error& why, TimePoint /*now*/) {
   if (!incumbent_alive_ || state_ == State::kDone) return {};
   switch (state_) {
     case State::kDraining:
@@ -338,7 +327,7 @@ Actions HandoffMachine::OnIncumbentChannelClosed(const Error& why, TimePoint now
       // supervisor restarts a generation (DESIGN §4.4: converge without a human).
       Actions out{SignalIncumbent{SIGKILL}};
       auto more = Finish(Outcome::kFailed,
-                         fmt::format("{}; the incumbent's channel closed while resuming: {}", reason_, why.message), now);
+                         fmt::format("{}; the incumbent's channel closed while resuming: {}", reason_, why.message));
       out.insert(out.end(), more.begin(), more.end());
       return out;
     }
@@ -347,8 +336,9 @@ Actions HandoffMachine::OnIncumbentChannelClosed(const Error& why, TimePoint now
   }
 }
 
-Actions HandoffMachine::OnIncumbentExited(const std::string& how, TimePoint now) {
+Actions HandoffMachine::OnIncumbentExited(const ChildExit& exit, TimePoint now) {
   incumbent_alive_ = false;
+  const std::string how = exit.Describe();
   Actions out;
   switch (state_) {
     case State::kDraining:
@@ -359,12 +349,12 @@ Actions HandoffMachine::OnIncumbentExited(const std::string& how, TimePoint now)
     case State::kCommitting:
       Phase(out, "commit", now);
       {
-        auto more = Finish(Outcome::kCommitted, "committed", now);
+        auto more = Finish(Outcome::kCommitted, "committed");
         out.insert(out.end(), more.begin(), more.end());
       }
       return out;
     case State::kResuming:
-      return Finish(Outcome::kFailed, fmt::format("{}; the incumbent {} while resuming", reason_, how), now);
+      return Finish(Outcome::kFailed, fmt::format("{}; the incumbent {} while resuming", reason_, how));
     default:
       return {};  // earlier: Warmed will go straight to Begin; later: nothing depends on it
   }
@@ -402,7 +392,7 @@ Actions HandoffMachine::OnTimer(TimePoint now) {
     case State::kCommitting: {
       // N owns the data; a stuck old generation must not hold the service hostage.
       Actions out{SignalIncumbent{SIGKILL}};
-      auto more = Finish(Outcome::kCommitted, "committed (the old generation did not acknowledge; killed)", now);
+      auto more = Finish(Outcome::kCommitted, "committed (the old generation did not acknowledge; killed)");
       out.insert(out.end(), more.begin(), more.end());
       return out;
     }
@@ -412,13 +402,13 @@ Actions HandoffMachine::OnTimer(TimePoint now) {
         Enter(State::kStoppingSuccessor, now, params_.timeouts.term_grace);
         return {SignalSuccessor{SIGKILL}};
       }
-      return Finish(Outcome::kFailed, fmt::format("{}; the successor could not be reaped", reason_), now);
+      return Finish(Outcome::kFailed, fmt::format("{}; the successor could not be reaped", reason_));
     case State::kResuming: {
       // A hung incumbent (e.g. stuck in a hook) never resumes: end it so the
       // supervisor restarts a generation instead of leaving nobody serving.
       Actions out{SignalIncumbent{SIGKILL}};
       auto more = Finish(Outcome::kFailed,
-                         fmt::format("{}; the incumbent did not resume in time and was killed", reason_), now);
+                         fmt::format("{}; the incumbent did not resume in time and was killed", reason_));
       out.insert(out.end(), more.begin(), more.end());
       return out;
     }

@@ -23,7 +23,9 @@
 #include "base/errors.h"
 #include "protocol/control.pb.h"
 #include "protocol/frame.h"
+#include "protocol/liveness.h"
 #include "protocol/version.h"
+#include "supervisor/child_status.h"
 
 namespace baton::supervisor {
 
@@ -77,8 +79,9 @@ struct HandoffParams {
   protocol::VersionRange protocol{protocol::kProtocolMin, protocol::kProtocolMax};
   // The incumbent's state-schema range (from its Hello); nullopt = no incumbent.
   std::optional<protocol::VersionRange> incumbent_schema;
-  uint32_t heartbeat_interval_ms = 1000;
-  uint32_t liveness_timeout_ms = 5000;
+  // Both sides' heartbeat and liveness on the successor's channel, sent in
+  // HelloAck.
+  protocol::LivenessOptions liveness;
 };
 
 class HandoffMachine {
@@ -99,8 +102,8 @@ class HandoffMachine {
   Actions OnSuccessorChannelClosed(const Error& why, TimePoint now);
   Actions OnIncumbentChannelClosed(const Error& why, TimePoint now);
   // The process was reaped.
-  Actions OnSuccessorExited(const std::string& how, TimePoint now);
-  Actions OnIncumbentExited(const std::string& how, TimePoint now);
+  Actions OnSuccessorExited(const ChildExit& how, TimePoint now);
+  Actions OnIncumbentExited(const ChildExit& how, TimePoint now);
   // `baton abort`: roll back if still possible.
   Actions OnAbort(const std::string& reason, TimePoint now);
   Actions OnTimer(TimePoint now);
@@ -109,14 +112,13 @@ class HandoffMachine {
   State state() const { return state_; }
   bool done() const { return state_ == State::kDone; }
   uint32_t successor_pid() const { return successor_pid_; }
-  const v1::Hello& successor_hello() const { return successor_hello_; }
   const std::string& handoff_id() const { return params_.handoff_id; }
 
  private:
   Actions RollBack(std::string reason, TimePoint now);
   Actions AfterSuccessorGone(TimePoint now);
   Actions SendBegin(bool sealed, TimePoint now);
-  Actions Finish(Outcome o, std::string reason, TimePoint now);
+  Actions Finish(Outcome o, std::string reason);
   void Phase(Actions& out, const char* name, TimePoint now);
   void Enter(State s, TimePoint now, Duration timeout);
 

@@ -17,7 +17,7 @@ struct ListenerSpec {
   std::string host;  // tcp
   int port = 0;      // tcp
   std::string path;  // unix
-  // Socket activation (supervisor/socket_activation.h): >= 0 adopts this
+  // Socket activation (supervisor/ops/socket_activation.h): >= 0 adopts this
   // already listening socket (taking ownership) instead of binding.
   int inherited_fd = -1;
   // The config said "systemd": binding it ourselves is an error.

@@ -21,6 +21,7 @@
 
 #include "base/errors.h"
 #include "base/log.h"
+#include "protocol/liveness.h"
 #include "supervisor/handoff_machine.h"
 #include "supervisor/listeners.h"
 
@@ -33,12 +34,12 @@ struct SupervisorOptions {
   std::string binary;
   std::vector<std::string> args;
   HandoffTimeouts timeouts;
-  uint32_t heartbeat_interval_ms = 1000;
-  uint32_t liveness_timeout_ms = 5000;
+  // Heartbeats and liveness on every child's channel (after its Hello).
+  protocol::LivenessOptions liveness;
   Duration restart_backoff_min = milliseconds(100);
   Duration restart_backoff_max = seconds(5);
   std::set<uid_t> admin_uids;  // always includes our own uid and root
-  // ---- operator surface (wired by supervisor/operator_surface.h) ----
+  // ---- operator surface (wired by supervisor/ops/operator_surface.h) ----
   // Canonical paths or patterns an upgrade may exec; empty = any executable
   // (supervisor/child_policy.h).
   std::vector<std::string> allowed_binaries;

@@ -133,13 +133,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       case 5:
         if (!m.successor_reaped) {
           m.successor_reaped = true;
-          acts = hm.OnSuccessorExited("exited", clock.Now());
+          acts = hm.OnSuccessorExited(ChildExit::Exited(0), clock.Now());
         }
         break;
       case 6:
         if (!m.incumbent_dead) {
           m.incumbent_dead = true;
-          acts = hm.OnIncumbentExited("exited", clock.Now());
+          acts = hm.OnIncumbentExited(ChildExit::Exited(0), clock.Now());
         }
         break;
       case 7: acts = hm.OnAbort("fuzz", clock.Now()); break;

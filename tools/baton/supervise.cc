@@ -9,10 +9,10 @@
 #include "base/duration.h"
 #include "base/log.h"
 #include "crashpoints/crashpoints.h"
-#include "protocol/launch.h"
+#include "supervisor/launch.h"
 #include "supervisor/child_policy.h"
-#include "supervisor/operator_surface.h"
-#include "supervisor/socket_activation.h"
+#include "supervisor/ops/operator_surface.h"
+#include "supervisor/ops/socket_activation.h"
 #include "supervisor/supervisor.h"
 
 namespace baton::cli {
@@ -27,19 +27,10 @@ Status ApplyTimeout(supervisor::ServiceConfig& c, const std::string& t) {
     return Error(Errc::kInvalidArgument, fmt::format("--timeout '{}': expected NAME=DURATION, e.g. drain=10s", t));
   }
   const std::string name = t.substr(0, eq);
-  auto& to = c.timeouts;
-  if (name == "hello") to.hello = *d;
-  else if (name == "warm") to.warm = *d;
-  else if (name == "drain") to.drain = *d;
-  else if (name == "seal") to.seal = *d;
-  else if (name == "begin") to.begin = *d;
-  else if (name == "commit") to.commit = *d;
-  else if (name == "resume") to.resume = *d;
-  else if (name == "term-grace" || name == "term_grace") to.term_grace = *d;
-  else if (name == "handoff") to.handoff = *d;
-  else if (name == "heartbeat") c.heartbeat = *d;
-  else if (name == "liveness") c.liveness = *d;
-  else return Error(Errc::kInvalidArgument, fmt::format("--timeout '{}': unknown timeout '{}'", t, name));
+  // The flag also takes term-grace, spelled like the other flags.
+  Duration* field = supervisor::TimeoutByName(c, name == "term-grace" ? "term_grace" : name);
+  if (!field) return Error(Errc::kInvalidArgument, fmt::format("--timeout '{}': unknown timeout '{}'", t, name));
+  *field = *d;
   return {};
 }
 
@@ -51,14 +42,13 @@ supervisor::SupervisorOptions ToOptions(const supervisor::ServiceConfig& c) {
   o.binary = c.binary;
   o.args = c.args;
   o.timeouts = c.timeouts;
-  o.heartbeat_interval_ms = static_cast<uint32_t>(ToMillis(c.heartbeat));
-  o.liveness_timeout_ms = static_cast<uint32_t>(ToMillis(c.liveness));
+  o.liveness = {c.heartbeat, c.liveness, c.liveness};
   o.restart_backoff_min = c.restart_backoff_min;
   o.restart_backoff_max = c.restart_backoff_max;
   o.admin_uids = c.admin_uids;
   o.allowed_binaries = c.allowed_binaries;
   o.child_environment =
-      supervisor::SanitizedEnvironment(protocol::CurrentEnvironment(), c.pass_environment, c.environment, c.lease);
+      supervisor::SanitizedEnvironment(supervisor::CurrentEnvironment(), c.pass_environment, c.environment, c.lease);
   return o;
 }
 
@@ -124,7 +114,7 @@ int RunCheckConfig(const std::string& path) {
     return kExitUsage;
   }
   // What an upgrade without --binary would check, before anything starts.
-  if (auto st = protocol::CheckExecutable(c->binary); !st) {
+  if (auto st = supervisor::CheckExecutable(c->binary); !st) {
     PrintError(fmt::format("{}: {}", path, st.error().message));
     return kExitUsage;
   }

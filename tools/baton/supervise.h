@@ -3,7 +3,7 @@
 #pragma once
 
 #include "base/errors.h"
-#include "supervisor/config.h"
+#include "supervisor/ops/config.h"
 #include "tools/baton/commands.h"
 
 namespace baton::cli {

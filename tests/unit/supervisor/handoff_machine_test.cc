@@ -177,7 +177,7 @@ TEST_F(HandoffMachineTest, IncompatibleProtocolIsRefusedBeforeTouchingTheIncumbe
             std::string::npos);
   EXPECT_EQ(Find<SendToIncumbent>(a), nullptr);
   ASSERT_NE(Find<SignalSuccessor>(a), nullptr);
-  a = m.OnSuccessorExited("exited with status 1", clock.Now());
+  a = m.OnSuccessorExited(ChildExit::Exited(1), clock.Now());
   ASSERT_NE(Find<Finished>(a), nullptr);
   EXPECT_EQ(Find<Finished>(a)->outcome, Outcome::kRefused);
   EXPECT_EQ(Find<SendToIncumbent>(a), nullptr);  // no Resume: it was never prepared
@@ -188,7 +188,7 @@ TEST_F(HandoffMachineTest, IncompatibleStateSchemaIsRefused) {
   To(m, State::kSpawning);
   auto a = m.OnSuccessorMessage(Hello(1, 1, 2, 2), clock.Now());
   EXPECT_NE(Find<SendToSuccessor>(a)->env.hello_ack().refusal().find("state schema"), std::string::npos);
-  a = m.OnSuccessorExited("exited", clock.Now());
+  a = m.OnSuccessorExited(ChildExit::Exited(0), clock.Now());
   EXPECT_EQ(Find<Finished>(a)->outcome, Outcome::kRefused);
 }
 
@@ -199,7 +199,7 @@ TEST_F(HandoffMachineTest, HelloTimeoutRollsBackWithoutResume) {
   auto a = m.OnTimer(clock.Now());
   ASSERT_NE(Find<SignalSuccessor>(a), nullptr);
   EXPECT_EQ(Find<SignalSuccessor>(a)->signal, SIGTERM);
-  a = m.OnSuccessorExited("killed by signal 15", clock.Now());
+  a = m.OnSuccessorExited(ChildExit::Signalled(15), clock.Now());
   ASSERT_NE(Find<Finished>(a), nullptr);
   EXPECT_EQ(Find<Finished>(a)->outcome, Outcome::kRolledBack);
   EXPECT_NE(Find<Finished>(a)->reason.find("Hello"), std::string::npos);
@@ -209,7 +209,7 @@ TEST_F(HandoffMachineTest, HelloTimeoutRollsBackWithoutResume) {
 TEST_F(HandoffMachineTest, SuccessorExitAtStartRollsBack) {
   HandoffMachine m(params());
   To(m, State::kSpawning);
-  auto a = m.OnSuccessorExited("exited with status 1", clock.Now());
+  auto a = m.OnSuccessorExited(ChildExit::Exited(1), clock.Now());
   ASSERT_NE(Find<Finished>(a), nullptr);
   EXPECT_EQ(Find<Finished>(a)->outcome, Outcome::kRolledBack);
   EXPECT_NE(Find<Finished>(a)->reason.find("exited with status 1"), std::string::npos);
@@ -228,7 +228,7 @@ TEST_F(HandoffMachineTest, WarmTimeoutTermsThenKillsTheSuccessor) {
   a = m.OnTimer(clock.Now());
   ASSERT_NE(Find<SignalSuccessor>(a), nullptr);
   EXPECT_EQ(Find<SignalSuccessor>(a)->signal, SIGKILL);
-  a = m.OnSuccessorExited("killed by signal 9", clock.Now());
+  a = m.OnSuccessorExited(ChildExit::Signalled(9), clock.Now());
   EXPECT_EQ(Find<Finished>(a)->outcome, Outcome::kRolledBack);
 }
 
@@ -250,7 +250,7 @@ TEST_F(HandoffMachineTest, FailureAfterPrepareResumesTheIncumbentAfterReaping) {
   To(m, State::kDraining);
   auto a = m.OnSuccessorChannelClosed(Error(Errc::kUnavailable, "peer closed"), clock.Now());
   EXPECT_EQ(Find<SendToIncumbent>(a), nullptr);  // not before the successor is reaped
-  a = m.OnSuccessorExited("exited with status 86", clock.Now());
+  a = m.OnSuccessorExited(ChildExit::Exited(86), clock.Now());
   ASSERT_NE(Find<SendToIncumbent>(a), nullptr);
   EXPECT_TRUE(Find<SendToIncumbent>(a)->env.has_resume());
   EXPECT_EQ(m.state(), State::kResuming);
@@ -262,7 +262,7 @@ TEST_F(HandoffMachineTest, FailureAfterPrepareResumesTheIncumbentAfterReaping) {
 TEST_F(HandoffMachineTest, SuccessorCrashAfterBeginRollsBackWithResume) {
   HandoffMachine m(params());
   To(m, State::kBeginning);
-  auto a = m.OnSuccessorExited("exited with status 86", clock.Now());
+  auto a = m.OnSuccessorExited(ChildExit::Exited(86), clock.Now());
   ASSERT_NE(Find<SendToIncumbent>(a), nullptr);
   EXPECT_TRUE(Find<SendToIncumbent>(a)->env.has_resume());
   a = m.OnIncumbentMessage(M("resumed"), clock.Now());
@@ -274,7 +274,7 @@ TEST_F(HandoffMachineTest, SuccessorAbortAfterBeginRollsBack) {
   To(m, State::kBeginning);
   auto a = m.OnSuccessorMessage(M("abort"), clock.Now());
   ASSERT_NE(Find<SignalSuccessor>(a), nullptr);
-  a = m.OnSuccessorExited("exited with status 1", clock.Now());
+  a = m.OnSuccessorExited(ChildExit::Exited(1), clock.Now());
   a = m.OnIncumbentMessage(M("resumed"), clock.Now());
   ASSERT_NE(Find<Finished>(a), nullptr);
   EXPECT_NE(Find<Finished>(a)->reason.find("fingerprint mismatch"), std::string::npos);
@@ -285,7 +285,7 @@ TEST_F(HandoffMachineTest, SealFailedMeansTheIncumbentResumedByItself) {
   To(m, State::kSealing);
   auto a = m.OnIncumbentMessage(M("seal_failed"), clock.Now());
   ASSERT_NE(Find<SignalSuccessor>(a), nullptr);
-  a = m.OnSuccessorExited("killed by signal 15", clock.Now());
+  a = m.OnSuccessorExited(ChildExit::Signalled(15), clock.Now());
   ASSERT_NE(Find<Finished>(a), nullptr);
   EXPECT_EQ(Find<Finished>(a)->outcome, Outcome::kRolledBack);
   EXPECT_NE(Find<Finished>(a)->reason.find("disk full"), std::string::npos);
@@ -309,7 +309,7 @@ TEST_F(HandoffMachineTest, DrainAndSealAndBeginTimeouts) {
 TEST_F(HandoffMachineTest, IncumbentDeathDuringDrainProceedsToTheWarmSuccessor) {
   HandoffMachine m(params());
   To(m, State::kDraining);
-  auto a = m.OnIncumbentExited("killed by signal 9", clock.Now());
+  auto a = m.OnIncumbentExited(ChildExit::Signalled(9), clock.Now());
   ASSERT_NE(Find<SendToSuccessor>(a), nullptr);
   EXPECT_TRUE(Find<SendToSuccessor>(a)->env.has_begin());
   EXPECT_FALSE(Find<SendToSuccessor>(a)->env.begin().sealed());
@@ -325,14 +325,14 @@ TEST_F(HandoffMachineTest, HungIncumbentIsKilledThenTheHandoffProceeds) {
   auto a = m.OnIncumbentChannelClosed(Error(Errc::kDeadlineExceeded, "silent"), clock.Now());
   ASSERT_NE(Find<SignalIncumbent>(a), nullptr);
   EXPECT_EQ(Find<SignalIncumbent>(a)->signal, SIGKILL);
-  a = m.OnIncumbentExited("killed by signal 9", clock.Now());
+  a = m.OnIncumbentExited(ChildExit::Signalled(9), clock.Now());
   EXPECT_TRUE(Find<SendToSuccessor>(a)->env.has_begin());
 }
 
 TEST_F(HandoffMachineTest, IncumbentDeathBeforePrepareGoesStraightToBegin) {
   HandoffMachine m(params());
   To(m, State::kWarming);
-  EXPECT_TRUE(m.OnIncumbentExited("exited with status 1", clock.Now()).empty());
+  EXPECT_TRUE(m.OnIncumbentExited(ChildExit::Exited(1), clock.Now()).empty());
   auto a = m.OnSuccessorMessage(M("warmed"), clock.Now());
   EXPECT_EQ(Find<SendToIncumbent>(a), nullptr);
   ASSERT_NE(Find<SendToSuccessor>(a), nullptr);
@@ -342,7 +342,7 @@ TEST_F(HandoffMachineTest, IncumbentDeathBeforePrepareGoesStraightToBegin) {
 TEST_F(HandoffMachineTest, IncumbentDeathAfterSealCompleteStillCommits) {
   HandoffMachine m(params());
   To(m, State::kBeginning);
-  EXPECT_TRUE(m.OnIncumbentExited("exited", clock.Now()).empty());
+  EXPECT_TRUE(m.OnIncumbentExited(ChildExit::Exited(0), clock.Now()).empty());
   auto a = m.OnSuccessorMessage(M("ready"), clock.Now());
   EXPECT_EQ(Find<Finished>(a)->outcome, Outcome::kCommitted);
 }
@@ -350,8 +350,8 @@ TEST_F(HandoffMachineTest, IncumbentDeathAfterSealCompleteStillCommits) {
 TEST_F(HandoffMachineTest, BothGenerationsGoneIsAFailure) {
   HandoffMachine m(params());
   To(m, State::kBeginning);
-  m.OnIncumbentExited("exited", clock.Now());
-  auto a = m.OnSuccessorExited("exited with status 86", clock.Now());
+  m.OnIncumbentExited(ChildExit::Exited(0), clock.Now());
+  auto a = m.OnSuccessorExited(ChildExit::Exited(86), clock.Now());
   ASSERT_NE(Find<Finished>(a), nullptr);
   EXPECT_EQ(Find<Finished>(a)->outcome, Outcome::kFailed);
 }
@@ -359,7 +359,7 @@ TEST_F(HandoffMachineTest, BothGenerationsGoneIsAFailure) {
 TEST_F(HandoffMachineTest, CommitEndsWhenTheOldGenerationExitsWithoutAck) {
   HandoffMachine m(params());
   To(m, State::kCommitting);
-  auto a = m.OnIncumbentExited("exited with status 0", clock.Now());
+  auto a = m.OnIncumbentExited(ChildExit::Exited(0), clock.Now());
   EXPECT_EQ(Find<Finished>(a)->outcome, Outcome::kCommitted);
 }
 
@@ -375,14 +375,14 @@ TEST_F(HandoffMachineTest, CommitTimeoutKillsTheOldGenerationAndCommits) {
 TEST_F(HandoffMachineTest, SuccessorDeathAfterReadyIsAFailure) {
   HandoffMachine m(params());
   To(m, State::kCommitting);
-  auto a = m.OnSuccessorExited("exited with status 86", clock.Now());
+  auto a = m.OnSuccessorExited(ChildExit::Exited(86), clock.Now());
   EXPECT_EQ(Find<Finished>(a)->outcome, Outcome::kFailed);
 }
 
 TEST_F(HandoffMachineTest, ResumeTimeoutIsAFailure) {
   HandoffMachine m(params());
   To(m, State::kDraining);
-  m.OnSuccessorExited("exited", clock.Now());
+  m.OnSuccessorExited(ChildExit::Exited(0), clock.Now());
   ASSERT_EQ(m.state(), State::kResuming);
   clock.Advance(seconds(30));
   auto a = m.OnTimer(clock.Now());

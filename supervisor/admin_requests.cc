@@ -1,0 +1,62 @@
+// SupervisorImpl, part 3 (supervisor_impl.h): what each admin request does.
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include "protocol/frame.h"
+#include "supervisor/supervisor_impl.h"
+
+namespace baton::supervisor {
+
+void SupervisorImpl::OnAdminRequest(std::shared_ptr<AdminConnection> conn, const v1::Envelope& env) {
+  switch (env.msg_case()) {
+    case v1::Envelope::kUpgradeRequest: return OnUpgrade(std::move(conn), env.upgrade_request());
+    case v1::Envelope::kStatusRequest: {
+      v1::Envelope reply;
+      FillStatus(reply.mutable_status_reply());
+      return conn->SendAndClose(reply);
+    }
+    case v1::Envelope::kAbortRequest: {
+      v1::Envelope reply;
+      reply.mutable_abort_reply()->set_aborted(handoff_ != nullptr);
+      if (handoff_) {
+        reply.mutable_abort_reply()->set_handoff_id(handoff_->machine.handoff_id());
+        const std::string why = env.abort_request().reason().empty() ? "requested by the operator"
+                                                                     : env.abort_request().reason();
+        Execute(handoff_->machine.OnAbort(why, RealClock().Now()));
+      }
+      return conn->SendAndClose(reply);
+    }
+    case v1::Envelope::kMetricsRequest: {
+      v1::Envelope reply;
+      reply.mutable_metrics_reply()->set_text(opts_.metrics_text ? opts_.metrics_text() : "");
+      return conn->SendAndClose(reply);
+    }
+    case v1::Envelope::kEventsRequest: return events_.Serve(conn, env.events_request().follow());
+    default: {
+      v1::Envelope reply;
+      reply.mutable_error()->set_code(v1::Error::UNRECOGNISED);
+      reply.mutable_error()->set_message(
+          fmt::format("admin: {} is not a request this supervisor serves", protocol::MessageName(env)));
+      return conn->SendAndClose(reply);
+    }
+  }
+}
+
+void SupervisorImpl::FillStatus(v1::StatusReply* s) {
+  const TimePoint now = RealClock().Now();
+  s->set_generation(generation_number_);
+  s->set_supervisor_pid(static_cast<uint32_t>(::getpid()));
+  s->set_uptime_ms(static_cast<uint64_t>(ToMillis(now - started_)));
+  s->set_restarts(restarts_);
+  if (incumbent_ && incumbent_->alive) {
+    s->set_incumbent_pid(static_cast<uint32_t>(incumbent_->pid));
+    s->set_build_id(incumbent_->hello.build_id());
+    s->set_incumbent_uptime_ms(static_cast<uint64_t>(ToMillis(now - incumbent_->started)));
+    s->set_binary(incumbent_->binary);
+  }
+  if (handoff_) s->set_handoff_in_progress(handoff_->machine.handoff_id());
+  if (last_result_) *s->mutable_last_handoff() = *last_result_;
+}
+
+}  // namespace baton::supervisor

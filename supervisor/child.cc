@@ -1,0 +1,101 @@
+#include "supervisor/child.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+
+#include <fmt/format.h>
+
+#include "crashpoints/crashpoints.h"
+#include "supervisor/launch.h"
+
+namespace baton::supervisor {
+
+namespace asio = boost::asio;
+
+Result<CrashRoute> CrashRoute::FromEnvironment() {
+  CrashRoute r;
+  const char* at = std::getenv("BATON_CRASH_AT");
+  if (at == nullptr || *at == '\0') return r;
+  auto target = crashpoints::ParseTarget(at);
+  if (!target) return target.error();
+  r.text_ = at;
+  r.child_role_ = target->child_role;
+  return r;
+}
+
+std::string CrashRoute::TakeFor(ChildRole role) {
+  if (delivered_ || child_role_.empty() || ChildRoleName(role) != child_role_) return "";
+  delivered_ = true;
+  return text_;
+}
+
+std::vector<std::string> ChildEnvironment(const std::string& crash_at, const std::string& data_dir,
+                                               std::vector<std::string> base) {
+  std::vector<std::string> env;
+  for (auto& e : base) {
+    if (e.rfind("BATON_CRASH_AT=", 0) == 0) continue;
+    if (e.rfind("BATON_DATA_DIR=", 0) == 0) continue;
+    env.push_back(std::move(e));
+  }
+  if (!crash_at.empty()) env.push_back("BATON_CRASH_AT=" + crash_at);
+  env.push_back("BATON_DATA_DIR=" + data_dir);
+  return env;
+}
+
+Result<std::shared_ptr<Child>> SpawnChild(asio::io_context& io, const std::vector<Listener>& listeners,
+                                                    const SpawnSpec& spec, ChildCallbacks callbacks) {
+  auto pair = MakeControlSocketPair();
+  if (!pair) return pair.error();
+  auto [parent_fd, child_fd] = *pair;
+  std::vector<protocol::ListenerFd> fds;
+  for (const auto& l : listeners) fds.push_back({l.name(), l.fd()});
+  auto launch = protocol::ChildLaunch::Create(
+      std::move(fds), child_fd, spec.role == ChildRole::kCold ? protocol::LaunchRole::kCold : protocol::LaunchRole::kSuccessor,
+      spec.base_env.empty() ? ChildEnvironment(spec.crash_at, spec.data_dir)
+                            : ChildEnvironment(spec.crash_at, spec.data_dir, spec.base_env));
+  if (!launch) {
+    ::close(parent_fd);
+    ::close(child_fd);
+    return launch.error();
+  }
+  auto proc = Launch(io.get_executor(), spec.binary, spec.args, *launch);
+  ::close(child_fd);  // the child has its own copy now
+  if (!proc) {
+    ::close(parent_fd);
+    return proc.error();
+  }
+  auto g = std::make_shared<Child>();
+  g->number = spec.number;
+  g->pid = proc->id();
+  proc->detach();  // watched and reaped through our own pidfd from here on
+  auto child = ChildProcess::Adopt(io.get_executor(), g->pid);
+  if (!child) {
+    // Cannot watch it, so it must not run unwatched.
+    ::kill(g->pid, SIGKILL);
+    ::waitpid(g->pid, nullptr, 0);
+    ::close(parent_fd);
+    return child.error();
+  }
+  g->role = spec.role;
+  g->binary = spec.binary;
+  g->proc = std::move(*child);
+  g->started = RealClock().Now();
+  protocol::UnixSocket socket(io);
+  socket.assign(asio::local::stream_protocol(), parent_fd);
+  std::weak_ptr<Child> weak = g;
+  g->channel = protocol::Channel::Create(std::move(socket), spec.liveness, RealClock(),
+                                         {[weak, cb = callbacks.on_message](v1::Envelope env) {
+                                            if (auto g = weak.lock()) cb(g, env);
+                                          },
+                                          [weak, cb = callbacks.on_closed](const Error& e) {
+                                            if (auto g = weak.lock()) cb(g, e);
+                                          }});
+  g->channel->Start();
+  g->proc->AsyncWaitExit([g, cb = callbacks.on_exit](int status) { cb(g, ChildExit::FromWaitStatus(status)); });
+  return g;
+}
+
+}  // namespace baton::supervisor

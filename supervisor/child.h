@@ -1,0 +1,91 @@
+// A child: one daemon generation as the supervisor sees it, a process watched
+// through its pidfd, and the supervisor's end of its control channel.
+//
+// Threading: created and used on the supervisor's executor only.
+#pragma once
+
+#include <sys/types.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+
+#include "base/clock.h"
+#include "base/errors.h"
+#include "protocol/channel.h"
+#include "supervisor/child_process.h"
+#include "supervisor/child_status.h"
+#include "supervisor/adoption_record.h"
+#include "supervisor/launch.h"
+#include "supervisor/listeners.h"
+
+namespace baton::supervisor {
+
+struct Child {
+  uint64_t number = 0;
+  pid_t pid = 0;
+  ChildRole role = ChildRole::kCold;
+  std::string binary;
+  std::unique_ptr<ChildProcess> proc;
+  std::shared_ptr<protocol::Channel> channel;
+  v1::Hello hello;
+  bool said_hello = false;
+  bool alive = true;
+  // Committed away from: it has handed everything over and is on its way
+  // out. Its channel closing is expected, not a fault.
+  bool retired = false;
+  TimePoint started;
+  RecordedProcess record;  // how the adoption record names it (pid + start time)
+};
+
+struct SpawnSpec {
+  uint64_t number = 0;
+  ChildRole role = ChildRole::kCold;
+  std::string binary;
+  std::vector<std::string> args;
+  std::string data_dir;
+  protocol::LivenessOptions liveness;  // until Hello: at least the hello timeout
+  std::string crash_at;                // BATON_CRASH_AT for this child only ("" = none)
+  std::vector<std::string> base_env;   // the child's environment before the contract; empty = ours
+};
+
+// Routes the supervisor's own BATON_CRASH_AT to children (DESIGN §9): the
+// point goes once, to the first child spawned in the role it targets
+// (crashpoints::Target), so a restarted generation never inherits it.
+class CrashRoute {
+ public:
+  // From BATON_CRASH_AT in our environment; an unknown point is an error.
+  static Result<CrashRoute> FromEnvironment();
+  // The value for a child of `role` about to be spawned, "" when none. The
+  // first non-empty answer is the last.
+  std::string TakeFor(ChildRole role);
+
+ private:
+  std::string text_;        // as given, with any @role suffix
+  std::string child_role_;  // "" when no child gets it
+  bool delivered_ = false;
+};
+
+// Called on the executor with the generation they concern.
+struct ChildCallbacks {
+  std::function<void(const std::shared_ptr<Child>&, const v1::Envelope&)> on_message;
+  std::function<void(const std::shared_ptr<Child>&, const Error&)> on_closed;
+  std::function<void(const std::shared_ptr<Child>&, const ChildExit& how)> on_exit;
+};
+
+// The child's environment: `base` (ours unless the config sanitizes it)
+// minus BATON_CRASH_AT, plus the routed `crash_at` (if any) and
+// BATON_DATA_DIR.
+std::vector<std::string> ChildEnvironment(const std::string& crash_at, const std::string& data_dir,
+                                               std::vector<std::string> base = CurrentEnvironment());
+
+// Starts `spec.binary` with the listeners and a fresh control socketpair
+// (the child environment contract), and starts watching its channel and
+// its exit. Errors leave nothing behind.
+Result<std::shared_ptr<Child>> SpawnChild(boost::asio::io_context& io, const std::vector<Listener>& listeners,
+                                                    const SpawnSpec& spec, ChildCallbacks callbacks);
+
+}  // namespace baton::supervisor

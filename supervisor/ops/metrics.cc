@@ -1,0 +1,114 @@
+#include "supervisor/ops/metrics.h"
+
+#include <fmt/format.h>
+
+namespace baton::supervisor {
+namespace {
+
+int64_t IntField(const Event& e, std::string_view key) {
+  const FieldValue* v = e.Get(key);
+  if (v == nullptr) return 0;
+  if (const auto* i = std::get_if<int64_t>(v)) return *i;
+  if (const auto* u = std::get_if<uint64_t>(v)) return static_cast<int64_t>(*u);
+  return 0;
+}
+
+// Label values: escape backslash, quote and newline (exposition format).
+std::string LabelValue(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '\\' || c == '"') out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
+}  // namespace
+
+void Metrics::Histogram::Observe(double seconds) {
+  ++count;
+  sum += seconds;
+  for (size_t i = 0; i < kBuckets.size(); ++i) {
+    if (seconds <= kBuckets[i]) {
+      ++buckets[i];
+      return;
+    }
+  }
+}
+
+void Metrics::OnEvent(const Event& e, int64_t wall_ms) {
+  if (e.name == "handoff.start") {
+    in_progress_ = true;
+  } else if (e.name == "handoff.phase") {
+    phases_[e.GetString("phase")].Observe(static_cast<double>(IntField(e, "duration_us")) / 1e6);
+  } else if (e.name == "handoff.end") {
+    const std::string outcome = e.GetString("outcome");
+    ++handoffs_[outcome];
+    handoff_duration_.Observe(static_cast<double>(IntField(e, "total_us")) / 1e6);
+    in_progress_ = false;
+    last_handoff_ms_ = wall_ms;
+    if (outcome == "committed") ++generation_;
+  } else if (e.name == "handoff.refused") {
+    ++handoffs_["refused"];
+  } else if (e.name == "child.spawn") {
+    if (e.GetString("role") == "cold") ++generation_;
+  } else if (e.name == "child.restart") {
+    ++restarts_;
+  } else if (e.name == "child.exit") {
+    ++child_exits_;
+  }
+}
+
+void Metrics::RenderHistogram(std::string& out, const std::string& name, const std::string& labels,
+                              const Histogram& h) {
+  uint64_t cumulative = 0;
+  const std::string sep = labels.empty() ? "" : ",";
+  for (size_t i = 0; i < kBuckets.size(); ++i) {
+    cumulative += h.buckets[i];
+    out += fmt::format("{}_bucket{{{}{}le=\"{}\"}} {}\n", name, labels, sep, kBuckets[i], cumulative);
+  }
+  out += fmt::format("{}_bucket{{{}{}le=\"+Inf\"}} {}\n", name, labels, sep, h.count);
+  const std::string braces = labels.empty() ? "" : "{" + labels + "}";
+  out += fmt::format("{}_sum{} {}\n", name, braces, h.sum);
+  out += fmt::format("{}_count{} {}\n", name, braces, h.count);
+}
+
+std::string Metrics::Render() const {
+  std::string out;
+  out += "# HELP baton_info The supervised service.\n# TYPE baton_info gauge\n";
+  out += fmt::format("baton_info{{service=\"{}\"}} 1\n", LabelValue(service_));
+  out += "# HELP baton_handoffs_total Handoffs (upgrade requests) by outcome.\n# TYPE baton_handoffs_total counter\n";
+  for (const char* o : {"committed", "rolled_back", "refused", "failed"}) {
+    auto it = handoffs_.find(o);
+    out += fmt::format("baton_handoffs_total{{outcome=\"{}\"}} {}\n", o, it == handoffs_.end() ? 0 : it->second);
+  }
+  out += "# HELP baton_handoff_phase_seconds Duration of each handoff phase.\n"
+         "# TYPE baton_handoff_phase_seconds histogram\n";
+  for (const auto& [phase, h] : phases_) {
+    RenderHistogram(out, "baton_handoff_phase_seconds", fmt::format("phase=\"{}\"", LabelValue(phase)), h);
+  }
+  out += "# HELP baton_handoff_seconds Duration of whole handoffs (any outcome).\n"
+         "# TYPE baton_handoff_seconds histogram\n";
+  RenderHistogram(out, "baton_handoff_seconds", "", handoff_duration_);
+  out += "# HELP baton_generation Generations that have served (cold starts and committed handoffs).\n"
+         "# TYPE baton_generation gauge\n";
+  out += fmt::format("baton_generation {}\n", generation_);
+  out += "# HELP baton_handoff_in_progress 1 while a handoff runs.\n# TYPE baton_handoff_in_progress gauge\n";
+  out += fmt::format("baton_handoff_in_progress {}\n", in_progress_ ? 1 : 0);
+  out += "# HELP baton_restarts_total Restarts of the daemon after it died outside a handoff.\n"
+         "# TYPE baton_restarts_total counter\n";
+  out += fmt::format("baton_restarts_total {}\n", restarts_);
+  out += "# HELP baton_child_exits_total Exits of daemon processes (any generation, any reason).\n"
+         "# TYPE baton_child_exits_total counter\n";
+  out += fmt::format("baton_child_exits_total {}\n", child_exits_);
+  out += "# HELP baton_last_handoff_timestamp_seconds When the last handoff ended (0: none yet).\n"
+         "# TYPE baton_last_handoff_timestamp_seconds gauge\n";
+  out += fmt::format("baton_last_handoff_timestamp_seconds {:.3f}\n", static_cast<double>(last_handoff_ms_) / 1000.0);
+  return out;
+}
+
+}  // namespace baton::supervisor

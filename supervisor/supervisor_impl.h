@@ -1,0 +1,141 @@
+// The supervisor behind supervisor.h, private to this directory. One class,
+// its parts in several files:
+//   supervisor.cc       creation, start and stop, orphans, children, events
+//   handoff_driver.cc   upgrades: feeds the HandoffMachine, executes its actions
+//   admin_requests.cc   what the admin socket's requests do
+//
+// Threading: everything runs on the one io_context, from one thread.
+#pragma once
+
+#include <sys/types.h>
+
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "supervisor/adoption.h"
+#include "supervisor/admin_server.h"
+#include "supervisor/event_fanout.h"
+#include "supervisor/child.h"
+#include "supervisor/handoff_machine.h"
+#include "supervisor/adoption_record.h"
+#include "supervisor/supervisor.h"
+
+namespace baton::supervisor {
+
+// A handoff in progress: the pure machine and what the driver keeps beside
+// it. Created when an upgrade is accepted, released as a whole after it
+// finished.
+struct Handoff {
+  HandoffMachine machine;
+  std::string binary;  // the successor's binary and arguments
+  std::vector<std::string> args;
+  std::shared_ptr<Child> incumbent;    // the generation serving when it started
+  std::shared_ptr<Child> successor;    // once spawned
+  std::shared_ptr<AdminConnection> client;  // the `baton upgrade` waiting; null for SIGHUP
+  bool progress = false;                    // the client asked for phase progress
+  TimePoint started;
+  v1::UpgradeResult phases;  // the phases done so far
+};
+
+// Which part a child plays in the handoff in progress.
+enum class HandoffPart { kNone, kSuccessor, kIncumbent };
+
+class SupervisorImpl final : public Supervisor {
+ public:
+  SupervisorImpl(boost::asio::io_context& io, SupervisorOptions opts, LogSink& log, std::vector<Listener> listeners,
+                 CrashRoute crash_route, std::vector<Orphan> orphans);
+
+  void SetAdmin(std::unique_ptr<AdminServer> admin) { admin_ = std::move(admin); }
+
+  void Start() override;
+  void Stop(std::function<void()> done) override;
+  std::vector<std::string> Addresses() const override;
+  std::vector<std::pair<std::string, int>> ListenerFds() const override;
+  void UpgradeTo(const std::string& binary, const std::vector<std::string>& args) override;
+
+  // ---- admin requests (admin_requests.cc)
+  void OnAdminRequest(std::shared_ptr<AdminConnection> conn, const v1::Envelope& env);
+
+ private:
+  void FillStatus(v1::StatusReply* s);
+
+  // ---- a previous supervisor's generations (adoption.h)
+  void AdoptOrphans();
+  void CheckOrphans();
+  void UpdateAdoptionRecord();
+
+  // ---- children
+  Result<std::shared_ptr<Child>> Spawn(ChildRole role, const std::string& binary,
+                                            const std::vector<std::string>& args);
+  void ColdStart();
+  void ScheduleRestart();
+  HandoffPart PartOf(const std::shared_ptr<Child>& g) const;
+  void OnChildMessage(const std::shared_ptr<Child>& g, const v1::Envelope& env);
+  void OnChildClosed(const std::shared_ptr<Child>& g, const Error& e);
+  void OnChildExit(const std::shared_ptr<Child>& g, const ChildExit& exit);
+  void MaybeStopped();
+  void Emit(Event e);
+
+  // ---- the handoff (handoff_driver.cc)
+  void OnUpgrade(std::shared_ptr<AdminConnection> conn, const v1::UpgradeRequest& req);
+  void Reply(const std::shared_ptr<AdminConnection>& conn, v1::UpgradeResult result);
+  // Queues the machine's actions and runs them in order.
+  void Execute(Actions actions);
+  void Do(SpawnSuccessor&);
+  void Do(SendToSuccessor& a);
+  void Do(SendToIncumbent& a);
+  void Do(SignalSuccessor& a);
+  void Do(SignalIncumbent& a);
+  void Do(PhaseDone& a);
+  void Do(PromoteSuccessor&);
+  void Do(Finished& a);
+  void Retire(const std::shared_ptr<Child>& g);
+  void ArmHandoffTimer();
+
+  boost::asio::io_context& io_;
+  SupervisorOptions opts_;
+  LogSink& log_;
+  std::vector<Listener> listeners_;
+  std::map<pid_t, std::shared_ptr<boost::asio::steady_timer>> retire_timers_;  // by pid of a retired generation
+  std::unique_ptr<AdminServer> admin_;
+  boost::asio::steady_timer handoff_timer_;
+  boost::asio::steady_timer restart_timer_;
+  boost::asio::steady_timer orphan_timer_;
+  TimePoint started_;
+  CrashRoute crash_route_;
+  std::vector<Orphan> orphans_;
+  bool orphans_signalled_ = false;
+  TimePoint orphan_settle_deadline_;
+  TimePoint orphan_kill_deadline_;
+  std::string record_path_;
+  RecordedProcess self_;  // how the adoption record names us
+
+  std::map<uint64_t, std::shared_ptr<Child>> children_;
+  std::shared_ptr<Child> incumbent_;
+  uint64_t spawned_ = 0;  // children spawned: the next Child::number
+  // The status's generation: how many children have become the serving one
+  // (cold starts and promotions). Not the data generation (ownership/).
+  uint64_t generation_number_ = 0;
+  uint32_t restarts_ = 0;
+  Duration restart_delay_ = milliseconds(100);
+
+  std::unique_ptr<Handoff> handoff_;  // the one in progress, if any
+  std::deque<Action> pending_;         // the machine's actions not yet run
+  bool executing_ = false;             // Execute() is running them
+  std::optional<v1::UpgradeResult> last_result_;
+
+  EventFanOut events_;
+  bool stopping_ = false;
+  std::function<void()> stop_done_;
+};
+
+}  // namespace baton::supervisor
