@@ -22,7 +22,8 @@ struct CommandResult {
   boost::json::value json;  // stdout parsed, when it is JSON
 };
 
-// fork+exec with stdout/stderr to files; returns the pid.
+// fork+exec with stdout/stderr to files, in a process group of its own that
+// is SIGKILLed if this process dies first (see reaper.h); returns the pid.
 pid_t SpawnBackground(const std::vector<std::string>& argv, const std::vector<std::string>& extra_env,
                       const std::string& out_path, const std::string& err_path, bool append = false);
 // Waits for `pid`; returns the raw wait status, or -1 on timeout.
