@@ -219,9 +219,15 @@ bool Cluster::Start() {
 }
 
 bool Cluster::SpawnSupervisor(const std::vector<std::string>& env) {
-  std::vector<std::string> argv = {BinPath("baton"), "supervise", "--listen",
-                                   "http=tcp://127.0.0.1:" + std::to_string(port_), "--data-dir", dir() + "/data",
-                                   "--runtime-dir", dir() + "/run"};
+  std::vector<std::string> argv;
+  if (!opts_.data_tmpfs_size.empty()) {
+    // unshare and sh exec in place: the pid stays the supervisor's.
+    argv = {"/usr/bin/unshare", "--mount", "--propagation", "private", "/bin/sh", "-c",
+            "mount -t tmpfs -o size=\"$1\" baton-data \"$2\" && shift 2 && exec \"$@\"", "sh",
+            opts_.data_tmpfs_size, dir() + "/data"};
+  }
+  argv.insert(argv.end(), {BinPath("baton"), "supervise", "--listen", "http=tcp://127.0.0.1:" + std::to_string(port_),
+                           "--data-dir", dir() + "/data", "--runtime-dir", dir() + "/run"});
   for (const auto& a : opts_.supervise_args) argv.push_back(a);
   argv.push_back("--");
   argv.push_back(BinPath("kvd"));
