@@ -1,5 +1,10 @@
-// The clock seam: logic takes a Clock and never calls steady_clock::now().
-// Tests use FakeClock and advance it instead of sleeping.
+// The clock seam. The pure state machines (the handoff machine, the
+// incumbent and successor sessions, liveness) never read a clock: they take
+// `now` as an argument, or a Clock (Channel, LeaseClient). The I/O drivers
+// that feed them (the supervisor, the daemon runtime) read RealClock() and
+// pass the time in. Tests use a FakeClock (tests/support/fake_clock.h) and
+// advance it instead of sleeping. Tools and the test harness, which only
+// measure or poll, read std::chrono::steady_clock directly.
 #pragma once
 
 #include <chrono>
@@ -14,7 +19,7 @@ using std::chrono::seconds;
 class Clock {
  public:
   virtual ~Clock() = default;
-  // Monotonic time. Thread-safe for SteadyClock; FakeClock is single-threaded.
+  // Monotonic time. Thread-safe for SteadyClock.
   virtual TimePoint Now() const = 0;
 };
 
@@ -25,18 +30,6 @@ class SteadyClock final : public Clock {
 
 // A process-wide real clock; stateless, so sharing it is harmless.
 const Clock& RealClock();
-
-class FakeClock final : public Clock {
- public:
-  // Starts at an arbitrary non-zero point so "zero" never looks special.
-  FakeClock() : now_(TimePoint{} + std::chrono::hours(1)) {}
-  TimePoint Now() const override { return now_; }
-  void Advance(Duration d) { now_ += d; }
-  void Set(TimePoint t) { now_ = t; }
-
- private:
-  TimePoint now_;
-};
 
 // Milliseconds as an integer, for logs and wire fields.
 inline int64_t ToMillis(Duration d) {

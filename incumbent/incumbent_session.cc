@@ -42,8 +42,9 @@ SessionActions IncumbentSession::Unexpected(const v1::Envelope& env) {
   reply.mutable_error()->set_code(v1::Error::UNEXPECTED);
   reply.mutable_error()->set_message(
       fmt::format("incumbent: unexpected {} in state {}", protocol::MessageName(env), StateName(state_)));
-  return {SendAction{std::move(reply)},
-          LogAction{"incumbent.unexpected", reply.error().message()}};
+  // Copied first: the braced list moves `reply` before it builds the log.
+  std::string message = reply.error().message();
+  return {SendAction{std::move(reply)}, LogAction{"incumbent.unexpected", std::move(message)}};
 }
 
 SessionActions IncumbentSession::OnMessage(const v1::Envelope& env, TimePoint now) {

@@ -60,7 +60,6 @@ class IncumbentSession {
 
   std::optional<TimePoint> NextDeadline() const { return deadline_; }
   State state() const { return state_; }
-  bool supervisor_connected() const { return connected_; }
 
  private:
   protocol::SessionActions ResumeSelf(std::string why, TimePoint now);

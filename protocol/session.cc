@@ -14,15 +14,4 @@ std::string_view HookName(HookKind h) {
   return "unknown";
 }
 
-std::string_view LeaseOpName(LeaseOp op) {
-  switch (op) {
-    case LeaseOp::kCampaign: return "campaign";
-    case LeaseOp::kQuiesce: return "quiesce";
-    case LeaseOp::kTransfer: return "transfer";
-    case LeaseOp::kConfirm: return "confirm";
-    case LeaseOp::kResume: return "resume";
-  }
-  return "unknown";
-}
-
 }  // namespace baton::protocol

@@ -43,7 +43,6 @@ struct ServingAction {};
 // LeaseDone for kQuiesce, kTransfer and kConfirm. kCampaign and kResume
 // are fire-and-forget.
 enum class LeaseOp { kCampaign, kQuiesce, kTransfer, kConfirm, kResume };
-std::string_view LeaseOpName(LeaseOp op);
 struct LeaseAction {
   LeaseOp op;
   std::string to;       // kTransfer: the successor's holder id

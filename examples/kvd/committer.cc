@@ -23,6 +23,7 @@ void Committer::Attach(WalWriter writer) {
   durable_ = writer.position();
   writer_.emplace(std::move(writer));
   failed_ = false;
+  rewound_ = {};
 }
 
 void Committer::Submit(std::string key, std::string value, Done done) {
@@ -80,6 +81,13 @@ void Committer::FinishFlush(std::shared_ptr<Batch> batch) {
   if (!batch->status) {
     failed_ = true;
     log_.Emit(kvd::MakeEvent(baton::Level::kError, "kvd.wal.failed", "{}", batch->status.error().message));
+    // The writer is back on the io thread. Nothing of this batch was
+    // acknowledged: take it off the log, so that what a successor replays
+    // ends at durable_.
+    rewound_ = writer_->Rewind(durable_);
+    if (!rewound_) {
+      log_.Emit(kvd::MakeEvent(baton::Level::kError, "kvd.wal.failed", "{}", rewound_.error().message));
+    }
     FailAll(batch->items, batch->status.error());
     FailAll(pending_, batch->status.error());
     pending_bytes_.clear();
@@ -119,11 +127,14 @@ Result<WalPosition> Committer::Close() {
   const WalPosition pos = writer_->position();
   auto st = writer_->Close();
   writer_.reset();
+  if (failed_ && !rewound_) {
+    return Error(Errc::kUnavailable,
+                 "wal: an earlier write failed and could not be cut off the log: " + rewound_.error().message);
+  }
   if (!st) {
     failed_ = true;
     return st.error();
   }
-  if (failed_) return Error(Errc::kUnavailable, "wal: an earlier write failed");
   return pos;
 }
 

@@ -16,7 +16,10 @@
 // A failed write or fsync poisons the committer: that batch, everything queued
 // and every later Submit fail (kUnavailable) until a new writer is attached
 // after a reload, because after a failed fsync the page cache can no longer be
-// trusted to match the disk.
+// trusted to match the disk. The failed batch is cut off the log at once
+// (WalWriter::Rewind), so the log ends with the last acknowledged record and
+// Close still succeeds: a daemon whose disk filled up can hand over (seal at
+// its last durable revision) instead of needing a restart.
 #pragma once
 
 #include <chrono>
@@ -63,7 +66,8 @@ class Committer {
   // Runs `done` on the io thread once nothing is queued or in flight.
   void WhenIdle(std::function<void()> done);
   // Idle only: fsyncs and closes the writer (a no-op without one). Returns
-  // the position after the last record; later Submits fail.
+  // the position after the last durable record; later Submits fail. After
+  // a failed batch, an error only if that batch could not be cut off.
   Result<WalPosition> Close();
 
   bool writable() const { return writer_.has_value() && !failed_; }
@@ -103,6 +107,7 @@ class Committer {
   std::optional<WalWriter> writer_;
   WalPosition durable_;
   bool failed_ = false;
+  baton::Status rewound_;  // after a failure: whether the log was cut back to durable_
   bool in_flight_ = false;
   bool delay_armed_ = false;
   uint64_t next_revision_ = 1;

@@ -22,6 +22,7 @@
 #include "baton/testing.h"
 #include "http_server.h"
 #include "kvd_hooks.h"
+#include "prefill.h"
 #include "service.h"
 
 namespace {
@@ -51,6 +52,8 @@ struct Flags {
   std::string lease_name;
   int64_t lease_ttl_ms = 10000;
   int64_t lease_op_timeout_ms = 1000;
+  uint64_t prefill = 0;
+  size_t prefill_value_bytes = 100;
 };
 
 std::string_view RoleName(baton::Role r) {
@@ -138,11 +141,26 @@ int main(int argc, char** argv) {
   app.add_option("--lease-op-timeout-ms", f.lease_op_timeout_ms, "client deadline of every Postgres call")
       ->capture_default_str()
       ->envname("BATON_LEASE_OP_TIMEOUT_MS");
+  app.add_option("--prefill", f.prefill,
+                 "write this many records (keys prefill-<n>) into the empty WAL of --data-dir, print "
+                 "{\"records\":…,\"bytes\":…} and exit, without serving (for benchmarks)");
+  app.add_option("--prefill-value-bytes", f.prefill_value_bytes, "value size of each --prefill record")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   if (f.exit_at_start) return 1;
 
   const std::unique_ptr<baton::LogSink> log_sink = baton::NewJsonLinesSink(stderr);
   baton::LogSink& log = *log_sink;
+  if (f.prefill > 0) {
+    if (f.data_dir.empty()) {
+      return Fail(log, 2, "--prefill", baton::Error(baton::Errc::kInvalidArgument, "needs --data-dir"));
+    }
+    auto filled = kvd::PrefillWal(f.data_dir, f.prefill, f.prefill_value_bytes, f.rotate_bytes);
+    if (!filled) return Fail(log, 1, "prefill", filled.error());
+    std::printf("{\"records\":%llu,\"bytes\":%llu}\n", static_cast<unsigned long long>(filled->records),
+                static_cast<unsigned long long>(filled->bytes));
+    return 0;
+  }
   if (!f.lease_dsn.empty() && f.lease_name.empty()) {
     return Fail(log, 2, "--lease-dsn", baton::Error(baton::Errc::kInvalidArgument, "needs --lease-name"));
   }

@@ -396,6 +396,29 @@ Status WalWriter::Sync() {
   return {};
 }
 
+Status WalWriter::Rewind(const WalPosition& durable) {
+  if (fd_ < 0) {
+    // A rotation that failed to create the next segment had synced and
+    // closed the full one first: nothing was written after `durable`.
+    if (pos_ == durable) return {};
+    return Error(Errc::kFailedPrecondition, "wal: rewind of a closed writer");
+  }
+  uint64_t keep = 0;
+  if (durable.segment == pos_.segment) {
+    keep = durable.offset;
+  } else if (durable.segment + 1 != pos_.segment) {
+    return Error(Errc::kInternal, fmt::format("wal: cannot rewind {} to {} offset {}", SegmentName(pos_.segment),
+                                              SegmentName(durable.segment), durable.offset));
+  }
+  // (A failed write leaves pos_ where it was, so the file may be longer.)
+  if (::ftruncate(fd_, static_cast<off_t>(keep)) != 0) {
+    return ErrnoError(fmt::format("wal: truncate {} to {}", SegmentName(pos_.segment), keep), errno);
+  }
+  if (::fdatasync(fd_) != 0) return ErrnoError(fmt::format("wal: fdatasync {}", SegmentName(pos_.segment)), errno);
+  pos_ = WalPosition{pos_.segment, keep, durable.revision};
+  return {};
+}
+
 Status WalWriter::Close() {
   if (fd_ < 0) return {};
   auto st = Sync();

@@ -119,6 +119,13 @@ class WalWriter {
   Status Sync();
   // Sync, then close. Idempotent.
   Status Close();
+  // After a failed Append or Sync: cuts the log back to `durable`, the
+  // position the last successful Sync reached (in this segment, or at the
+  // end of the previous one when the failed Append had rotated), and
+  // fsyncs, so that the log again ends with the last durable record and a
+  // replay finds exactly what was acknowledged. Cutting frees space, so it
+  // works on a full disk.
+  Status Rewind(const WalPosition& durable);
 
   bool is_open() const { return fd_ >= 0; }
   // The position after the last appended record.

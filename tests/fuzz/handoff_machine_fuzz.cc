@@ -12,6 +12,7 @@
 
 #include "supervisor/handoff_machine.h"
 #include "tests/fuzz/fuzz_input.h"
+#include "tests/support/fake_clock.h"
 
 namespace {
 

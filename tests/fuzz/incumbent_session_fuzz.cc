@@ -8,6 +8,7 @@
 
 #include "incumbent/incumbent_session.h"
 #include "tests/fuzz/fuzz_input.h"
+#include "tests/support/fake_clock.h"
 #include "tests/support/fake_ownership.h"
 
 namespace {

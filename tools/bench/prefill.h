@@ -1,7 +1,7 @@
-// Pre-fills an empty kvd data dir with a WAL of N records, written with kvd's
-// own record encoder and segment writer, so a benchmark can measure handoffs
-// over a large WAL without first pushing a million PUTs through HTTP.
-// Blocking file I/O on the calling thread; fsynced once at the end.
+// Pre-fills an empty kvd data dir with a WAL of N records by running
+// `kvd --prefill N` (kvd writes its own WAL format), so a benchmark can
+// measure handoffs over a large WAL without first pushing a million PUTs
+// through HTTP. Blocks until kvd is done.
 #pragma once
 
 #include <cstddef>

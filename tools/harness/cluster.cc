@@ -18,6 +18,7 @@
 #include <boost/json/src.hpp>  // header-only Boost.JSON, compiled once here
 
 #include "tools/harness/http.h"
+#include "tools/harness/reaper.h"
 #include "tools/harness/subprocess.h"
 
 extern char** environ;
@@ -51,6 +52,11 @@ pid_t SpawnBackground(const std::vector<std::string>& argv, const std::vector<st
     ::setpgid(0, 0);
     ::execve(args[0], args.data(), envp.data());
     ::_exit(127);
+  }
+  if (pid > 0) {
+    // Also here, so the group exists before we return (whoever runs first).
+    ::setpgid(pid, pid);
+    KillGroupOnExit(pid);
   }
   return pid;
 }
@@ -177,11 +183,15 @@ Cluster::~Cluster() {
   if (load_pid_ > 0) {
     ::kill(load_pid_, SIGKILL);
     WaitFor(load_pid_, std::chrono::seconds(5));
+    ForgetGroup(load_pid_);
   }
   if (sup_pid_ > 0) Stop();
   // Anything left in the clusters' process groups is a leak of ours (or an
   // orphan of a killed supervisor); end it.
-  for (pid_t g : groups_) ::kill(-g, SIGKILL);
+  for (pid_t g : groups_) {
+    ::kill(-g, SIGKILL);
+    ForgetGroup(g);
+  }
   // The data dirs can hold many MB of WAL; keep them only when asked (dir_
   // removes itself after this, once everything above is dead).
   if (std::getenv("BATON_KEEP_DIRS") != nullptr) dir_.Keep();
@@ -209,9 +219,15 @@ bool Cluster::Start() {
 }
 
 bool Cluster::SpawnSupervisor(const std::vector<std::string>& env) {
-  std::vector<std::string> argv = {BinPath("baton"), "supervise", "--listen",
-                                   "http=tcp://127.0.0.1:" + std::to_string(port_), "--data-dir", dir() + "/data",
-                                   "--runtime-dir", dir() + "/run"};
+  std::vector<std::string> argv;
+  if (!opts_.data_tmpfs_size.empty()) {
+    // unshare and sh exec in place: the pid stays the supervisor's.
+    argv = {"/usr/bin/unshare", "--mount", "--propagation", "private", "/bin/sh", "-c",
+            "mount -t tmpfs -o size=\"$1\" baton-data \"$2\" && shift 2 && exec \"$@\"", "sh",
+            opts_.data_tmpfs_size, dir() + "/data"};
+  }
+  argv.insert(argv.end(), {BinPath("baton"), "supervise", "--listen", "http=tcp://127.0.0.1:" + std::to_string(port_),
+                           "--data-dir", dir() + "/data", "--runtime-dir", dir() + "/run"});
   for (const auto& a : opts_.supervise_args) argv.push_back(a);
   argv.push_back("--");
   argv.push_back(BinPath("kvd"));
@@ -289,6 +305,7 @@ CommandResult Cluster::FinishLoad() {
   CommandResult c;
   ::kill(load_pid_, SIGINT);
   const int status = WaitFor(load_pid_, std::chrono::seconds(180));
+  if (status != -1) ForgetGroup(load_pid_);
   load_pid_ = -1;
   c.exit_code = status >= 0 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   c.out = ReadAll(dir() + "/load.json");

@@ -22,7 +22,8 @@ struct CommandResult {
   boost::json::value json;  // stdout parsed, when it is JSON
 };
 
-// fork+exec with stdout/stderr to files; returns the pid.
+// fork+exec with stdout/stderr to files, in a process group of its own that
+// is SIGKILLed if this process dies first (see reaper.h); returns the pid.
 pid_t SpawnBackground(const std::vector<std::string>& argv, const std::vector<std::string>& extra_env,
                       const std::string& out_path, const std::string& err_path, bool append = false);
 // Waits for `pid`; returns the raw wait status, or -1 on timeout.
@@ -42,9 +43,14 @@ long RssKib(pid_t pid);
 class Cluster {
  public:
   struct Options {
-    std::vector<std::string> kvd_args;        // after the kvd binary
-    std::vector<std::string> supervise_args;  // e.g. --timeout hello=1s
-    std::vector<std::string> env;             // for the supervisor (and so its children)
+    std::vector<std::string> kvd_args{};        // after the kvd binary
+    std::vector<std::string> supervise_args{};  // e.g. --timeout hello=1s
+    std::vector<std::string> env{};             // for the supervisor (and so its children)
+    // When set (e.g. "1m"): the data dir is a tmpfs of this size, mounted in
+    // a mount namespace of the supervisor's own (unshare -m; needs root), so
+    // a test can fill the disk. The namespace and the tmpfs go away with
+    // the last process in it. A restarted supervisor gets a fresh, empty one.
+    std::string data_tmpfs_size{};
   };
   explicit Cluster(Options opts);
   // Stops everything it started and removes its temp dir (set
@@ -67,6 +73,7 @@ class Cluster {
   pid_t supervisor_pid() const { return sup_pid_; }
   pid_t IncumbentPid();
   const std::string& dir() const { return dir_.path(); }
+  int port() const { return port_; }
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
   std::string SupervisorLog() const;
   // Waits until the supervisor's log (which holds its children's stderr

@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "tools/harness/cluster.h"
+#include "tools/harness/reaper.h"
 #include "tools/harness/subprocess.h"
 
 namespace baton::harness {
@@ -45,6 +46,10 @@ pid_t Spawn(const std::vector<std::string>& argv, const std::string& log, const 
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
   const pid_t pid = ::fork();
+  if (pid > 0) {
+    ::setpgid(pid, pid);
+    KillGroupOnExit(pid);  // a killed test must not leave a server behind
+  }
   if (pid != 0) return pid;
   const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
   if (fd >= 0) {
@@ -99,8 +104,10 @@ bool RunToEnd(const std::vector<std::string>& argv, const std::string& log, bool
   if (status < 0) {
     ::kill(pid, SIGKILL);
     WaitFor(pid, std::chrono::seconds(5));
+    ForgetGroup(pid);
     return false;
   }
+  ForgetGroup(pid);
   return WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
@@ -187,6 +194,7 @@ void PgServer::Stop() {
     ::kill(pid_, SIGKILL);
     WaitFor(pid_, std::chrono::seconds(5));
   }
+  ForgetGroup(pid_);
   pid_ = -1;
 }
 

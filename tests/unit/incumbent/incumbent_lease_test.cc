@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "incumbent/incumbent_session.h"
+#include "tests/support/fake_clock.h"
 #include "tests/support/fake_ownership.h"
 #include "tests/support/session_actions.h"
 

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/support/fake_clock.h"
 #include "tests/support/fake_ownership.h"
 #include "tests/support/session_actions.h"
 
@@ -269,6 +270,10 @@ TEST_F(IncumbentSessionTest, UnexpectedMessagesAreAnsweredAndIgnored) {
   auto acts = s.OnMessage(Msg("seal", ""), clock.Now());  // Seal while serving
   ASSERT_NE(Sent(acts), nullptr);
   EXPECT_EQ(Sent(acts)->error().code(), v1::Error::UNEXPECTED);
+  // The log line says what came, like the reply.
+  ASSERT_NE(Find<protocol::LogAction>(acts), nullptr);
+  EXPECT_EQ(Find<protocol::LogAction>(acts)->message, Sent(acts)->error().message());
+  EXPECT_NE(Find<protocol::LogAction>(acts)->message.find("unexpected"), std::string::npos);
   EXPECT_EQ(s.state(), State::kServing);
   EXPECT_TRUE(own.held);
   To(s, State::kDrained);

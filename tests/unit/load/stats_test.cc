@@ -7,6 +7,8 @@
 #include <random>
 #include <vector>
 
+#include "tests/support/fake_clock.h"
+
 namespace baton::load {
 namespace {
 

@@ -1,6 +1,8 @@
 #include "ownership/data_dir.h"
 
 #include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -38,25 +40,30 @@ TEST(DataDirTest, OneHolderAtATime) {
 TEST(DataDirTest, AnotherProcessIsRefusedAndTheKernelReleasesOnDeath) {
   const TempDir tmp("dd");
   const std::string& dir = tmp.path();
-  pid_t child = ::fork();
+  // The child says when it holds the lock (one byte on `held`), so the
+  // parent tries exactly once, at a moment the child is known to hold it.
+  int held[2];
+  ASSERT_EQ(::pipe2(held, O_CLOEXEC), 0);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
   if (child == 0) {
+    ::close(held[0]);
     auto lock = DataDirLock::Acquire(dir);
-    if (!lock) ::_exit(1);
+    if (!lock) ::_exit(1);  // the parent then reads EOF, not the byte
+    if (::write(held[1], "h", 1) != 1) ::_exit(1);
     ::pause();  // hold it until killed
     ::_exit(0);
   }
-  // Wait until the child holds it.
-  bool refused = false;
-  for (int i = 0; i < 500 && !refused; ++i) {
-    auto r = DataDirLock::Acquire(dir);
-    if (!r) {
-      refused = true;
-    } else {
-      r->Release();
-      ::usleep(10000);
-    }
-  }
-  ASSERT_TRUE(refused);
+  ::close(held[1]);
+  pollfd p{held[0], POLLIN, 0};
+  ASSERT_EQ(::poll(&p, 1, 20000), 1) << "the child did not take the lock within 20 s";
+  char byte = 0;
+  const ssize_t n = ::read(held[0], &byte, 1);
+  ::close(held[0]);
+  if (n != 1) ::waitpid(child, nullptr, 0);
+  ASSERT_EQ(n, 1) << "the child could not take the lock";
+  auto refused = DataDirLock::Acquire(dir);
+  EXPECT_FALSE(refused);
   ::kill(child, SIGKILL);
   ::waitpid(child, nullptr, 0);
   auto after = DataDirLock::Acquire(dir);
