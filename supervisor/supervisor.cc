@@ -446,7 +446,10 @@ class SupervisorImpl final : public Supervisor {
                .With("pid", int64_t{g->pid}));
       return;
     }
-    Emit(MakeEvent(Level::kWarn, "child.channel_closed", "pid {}: {}", g->pid, e.message).With("pid", int64_t{g->pid}));
+    // While the service stops, a generation closing its channel is the drain
+    // we asked for, not a fault.
+    Emit(MakeEvent(stopping_ ? Level::kInfo : Level::kWarn, "child.channel_closed", "pid {}: {}", g->pid, e.message)
+             .With("pid", int64_t{g->pid}));
     if (handoff_ && g == successor_) {
       Execute(handoff_->OnSuccessorChannelClosed(e, now));
       return;
@@ -575,6 +578,8 @@ class SupervisorImpl final : public Supervisor {
              .With("handoff_id", r.handoff_id())
              .With("outcome", std::string(OutcomeName(a.outcome)))
              .With("reason", a.reason)
+             .With("old_pid", static_cast<int64_t>(r.old_pid()))
+             .With("new_pid", static_cast<int64_t>(r.new_pid()))
              .With("total_us", static_cast<int64_t>(r.total_us())));
     last_result_ = r;
     if (a.outcome == Outcome::kCommitted && handoff_incumbent_ && handoff_incumbent_->alive) {
