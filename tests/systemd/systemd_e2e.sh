@@ -95,7 +95,9 @@ revision() { http GET /stats | sed -n 's/.*"revision":\([0-9]*\).*/\1/p'; }
 journal_has() {  # journal_has [journalctl args...] -- PATTERN
   local args=()
   while [[ "$1" != "--" ]]; do args+=("$1"); shift; done
-  ct journalctl -u kvd.service --no-pager -o cat "${args[@]}" | grep -qE -- "$2"
+  local lines  # (not a pipe into grep -q: under pipefail journalctl's SIGPIPE would count)
+  lines=$(ct journalctl -u kvd.service --no-pager -o cat "${args[@]}")
+  grep -qE -- "$2" <<<"$lines"
 }
 # Load in the background inside the container; stop_load ends it (SIGINT:
 # it stops issuing requests, reads back every acknowledged write) and
