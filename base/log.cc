@@ -3,6 +3,8 @@
 #include <chrono>
 #include <cmath>
 
+#include "base/journal_stream.h"
+
 namespace baton {
 
 std::string_view LevelName(Level l) noexcept {
@@ -72,7 +74,12 @@ void JsonLinesSink::Emit(const Event& e) {
   const int64_t wall_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                               std::chrono::system_clock::now().time_since_epoch())
                               .count();
-  std::string line = ToJson(e, wall_ms);
+  // When `out_` is the journal, the "<N>" prefix is the line's syslog
+  // priority to journald (base/journal_stream.h); without it every line is
+  // filed at info, warnings included. Checked per line (an fstat) because
+  // lines are few and stderr may be re-pointed after the sink was made.
+  std::string line = IsJournalStream(::fileno(out_)) ? fmt::format("<{}>", JournalPriority(e.level)) : std::string();
+  line += ToJson(e, wall_ms);
   line.push_back('\n');
   std::lock_guard<std::mutex> lock(mu_);
   std::fwrite(line.data(), 1, line.size(), out_);

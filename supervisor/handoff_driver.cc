@@ -196,6 +196,8 @@ void SupervisorImpl::Do(Finished& a) {
            .With("handoff_id", r.handoff_id())
            .With("outcome", std::string(OutcomeName(a.outcome)))
            .With("reason", a.reason)
+           .With("old_pid", static_cast<int64_t>(r.old_pid()))
+           .With("new_pid", static_cast<int64_t>(r.new_pid()))
            .With("total_us", static_cast<int64_t>(r.total_us())));
   last_result_ = r;
   if (a.outcome == Outcome::kCommitted && handoff_->incumbent && handoff_->incumbent->alive) {

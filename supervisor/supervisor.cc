@@ -292,7 +292,10 @@ void SupervisorImpl::OnChildClosed(const std::shared_ptr<Child>& g, const Error&
              .With("pid", int64_t{g->pid}));
     return;
   }
-  Emit(MakeEvent(Level::kWarn, "child.channel_closed", "pid {}: {}", g->pid, e.message).With("pid", int64_t{g->pid}));
+  // While the service stops, a generation closing its channel is the drain
+  // we asked for, not a fault.
+  Emit(MakeEvent(stopping_ ? Level::kInfo : Level::kWarn, "child.channel_closed", "pid {}: {}", g->pid, e.message)
+           .With("pid", int64_t{g->pid}));
   switch (PartOf(g)) {
     case HandoffPart::kSuccessor: return Execute(handoff_->machine.OnSuccessorChannelClosed(e, now));
     case HandoffPart::kIncumbent: return Execute(handoff_->machine.OnIncumbentChannelClosed(e, now));

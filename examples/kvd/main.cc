@@ -3,9 +3,14 @@
 // Exit codes: 0 clean exit (retired after a handoff, or SIGTERM/SIGINT when
 // standalone), 1 could not start (data dir locked, corrupt WAL, bad
 // listener...), 2 bad flags or environment. --exit-at-start exits 1.
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <future>
 #include <optional>
 #include <string>
@@ -48,6 +53,7 @@ struct Flags {
   int64_t seal_delay_ms = 0;
   int warm_nice = 10;
   bool hang_at_exit = false;
+  int64_t leave_orphan_ms = 0;
   std::string lease_dsn;
   std::string lease_name;
   int64_t lease_ttl_ms = 10000;
@@ -91,6 +97,23 @@ void WritePortFile(const std::string& path, uint16_t port) {
   }
 }
 
+// Test knob: a double-forked helper that outlives us by `ms` and is then
+// re-parented to the nearest subreaper or PID 1, which must reap it. Runs
+// before any thread exists; the helper closes every inherited fd (listeners,
+// control channel) so it holds nothing of ours.
+void LeaveOrphan(int64_t ms) {
+  const pid_t child = ::fork();
+  if (child == 0) {
+    if (::fork() == 0) {
+      ::syscall(SYS_close_range, 3u, ~0u, 0u);
+      ::usleep(static_cast<useconds_t>(ms * 1000));
+      ::_exit(0);
+    }
+    ::_exit(0);
+  }
+  if (child > 0) ::waitpid(child, nullptr, 0);
+}
+
 int Fail(baton::LogSink& log, int code, const std::string& what, const baton::Error& e) {
   log.Emit(kvd::MakeEvent(baton::Level::kError, "kvd.fatal", "{}: {}", what, e.message));
   return code;
@@ -119,6 +142,9 @@ int main(int argc, char** argv) {
   app.add_flag("--fail-begin", f.fail_begin, "test knob: the begin hook fails after its replay");
   app.add_flag("--hang-at-exit", f.hang_at_exit,
                "test knob: once this generation is done (retired after a commit, or stopped), never exit");
+  app.add_option("--leave-orphan-ms", f.leave_orphan_ms,
+                 "test knob: at start, leave behind a double-forked helper process that exits this much later "
+                 "(an orphan for the supervisor to reap when it is PID 1 or a subreaper)");
   app.add_option("--crash-at", f.crash_at,
                  "test knob: arm this crash point (like BATON_CRASH_AT, but per generation: `baton upgrade -- "
                  "--crash-at NAME` arms it in that successor only)");
@@ -148,9 +174,20 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   if (f.exit_at_start) return 1;
+  // Until the signal set below handles it: a stray SIGHUP (`systemctl kill
+  // -s HUP` reaches every process of the unit) must not kill a generation.
+  std::signal(SIGHUP, SIG_IGN);
+  if (f.leave_orphan_ms > 0) LeaveOrphan(f.leave_orphan_ms);
 
+  // Under systemd our stderr is the supervisor's journal stream: give our
+  // lines our own name (and "<N>" priorities) instead of the supervisor's.
+  const baton::Status journal = baton::ReopenStderrInJournal("kvd");
   const std::unique_ptr<baton::LogSink> log_sink = baton::NewJsonLinesSink(stderr);
   baton::LogSink& log = *log_sink;
+  if (!journal) {
+    log.Emit(kvd::MakeEvent(baton::Level::kWarn, "kvd.journal", "logging through the supervisor's stream: {}",
+                            journal.error().message));
+  }
   if (f.prefill > 0) {
     if (f.data_dir.empty()) {
       return Fail(log, 2, "--prefill", baton::Error(baton::Errc::kInvalidArgument, "needs --data-dir"));
@@ -229,6 +266,17 @@ int main(int argc, char** argv) {
   signals.async_wait([&daemon](const boost::system::error_code& ec, int) {
     if (!ec) daemon.RequestExit(0);
   });
+  // SIGHUP: upgrades are the supervisor's business (`systemctl reload`);
+  // we only say that we ignored it.
+  boost::asio::signal_set hup(io, SIGHUP);
+  std::function<void(const boost::system::error_code&, int)> on_hup = [&](const boost::system::error_code& ec, int) {
+    if (ec) return;
+    log.Emit(kvd::MakeEvent(baton::Level::kWarn, "kvd.sighup",
+                              "SIGHUP ignored: to upgrade, signal only the supervisor (systemctl reload, or "
+                              "systemctl kill --kill-whom=main -s HUP)"));
+    hup.async_wait(on_hup);
+  };
+  hup.async_wait(on_hup);
   std::thread io_thread([&io] { io.run(); });
   auto finish = [&](int code) {
     io.stop();

@@ -16,6 +16,7 @@
 #include <variant>
 #include <vector>
 
+#include "baton/errors.h"
 #include "baton/export.h"
 
 namespace baton {
@@ -74,7 +75,19 @@ class BATON_EXPORT LogSink {
 BATON_EXPORT std::string ToJson(const Event& e, int64_t wall_ms = 0);
 
 // A sink writing one JSON line per event at or above `min_level` to `out`
-// (not owned; must outlive the sink), e.g. stderr. Thread-safe.
+// (not owned; must outlive the sink), e.g. stderr. Thread-safe. When `out`
+// is the systemd journal ($JOURNAL_STREAM names it), each line starts with
+// the "<N>" syslog priority journald reads, so `journalctl -p warning` shows
+// warnings.
 BATON_EXPORT std::unique_ptr<LogSink> NewJsonLinesSink(std::FILE* out, Level min_level = Level::kInfo);
+
+// Under systemd a supervised daemon's stderr is the supervisor's journal
+// stream, so its lines would carry the supervisor's name. When stderr is the
+// journal, this opens a journal stream of the daemon's own announcing
+// `identifier` (journalctl's SYSLOG_IDENTIFIER) and "<N>" priority prefixes,
+// and puts it on fd 2 (and fd 1 when stdout was the same stream). Call it
+// before any thread starts (it updates $JOURNAL_STREAM). Does nothing when
+// stderr is not the journal; on an error stderr stays as it was.
+BATON_EXPORT Status ReopenStderrInJournal(std::string_view identifier);
 
 }  // namespace baton

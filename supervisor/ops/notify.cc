@@ -18,6 +18,33 @@ std::string OneLine(std::string s) {
   return s;
 }
 
+int64_t IntField(const Event& e, std::string_view key) {
+  const FieldValue* v = e.Get(key);
+  if (v == nullptr) return 0;
+  if (const auto* i = std::get_if<int64_t>(v)) return *i;
+  return 0;
+}
+
+// "kvd serving (generation pid 42); last handoff committed", or with the
+// reason of any other outcome. The pid is the one serving now: the new
+// generation after a commit, the old one after a rollback.
+std::string HandoffEndStatus(const std::string& who, const Event& e) {
+  const std::string outcome = e.GetString("outcome");
+  std::string reason = e.GetString("reason");
+  if (outcome.empty()) return fmt::format("{} serving; last handoff {}", who, e.message);
+  const int64_t pid = IntField(e, outcome == "committed" ? "new_pid" : "old_pid");
+  std::string out = outcome == "failed" ? fmt::format("{}", who)
+                    : pid > 0           ? fmt::format("{} serving (generation pid {})", who, pid)
+                                        : fmt::format("{} serving", who);
+  std::string said = outcome;
+  for (char& c : said) {
+    if (c == '_') c = ' ';
+  }
+  out += fmt::format("{} last handoff {}", outcome == "failed" ? ":" : ";", said);
+  if (!reason.empty() && reason != outcome) out += ": " + reason;
+  return out;
+}
+
 }  // namespace
 
 std::string NotifyPolicy::OnEvent(const Event& e, uint64_t monotonic_us) {
@@ -36,7 +63,7 @@ std::string NotifyPolicy::OnEvent(const Event& e, uint64_t monotonic_us) {
   }
   if (e.name == "handoff.end") {
     ready_ = true;
-    return "READY=1\nSTATUS=" + OneLine(fmt::format("{} serving; last handoff {}", who, e.message));
+    return "READY=1\nSTATUS=" + OneLine(HandoffEndStatus(who, e));
   }
   if (e.name == "child.restart") return "STATUS=" + OneLine(fmt::format("{} died; {}", who, e.message));
   if (e.name == "supervisor.stop") return "STOPPING=1\nSTATUS=stopping " + who;

@@ -23,6 +23,7 @@ struct SuperviseArgs {
   std::vector<std::string> allowed_binaries;
   std::string metrics_listen;
   bool fd_store = false;
+  bool subreaper = false;
   std::vector<std::string> command;
 };
 struct UpgradeArgs {

@@ -59,6 +59,8 @@ int main(int argc, char** argv) {
       ->allow_extra_args(false);
   supervise->add_option("--metrics-listen", sup.metrics_listen, "Serve GET /metrics (Prometheus) on HOST:PORT");
   supervise->add_flag("--fd-store", sup.fd_store, "Park the listeners in systemd's FD store (FileDescriptorStoreMax=)");
+  supervise->add_flag("--subreaper", sup.subreaper,
+                     "Reap every orphaned process below the supervisor (PR_SET_CHILD_SUBREAPER); always on as PID 1");
   supervise->add_option("command", sup.command, "-- BINARY [ARGS...] (or 'binary' and 'args' in the config)");
   supervise->footer(
       "Example: baton supervise --listen http=tcp://127.0.0.1:8080 --data-dir /var/lib/kvd -- /usr/bin/kvd\n"

@@ -13,6 +13,7 @@
 #include "supervisor/child_policy.h"
 #include "supervisor/ops/operator_surface.h"
 #include "supervisor/ops/socket_activation.h"
+#include "supervisor/reaper.h"
 #include "supervisor/supervisor.h"
 
 namespace baton::cli {
@@ -167,6 +168,17 @@ int RunSupervise(const SuperviseArgs& args) {
     }
     log.Emit(MakeEvent(Level::kInfo, "metrics.listen", "serving GET /metrics on {}", surface.MetricsAddress())
                  .With("address", surface.MetricsAddress()));
+  }
+  // PID 1 of a container, or asked to be a subreaper: orphans below us are
+  // ours to reap (supervisor/reaper.h).
+  std::unique_ptr<supervisor::OrphanReaper> reaper;
+  if (args.subreaper || ::getpid() == 1) {
+    auto r = supervisor::OrphanReaper::Start(io, log);
+    if (!r) {
+      PrintError(r.error().message);
+      return kExitUnreachable;
+    }
+    reaper = std::move(*r);
   }
   if (cfg->fd_store && supervisor::SdNotifier::Enabled()) {
     if (auto st = surface.ParkListeners(**sup); !st) {

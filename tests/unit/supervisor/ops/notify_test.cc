@@ -24,8 +24,26 @@ TEST(NotifyPolicyTest, MapsTheServiceLifecycle) {
             "RELOADING=1\nMONOTONIC_USEC=777\nEXTEND_TIMEOUT_USEC=330000000\nSTATUS=upgrading kvd: handoff abc");
   EXPECT_EQ(p.OnEvent(Ev("handoff.phase").With("phase", std::string("warm")), 1),
             "EXTEND_TIMEOUT_USEC=330000000\nSTATUS=upgrading kvd: warm done");
-  EXPECT_EQ(p.OnEvent(Ev("handoff.end", "rolled_back: successor\nexited"), 1),
-            "READY=1\nSTATUS=kvd serving; last handoff rolled_back: successor exited");
+  EXPECT_EQ(p.OnEvent(Ev("handoff.end", "rolled_back: successor\nexited")
+                          .With("outcome", std::string("rolled_back"))
+                          .With("reason", std::string("successor\nexited"))
+                          .With("old_pid", int64_t{41})
+                          .With("new_pid", int64_t{42}),
+                      1),
+            "READY=1\nSTATUS=kvd serving (generation pid 41); last handoff rolled back: successor exited");
+  // A commit's reason is the outcome again; the pid is the new generation's.
+  EXPECT_EQ(p.OnEvent(Ev("handoff.end", "committed: committed")
+                          .With("outcome", std::string("committed"))
+                          .With("reason", std::string("committed"))
+                          .With("old_pid", int64_t{41})
+                          .With("new_pid", int64_t{42}),
+                      1),
+            "READY=1\nSTATUS=kvd serving (generation pid 42); last handoff committed");
+  EXPECT_EQ(p.OnEvent(Ev("handoff.end", "failed: both died")
+                          .With("outcome", std::string("failed"))
+                          .With("reason", std::string("both died")),
+                      1),
+            "READY=1\nSTATUS=kvd: last handoff failed: both died");
   EXPECT_EQ(p.OnEvent(Ev("child.restart", "restarting the daemon in 100 ms"), 1),
             "STATUS=kvd died; restarting the daemon in 100 ms");
   EXPECT_EQ(p.OnEvent(Ev("supervisor.stop"), 1), "STOPPING=1\nSTATUS=stopping kvd");
