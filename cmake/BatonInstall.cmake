@@ -7,13 +7,7 @@
 # batonConfigVersion.cmake and the man page all derive from PROJECT_VERSION
 # (tools/package checks debian/changelog against it).
 
-# On Debian (and derivatives) the library goes to the multiarch libdir for
-# every prefix, not only /usr as GNUInstallDirs would do: /usr/local/lib/<triplet>
-# is on the default search path of both ld.so and pkg-config there.
-if(NOT DEFINED CMAKE_INSTALL_LIBDIR AND CMAKE_LIBRARY_ARCHITECTURE AND EXISTS /etc/debian_version)
-  set(CMAKE_INSTALL_LIBDIR "lib/${CMAKE_LIBRARY_ARCHITECTURE}" CACHE PATH "Object code libraries (LIBDIR)")
-endif()
-include(GNUInstallDirs)
+include(BatonInstallDirs)  # already, from the top: the directories are set before any target uses them
 include(CMakePackageConfigHelpers)
 
 option(BATON_INSTALL_MAN "Generate the baton(1) man page with help2man (needs help2man)" ON)
@@ -53,7 +47,10 @@ endif()
 # prefix (baton.pc; the unit examples' path of the baton binary) ---
 set(BATON_STAGE "${PROJECT_BINARY_DIR}/install-stage")
 # What a static link of libbaton.a needs besides it (pkg-config --static).
-set(BATON_PC_LIBS_PRIVATE "-pthread")
+# As plain -l flags rather than Requires.private: pkg-config resolves
+# Requires.private even for --cflags, which would make every user of baton.pc
+# install protobuf's and fmt's .pc files.
+set(BATON_PC_LIBS_PRIVATE "-lprotobuf -lfmt -pthread -ldl")
 set(BATON_PC_REQUIRES_PRIVATE "")
 install(CODE "
   set(BATON_PREFIX \"\${CMAKE_INSTALL_PREFIX}\")
