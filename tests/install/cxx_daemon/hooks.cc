@@ -29,9 +29,7 @@ baton::Status KvHooks::Warm() {
   });
 }
 
-baton::Status KvHooks::Drain(uint64_t deadline_ms) {
-  // Clamped so that "no deadline" cannot overflow the clock.
-  const auto deadline = Clock::now() + std::chrono::milliseconds(std::min<uint64_t>(deadline_ms, 86'400'000));
+baton::Status KvHooks::Drain(Deadline deadline) {
   return server_.Call([this, deadline](KvServer::Done done) {
     server_.Drain(deadline, kDrainIdleWait, [done] { done({}); });
   });

@@ -22,7 +22,7 @@ class KvHooks final : public baton::Hooks {
   baton::Status Warm() override;
   // Incumbent: stop accepting, close keep-alive connections at response
   // boundaries; returns once nothing is in flight (every ack is fsynced).
-  baton::Status Drain(uint64_t deadline_ms) override;
+  baton::Status Drain(Deadline deadline) override;
   // Incumbent: fsync and close the writer; the last revision and its fingerprint.
   baton::Result<baton::SealReport> Seal() override;
   // Successor: replay the tail after Warm, check it against the seal, open
