@@ -23,11 +23,12 @@ install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/baton
 
 # --- the library and its CMake package ---
 if(TARGET libbaton)
+  # Imported as baton::baton, the same name as the in-tree alias.
+  set_target_properties(libbaton PROPERTIES EXPORT_NAME baton)
   install(TARGETS libbaton EXPORT batonTargets
     LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
     ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
-    RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR}
-    INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+    RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
   if(TARGET libbaton_static)
     install(TARGETS libbaton_static ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
   endif()
