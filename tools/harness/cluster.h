@@ -45,6 +45,7 @@ class Cluster {
     std::vector<std::string> kvd_args;        // after the kvd binary
     std::vector<std::string> supervise_args;  // e.g. --timeout hello=1s
     std::vector<std::string> env;             // for the supervisor (and so its children)
+    std::string binary = "";                  // the daemon; "" = kvd
   };
   explicit Cluster(Options opts);
   // Stops everything it started and removes its temp dir (set
