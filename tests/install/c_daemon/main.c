@@ -222,8 +222,7 @@ int main(int argc, char** argv) {
 
   pthread_t waiter;
   pthread_create(&waiter, NULL, wait_for_exit, &a);
-  server_run(a.server);
-  baton_request_exit(a.daemon, 1, NULL); /* no-op unless the loop itself failed */
+  if (server_run(a.server) != 0) baton_request_exit(a.daemon, 1, NULL); /* the waiter then returns */
   pthread_join(waiter, NULL);
   if (store_close_writer(&a.store) != 0) fprintf(stderr, "ckvd: %s\n", a.store.error);
   baton_destroy(a.daemon);

@@ -411,12 +411,16 @@ static int poll_timeout(const struct server* sv, int64_t now) {
   return next - now > 1000 * MS ? 1000 : (int)((next - now) / MS + 1);
 }
 
-void server_run(struct server* sv) {
+int server_run(struct server* sv) {
   struct pollfd* pfds = NULL;
+  int rc = 0;
   pthread_mutex_lock(&sv->mu);
   while (!sv->stopped) {
     struct pollfd* p = realloc(pfds, (sv->nconns + 3) * sizeof *p);
-    if (p == NULL) break;
+    if (p == NULL) {
+      rc = -1;
+      break;
+    }
     pfds = p;
     size_t n = 0;
     pfds[n++] = (struct pollfd){.fd = sv->wake_fd, .events = POLLIN};
@@ -431,7 +435,10 @@ void server_run(struct server* sv) {
     pthread_mutex_unlock(&sv->mu);
     const int ready = poll(pfds, n, timeout);
     pthread_mutex_lock(&sv->mu);
-    if (ready < 0 && errno != EINTR) break;
+    if (ready < 0 && errno != EINTR) {
+      rc = -1;
+      break;
+    }
     uint64_t count;
     if (pfds[0].revents & POLLIN) (void)!read(sv->wake_fd, &count, sizeof count);
     if (pfds[1].revents & POLLIN) {
@@ -458,4 +465,5 @@ void server_run(struct server* sv) {
   sweep(sv, now_ns());
   pthread_mutex_unlock(&sv->mu);
   free(pfds);
+  return rc;
 }

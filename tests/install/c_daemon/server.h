@@ -26,8 +26,9 @@ struct server* server_new(struct store* store, int listen_fd, int signal_fd, voi
                           void* user);
 void server_free(struct server* sv);
 
-/* The poll loop; returns after server_stop, every connection closed. */
-void server_run(struct server* sv);
+/* The poll loop; returns 0 after server_stop, -1 if it failed (out of
+ * memory, poll error), every connection closed either way. */
+int server_run(struct server* sv);
 
 void server_lock(struct server* sv);
 void server_unlock(struct server* sv);
