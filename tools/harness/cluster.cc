@@ -230,7 +230,7 @@ bool Cluster::SpawnSupervisor(const std::vector<std::string>& env) {
                            "--data-dir", dir() + "/data", "--runtime-dir", dir() + "/run"});
   for (const auto& a : opts_.supervise_args) argv.push_back(a);
   argv.push_back("--");
-  argv.push_back(BinPath("kvd"));
+  argv.push_back(opts_.binary.empty() ? BinPath("kvd") : opts_.binary);
   for (const auto& a : opts_.kvd_args) argv.push_back(a);
   // Appends, so the log of a supervisor that crashed stays readable.
   sup_pid_ = SpawnBackground(argv, env, dir() + "/supervise.out", dir() + "/supervise.err", !groups_.empty());

@@ -46,6 +46,7 @@ class Cluster {
     std::vector<std::string> kvd_args{};        // after the kvd binary
     std::vector<std::string> supervise_args{};  // e.g. --timeout hello=1s
     std::vector<std::string> env{};             // for the supervisor (and so its children)
+    std::string binary{};                       // the daemon; "" = kvd
     // When set (e.g. "1m"): the data dir is a tmpfs of this size, mounted in
     // a mount namespace of the supervisor's own (unshare -m; needs root), so
     // a test can fill the disk. The namespace and the tmpfs go away with
