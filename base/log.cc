@@ -5,7 +5,7 @@
 
 namespace baton {
 
-std::string_view LevelName(Level l) {
+std::string_view LevelName(Level l) noexcept {
   switch (l) {
     case Level::kDebug: return "debug";
     case Level::kInfo: return "info";
@@ -13,20 +13,6 @@ std::string_view LevelName(Level l) {
     case Level::kError: return "error";
   }
   return "unknown";
-}
-
-const FieldValue* Event::Get(std::string_view key) const {
-  for (const auto& f : fields) {
-    if (f.key == key) return &f.value;
-  }
-  return nullptr;
-}
-
-std::string Event::GetString(std::string_view key) const {
-  const FieldValue* v = Get(key);
-  if (v == nullptr) return "";
-  if (const auto* s = std::get_if<std::string>(v)) return *s;
-  return "";
 }
 
 std::string JsonQuote(std::string_view s) {
@@ -91,6 +77,10 @@ void JsonLinesSink::Emit(const Event& e) {
   std::lock_guard<std::mutex> lock(mu_);
   std::fwrite(line.data(), 1, line.size(), out_);
   std::fflush(out_);
+}
+
+std::unique_ptr<LogSink> NewJsonLinesSink(std::FILE* out, Level min_level) {
+  return std::make_unique<JsonLinesSink>(out, min_level);
 }
 
 bool RecordingSink::Has(std::string_view name) const {

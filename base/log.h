@@ -1,6 +1,7 @@
 // Structured logging through an injected sink. The library never prints on
-// its own: components take a LogSink& and emit Events; the process decides
-// where they go (JSON lines on stderr, a file, a test recorder).
+// its own: components take a LogSink& and emit Events (both public, in
+// baton/log.h); the process decides where they go (JSON lines on stderr, a
+// file, a test recorder). MakeEvent builds one with fmt formatting.
 #pragma once
 
 #include <cstdint>
@@ -14,46 +15,10 @@
 
 #include <fmt/format.h>
 
+#include "baton/log.h"
+
 namespace baton {
 
-enum class Level { kDebug, kInfo, kWarn, kError };
-std::string_view LevelName(Level l);
-
-using FieldValue = std::variant<std::string, int64_t, uint64_t, double, bool>;
-
-struct Field {
-  std::string key;
-  FieldValue value;
-};
-
-// One structured fact: "what happened" plus typed fields.
-struct Event {
-  Level level = Level::kInfo;
-  std::string name;     // dotted, stable, e.g. "handoff.phase"
-  std::string message;  // human text, may be empty
-  std::vector<Field> fields;
-
-  Event& With(std::string key, FieldValue v) {
-    fields.push_back({std::move(key), std::move(v)});
-    return *this;
-  }
-  // The value of a field, or nullptr.
-  const FieldValue* Get(std::string_view key) const;
-  // A string field's value; "" when absent or not a string.
-  std::string GetString(std::string_view key) const;
-};
-
-// Receives events. Emit may be called from any thread; implementations
-// serialise as needed.
-class LogSink {
- public:
-  virtual ~LogSink() = default;
-  virtual void Emit(const Event& e) = 0;
-};
-
-// Renders an event as one JSON object (no trailing newline). `wall_ms` is the
-// wall-clock timestamp in milliseconds since the epoch (0 = omit).
-std::string ToJson(const Event& e, int64_t wall_ms = 0);
 // JSON string escaping (quotes included).
 std::string JsonQuote(std::string_view s);
 
@@ -93,7 +58,7 @@ class RecordingSink final : public LogSink {
   std::vector<Event> events_;
 };
 
-// Convenience: Log(sink, Level::kInfo, "child.exit", "pid {} exited", pid).
+// Convenience: sink.Emit(MakeEvent(Level::kInfo, "child.exit", "pid {} exited", pid)).
 template <class... Args>
 Event MakeEvent(Level level, std::string name, fmt::format_string<Args...> f, Args&&... args) {
   Event e;

@@ -11,18 +11,30 @@ target_compile_definitions(baton_boost INTERFACE
   BOOST_ASIO_DISABLE_BOOST_COROUTINE)
 target_link_libraries(baton_boost INTERFACE Boost::headers Threads::Threads)
 
-# baton_library(NAME SRCS a.cc b.cc DEPS x y)
+# Only include/ (the public API) is a PUBLIC include directory. Our own code
+# reaches the private headers ("base/log.h", "protocol/channel.h") through
+# the source root, which each internal target adds PRIVATE; a target built
+# with PUBLIC_API_ONLY (kvd, the example daemons) sees include/ alone, as an
+# out-of-tree daemon does.
+
+# baton_library(NAME [PUBLIC_API_ONLY] SRCS a.cc b.cc DEPS x y)
 function(baton_library name)
-  cmake_parse_arguments(ARG "" "" "SRCS;DEPS" ${ARGN})
+  cmake_parse_arguments(ARG "PUBLIC_API_ONLY" "" "SRCS;DEPS" ${ARGN})
   add_library(${name} STATIC ${ARG_SRCS})
-  target_include_directories(${name} PUBLIC ${PROJECT_SOURCE_DIR} ${PROJECT_SOURCE_DIR}/include)
+  target_include_directories(${name} PUBLIC ${PROJECT_SOURCE_DIR}/include)
+  if(NOT ARG_PUBLIC_API_ONLY)
+    target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR})
+  endif()
   target_link_libraries(${name} PUBLIC ${ARG_DEPS} PRIVATE baton_warnings)
 endfunction()
 
-# baton_executable(NAME SRCS ... DEPS ...)
+# baton_executable(NAME [PUBLIC_API_ONLY] SRCS ... DEPS ...)
 function(baton_executable name)
-  cmake_parse_arguments(ARG "" "OUTPUT_NAME" "SRCS;DEPS" ${ARGN})
+  cmake_parse_arguments(ARG "PUBLIC_API_ONLY" "OUTPUT_NAME" "SRCS;DEPS" ${ARGN})
   add_executable(${name} ${ARG_SRCS})
+  if(NOT ARG_PUBLIC_API_ONLY)
+    target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR})
+  endif()
   target_link_libraries(${name} PRIVATE ${ARG_DEPS} baton_warnings)
   if(ARG_OUTPUT_NAME)
     set_target_properties(${name} PROPERTIES OUTPUT_NAME ${ARG_OUTPUT_NAME})
@@ -34,6 +46,7 @@ function(baton_test name)
   cmake_parse_arguments(ARG "" "TIMEOUT" "SRCS;DEPS;LABELS" ${ARGN})
   add_executable(${name} ${ARG_SRCS})
   set_target_properties(${name} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
+  target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR})
   target_link_libraries(${name} PRIVATE ${ARG_DEPS} GTest::gtest GTest::gmock GTest::gtest_main baton_warnings)
   target_compile_definitions(${name} PRIVATE BATON_BIN_DIR="${CMAKE_RUNTIME_OUTPUT_DIRECTORY}"
                                              BATON_TEST_BIN_DIR="${CMAKE_BINARY_DIR}/tests")

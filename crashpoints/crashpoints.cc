@@ -1,5 +1,7 @@
 #include "crashpoints/crashpoints.h"
 
+#include "baton/testing.h"
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -167,3 +169,24 @@ Status ArmFromEnvironment() {
 }
 
 }  // namespace baton::crashpoints
+
+// The public face of the registry for daemons' own tests (baton/testing.h).
+namespace baton::testing {
+
+void CrashPoint(std::string_view name) noexcept {
+  const int armed = crashpoints::detail::armed.load(std::memory_order_relaxed);
+  if (armed < 0) [[likely]] return;
+  const auto all = crashpoints::All();
+  if (static_cast<size_t>(armed) < all.size() && all[static_cast<size_t>(armed)].name == name) {
+    crashpoints::detail::Fire(all[static_cast<size_t>(armed)].point);
+  }
+}
+
+Status ArmCrashPoint(std::string_view name) {
+  auto info = crashpoints::Find(name);
+  if (!info) return info.error();
+  crashpoints::Arm((*info)->point, crashpoints::Action::kExit);
+  return {};
+}
+
+}  // namespace baton::testing

@@ -10,6 +10,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <future>
 #include <mutex>
@@ -37,6 +38,9 @@ namespace baton {
 namespace {
 
 namespace asio = boost::asio;
+
+// The longest drain deadline handed to a hook: a day.
+constexpr uint64_t kMaxDrainMs = 24ull * 3600 * 1000;
 using protocol::HookDone;
 using protocol::HookKind;
 using protocol::LeaseDone;
@@ -97,6 +101,7 @@ class DaemonImpl final : public Daemon {
   const Lease* lease() const override { return lease_.get(); }
 
   Status Start(Hooks& hooks) override {
+    if (hooks_ != nullptr) return Error(Errc::kFailedPrecondition, "Daemon::Start called twice");
     hooks_ = &hooks;
     if (lease_) {
       if (auto st = OpenLease(); !st) return st;
@@ -106,7 +111,7 @@ class DaemonImpl final : public Daemon {
     protocol::UnixSocket socket(io_);
     boost::system::error_code ec;
     socket.assign(asio::local::stream_protocol(), env_.control_fd, ec);
-    if (ec) return Error(ec, fmt::format("control fd {}: {}", env_.control_fd, ec.message()));
+    if (ec) return SystemError(ec, fmt::format("control fd {}: {}", env_.control_fd, ec.message()));
     channel_ = protocol::Channel::Create(
         std::move(socket), {}, RealClock(),
         {[this](v1::Envelope env) { OnMessage(std::move(env)); }, [this](const Error& e) { OnClosed(e); }});
@@ -371,7 +376,9 @@ class DaemonImpl final : public Daemon {
           break;
         case HookKind::kDrain:
           BATON_CRASH_POINT(kIncumbentInDrain);
-          done.status = hooks_->Drain(a.deadline_ms);
+          // Clamped so that no deadline the wire can carry overflows the clock.
+          done.status = hooks_->Drain(std::chrono::steady_clock::now() +
+                                      milliseconds(std::min<uint64_t>(a.deadline_ms, kMaxDrainMs)));
           break;
         case HookKind::kSeal: {
           BATON_CRASH_POINT(kIncumbentInSeal);
@@ -460,7 +467,7 @@ Result<std::unique_ptr<Daemon>> Daemon::Create(DaemonOptions options) {
   auto env = protocol::TakeChildEnvironment();
   if (!env) return env.error();
   std::unique_ptr<LogSink> own_log;
-  if (options.log == nullptr) own_log = std::make_unique<JsonLinesSink>(stderr);
+  if (options.log == nullptr) own_log = NewJsonLinesSink(stderr);
   return std::unique_ptr<Daemon>(
       new DaemonImpl(std::move(options), std::move(*env), std::move(own_log), std::move(lease)));
 }

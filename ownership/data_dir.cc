@@ -100,7 +100,7 @@ Result<uint64_t> ReadGeneration(const std::string& data_dir) {
   const std::string path = PathIn(data_dir, kGenerationFile);
   auto text = ReadSmallFile(path);
   if (!text) {
-    if (text.error().code == boost::system::error_code(ENOENT, boost::system::system_category())) return uint64_t{0};
+    if (text.error().Is(Errc::kNotFound)) return uint64_t{0};
     return text.error();
   }
   uint64_t gen = 0;

@@ -56,7 +56,7 @@ void Channel::OnRead(const boost::system::error_code& ec, size_t n) {
         Fail(Error(Errc::kUnavailable, "channel: peer closed the connection"));
       }
     } else {
-      Fail(Error(ec, fmt::format("channel: read: {}", ec.message())));
+      Fail(SystemError(ec, fmt::format("channel: read: {}", ec.message())));
     }
     return;
   }
@@ -111,7 +111,7 @@ void Channel::WriteNext() {
                              self->writing_ = false;
                              if (self->closed_) return;
                              if (ec) {
-                               self->Fail(Error(ec, fmt::format("channel: write: {}", ec.message())));
+                               self->Fail(SystemError(ec, fmt::format("channel: write: {}", ec.message())));
                                return;
                              }
                              self->liveness_.OnWriteCompleted(self->clock_.Now());

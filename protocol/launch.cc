@@ -43,7 +43,7 @@ Result<Process> Launch(boost::asio::any_io_executor exec, const std::string& exe
   boost::system::error_code ec;
   Process proc = launcher(exec, ec, executable, args, contract);
   if (ec) {
-    return Error(ec, fmt::format("launch {}: {}", executable, ec.message()));
+    return SystemError(ec, fmt::format("launch {}: {}", executable, ec.message()));
   }
   return proc;
 }

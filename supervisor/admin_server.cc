@@ -150,7 +150,7 @@ Result<std::unique_ptr<AdminServer>> AdminServer::Create(asio::io_context& io, c
   if (!ec) server->acceptor_.bind(asio::local::stream_protocol::endpoint(path), ec);
   ::umask(old);
   if (!ec) server->acceptor_.listen(64, ec);
-  if (ec) return Error(ec, fmt::format("admin socket {}: {}", path, ec.message()));
+  if (ec) return SystemError(ec, fmt::format("admin socket {}: {}", path, ec.message()));
   server->Accept();
   return server;
 }

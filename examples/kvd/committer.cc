@@ -1,11 +1,11 @@
-#include "examples/kvd/committer.h"
+#include "committer.h"
 
 #include <memory>
 #include <utility>
 
 #include <boost/asio/post.hpp>
 
-#include "base/log.h"
+#include "log.h"
 
 namespace kvd {
 
@@ -79,7 +79,7 @@ void Committer::FinishFlush(std::shared_ptr<Batch> batch) {
   ++batches_;
   if (!batch->status) {
     failed_ = true;
-    log_.Emit(baton::MakeEvent(baton::Level::kError, "kvd.wal.failed", "{}", batch->status.error().message));
+    log_.Emit(kvd::MakeEvent(baton::Level::kError, "kvd.wal.failed", "{}", batch->status.error().message));
     FailAll(batch->items, batch->status.error());
     FailAll(pending_, batch->status.error());
     pending_bytes_.clear();

@@ -30,9 +30,9 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
 
-#include "base/errors.h"
-#include "examples/kvd/store.h"
-#include "examples/kvd/wal.h"
+#include "baton/errors.h"
+#include "store.h"
+#include "wal.h"
 
 namespace baton {
 class LogSink;

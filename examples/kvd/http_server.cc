@@ -1,4 +1,4 @@
-#include "examples/kvd/http_server.h"
+#include "http_server.h"
 
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -14,7 +14,7 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <fmt/format.h>
 
-#include "base/log.h"
+#include "log.h"
 
 namespace kvd {
 
@@ -250,7 +250,7 @@ baton::Status HttpServer::Listen(int fd) {
   }
   error_code ec;
   acceptor_.assign(Protocol(addr.ss_family, addr.ss_family == AF_UNIX ? 0 : IPPROTO_TCP), fd, ec);
-  if (ec) return Error(ec, fmt::format("listener fd {}: {}", fd, ec.message()));
+  if (ec) return baton::ErrnoError(fmt::format("listener fd {}", fd), ec.value());
   return {};
 }
 
@@ -263,7 +263,7 @@ baton::Status HttpServer::Bind(const std::string& host, uint16_t port) {
   if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
   if (!ec) acceptor_.bind(ep, ec);
   if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) return Error(ec, fmt::format("listen on {}:{}: {}", host, port, ec.message()));
+  if (ec) return baton::ErrnoError(fmt::format("listen on {}:{}", host, port), ec.value());
   return {};
 }
 
@@ -315,7 +315,7 @@ void HttpServer::DoAccept() {
       return;
     }
     // EMFILE and friends: back off instead of spinning.
-    log_.Emit(baton::MakeEvent(baton::Level::kWarn, "kvd.http.accept_failed", "accept: {}", ec.message()));
+    log_.Emit(kvd::MakeEvent(baton::Level::kWarn, "kvd.http.accept_failed", "accept: {}", ec.message()));
     accept_retry_.expires_after(std::chrono::milliseconds(100));
     accept_retry_.async_wait([this](error_code timer_ec) {
       if (!timer_ec && accepting_ && !accept_pending_) DoAccept();
@@ -348,7 +348,7 @@ void HttpServer::StartDrain(std::chrono::milliseconds deadline, std::chrono::mil
   hard_deadline_.async_wait([this](error_code ec) {
     if (!ec) OnHardDeadline();
   });
-  log_.Emit(baton::MakeEvent(baton::Level::kInfo, "kvd.http.drain", "draining {} sessions, deadline {} ms",
+  log_.Emit(kvd::MakeEvent(baton::Level::kInfo, "kvd.http.drain", "draining {} sessions, deadline {} ms",
                              sessions_.size(), deadline.count())
                 .With("sessions", uint64_t{sessions_.size()}));
   CheckDrained();
@@ -372,7 +372,7 @@ void HttpServer::OnHardDeadline() {
     s->CloseUnlessProcessing();
   }
   if (closed > 0) {
-    log_.Emit(baton::MakeEvent(baton::Level::kWarn, "kvd.http.drain_deadline",
+    log_.Emit(kvd::MakeEvent(baton::Level::kWarn, "kvd.http.drain_deadline",
                                "drain deadline: closed {} sessions still reading or writing", closed)
                   .With("closed", uint64_t{closed}));
   }

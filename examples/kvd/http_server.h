@@ -42,7 +42,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/http.hpp>
 
-#include "base/errors.h"
+#include "baton/errors.h"
 
 namespace baton {
 class LogSink;

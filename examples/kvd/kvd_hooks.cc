@@ -1,4 +1,4 @@
-#include "examples/kvd/kvd_hooks.h"
+#include "kvd_hooks.h"
 
 #include <sys/resource.h>
 #include <unistd.h>
@@ -13,8 +13,8 @@
 #include <boost/asio/post.hpp>
 #include <fmt/format.h>
 
-#include "base/log.h"
-#include "crashpoints/crashpoints.h"
+#include "log.h"
+#include "baton/testing.h"
 
 namespace kvd {
 
@@ -38,7 +38,7 @@ Status KvdHooks::Serve(const char* phase) {
   }
   server_.StartAccepting();
   service_.set_phase(phase);
-  log_.Emit(baton::MakeEvent(baton::Level::kInfo, "kvd.serving", "serving on port {} at revision {}",
+  log_.Emit(kvd::MakeEvent(baton::Level::kInfo, "kvd.serving", "serving on port {} at revision {}",
                              server_.port(), service_.store().revision())
                 .With("port", uint64_t{server_.port()})
                 .With("revision", service_.store().revision())
@@ -61,7 +61,7 @@ Status KvdHooks::Warm() {
   Status result;
   std::thread replay([this, &result] {
     if (opts_.warm_nice > 0 && ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), opts_.warm_nice) != 0) {
-      log_.Emit(baton::MakeEvent(baton::Level::kWarn, "kvd.warm", "could not lower the warm-up's priority: {}",
+      log_.Emit(kvd::MakeEvent(baton::Level::kWarn, "kvd.warm", "could not lower the warm-up's priority: {}",
                                  std::strerror(errno)));
     }
     service_.set_phase("warm");
@@ -79,9 +79,9 @@ Status KvdHooks::Warm() {
   return result;
 }
 
-Status KvdHooks::Drain(uint64_t deadline_ms) {
-  // Clamped so that "no deadline" (a huge value) cannot overflow the clock.
-  const auto deadline = std::chrono::milliseconds(std::min<uint64_t>(deadline_ms, 24ull * 3600 * 1000));
+Status KvdHooks::Drain(Deadline deadline_at) {
+  const auto deadline = std::max(std::chrono::milliseconds(0), std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                                    deadline_at - std::chrono::steady_clock::now()));
   return OnIo<Status>([this, deadline](auto done) {
     service_.set_phase("draining");
     server_.Drain(deadline, [this, done] {
@@ -97,7 +97,7 @@ Result<SealReport> KvdHooks::Seal() {
   return OnIo<Result<SealReport>>([this](auto done) {
     server_.StopAccepting();  // normally Drain did; a bare Seal must not accept either
     service_.WhenIdle([this, done] {
-      BATON_CRASH_POINT(kKvdInSealFsync);
+      baton::testing::CrashPoint("kvd.in_seal_fsync");
       if (auto st = service_.CloseWriter(); !st) {
         done(Error(st.error().code, "seal: " + st.error().message));
         return;
@@ -110,10 +110,10 @@ Result<SealReport> KvdHooks::Seal() {
 
 Status KvdHooks::Begin(const baton::SealedState& sealed) {
   return OnIo<Status>([this, sealed](auto done) {
-    BATON_CRASH_POINT(kKvdInBeginReplay);
+    baton::testing::CrashPoint("kvd.in_begin_replay");
     // Only the records written between Warm and Seal are read here.
     if (auto r = service_.CatchUp(ReplayMode::kRepair); !r) {
-      log_.Emit(baton::MakeEvent(baton::Level::kWarn, "kvd.begin.full_replay",
+      log_.Emit(kvd::MakeEvent(baton::Level::kWarn, "kvd.begin.full_replay",
                                  "tail replay failed ({}); replaying the whole WAL", r.error().message));
       if (auto st = service_.Reload(); !st) {
         done(Error(st.error().code, "begin: " + st.error().message));
@@ -128,7 +128,7 @@ Status KvdHooks::Begin(const baton::SealedState& sealed) {
     if (!sealed.sealed) {
       // The incumbent died before sealing: nothing to compare, and every
       // acknowledged write was fsynced, so the WAL on disk is the truth.
-      log_.Emit(baton::MakeEvent(baton::Level::kWarn, "kvd.begin.unsealed", "no seal to verify; trusting the WAL"));
+      log_.Emit(kvd::MakeEvent(baton::Level::kWarn, "kvd.begin.unsealed", "no seal to verify; trusting the WAL"));
     } else if (store.revision() != sealed.revision || store.fingerprint() != sealed.fingerprint) {
       done(Error(Errc::kFailedPrecondition,
                  fmt::format("begin: replayed revision {} fingerprint {}, but the incumbent sealed revision {} "
@@ -154,7 +154,7 @@ Status KvdHooks::Resume(bool data_changed) {
         // Sealed and unchanged: the WAL must end exactly where we closed it.
         auto r = service_.CatchUp(ReplayMode::kRepair);
         if (!r || r->records > 0 || r->tail_bytes > 0) {
-          log_.Emit(baton::MakeEvent(baton::Level::kWarn, "kvd.resume.reload",
+          log_.Emit(kvd::MakeEvent(baton::Level::kWarn, "kvd.resume.reload",
                                      "the WAL changed although the generation did not; reloading"));
           if (auto st = service_.Reload(); !st) {
             done(Error(st.error().code, "resume: " + st.error().message));

@@ -17,8 +17,8 @@
 #include <boost/asio/io_context.hpp>
 
 #include "baton/daemon.h"
-#include "examples/kvd/http_server.h"
-#include "examples/kvd/service.h"
+#include "http_server.h"
+#include "service.h"
 
 namespace kvd {
 
@@ -47,7 +47,7 @@ class KvdHooks final : public baton::Hooks {
   // Incumbent: stop accepting, answer in-flight and next requests with
   // Connection: close, close idle keep-alive connections by the deadline;
   // returns once no request is in flight and every acked write is fsynced.
-  baton::Status Drain(uint64_t deadline_ms) override;
+  baton::Status Drain(Deadline deadline) override;
   // Incumbent: fsync + close the WAL; reports revision and fingerprint.
   baton::Result<baton::SealReport> Seal() override;
   // Successor: replay the tail after Warm's position, verify against the

@@ -17,12 +17,12 @@
 #include <boost/asio/signal_set.hpp>
 #include <fmt/format.h>
 
-#include "base/log.h"
+#include "log.h"
 #include "baton/daemon.h"
-#include "crashpoints/crashpoints.h"
-#include "examples/kvd/http_server.h"
-#include "examples/kvd/kvd_hooks.h"
-#include "examples/kvd/service.h"
+#include "baton/testing.h"
+#include "http_server.h"
+#include "kvd_hooks.h"
+#include "service.h"
 
 namespace {
 
@@ -89,7 +89,7 @@ void WritePortFile(const std::string& path, uint16_t port) {
 }
 
 int Fail(baton::LogSink& log, int code, const std::string& what, const baton::Error& e) {
-  log.Emit(baton::MakeEvent(baton::Level::kError, "kvd.fatal", "{}: {}", what, e.message));
+  log.Emit(kvd::MakeEvent(baton::Level::kError, "kvd.fatal", "{}: {}", what, e.message));
   return code;
 }
 
@@ -141,7 +141,8 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   if (f.exit_at_start) return 1;
 
-  baton::JsonLinesSink log(stderr);
+  const std::unique_ptr<baton::LogSink> log_sink = baton::NewJsonLinesSink(stderr);
+  baton::LogSink& log = *log_sink;
   if (!f.lease_dsn.empty() && f.lease_name.empty()) {
     return Fail(log, 2, "--lease-dsn", baton::Error(baton::Errc::kInvalidArgument, "needs --lease-name"));
   }
@@ -163,9 +164,7 @@ int main(int argc, char** argv) {
   baton::Daemon& daemon = **created;
   if (!f.crash_at.empty()) {
     // After Create, which arms BATON_CRASH_AT: the flag wins.
-    auto target = baton::crashpoints::ParseTarget(f.crash_at);
-    if (!target) return Fail(log, 2, "--crash-at", target.error());
-    baton::crashpoints::Arm(target->info->point, baton::crashpoints::Action::kExit);
+    if (auto st = baton::testing::ArmCrashPoint(f.crash_at); !st) return Fail(log, 2, "--crash-at", st.error());
   }
   const bool standalone = daemon.role() == baton::Role::kStandalone;
 
@@ -239,7 +238,7 @@ int main(int argc, char** argv) {
   if (auto st = hooks.Shutdown(std::chrono::milliseconds(f.shutdown_grace_ms)); !st) {
     code = Fail(log, code == 0 ? 1 : code, "shutdown", st.error());
   }
-  log.Emit(baton::MakeEvent(baton::Level::kInfo, "kvd.exit", "exiting with {}", code).With("code", int64_t{code}));
+  log.Emit(kvd::MakeEvent(baton::Level::kInfo, "kvd.exit", "exiting with {}", code).With("code", int64_t{code}));
   // Everything that matters is durable now (the WAL is fsynced and closed,
   // or was handed over at Seal) and no connection is left. What remains is
   // releasing a lease we may still hold, which the Daemon does as it goes;

@@ -1,16 +1,36 @@
-#include "examples/kvd/service.h"
+#include "service.h"
 
 #include <unistd.h>
 
 #include <fmt/format.h>
 
-#include "base/log.h"
+#include "log.h"
 
 namespace kvd {
 
 namespace http = boost::beast::http;
 using baton::Errc;
 using baton::Error;
+
+namespace {
+
+// A JSON string literal (quotes included) for /healthz.
+std::string JsonString(std::string_view s) {
+  std::string out = "\"";
+  for (const unsigned char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c < 0x20) {
+      out += fmt::format("\\u{:04x}", c);
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out + "\"";
+}
+
+}  // namespace
 
 KvService::KvService(boost::asio::io_context& io, baton::LogSink& log, ServiceOptions options)
     : log_(log), opts_(std::move(options)), committer_(io, store_, log, opts_.group_commit) {
@@ -27,7 +47,7 @@ Result<ReplayResult> KvService::CatchUp(ReplayMode mode) {
       &log_);
   if (!r) return r.error();
   pos_ = r->end;
-  log_.Emit(baton::MakeEvent(baton::Level::kInfo, "kvd.replay", "replayed {} records, now at revision {} (segment {} offset {})",
+  log_.Emit(kvd::MakeEvent(baton::Level::kInfo, "kvd.replay", "replayed {} records, now at revision {} (segment {} offset {})",
                              r->records, store_.revision(), pos_.segment, pos_.offset)
                 .With("records", r->records)
                 .With("revision", store_.revision())
@@ -87,7 +107,7 @@ void KvService::Handle(Request&& req, Respond respond) {
         R"({{"status":"ok","pid":{},"role":{},"phase":{},"build_id":{},"revision":{},"writable":{},)"
         R"("lease_epoch":{}}})"
         "\n",
-        ::getpid(), baton::JsonQuote(opts_.role), baton::JsonQuote(phase_), baton::JsonQuote(opts_.build_id),
+        ::getpid(), JsonString(opts_.role), JsonString(phase_), JsonString(opts_.build_id),
         store_.revision(), committer_.writable(), opts_.lease_epoch ? opts_.lease_epoch() : 0);
   } else if (path == "/stats") {
     const WalPosition& wal = committer_.writable() ? committer_.durable() : pos_;

@@ -18,11 +18,11 @@
 
 #include <boost/asio/io_context.hpp>
 
-#include "base/errors.h"
-#include "examples/kvd/committer.h"
-#include "examples/kvd/http_server.h"
-#include "examples/kvd/store.h"
-#include "examples/kvd/wal.h"
+#include "baton/errors.h"
+#include "committer.h"
+#include "http_server.h"
+#include "store.h"
+#include "wal.h"
 
 namespace baton {
 class LogSink;

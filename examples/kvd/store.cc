@@ -1,4 +1,4 @@
-#include "examples/kvd/store.h"
+#include "store.h"
 
 #include <fmt/format.h>
 

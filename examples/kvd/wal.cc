@@ -1,4 +1,4 @@
-#include "examples/kvd/wal.h"
+#include "wal.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -13,8 +13,8 @@
 
 #include <fmt/format.h>
 
-#include "base/log.h"
-#include "crashpoints/crashpoints.h"
+#include "log.h"
+#include "baton/testing.h"
 
 namespace kvd {
 namespace {
@@ -276,7 +276,7 @@ Result<ReplayResult> ReplayWal(const std::string& dir, const WalPosition& from, 
         if (mode == ReplayMode::kRepair) {
           if (auto st = TruncateDurably(path, at); !st) return st.error();
           if (log != nullptr) {
-            log->Emit(baton::MakeEvent(baton::Level::kWarn, "kvd.wal.truncated",
+            log->Emit(kvd::MakeEvent(baton::Level::kWarn, "kvd.wal.truncated",
                                        "truncated a torn tail of {} bytes from {} at offset {}",
                                        result.tail_bytes, path, at)
                           .With("segment", SegmentName(seg))
@@ -386,7 +386,7 @@ Status WalWriter::Append(std::string_view records, uint64_t last_revision) {
   }
   pos_.offset += records.size();
   pos_.revision = last_revision;
-  BATON_CRASH_POINT(kKvdAfterWalAppend);
+  baton::testing::CrashPoint("kvd.after_wal_append");
   return {};
 }
 

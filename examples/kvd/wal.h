@@ -34,7 +34,7 @@
 #include <string>
 #include <string_view>
 
-#include "base/errors.h"
+#include "baton/errors.h"
 
 namespace baton {
 class LogSink;

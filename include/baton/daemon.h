@@ -5,7 +5,7 @@
 //   MyHooks hooks(...);                          // implements baton::Hooks
 //   daemon->Start(hooks);                        // cold start / standalone: takes the data-dir lock now
 //   ... serve ...
-//   daemon->WaitForExit();                       // returns once this generation must exit
+//   return daemon->WaitForExit();                // returns once this generation must exit
 //
 // Role detection: started by `baton supervise` as a cold start or as the
 // successor of a handoff, or with no supervisor at all — then the daemon just
@@ -15,8 +15,12 @@
 // concurrently with each other. They may block for a long time: the library
 // keeps heartbeating on its own thread meanwhile. Only silence or the
 // handoff's wall-clock deadline aborts a handoff.
+//
+// Errors: nothing here throws; fallible calls return Status or Result<T>
+// (baton/errors.h). A hook that throws is treated as a hook that failed.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -25,11 +29,11 @@
 #include <vector>
 
 #include "baton/errors.h"
+#include "baton/export.h"
 #include "baton/lease.h"
+#include "baton/log.h"
 
 namespace baton {
-
-class LogSink;
 
 enum class Role {
   kStandalone,  // no supervisor
@@ -39,7 +43,7 @@ enum class Role {
 
 struct InheritedSocket {
   std::string name;
-  int fd;  // a listening socket; owned by the daemon once Start() returns; O_CLOEXEC
+  int fd;  // a listening socket, O_CLOEXEC; the daemon owns it once Start() returns
 };
 
 // What the incumbent sealed, handed to the successor's Begin.
@@ -59,19 +63,26 @@ struct SealReport {
   std::string fingerprint;  // a digest of the state at `revision`
 };
 
-class Hooks {
+// The daemon's part of a handoff. Every hook runs on the library's hook
+// thread, one at a time; the object must outlive the Daemon it is started
+// with.
+class BATON_EXPORT Hooks {
  public:
+  using Deadline = std::chrono::steady_clock::time_point;
+
   virtual ~Hooks() = default;
   // Successor, before the incumbent is touched: slow start-up that needs no
   // ownership (open caches, read-only replay of the data dir).
   virtual Status Warm() = 0;
   // Incumbent: stop accepting new connections, finish in-flight requests by
-  // `deadline_ms` (milliseconds from now), close keep-alive connections at
-  // response boundaries, fsync. Listening FDs must stay open (close only
-  // your own dups, if any): the supervisor keeps them for the successor.
-  virtual Status Drain(uint64_t deadline_ms) = 0;
+  // `deadline`, close keep-alive connections at response boundaries, fsync.
+  // Listening FDs must stay open (close only your own dups, if any): the
+  // supervisor keeps them for the successor.
+  virtual Status Drain(Deadline deadline) = 0;
   // Incumbent: flush and close the writer. After it returns ok the library
   // releases the data-dir lock: no write may happen after this returns.
+  // If the writer failed earlier, report the last durable revision: the
+  // successor replays from disk.
   virtual Result<SealReport> Seal() = 0;
   // Successor: the library holds the data-dir lock and bumped the data
   // generation. Replay the tail, verify `sealed` (an error rolls back), open
@@ -91,7 +102,9 @@ struct DaemonOptions {
   uint32_t state_schema_min = 1;  // on-disk state versions this build reads and writes
   uint32_t state_schema_max = 1;
   std::string data_dir;           // default: $BATON_DATA_DIR; required
-  LogSink* log = nullptr;         // default: JSON lines on stderr
+  // Where the library's events go; not owned, must outlive the Daemon.
+  // nullptr: JSON lines on stderr.
+  LogSink* log = nullptr;
   // A Postgres leader lease this daemon holds while it serves, handed to
   // the successor inside Seal (see baton/lease.h). Unset: no lease, and
   // libpq is never loaded. Set: Create loads libpq (libpq.so.5) and fails
@@ -99,18 +112,24 @@ struct DaemonOptions {
   std::optional<LeaseOptions> lease;
 };
 
-class Daemon {
+// One generation of a daemon. Create it once per process; destroy it only
+// after WaitForExit() returned (or Start() failed).
+class BATON_EXPORT Daemon {
  public:
   virtual ~Daemon() = default;
 
-  // Reads and removes the supervisor's environment contract. Call once,
-  // before starting any thread. Errors say what is wrong with the
-  // environment (a daemon must not run on a half-valid contract).
+  // Reads and removes the supervisor's environment contract (LISTEN_FDS,
+  // LISTEN_FDNAMES, BATON_CONTROL_FD, BATON_ROLE, ...) and arms
+  // BATON_CRASH_AT. Call once, before starting any thread. Errors say what is
+  // wrong with the environment (a daemon must not run on a half-valid
+  // contract).
   static Result<std::unique_ptr<Daemon>> Create(DaemonOptions options);
 
+  // The accessors are thread-safe (the values never change after Create).
   virtual Role role() const = 0;
   virtual const std::vector<InheritedSocket>& listeners() const = 0;
-  // The inherited listener with this name (kNotFound otherwise).
+  // The inherited listener with this name (kNotFound otherwise). The fd
+  // stays owned by the Daemon until Start() returns, then by the caller.
   virtual Result<int> Listener(std::string_view name) const = 0;
   virtual const std::string& data_dir() const = 0;
   // The lease, when DaemonOptions::lease was set (nullptr otherwise). Owned
@@ -121,21 +140,24 @@ class Daemon {
   // another process holds it) and bumps the data generation. With a lease,
   // first checks it can use the lease table (a missing privilege fails
   // here; an unreachable Postgres does not: the lease keeps trying), then
-  // campaigns for the lease without waiting for it. Successor:
-  // takes part in the handoff; Warm and Begin are called from here on.
-  // Returns once the daemon may serve (successor: after Begin succeeded).
-  // Does not call hooks when standalone.
+  // campaigns for the lease without waiting for it. Successor: takes part in
+  // the handoff; Warm and Begin are called from here on. Returns once the
+  // daemon may serve (successor: after Begin succeeded). Does not call hooks
+  // when standalone. Call once (kFailedPrecondition the second time);
+  // `hooks` must outlive the Daemon. Blocks the calling thread.
   virtual Status Start(Hooks& hooks) = 0;
 
   // Blocks until this generation must exit: after Retire (committed away),
-  // when the supervisor is gone and the rules of DESIGN §3 say to exit, or
-  // after RequestExit(). Returns the exit code the process should use.
+  // when the supervisor is gone and the failure rules say to exit, or after
+  // RequestExit(). Returns the exit code the process should use. May be
+  // called from any thread, by several at once.
   virtual int WaitForExit() = 0;
 
   // Makes WaitForExit() return `code` (the first request wins), e.g. from
-  // the daemon's own SIGTERM handler; a Start() still waiting fails. The
-  // library installs no signal handlers: the daemon owns its signals.
-  // Thread-safe.
+  // the daemon's own SIGTERM handling thread; a Start() still waiting fails
+  // with kAborted. The library installs no signal handlers: the daemon owns
+  // its signals. Thread-safe; not async-signal-safe (call it from a thread
+  // that waits for signals, not from a signal handler).
   virtual void RequestExit(int code) = 0;
 };
 

@@ -17,6 +17,7 @@
 #include <string>
 
 #include "baton/errors.h"
+#include "baton/export.h"
 
 namespace baton {
 
@@ -30,7 +31,8 @@ struct LeaseOptions {
   std::chrono::milliseconds poll_interval{0};   // standby backstop; 0 = ttl / 4
 };
 
-class Lease {
+// Owned by the Daemon (Daemon::lease()); all members are thread-safe.
+class BATON_EXPORT Lease {
  public:
   virtual ~Lease() = default;
   virtual const std::string& name() const = 0;
@@ -45,6 +47,6 @@ class Lease {
 
 // The DSN to use: `flag` if set, else $BATON_LEASE_DSN, else "" (libpq
 // then reads PGHOST, PGPORT, PGUSER, PGDATABASE, ...).
-std::string ResolveLeaseDsn(const std::string& flag);
+BATON_EXPORT std::string ResolveLeaseDsn(const std::string& flag);
 
 }  // namespace baton

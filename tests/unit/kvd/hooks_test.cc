@@ -174,7 +174,7 @@ TEST_F(KvdIncumbentHooksTest, SealReportsWhatAFreshReplaySees) {
     Client c(kvd_.port());
     for (int i = 0; i < 10; ++i) ASSERT_EQ(c.Put(fmt::format("key{}", i), fmt::format("val{}", i)).result_int(), 200);
   }
-  ASSERT_TRUE(kvd_.hooks().Drain(5000));
+  ASSERT_TRUE(kvd_.hooks().Drain(kvd::testing::InMs(5000)));
   auto report = kvd_.hooks().Seal();
   ASSERT_TRUE(report) << report.error().message;
   EXPECT_EQ(report->revision, 10u);
@@ -191,7 +191,7 @@ TEST_F(KvdIncumbentHooksTest, ResumeWithUnchangedDataKeepsMemoryAndWritesAgain) 
     Client c(kvd_.port());
     ASSERT_EQ(c.Put("x", "1").result_int(), 200);
   }
-  ASSERT_TRUE(kvd_.hooks().Drain(5000));
+  ASSERT_TRUE(kvd_.hooks().Drain(kvd::testing::InMs(5000)));
   ASSERT_TRUE(kvd_.hooks().Seal());
   ASSERT_TRUE(kvd_.hooks().Resume(false));
   Client c2(kvd_.port());
@@ -204,7 +204,7 @@ TEST_F(KvdIncumbentHooksTest, ResumeWithChangedDataReloadsFromDisk) {
     Client c(kvd_.port());
     ASSERT_EQ(c.Put("x", "1").result_int(), 200);
   }
-  ASSERT_TRUE(kvd_.hooks().Drain(5000));
+  ASSERT_TRUE(kvd_.hooks().Drain(kvd::testing::InMs(5000)));
   ASSERT_TRUE(kvd_.hooks().Seal());
   {
     Incumbent other(dir_.path());  // a successor that began and wrote before failing
@@ -219,7 +219,7 @@ TEST_F(KvdIncumbentHooksTest, ResumeWithChangedDataReloadsFromDisk) {
 }
 
 TEST_F(KvdIncumbentHooksTest, ResumeAfterDrainWithoutSealJustAcceptsAgain) {
-  ASSERT_TRUE(kvd_.hooks().Drain(5000));
+  ASSERT_TRUE(kvd_.hooks().Drain(kvd::testing::InMs(5000)));
   ASSERT_TRUE(kvd_.hooks().Resume(false));
   Client c(kvd_.port());
   EXPECT_EQ(c.Put("a", "b").result_int(), 200);
@@ -230,7 +230,7 @@ TEST(KvdHooksTest, FailSealKnobFailsAndResumeServesOn) {
   Instance kvd(dir.path(), {}, {.fail_seal = true});
   ASSERT_TRUE(kvd.Bind());
   ASSERT_TRUE(kvd.hooks().StartServing());
-  ASSERT_TRUE(kvd.hooks().Drain(5000));
+  ASSERT_TRUE(kvd.hooks().Drain(kvd::testing::InMs(5000)));
   EXPECT_FALSE(kvd.hooks().Seal());
   ASSERT_TRUE(kvd.hooks().Resume(false));
   Client c(kvd.port());

@@ -103,7 +103,7 @@ TEST_F(KvdHttpTest, ConcurrentPutsAreAllDurableAndShareFsyncs) {
     }));
   }
   for (auto& f : clients) EXPECT_EQ(f.get(), kPuts);
-  ASSERT_TRUE(kvd_.hooks().Drain(10000));
+  ASSERT_TRUE(kvd_.hooks().Drain(kvd::testing::InMs(10000)));
   auto sealed = kvd_.hooks().Seal();
   ASSERT_TRUE(sealed);
   EXPECT_EQ(sealed->revision, uint64_t{kClients * kPuts});
@@ -140,7 +140,7 @@ TEST(KvdHandoffTest, DrainAnswersInFlightRequestsWithCloseAndTheSuccessorTakesOv
 
   // `mid` has sent half a PUT when the drain starts.
   mid.SendRaw("PUT /kv/b HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nab");
-  auto drained = std::async(std::launch::async, [&] { return incumbent.hooks().Drain(20000); });
+  auto drained = std::async(std::launch::async, [&] { return incumbent.hooks().Drain(kvd::testing::InMs(20000)); });
   ASSERT_TRUE(Eventually([&] { return incumbent.draining(); }));
   Client late(port);  // waits in the kernel's accept queue
   late.SendRaw("GET /kv/b HTTP/1.1\r\nHost: x\r\n\r\n");
@@ -198,7 +198,7 @@ TEST(KvdHandoffTest, ConnectionsStillIdleAtTheIdleDeadlineAreClosed) {
   ASSERT_TRUE(kvd.hooks().StartServing());
   Client used(kvd.port()), silent(kvd.port());
   ASSERT_EQ(used.Put("k", "v").result_int(), 200);
-  ASSERT_TRUE(kvd.hooks().Drain(60000));  // returns long before the deadline
+  ASSERT_TRUE(kvd.hooks().Drain(kvd::testing::InMs(60000)));  // returns long before the deadline
   EXPECT_EQ(used.ReadUntilError(), boost::asio::error::eof);
   EXPECT_EQ(silent.ReadUntilError(), boost::asio::error::eof);
 }
@@ -212,7 +212,7 @@ TEST(KvdHandoffTest, DrainWithNoConnectionsReturnsAtOnceAndSealFsyncs) {
     Client c(kvd.port());
     ASSERT_EQ(c.Put("k", "v").result_int(), 200);
   }
-  ASSERT_TRUE(kvd.hooks().Drain(60000));
+  ASSERT_TRUE(kvd.hooks().Drain(kvd::testing::InMs(60000)));
   auto sealed = kvd.hooks().Seal();
   ASSERT_TRUE(sealed);
   EXPECT_EQ(sealed->revision, 1u);

@@ -26,6 +26,11 @@
 
 namespace kvd::testing {
 
+// A drain deadline `ms` milliseconds from now.
+inline baton::Hooks::Deadline InMs(int64_t ms) {
+  return std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+}
+
 // The harness's self-removing /tmp/bt-kvd-XXXXXX (BATON_KEEP_TEST_DIRS=1
 // keeps it), plus a path inside it.
 class TempDir : public baton::harness::TempDir {
