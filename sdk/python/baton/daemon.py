@@ -8,8 +8,7 @@ import os
 import socket
 import threading
 import traceback
-import weakref
-from typing import Callable, Dict, List, Optional, Tuple, Union
+from typing import Callable, Dict, List, Optional, Set, Tuple, Union
 
 from . import _ffi
 from .errors import Errc, Error
@@ -156,7 +155,9 @@ class _LogTrampoline:
             traceback.print_exc()
 
 
-_live: "weakref.WeakSet[Daemon]" = weakref.WeakSet()
+# Every daemon not closed yet, held strongly: the library holds raw pointers
+# to its callbacks, which must not be collected while it may call them.
+_live: "Set[Daemon]" = set()
 
 
 @atexit.register
@@ -404,10 +405,11 @@ class Daemon:
             The code the process should exit with; None if ``timeout``
             passed first.
         """
-        with self._mu:
-            self._start_waiter(self._h())
-        if not self._exited.wait(timeout):
-            return None
+        if not self._exited.is_set():
+            with self._mu:
+                self._start_waiter(self._h())
+            if not self._exited.wait(timeout):
+                return None
         if self._exit_error is not None:
             raise self._exit_error
         return self._exit_code
@@ -415,10 +417,14 @@ class Daemon:
     def request_exit(self, exit_code: int = 0) -> None:
         """Makes :meth:`wait_for_exit` return ``exit_code`` (the first request
         wins), e.g. on SIGTERM; a :meth:`start` still waiting fails with
-        ABORTED. Any thread, and from a Python signal handler."""
+        ABORTED. Any thread, and from a Python signal handler (which Python
+        runs on the main thread). Does nothing once the daemon is closed."""
         code = _int(exit_code, "exit code", 0, 255)
+        handle = self._handle
+        if handle is None:
+            return
         err = ctypes.c_void_p()
-        _ffi.check(_ffi.lib().baton_request_exit(self._h(), code, ctypes.byref(err)), err, "request exit")
+        _ffi.check(_ffi.lib().baton_request_exit(handle, code, ctypes.byref(err)), err, "request exit")
 
     def close(self, exit_code: int = 0) -> None:
         """Releases the data-dir lock and the lease if still held and stops

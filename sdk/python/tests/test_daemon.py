@@ -24,10 +24,11 @@ def run(code, env=None, timeout=30):
     JSON it printed last, stderr)."""
     full_env = dict(os.environ, PYTHONPATH=SDK_DIR, PYTHONDONTWRITEBYTECODE="1")
     full_env.update(env or {})
-    full_env.pop("BATON_DATA_DIR", None) if env is None or "BATON_DATA_DIR" not in env else None
+    if "BATON_DATA_DIR" not in (env or {}):
+        full_env.pop("BATON_DATA_DIR", None)
     p = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=full_env, capture_output=True, text=True,
                        timeout=timeout)
-    lines = [l for l in p.stdout.splitlines() if l.startswith("{")]
+    lines = [line for line in p.stdout.splitlines() if line[:1] in ("{", "[")]
     return p.returncode, json.loads(lines[-1]) if lines else None, p.stderr
 
 
@@ -64,8 +65,10 @@ class DaemonTest(unittest.TestCase):
             d.close()
             d.close()
             out["closed"] = d.closed
+            d.request_exit(0)  # a no-op once closed (a late signal)
+            out["exit_after_close"] = d.wait_for_exit()
             try:
-                d.request_exit(0)
+                d.lease_epoch
             except baton.Error as e:
                 out["after_close"] = e.code.name
             print(json.dumps(out))
@@ -81,6 +84,7 @@ class DaemonTest(unittest.TestCase):
         self.assertIsNone(out["early"])
         self.assertEqual(out["exit"], 7)
         self.assertTrue(out["closed"])
+        self.assertEqual(out["exit_after_close"], 7)
         self.assertEqual(out["after_close"], "FAILED_PRECONDITION")
 
     def test_context_manager_exits_a_started_daemon(self):
@@ -128,7 +132,7 @@ class DaemonTest(unittest.TestCase):
                 d.close()
             """)],
             env=dict(os.environ, PYTHONPATH=SDK_DIR, PYTHONDONTWRITEBYTECODE="1"),
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         try:
             self.assertEqual(holder.stdout.readline().strip(), "started")
             rc, out, err = run(f"""
@@ -156,7 +160,8 @@ class DaemonTest(unittest.TestCase):
                     code = d.wait_for_exit()
                 sys.exit(code)
             """)],
-            env=dict(os.environ, PYTHONPATH=SDK_DIR, PYTHONDONTWRITEBYTECODE="1"), stdout=subprocess.PIPE, text=True)
+            env=dict(os.environ, PYTHONPATH=SDK_DIR, PYTHONDONTWRITEBYTECODE="1"), stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL, text=True)
         try:
             self.assertEqual(p.stdout.readline().strip(), "waiting")
             p.send_signal(signal.SIGTERM)
