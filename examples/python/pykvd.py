@@ -62,7 +62,7 @@ class KvHooks(baton.Hooks):
         mine = (self.store.revision, self.store.fingerprint())
         if sealed.sealed and mine != (sealed.revision, sealed.fingerprint):
             raise baton.Error(baton.Errc.FAILED_PRECONDITION,
-                              f"begin: replayed revision {mine[0]} fingerprint {mine[1]}, but the incumbent "
+                              f"replayed revision {mine[0]} fingerprint {mine[1]}, but the incumbent "
                               f"sealed {sealed.revision} {sealed.fingerprint}")
         self.store.open_writer()
         self.server.set_accepting(True)

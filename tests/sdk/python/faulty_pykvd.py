@@ -30,7 +30,7 @@ class FaultyHooks(pykvd.KvHooks):
     def begin(self, sealed: baton.SealedState) -> None:
         if fault == "fail-begin":
             self.store.replay(repair=True)
-            raise baton.Error(baton.Errc.FAILED_PRECONDITION, "begin: refused by --fault fail-begin")
+            raise baton.Error(baton.Errc.FAILED_PRECONDITION, "refused by --fault fail-begin")
         super().begin(sealed)
 
     def seal(self) -> baton.SealReport:
