@@ -35,8 +35,9 @@ class Errc(enum.IntEnum):
 
     @property
     def description(self) -> str:
-        """The short lower-case name baton prints ("failed precondition")."""
-        return self.name.lower().replace("_", " ")
+        """The short lower-case name baton prints ("failed precondition"),
+        as ``baton_errc_name`` gives it."""
+        return "internal error" if self is Errc.INTERNAL else self.name.lower().replace("_", " ")
 
 
 class Error(Exception):

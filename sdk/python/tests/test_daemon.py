@@ -227,6 +227,11 @@ class LibraryTest(unittest.TestCase):
     def test_abi_major_is_1(self):
         self.assertEqual(baton.abi_version()[0], 1)
 
+    def test_code_descriptions_are_baton_errc_name(self):
+        lib = bd._ffi.lib()
+        for code in baton.Errc:
+            self.assertEqual(code.description, lib.baton_errc_name(int(code)).decode(), code)
+
     def test_a_missing_library_is_a_clear_error(self):
         rc, out, err = run("""
             import json, baton

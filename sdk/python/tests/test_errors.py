@@ -33,6 +33,7 @@ class ErrcTest(unittest.TestCase):
     def test_descriptions_are_the_library_names(self):
         self.assertEqual(baton.Errc.FAILED_PRECONDITION.description, "failed precondition")
         self.assertEqual(baton.Errc.IO_ERROR.description, "io error")
+        self.assertEqual(baton.Errc.INTERNAL.description, "internal error")
 
 
 class ErrorTest(unittest.TestCase):
