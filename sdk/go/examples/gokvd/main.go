@@ -64,14 +64,14 @@ func (a *app) Seal() (baton.SealReport, error) {
 // where the incumbent sealed, open the writer, serve.
 func (a *app) Begin(ctx context.Context, sealed baton.SealedState) error {
 	if err := a.st.replay(false); err != nil {
-		return fmt.Errorf("begin: %w", err)
+		return err
 	}
 	if rev, fp := a.st.state(); sealed.Sealed && (rev != sealed.Revision || fp != sealed.Fingerprint) {
-		return fmt.Errorf("begin: replayed revision %d fingerprint %s, but the incumbent sealed %d %s",
+		return fmt.Errorf("replayed revision %d fingerprint %s, but the incumbent sealed %d %s",
 			rev, fp, sealed.Revision, sealed.Fingerprint)
 	}
 	if a.test.failBegin {
-		return errors.New("begin: --fail-begin")
+		return errors.New("--fail-begin")
 	}
 	return a.open()
 }
