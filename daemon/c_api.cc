@@ -226,10 +226,10 @@ extern "C" {
 uint32_t baton_abi_version(void) { return BATON_ABI_VERSION; }
 
 const char* baton_errc_name(int code) {
-  static const char* const kNames[] = {"ok",       "unavailable",       "aborted",  "failed precondition",
-                                       "deadline exceeded", "protocol error", "invalid argument", "busy",
-                                       "not found", "permission denied", "internal", "incompatible",
-                                       "io error"};
+  // baton::ErrcName's names, as NUL-terminated C strings.
+  static const char* const kNames[] = {
+      "ok", "unavailable", "aborted", "failed precondition", "deadline exceeded", "protocol error",
+      "invalid argument", "busy", "not found", "permission denied", "internal error", "incompatible", "io error"};
   static_assert(sizeof(kNames) / sizeof(kNames[0]) == kLastErrc + 1);
   return code >= 0 && code <= kLastErrc ? kNames[code] : "unknown";
 }
