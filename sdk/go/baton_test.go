@@ -21,7 +21,7 @@ func TestCodesHaveTheCABINumbersAndNames(t *testing.T) {
 		{baton.FailedPrecondition, 3, "failed precondition"}, {baton.DeadlineExceeded, 4, "deadline exceeded"},
 		{baton.ProtocolError, 5, "protocol error"}, {baton.InvalidArgument, 6, "invalid argument"},
 		{baton.Busy, 7, "busy"}, {baton.NotFound, 8, "not found"}, {baton.PermissionDenied, 9, "permission denied"},
-		{baton.Internal, 10, "internal"}, {baton.Incompatible, 11, "incompatible"}, {baton.IOError, 12, "io error"},
+		{baton.Internal, 10, "internal error"}, {baton.Incompatible, 11, "incompatible"}, {baton.IOError, 12, "io error"},
 	}
 	for _, c := range cases {
 		if int(c.code) != c.num {
