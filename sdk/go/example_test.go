@@ -1,0 +1,79 @@
+package baton_test
+
+import (
+	"context"
+	"errors"
+	"log"
+	"net"
+	"net/http"
+	"os"
+
+	baton "baton/sdk/go"
+)
+
+// A daemon's hooks: here an HTTP server over some store.
+type myDaemon struct {
+	d    *baton.Daemon
+	srv  *http.Server
+	done chan struct{}
+}
+
+func (m *myDaemon) Warm(ctx context.Context) error { return nil } // read-only start-up
+func (m *myDaemon) Drain(ctx context.Context) error {
+	// Stops accepting (closing the listener, a dup of the inherited fd),
+	// finishes in-flight requests, closes idle connections.
+	return m.srv.Shutdown(ctx)
+}
+func (m *myDaemon) Seal() (baton.SealReport, error) {
+	// fsync and close the writer here.
+	return baton.SealReport{Revision: 42, Fingerprint: "00ff"}, nil
+}
+func (m *myDaemon) Begin(ctx context.Context, sealed baton.SealedState) error {
+	if sealed.Sealed && sealed.Revision != 42 {
+		return baton.Errorf(baton.FailedPrecondition, "sealed at %d, found 42", sealed.Revision)
+	}
+	return m.serve()
+}
+func (m *myDaemon) Resume(dataChanged bool) error { return m.serve() }
+func (m *myDaemon) Retire()                       { m.srv.Close() }
+
+func (m *myDaemon) serve() error {
+	l, err := m.d.Listener("http")
+	if err != nil {
+		return err
+	}
+	m.srv = &http.Server{Handler: http.NotFoundHandler()}
+	go m.srv.Serve(l)
+	return nil
+}
+
+// The life of a daemon under `baton supervise`.
+func Example() {
+	d, err := baton.New(baton.Options{BuildID: "mydaemon 1.0"}) // data dir: $BATON_DATA_DIR
+	if err != nil {
+		log.Fatal(err)
+	}
+	m := &myDaemon{d: d}
+	if err := d.Start(m); err != nil { // a successor's Warm and Begin run in here
+		log.Fatal(err)
+	}
+	if d.Role() != baton.Successor {
+		// Cold start: the data-dir lock is ours; recover, then serve.
+		if err := m.serve(); err != nil {
+			log.Fatal(err)
+		}
+	}
+	code, _ := d.Wait() // after Retire, or RequestExit (e.g. on SIGTERM)
+	d.Close()
+	os.Exit(code)
+}
+
+// Errors carry a Code; errors.Is compares codes.
+func ExampleError() {
+	var d *baton.Daemon // from baton.New
+	l, err := d.Listener("http")
+	if errors.Is(err, baton.NotFound) {
+		l, err = net.Listen("tcp", "127.0.0.1:8080") // standalone: listen by ourselves
+	}
+	_, _ = l, err
+}

@@ -1,0 +1,3 @@
+module baton/sdk/go
+
+go 1.19

@@ -1,0 +1,153 @@
+// gokvd, the Go SDK's example daemon (sdk/go/examples/gokvd), under a real
+// `baton supervise` with baton-load: the SDK over libbaton's C ABI must
+// keep every promise kvd keeps. 20 upgrades under load with no error and
+// no lost write; each rollback leaves the old generation serving (exit 3);
+// the daemon-side crash points keep the crash matrix's invariants.
+#include <signal.h>
+
+#include <set>
+#include <thread>
+
+#include "crashpoints/crashpoints.h"
+#include "ownership/data_dir.h"
+#include "tests/integration/integration_util.h"
+#include "tools/harness/subprocess.h"
+
+namespace baton::harness {
+namespace {
+
+const std::string kGokvd = BinPath("gokvd");
+
+Cluster::Options GokvdOptions(std::vector<std::string> args = {}, std::vector<std::string> env = {}) {
+  Cluster::Options o;
+  o.binary = kGokvd;
+  o.kvd_args = std::move(args);
+  o.env = std::move(env);
+  return o;
+}
+
+void TwentyUpgradesUnderLoad(bool close_mode) {
+  Cluster c(GokvdOptions());
+  ASSERT_TRUE(c.Start()) << c.SupervisorLog();
+  c.StartLoad(8, "600s", close_mode);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  pid_t last_new = c.IncumbentPid();
+  for (int i = 0; i < 20; ++i) {
+    auto r = c.Upgrade();
+    ASSERT_EQ(r.exit_code, 0) << "upgrade " << i << ": " << r.out << r.err << "\n" << c.SupervisorLog().substr(0, 6000);
+    EXPECT_EQ(Outcome(r), "committed");
+    EXPECT_EQ(static_cast<pid_t>(JInt(r.json, {"old_pid"})), last_new) << "each upgrade replaces the last";
+    last_new = static_cast<pid_t>(JInt(r.json, {"new_pid"}));
+  }
+  ExpectCleanLoad(c.FinishLoad());
+  EXPECT_EQ(c.IncumbentPid(), last_new);
+  EXPECT_EQ(ZombiesAfterSettling(c.supervisor_pid()), 0);
+  // Every old generation retired and left by itself.
+  const std::string log = c.SupervisorLog();
+  EXPECT_EQ(log.find("killed by signal"), std::string::npos) << log.substr(0, 6000);
+  EXPECT_EQ(log.find("child.retire_timeout"), std::string::npos);
+}
+
+TEST(GoSdkTest, TwentyUpgradesUnderKeepAliveLoad) { TwentyUpgradesUnderLoad(false); }
+TEST(GoSdkTest, TwentyUpgradesUnderConnectionPerRequestLoad) { TwentyUpgradesUnderLoad(true); }
+
+// A rollback: exit 3 with `reason` in the output, the old generation still
+// serving, nothing lost; then (if the cluster can) a clean upgrade commits.
+void ExpectRollback(const std::vector<std::string>& args, const std::string& successor_flags,
+                    const std::string& reason, bool clean_upgrade_after = true) {
+  Cluster c(GokvdOptions(args));
+  ASSERT_TRUE(c.Start()) << c.SupervisorLog();
+  const pid_t before = c.IncumbentPid();
+  ASSERT_GT(before, 0);
+  c.StartLoad(8, "600s");
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  auto r = c.Upgrade(c.Script("successor", "exec " + kGokvd + " \"$@\" " + successor_flags));
+  EXPECT_EQ(r.exit_code, 3) << r.out << r.err << "\n" << c.SupervisorLog().substr(0, 6000);
+  EXPECT_NE(r.out.find(reason), std::string::npos) << r.out;
+  EXPECT_EQ(c.IncumbentPid(), before);
+  EXPECT_TRUE(c.Healthy());
+  if (clean_upgrade_after) {
+    auto next = c.Upgrade(kGokvd);
+    EXPECT_EQ(next.exit_code, 0) << next.out << next.err;
+  }
+  ExpectCleanLoad(c.FinishLoad());
+  EXPECT_EQ(ZombiesAfterSettling(c.supervisor_pid()), 0);
+}
+
+TEST(GoSdkTest, SuccessorExitingAtStartRollsBack) {
+  ExpectRollback({}, "--exit-at-start", "successor exited with status 1");
+}
+
+TEST(GoSdkTest, BeginFailingRollsBackAndTheIncumbentResumes) {
+  // The incumbent has sealed by then: its resume hook reopens the writer.
+  ExpectRollback({}, "--fail-begin", "begin: --fail-begin");
+}
+
+TEST(GoSdkTest, IncumbentSealFailingRollsBack) {
+  // Every generation of this cluster fails its seal: no clean upgrade after.
+  ExpectRollback({"--fail-seal"}, "", "seal: --fail-seal", false);
+}
+
+struct CrashCase {
+  const char* point;
+  std::set<int> exit_codes;   // documented outcome(s) of the upgrade
+  bool process_dies_serving;  // connections it held may be reset
+};
+
+class GoSdkCrashTest : public ::testing::TestWithParam<CrashCase> {};
+
+// As tests/crash/crash_matrix_test.cc, with gokvd: one flock holder, alive
+// and serving; the documented exit code; convergence; a clean upgrade
+// after; every acknowledged write readable.
+TEST_P(GoSdkCrashTest, InvariantsHold) {
+  const CrashCase& cc = GetParam();
+  auto target = crashpoints::ParseTarget(cc.point);
+  ASSERT_TRUE(target) << cc.point;
+  const bool successor = target->info->role == crashpoints::Role::kSuccessor;
+  Cluster c(GokvdOptions({}, successor ? std::vector<std::string>{}
+                                       : std::vector<std::string>{std::string("BATON_CRASH_AT=") + cc.point}));
+  ASSERT_TRUE(c.Start()) << c.SupervisorLog();
+  c.StartLoad(8, "600s");
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const std::string binary =
+      successor ? c.Script("armed", std::string("BATON_CRASH_AT=") + cc.point + " exec " + kGokvd + " \"$@\"")
+                : kGokvd;
+  auto r = c.Upgrade(binary);
+  EXPECT_TRUE(cc.exit_codes.count(r.exit_code)) << "exit " << r.exit_code << ": " << r.out << r.err;
+  EXPECT_TRUE(c.WaitForLog("baton crashpoint " + std::string(target->info->name), std::chrono::seconds(10)))
+      << "the point never fired";
+
+  bool healthy = false;
+  pid_t serving = -1;
+  for (int i = 0; i < 750 && !healthy; ++i) {
+    serving = c.IncumbentPid();
+    healthy = serving > 0 && ProcessRunning(serving) && c.Healthy() &&
+              ownership::RecordedHolder(c.dir() + "/data") == serving;
+    if (!healthy) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_TRUE(healthy) << c.SupervisorLog().substr(0, 8000);
+  auto probe = ownership::DataDirLock::Acquire(c.dir() + "/data");
+  EXPECT_FALSE(probe) << "nobody holds the data-dir lock";
+  EXPECT_EQ(ownership::RecordedHolder(c.dir() + "/data"), serving);
+
+  auto next = c.Upgrade(kGokvd);
+  EXPECT_EQ(next.exit_code, 0) << next.out << next.err;
+  ExpectCleanLoad(c.FinishLoad(), cc.process_dies_serving);
+  EXPECT_EQ(ZombiesAfterSettling(c.supervisor_pid()), 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Points, GoSdkCrashTest,
+    ::testing::Values(
+        // The incumbent dies mid-handoff: the warm successor takes over.
+        CrashCase{"incumbent.in_seal", {0}, true}, CrashCase{"incumbent.after_flock_release", {0}, true},
+        // The successor dies before Ready: rolled back to the incumbent.
+        CrashCase{"successor.after_flock", {3}, false}, CrashCase{"successor.before_ready", {3}, true}),
+    [](const auto& info) {
+      std::string n = info.param.point;
+      for (auto& ch : n) ch = (ch == '.' ? '_' : ch);
+      return n;
+    });
+
+}  // namespace
+}  // namespace baton::harness
