@@ -75,7 +75,7 @@ class PackageEnvironment : public ::testing::Environment {
     for (const auto& deb : in.debs) {
       auto x = RunCommand({"dpkg", "-x", deb, in.root}, seconds(120));
       if (x.exit_code != 0) {
-        in.log = "dpkg -x " + deb + ": " + x.err;
+        in.log = "dpkg -x " + deb + " (exit " + std::to_string(x.exit_code) + "): " + x.out + x.err;
         return;
       }
     }

@@ -41,10 +41,11 @@ RunResult RunProgram(const std::vector<std::string>& argv, const RunOptions& opt
     ::dup2(out_pipe[1], 1);
     ::dup2(err_pipe[1], 2);
     if (opts.in_child) opts.in_child();
+    // A bare name ("dpkg", "pkg-config") is looked up in our PATH.
     if (opts.env.empty()) {
-      ::execv(argp[0], argp.data());
+      ::execvp(argp[0], argp.data());
     } else {
-      ::execve(argp[0], argp.data(), envp.data());
+      ::execvpe(argp[0], argp.data(), envp.data());
     }
     ::_exit(127);
   }

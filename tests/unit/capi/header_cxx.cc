@@ -3,7 +3,9 @@
 
 int CapiHeaderCxxCheck();
 int CapiHeaderCxxCheck() {
-  baton_options o{.size = sizeof(baton_options), .build_id = "x"};
+  baton_options o{};
+  o.size = sizeof o;
+  o.build_id = "x";
   baton_hooks h{};
   h.size = sizeof h;
   return static_cast<int>(o.size + h.size) + BATON_IO_ERROR;
