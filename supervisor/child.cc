@@ -33,7 +33,7 @@ std::string CrashRoute::TakeFor(ChildRole role) {
 }
 
 std::vector<std::string> ChildEnvironment(const std::string& crash_at, const std::string& data_dir,
-                                               std::vector<std::string> base) {
+                                         std::vector<std::string> base) {
   std::vector<std::string> env;
   for (auto& e : base) {
     if (e.rfind("BATON_CRASH_AT=", 0) == 0) continue;
@@ -46,7 +46,7 @@ std::vector<std::string> ChildEnvironment(const std::string& crash_at, const std
 }
 
 Result<std::shared_ptr<Child>> SpawnChild(asio::io_context& io, const std::vector<Listener>& listeners,
-                                                    const SpawnSpec& spec, ChildCallbacks callbacks) {
+                                          const SpawnSpec& spec, ChildCallbacks callbacks) {
   auto pair = MakeControlSocketPair();
   if (!pair) return pair.error();
   auto [parent_fd, child_fd] = *pair;

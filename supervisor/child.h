@@ -80,12 +80,12 @@ struct ChildCallbacks {
 // minus BATON_CRASH_AT, plus the routed `crash_at` (if any) and
 // BATON_DATA_DIR.
 std::vector<std::string> ChildEnvironment(const std::string& crash_at, const std::string& data_dir,
-                                               std::vector<std::string> base = CurrentEnvironment());
+                                         std::vector<std::string> base = CurrentEnvironment());
 
 // Starts `spec.binary` with the listeners and a fresh control socketpair
 // (the child environment contract), and starts watching its channel and
 // its exit. Errors leave nothing behind.
 Result<std::shared_ptr<Child>> SpawnChild(boost::asio::io_context& io, const std::vector<Listener>& listeners,
-                                                    const SpawnSpec& spec, ChildCallbacks callbacks);
+                                          const SpawnSpec& spec, ChildCallbacks callbacks);
 
 }  // namespace baton::supervisor

@@ -22,7 +22,7 @@ struct HelloPolicy {
   // takes over no one's state.
   std::optional<protocol::VersionRange> incumbent_schema;
   protocol::LivenessOptions liveness;
-  std::string handoff_id;      // "" for a cold start
+  std::string handoff_id;       // "" for a cold start
   std::string_view child_name;  // how a refusal names the child: "daemon", "successor"
 };
 

@@ -32,7 +32,7 @@ constexpr Duration kKilledOrphanWait = seconds(5);
 // over at the shortest back-off.
 constexpr Duration kStableRun = seconds(10);
 
-// How the journal names this process.
+// How the adoption record names this process.
 RecordedProcess SelfEntry() {
   auto e = EntryFor(::getpid(), "");
   return e ? *e : RecordedProcess{::getpid(), 0, ""};
@@ -187,7 +187,7 @@ void SupervisorImpl::Stop(std::function<void()> done) {
 // ---- children -------------------------------------------------------------
 
 Result<std::shared_ptr<Child>> SupervisorImpl::Spawn(ChildRole role, const std::string& binary,
-                                                          const std::vector<std::string>& args) {
+                                                     const std::vector<std::string>& args) {
   SpawnSpec spec;
   spec.number = ++spawned_;
   spec.role = role;
@@ -200,9 +200,9 @@ Result<std::shared_ptr<Child>> SupervisorImpl::Spawn(ChildRole role, const std::
   // Until its Hello, a child has the hello timeout to speak.
   spec.liveness.liveness_timeout = std::max(spec.liveness.liveness_timeout, opts_.timeouts.hello);
   auto g = SpawnChild(io_, listeners_, spec,
-                           {[this](const auto& g, const v1::Envelope& env) { OnChildMessage(g, env); },
-                            [this](const auto& g, const Error& e) { OnChildClosed(g, e); },
-                            [this](const auto& g, const ChildExit& how) { OnChildExit(g, how); }});
+                      {[this](const auto& g, const v1::Envelope& env) { OnChildMessage(g, env); },
+                       [this](const auto& g, const Error& e) { OnChildClosed(g, e); },
+                       [this](const auto& g, const ChildExit& how) { OnChildExit(g, how); }});
   if (!g) return g.error();
   if (auto e = EntryFor((*g)->pid, std::string(ChildRoleName(role))); e) (*g)->record = *e;
   children_[(*g)->number] = *g;

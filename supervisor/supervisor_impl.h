@@ -75,7 +75,7 @@ class SupervisorImpl final : public Supervisor {
 
   // ---- children
   Result<std::shared_ptr<Child>> Spawn(ChildRole role, const std::string& binary,
-                                            const std::vector<std::string>& args);
+                                       const std::vector<std::string>& args);
   void ColdStart();
   void ScheduleRestart();
   HandoffPart PartOf(const std::shared_ptr<Child>& g) const;
