@@ -113,7 +113,15 @@ TEST(RollbackTest, SecondUpgradeWhileOneRunsIsRefusedAtOnce) {
   ASSERT_TRUE(c.Start());
   const std::string slow = c.Script("slow-warm", "exec " + kKvd + " \"$@\" --warm-delay-ms 3000");
   auto first = std::async(std::launch::async, [&] { return c.Upgrade(slow); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  // Until the supervisor has the first handoff (a guessed 500 ms was too
+  // short on a busy machine: the second upgrade then came first).
+  bool running = false;
+  for (int i = 0; i < 500 && !running; ++i) {
+    const auto s = c.Status();
+    running = s.json.is_object() && !s.json.at("handoff_in_progress").as_string().empty();
+    if (!running) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_TRUE(running) << "the first upgrade did not start";
   const auto t0 = std::chrono::steady_clock::now();
   auto second = c.Upgrade();
   const auto took = std::chrono::steady_clock::now() - t0;
