@@ -1,4 +1,4 @@
-// Named crash points (DESIGN §9). Every point is compiled into every build;
+// Named crash points (docs/design.md §9). Every point is compiled into every build;
 // an unarmed point costs one relaxed atomic load.
 //
 //   BATON_CRASH_AT=<name>[@<role>]   arm one point in this process; the

@@ -5,14 +5,14 @@
 //   serving --Prepare--> draining --[drain]--> drained --Seal--> sealing
 //   --[seal, release lock]--> sealed --Commit--> retiring --[retire]--> exit 0
 //
-// With a Postgres lease, sealing is (DESIGN §8): quiesce the lease (stop
+// With a Postgres lease, sealing is (docs/design.md §8): quiesce the lease (stop
 // renewing, await a renew in flight) → seal hook → transfer the lease to the
 // successor's holder id → release the lock → SealComplete{lease_epoch}. A
 // failed or late transfer is a failed seal (SealFailed, resume). Every resume
 // also resumes the lease: renewing again, or reclaiming what we handed over.
 //   drained|sealed --Resume--> resuming --[resume]--> serving
 //
-// Failures (DESIGN §3): a failed drain or seal resumes by itself and tells
+// Failures (docs/design.md §3): a failed drain or seal resumes by itself and tells
 // the supervisor (SealFailed). If the supervisor goes silent or its own
 // deadline passes: not sealed → resume; sealed → watch the successor's pid
 // and re-take the lock once it is gone, or exit if the successor owns the

@@ -1,4 +1,4 @@
-// Data-dir ownership (DESIGN §7).
+// Data-dir ownership (docs/design.md §7).
 //
 //   <data-dir>/.baton.lock        flock(LOCK_EX|LOCK_NB); never unlinked, so
 //                                 every process locks the same inode. The holder

@@ -1,4 +1,4 @@
-// The leader lease of one process (DESIGN §8): a single actor coroutine on
+// The leader lease of one process (docs/design.md §8): a single actor coroutine on
 // the process's executor owns the Postgres connection and runs one
 // statement at a time — campaign (acquire, woken by NOTIFY, polled as a
 // backstop), renew, and the handoff commands (quiesce, transfer, confirm,

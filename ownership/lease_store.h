@@ -1,4 +1,4 @@
-// The Postgres side of the leader lease (DESIGN §8): the SQL contract, one
+// The Postgres side of the leader lease (docs/design.md §8): the SQL contract, one
 // bounded statement per operation on one connection.
 //
 //   baton_lease(name pk, holder, epoch, expires_at, updated_at)

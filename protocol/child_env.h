@@ -1,4 +1,4 @@
-// The child environment contract (DESIGN §1), systemd-compatible so an
+// The child environment contract (docs/design.md §1), systemd-compatible so an
 // unmodified daemon calling sd_listen_fds() sees its listeners:
 //
 //   fd 3 .. 3+n-1      the listeners, in order      LISTEN_FDS=<n>

@@ -1,5 +1,5 @@
 // Framing for the control channel and the admin socket: a 4-byte big-endian
-// payload length, then one serialized baton.v1.Envelope (DESIGN §6).
+// payload length, then one serialized baton.v1.Envelope (docs/design.md §6).
 //
 // FrameDecoder is incremental and owns no I/O: bytes in, then Next() yields a
 // frame, "need more", or an error. Partial input is kept across calls, so a

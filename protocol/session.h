@@ -39,7 +39,7 @@ struct WatchPidAction {
 };
 // The daemon may serve now (cold start done, or the successor is Ready).
 struct ServingAction {};
-// Drive the process's Postgres lease (DESIGN §8); the driver reports
+// Drive the process's Postgres lease (docs/design.md §8); the driver reports
 // LeaseDone for kQuiesce, kTransfer and kConfirm. kCampaign and kResume
 // are fire-and-forget.
 enum class LeaseOp { kCampaign, kQuiesce, kTransfer, kConfirm, kResume };

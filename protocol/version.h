@@ -1,4 +1,4 @@
-// Version negotiation (DESIGN §6): each side speaks an inclusive [min, max]
+// Version negotiation (docs/design.md §6): each side speaks an inclusive [min, max]
 // range; the highest common version wins, no overlap is a refusal that names
 // both ranges. The same rule applies to the daemon's state-schema range.
 #pragma once

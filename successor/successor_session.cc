@@ -183,7 +183,7 @@ SessionActions SuccessorSession::OnLeaseDone(const protocol::LeaseDone& done) {
 
 SessionActions SuccessorSession::OnChannelClosed(const Error& why) {
   if (state_ == State::kServing || state_ == State::kExited) return {};
-  // N without S before Ready exits (DESIGN §3).
+  // N without S before Ready exits (docs/design.md §3).
   return Fail(fmt::format("supervisor gone before Ready: {}", why.message), false);
 }
 

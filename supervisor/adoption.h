@@ -1,4 +1,4 @@
-// Taking over from a supervisor that died (DESIGN §3, "S dies or hangs").
+// Taking over from a supervisor that died (docs/design.md §3, "S dies or hangs").
 //
 // The generations it started keep running without it (the orphan rules of
 // §3 decide which one keeps serving) and keep the listening sockets open, so

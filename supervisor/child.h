@@ -52,7 +52,7 @@ struct SpawnSpec {
   std::vector<std::string> base_env;   // the child's environment before the contract; empty = ours
 };
 
-// Routes the supervisor's own BATON_CRASH_AT to children (DESIGN §9): the
+// Routes the supervisor's own BATON_CRASH_AT to children (docs/design.md §9): the
 // point goes once, to the first child spawned in the role it targets
 // (crashpoints::Target), so a restarted generation never inherits it.
 class CrashRoute {

@@ -14,7 +14,7 @@
 
 namespace baton::supervisor {
 
-// Optional Postgres leader lease (DESIGN §8). The supervisor does not talk to
+// Optional Postgres leader lease (docs/design.md §8). The supervisor does not talk to
 // Postgres: it hands these to every generation as BATON_LEASE_* variables.
 struct LeaseConfig {
   std::string dsn;          // BATON_LEASE_DSN

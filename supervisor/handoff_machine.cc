@@ -324,7 +324,7 @@ Actions HandoffMachine::OnIncumbentChannelClosed(const Error& why, TimePoint /*n
       return {};
     case State::kResuming: {
       // An incumbent we cannot talk to must not keep the data: end it so the
-      // supervisor restarts a generation (DESIGN §4.4: converge without a human).
+      // supervisor restarts a generation (docs/design.md §4.4: converge without a human).
       Actions out{SignalIncumbent{SIGKILL}};
       auto more = Finish(Outcome::kFailed,
                          fmt::format("{}; the incumbent's channel closed while resuming: {}", reason_, why.message));

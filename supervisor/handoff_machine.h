@@ -1,4 +1,4 @@
-// The supervisor's handoff logic (DESIGN §2-3) as a pure state machine:
+// The supervisor's handoff logic (docs/design.md §2-3) as a pure state machine:
 // events and a clock in, actions and one next deadline out. No I/O: the
 // driver (supervisor.cc) spawns, sends, signals and arms the timer.
 //

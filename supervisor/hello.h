@@ -1,4 +1,4 @@
-// The supervisor's answer to a child's Hello (DESIGN §2 step 2), pure: the
+// The supervisor's answer to a child's Hello (docs/design.md §2 step 2), pure: the
 // highest common protocol version, the state-schema check against the
 // incumbent when there is one, and the heartbeat and liveness settings both
 // sides then use. The handoff machine answers a successor with it; the

@@ -20,7 +20,7 @@ namespace {
 namespace asio = boost::asio;
 
 // A handoff the old supervisor left half done is resolved by the orphan
-// rules of DESIGN §3 within the liveness timeout plus the incumbent's orphan
+// rules of docs/design.md §3 within the liveness timeout plus the incumbent's orphan
 // grace; a second more and it is surely settled.
 const Duration kOrphanSettleTime = incumbent::IncumbentOptions{}.orphan_grace + seconds(1);
 // Orphans are not our children, so nothing tells us they ended: we poll.

@@ -1,6 +1,6 @@
 // The supervisor `S`: owns the listeners, the daemon generations (children),
 // the admin socket, and drives one handoff at a time through the pure
-// HandoffMachine. See DESIGN §1-3.
+// HandoffMachine. See docs/design.md §1-3.
 //
 // Threading: everything runs on the one io_context passed to Create(), from
 // one thread. Children are spawned with Boost.Process v2 and reaped through

@@ -1,4 +1,4 @@
-// The Postgres leader lease a daemon may hold (DESIGN §8).
+// The Postgres leader lease a daemon may hold (docs/design.md §8).
 //
 //   baton::DaemonOptions o{...};
 //   o.lease = baton::LeaseOptions{.name = "reconciler", .dsn = flag_dsn};

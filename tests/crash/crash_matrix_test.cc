@@ -1,5 +1,5 @@
 // Kill the incumbent or the successor at each of its named crash points
-// during an upgrade under load, then check DESIGN §4: exactly one flock
+// during an upgrade under load, then check docs/design.md §4: exactly one flock
 // holder, alive and serving; no refused connection; every acknowledged
 // write readable; the documented exit code; the service converges within
 // the liveness timeout plus a grace; the next clean upgrade commits.
@@ -92,7 +92,7 @@ INSTANTIATE_TEST_SUITE_P(
     Points, CrashMatrixTest,
     ::testing::Values(
         // The incumbent dies mid-handoff: its flock goes with it and the
-        // warm successor takes over (DESIGN §3) — committed.
+        // warm successor takes over (docs/design.md §3) — committed.
         CrashCase{"incumbent.in_drain", {0}, true}, CrashCase{"incumbent.in_seal", {0}, true},
         CrashCase{"incumbent.after_flock_release", {0}, true},
         CrashCase{"incumbent.after_seal_complete", {0}, true}, CrashCase{"incumbent.after_commit", {0}, true},

@@ -1,5 +1,5 @@
 // The supervisor dies (or hangs) at each step of a handoff under load.
-// DESIGN §3: the generations it started resolve the handoff by the orphan
+// docs/design.md §3: the generations it started resolve the handoff by the orphan
 // rules on their own (the incumbent resumes unless the successor got Ready;
 // a successor without a supervisor before Ready exits), and exactly one of
 // them keeps serving through the listeners it inherited: no refused

@@ -1,5 +1,5 @@
 // Random event sequences against the supervisor's handoff machine. Whatever
-// happens, the machine must never break DESIGN §2-4:
+// happens, the machine must never break docs/design.md §2-4:
 //   * Commit goes to the incumbent only after the successor said Ready;
 //   * Begin goes to the successor only after SealComplete, or after the
 //     incumbent died (then unsealed);

@@ -1,5 +1,5 @@
 // Bad input on the control channel and the admin socket: a clear error and
-// nothing lost; the old generation keeps serving (DESIGN §3 "anything
+// nothing lost; the old generation keeps serving (docs/design.md §3 "anything
 // unexpected on the wire").
 #include <fcntl.h>
 #include <sys/socket.h>

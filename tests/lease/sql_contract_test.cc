@@ -1,4 +1,4 @@
-// The lease's SQL contract (DESIGN §8) against a real PostgreSQL 15: one
+// The lease's SQL contract (docs/design.md §8) against a real PostgreSQL 15: one
 // winner among concurrent acquirers, fenced renew/release/transfer, the
 // renew-after-transfer race, epochs that only grow, no DELETE anywhere.
 #include <libpq-fe.h>

@@ -92,7 +92,7 @@ struct UpgradeWindow {
   bool baseline_valid = false;
 
   // Over the handoff's write-unavailable steps only (drain, seal, begin:
-  // DESIGN §2 steps 4-6), bracketed from the supervisor's phase times as
+  // docs/design.md §2 steps 4-6), bracketed from the supervisor's phase times as
   // [trigger + spawn + hello + warm, return - commit]. The bracket always
   // contains those steps: the CLI's own start-up and exit only widen it.
   bool bracket_valid = false;  // phases known

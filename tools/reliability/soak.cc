@@ -1,5 +1,5 @@
 // baton-soak: hundreds of upgrades of kvd under verifying load, with a
-// random fault in one upgrade out of K (DESIGN §4 invariants 2, 3, 6, 7).
+// random fault in one upgrade out of K (docs/design.md §4 invariants 2, 3, 6, 7).
 //
 // Each fault has a documented outcome (docs/reliability.md); the soak checks
 // every upgrade's exit code against it, and at the end: zero lost writes,

@@ -1,4 +1,4 @@
-// The incumbent's seal with a Postgres lease (DESIGN §8): quiesce → seal
+// The incumbent's seal with a Postgres lease (docs/design.md §8): quiesce → seal
 // hook → transfer → release the lock → SealComplete{lease_epoch}; a failed
 // transfer is a failed seal; every resume also resumes the lease.
 #include <gtest/gtest.h>

@@ -67,7 +67,7 @@ v1::Envelope Decode1(std::string_view bytes) {
 
 TEST(FrameTest, EveryMessageRoundTrips) {
   auto all = EveryMessage();
-  // The 18 control messages of DESIGN §2-3 and the 11 admin ones.
+  // The 18 control messages of docs/design.md §2-3 and the 11 admin ones.
   ASSERT_EQ(all.size(), 29u);
   for (const auto& env : all) {
     auto frame = EncodeFrame(env);
