@@ -295,7 +295,11 @@ void Cluster::StartLoad(int connections, const std::string& duration, bool close
                         std::vector<std::string> extra) {
   std::vector<std::string> argv = {BinPath("baton-load"), "--target", url(), "--connections",
                                    std::to_string(connections), "--duration", duration, "--json", "--write-ratio",
-                                   std::to_string(write_ratio)};
+                                   std::to_string(write_ratio),
+                                   // Every acknowledged write is read back afterwards; a long run on a busy
+                                   // machine acknowledges many (430k in one 280 s run that took 60 s to
+                                   // verify half). Bounded below FinishLoad's 180 s wait.
+                                   "--verify-timeout", "150s"};
   if (close_mode) argv.push_back("--close");
   for (auto& a : extra) argv.push_back(std::move(a));
   load_pid_ = SpawnBackground(argv, {}, dir() + "/load.json", dir() + "/load.err");
