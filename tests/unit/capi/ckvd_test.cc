@@ -38,7 +38,10 @@ std::string BuildCkvd(const std::string& dir, std::string* log) {
   // A sanitized libbaton needs its runtime in the executable too.
   if (std::string sanitize = BATON_TEST_SANITIZE; !sanitize.empty()) {
     argv.push_back("CFLAGS=-O1 -g -fno-omit-frame-pointer -fsanitize=" + sanitize);
-    argv.push_back("LDFLAGS=-fsanitize=" + sanitize);
+    // libbaton is C++: its UBSan checks (vptr) need the sanitizer's C++
+    // runtime, which a C link leaves out unless asked (clang).
+    argv.push_back("LDFLAGS=-fsanitize=" + sanitize + " -fsanitize-link-c++-runtime");
+    argv.push_back("LDLIBS=-lstdc++");
   }
   auto r = RunProgram(argv, opts);
   *log = r.out + r.err;
