@@ -12,6 +12,7 @@
 
 #include "crashpoints/crashpoints.h"
 #include "ownership/data_dir.h"
+#include "tests/crash/converge.h"
 #include "tests/integration/integration_util.h"
 #include "tools/harness/subprocess.h"
 
@@ -63,22 +64,7 @@ TEST_P(CrashMatrixTest, InvariantsHold) {
   EXPECT_TRUE(c.WaitForLog("baton crashpoint " + name, std::chrono::seconds(10))) << "the point never fired";
 
   // Converges to one serving generation within liveness (5 s) + grace.
-  bool healthy = false;
-  pid_t serving = -1;
-  for (int i = 0; i < 750 && !healthy; ++i) {
-    // The status names the generation of record; right after a death it may
-    // still name the dead one (not yet reaped) while a restart comes up, so
-    // wait until it names a running process that also holds the flock.
-    serving = c.IncumbentPid();
-    healthy = serving > 0 && ProcessRunning(serving) && c.Healthy() &&
-              ownership::RecordedHolder(c.dir() + "/data") == serving;
-    if (!healthy) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  ASSERT_TRUE(healthy) << c.SupervisorLog().substr(0, 8000);
-  // Exactly one flock holder, and it is the serving generation.
-  auto probe = ownership::DataDirLock::Acquire(c.dir() + "/data");
-  EXPECT_FALSE(probe) << "nobody holds the data-dir lock";
-  EXPECT_EQ(ownership::RecordedHolder(c.dir() + "/data"), serving);
+  ASSERT_NO_FATAL_FAILURE(ExpectConvergesToOneOwner(c));
 
   // A clean upgrade to the plain binary (an armed successor that got Ready
   // became the service's binary, so name the clean one explicitly).

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "ownership/data_dir.h"
+#include "tests/crash/converge.h"
 #include "tests/integration/integration_util.h"
 
 namespace baton::harness {
@@ -177,18 +178,8 @@ TEST_P(PythonSdkCrashTest, InvariantsHold) {
   EXPECT_EQ(r.exit_code, cc.exit_code) << r.out << r.err;
   EXPECT_TRUE(c.WaitForLog("baton crashpoint " + point, std::chrono::seconds(10))) << "the point never fired";
 
-  bool healthy = false;
-  pid_t serving = -1;
-  for (int i = 0; i < 750 && !healthy; ++i) {
-    serving = c.IncumbentPid();
-    healthy = serving > 0 && ProcessRunning(serving) && c.Healthy() &&
-              ownership::RecordedHolder(c.dir() + "/data") == serving;
-    if (!healthy) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  ASSERT_TRUE(healthy) << c.SupervisorLog().substr(0, 8000);
-  auto probe = ownership::DataDirLock::Acquire(c.dir() + "/data");
-  EXPECT_FALSE(probe) << "nobody holds the data-dir lock";
-  EXPECT_EQ(ownership::RecordedHolder(c.dir() + "/data"), serving);
+  // Converges to one serving generation within liveness (5 s) + grace.
+  ASSERT_NO_FATAL_FAILURE(ExpectConvergesToOneOwner(c));
 
   auto next = c.Upgrade(kPykvd);
   EXPECT_EQ(next.exit_code, 0) << next.out << next.err;
