@@ -3,8 +3,10 @@
 // unpacked with dpkg -x into a scratch root; then everything is used from
 // that root: the file layout and package metadata, `baton --version` and the
 // man page, pkg-config, and an out-of-tree C++ daemon (cxx_daemon/, built
-// with find_package(baton)) that the installed baton supervises and upgrades
-// 20 times under baton-load with no error and no lost write.
+// with find_package(baton)) and an out-of-tree C daemon (c_daemon/, built by
+// its Makefile with pkg-config's flags), each of which the installed baton
+// supervises and upgrades 20 times under baton-load with no error and no
+// lost write.
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -216,25 +218,10 @@ struct Group {
   }
 };
 
-TEST(InstallTest, OutOfTreeDaemonIsUpgradedTwentyTimesUnderLoad) {
-  ASSERT_INSTALLED();
-  const Installed& in = *installed;
-  const std::string dir = in.dir.path() + "/cxxd";
-  // Configure and build against the unpacked packages only.
-  auto conf = RunCommand({"cmake", "-S", kSourceDir + "/tests/install/cxx_daemon", "-B", dir + "/build", "-G",
-                          "Ninja", "-DCMAKE_BUILD_TYPE=RelWithDebInfo", "-DCMAKE_PREFIX_PATH=" + in.Path("usr")},
-                         seconds(300));
-  ASSERT_EQ(conf.exit_code, 0) << conf.out << conf.err;
-  const std::string cache = ReadAll(dir + "/build/CMakeCache.txt");
-  EXPECT_NE(cache.find("baton_DIR:PATH=" + in.Path(kLibDir + "/cmake/baton")), std::string::npos)
-      << "find_package(baton) must find the unpacked package";
-  auto build = RunCommand({"cmake", "--build", dir + "/build"}, seconds(600));
-  ASSERT_EQ(build.exit_code, 0) << build.out << build.err;
-  const std::string daemon = dir + "/build/cxx_daemon";
-  auto ldd = RunCommand({"ldd", daemon}, seconds(30));
-  EXPECT_NE(ldd.out.find(in.Path(kLibDir + "/libbaton.so.0")), std::string::npos) << ldd.out;
-
-  // Supervised by the installed baton.
+// `daemon` (built in `dir` against the unpacked packages), supervised by the
+// installed baton, upgraded 20 times under baton-load: no error, no lost
+// write, and a SIGTERM ends the supervisor cleanly.
+void ExpectTwentyUpgradesUnderLoad(const Installed& in, const std::string& daemon, const std::string& dir) {
   fs::create_directories(dir + "/data");
   const int port = FreePort();
   const std::string run = dir + "/run";
@@ -304,6 +291,48 @@ TEST(InstallTest, OutOfTreeDaemonIsUpgradedTwentyTimesUnderLoad) {
   const int status = WaitFor(sup.pid, seconds(60));
   EXPECT_TRUE(status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0) << status << "\n" << supervisor_log();
   if (status >= 0) sup.pid = -1;
+}
+
+TEST(InstallTest, OutOfTreeCxxDaemonIsUpgradedTwentyTimesUnderLoad) {
+  ASSERT_INSTALLED();
+  const Installed& in = *installed;
+  const std::string dir = in.dir.path() + "/cxxd";
+  // Configure and build against the unpacked packages only.
+  auto conf = RunCommand({"cmake", "-S", kSourceDir + "/tests/install/cxx_daemon", "-B", dir + "/build", "-G",
+                          "Ninja", "-DCMAKE_BUILD_TYPE=RelWithDebInfo", "-DCMAKE_PREFIX_PATH=" + in.Path("usr")},
+                         seconds(300));
+  ASSERT_EQ(conf.exit_code, 0) << conf.out << conf.err;
+  const std::string cache = ReadAll(dir + "/build/CMakeCache.txt");
+  EXPECT_NE(cache.find("baton_DIR:PATH=" + in.Path(kLibDir + "/cmake/baton")), std::string::npos)
+      << "find_package(baton) must find the unpacked package";
+  auto build = RunCommand({"cmake", "--build", dir + "/build"}, seconds(600));
+  ASSERT_EQ(build.exit_code, 0) << build.out << build.err;
+  const std::string daemon = dir + "/build/cxx_daemon";
+  auto ldd = RunCommand({"ldd", daemon}, seconds(30));
+  EXPECT_NE(ldd.out.find(in.Path(kLibDir + "/libbaton.so.0")), std::string::npos) << ldd.out;
+
+  ExpectTwentyUpgradesUnderLoad(in, daemon, dir);
+}
+
+// ckvd (c_daemon/), baton.h only, built by its own Makefile with the flags
+// `pkg-config --cflags --libs baton` gives for the unpacked packages. The
+// root is not on the loader's path, so the link records it (as a user of a
+// non-standard prefix would) and ldd shows the packaged library is the one used.
+TEST(InstallTest, OutOfTreeCDaemonIsUpgradedTwentyTimesUnderLoad) {
+  ASSERT_INSTALLED();
+  const Installed& in = *installed;
+  const std::string dir = in.dir.path() + "/cd";
+  fs::create_directories(dir);
+  auto build = RunCommand({"make", "-C", dir, "-f", kSourceDir + "/tests/install/c_daemon/Makefile",
+                           "LDFLAGS=-Wl,-rpath," + in.Path(kLibDir)},
+                          seconds(300),
+                          {"PKG_CONFIG_SYSROOT_DIR=" + in.root, "PKG_CONFIG_LIBDIR=" + in.Path(kLibDir + "/pkgconfig")});
+  ASSERT_EQ(build.exit_code, 0) << build.out << build.err;
+  EXPECT_NE(build.out.find("-I" + in.Path("usr/include")), std::string::npos) << "pkg-config's flags: " << build.out;
+  const std::string daemon = dir + "/ckvd";
+  auto ldd = RunCommand({"ldd", daemon}, seconds(30));
+  EXPECT_NE(ldd.out.find(in.Path(kLibDir + "/libbaton.so.0")), std::string::npos) << ldd.out;
+  ExpectTwentyUpgradesUnderLoad(in, daemon, dir);
 }
 
 }  // namespace
