@@ -1,5 +1,6 @@
 #include "ownership/lease_store.h"
 
+#include <algorithm>
 #include <charconv>
 #include <regex>
 
@@ -92,12 +93,70 @@ WITH t AS (
 SELECT t.epoch, pg_notify('baton_lease', t.name || ' ' || t.epoch || ' ' || t.holder) FROM t
 )sql";
 
-// The DSN with any password masked, for error messages.
-std::string Redact(const std::string& dsn) {
-  static const std::regex kUriPassword(R"((://[^:/@]*):[^@/]*@)");
-  static const std::regex kKeyPassword(R"((password\s*=\s*)('[^']*'|\S+))");
-  std::string out = std::regex_replace(dsn, kUriPassword, "$1:***@");
-  return std::regex_replace(out, kKeyPassword, "$1***");
+// The secret parts of a DSN as written: a URI's password (userinfo or a
+// `password` query parameter) and a `password=` keyword's value, each also
+// percent-decoded. libpq's parse errors quote fragments of the DSN (e.g.
+// `invalid percent-encoded token: "<password>"`), so every one of these is
+// masked wherever it appears, not only the DSN as a whole.
+std::vector<std::string> SecretParts(const std::string& dsn) {
+  std::vector<std::string> raw;
+  static const std::regex kUri(R"(^postgres(ql)?://([^@/]*)@)");
+  static const std::regex kQueryPassword(R"([?&]password=([^&]*))");
+  static const std::regex kKeyPassword(R"(password\s*=\s*('((?:[^'\\]|\\.)*)'?|\S+))");
+  std::smatch m;
+  if (std::regex_search(dsn, m, kUri)) {
+    const std::string userinfo = m[2].str();
+    if (const auto colon = userinfo.find(':'); colon != std::string::npos) raw.push_back(userinfo.substr(colon + 1));
+  }
+  for (auto it = std::sregex_iterator(dsn.begin(), dsn.end(), kQueryPassword); it != std::sregex_iterator(); ++it) {
+    raw.push_back((*it)[1].str());
+  }
+  for (auto it = std::sregex_iterator(dsn.begin(), dsn.end(), kKeyPassword); it != std::sregex_iterator(); ++it) {
+    raw.push_back((*it)[2].matched ? (*it)[2].str() : (*it)[1].str());
+  }
+  std::vector<std::string> out;
+  for (const auto& r : raw) {
+    if (r.empty()) continue;
+    out.push_back(r);
+    std::string decoded;
+    for (size_t i = 0; i < r.size(); ++i) {
+      uint8_t byte = 0;
+      const char* hex = r.data() + i + 1;
+      if (r[i] == '%' && i + 2 < r.size() && std::from_chars(hex, hex + 2, byte, 16).ptr == hex + 2) {
+        decoded.push_back(static_cast<char>(byte));
+        i += 2;
+      } else {
+        decoded.push_back(r[i]);
+      }
+    }
+    if (decoded != r && !decoded.empty()) out.push_back(decoded);
+  }
+  // Longest first, so a secret containing another is masked whole.
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.size() > b.size(); });
+  return out;
+}
+
+std::string RedactDsnSecrets(const std::string& dsn, std::string text) {
+  const std::vector<std::string> secrets = SecretParts(dsn);
+  // A quoted fragment that is a piece of a secret is a piece of the secret.
+  static const std::regex kQuoted(R"re("([^"]*)")re");
+  std::string quoted_masked;
+  auto last = text.cbegin();
+  for (auto it = std::sregex_iterator(text.begin(), text.end(), kQuoted); it != std::sregex_iterator(); ++it) {
+    const std::string inner = (*it)[1].str();
+    const bool piece = !inner.empty() && std::any_of(secrets.begin(), secrets.end(), [&](const std::string& sec) {
+      return sec.find(inner) != std::string::npos;
+    });
+    quoted_masked.append(last, (*it)[0].first);
+    quoted_masked += piece ? std::string("\"***\"") : (*it)[0].str();
+    last = (*it)[0].second;
+  }
+  quoted_masked.append(last, text.cend());
+  text = std::move(quoted_masked);
+  for (const auto& sec : secrets) {
+    for (auto at = text.find(sec); at != std::string::npos; at = text.find(sec, at + 3)) text.replace(at, sec.size(), "***");
+  }
+  return text;
 }
 
 std::string Millis(Duration d) { return std::to_string(std::max<int64_t>(1, ToMillis(d))); }
@@ -130,11 +189,8 @@ Result<std::vector<std::pair<std::string, std::string>>> BuildConnInfo(const Sto
     std::string msg = err != nullptr ? err : "out of memory";
     if (err != nullptr) pq.PQfreemem(err);
     while (!msg.empty() && msg.back() == '\n') msg.pop_back();
-    // libpq quotes the offending text, which may hold a password.
-    if (const auto at = msg.find(s.dsn); !s.dsn.empty() && at != std::string::npos) {
-      msg.replace(at, s.dsn.size(), Redact(s.dsn));
-    }
-    return Error(Errc::kInvalidArgument, fmt::format("lease DSN: {}", msg));
+    // libpq quotes the offending text, which may be (a piece of) a password.
+    return Error(Errc::kInvalidArgument, fmt::format("lease DSN: {}", RedactDsnSecrets(s.dsn, msg)));
   }
   std::vector<std::pair<std::string, std::string>> out;
   std::string options;

@@ -257,6 +257,24 @@ TEST_F(SqlContractTest, ABadDsnIsAClearInvalidArgument) {
   EXPECT_EQ(r.error().message.find("secret"), std::string::npos) << r.error().message;
 }
 
+// libpq quotes fragments of a DSN it cannot parse, such as a password's
+// bad percent-encoding; no part of a password reaches the message.
+TEST_F(SqlContractTest, NoPieceOfAPasswordIsQuotedInADsnError) {
+  for (const std::string dsn : {"postgresql://u:se%zzcret@h/db", "postgresql://u@h/db?password=se%zzcret",
+                                "postgresql://u:se%00cret@h/db", "host=h password=se%zzcret bogus=1",
+                                "host=h password='se%zzcret' bogus=1", "postgresql://u:se%63ret@[::1/db"}) {
+    ownership::StoreSettings st;
+    st.dsn = dsn;
+    auto r = ownership::BuildConnInfo(st);
+    ASSERT_FALSE(r.has_value()) << dsn;
+    EXPECT_TRUE(r.error().Is(Errc::kInvalidArgument)) << r.error().message;
+    EXPECT_NE(r.error().message.find("lease DSN: "), std::string::npos) << r.error().message;
+    for (const char* piece : {"se%", "cret", "secret", "zz"}) {
+      EXPECT_EQ(r.error().message.find(piece), std::string::npos) << dsn << " -> " << r.error().message;
+    }
+  }
+}
+
 TEST_F(SqlContractTest, MissingPrivilegesAreAClearPermissionDenied) {
   bool ok = false;
   pg_.Query("DO $$ BEGIN CREATE ROLE baton_nopriv LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$", &ok);
