@@ -458,6 +458,12 @@ Result<std::unique_ptr<Daemon>> Daemon::Create(DaemonOptions options) {
     return Error(Errc::kInvalidArgument,
                  fmt::format("state schema range [{},{}] is empty", options.state_schema_min, options.state_schema_max));
   }
+  if (!options.lease) {
+    // The supervisor's [lease], when the daemon configured none itself.
+    auto from_env = LeaseOptionsFromEnvironment();
+    if (!from_env) return from_env.error();
+    options.lease = std::move(*from_env);
+  }
   std::optional<ownership::LeaseConfig> lease;
   if (options.lease) {
     auto cfg = ownership::MakeLeaseConfig(*options.lease);

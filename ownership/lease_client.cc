@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <charconv>
+#include <cstring>
 #include <random>
 #include <variant>
 
@@ -459,6 +461,39 @@ std::string ResolveLeaseDsn(const std::string& flag) {
   if (!flag.empty()) return flag;
   if (const char* env = std::getenv("BATON_LEASE_DSN"); env != nullptr) return env;
   return "";
+}
+
+namespace {
+
+// A whole number of milliseconds in 1 .. 24 h, or a clear error naming `var`.
+Result<std::chrono::milliseconds> MillisFromEnvironment(const char* var, std::chrono::milliseconds fallback) {
+  const char* v = std::getenv(var);
+  if (v == nullptr || *v == '\0') return fallback;
+  int64_t ms = 0;
+  const char* end = v + std::strlen(v);
+  auto [p, ec] = std::from_chars(v, end, ms);
+  if (ec != std::errc() || p != end || ms < 1 || ms > 24 * 3600 * 1000) {
+    return Error(Errc::kInvalidArgument,
+                 fmt::format("{}='{}': expected a whole number of milliseconds from 1 to 86400000", var, v));
+  }
+  return std::chrono::milliseconds(ms);
+}
+
+}  // namespace
+
+Result<std::optional<LeaseOptions>> LeaseOptionsFromEnvironment() {
+  const char* name = std::getenv("BATON_LEASE_NAME");
+  if (name == nullptr || *name == '\0') return std::optional<LeaseOptions>();
+  LeaseOptions o;
+  o.name = name;
+  o.dsn = ResolveLeaseDsn("");
+  auto ttl = MillisFromEnvironment("BATON_LEASE_TTL_MS", o.ttl);
+  if (!ttl) return ttl.error();
+  auto op = MillisFromEnvironment("BATON_LEASE_OP_TIMEOUT_MS", o.op_timeout);
+  if (!op) return op.error();
+  o.ttl = *ttl;
+  o.op_timeout = *op;
+  return std::optional<LeaseOptions>(std::move(o));
 }
 
 }  // namespace baton

@@ -59,7 +59,6 @@ std::vector<std::string> SanitizedEnvironment(const std::vector<std::string>& ou
     env["BATON_LEASE_NAME"] = lease->name;
     env["BATON_LEASE_TTL_MS"] = std::to_string(ToMillis(lease->ttl));
     env["BATON_LEASE_OP_TIMEOUT_MS"] = std::to_string(ToMillis(lease->op_timeout));
-    env["BATON_LEASE_SEAL_BUDGET_MS"] = std::to_string(ToMillis(lease->seal_budget));
   }
   std::vector<std::string> out;
   for (const auto& [k, v] : env) out.push_back(k + "=" + v);

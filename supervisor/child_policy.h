@@ -21,7 +21,6 @@ struct LeaseConfig {
   std::string name;         // BATON_LEASE_NAME: the leadership domain (row)
   Duration ttl = seconds(10);          // BATON_LEASE_TTL_MS
   Duration op_timeout = seconds(1);    // BATON_LEASE_OP_TIMEOUT_MS
-  Duration seal_budget = seconds(3);   // BATON_LEASE_SEAL_BUDGET_MS
 };
 
 // Resolves `binary` to its canonical path (symlinks and ".." resolved) and

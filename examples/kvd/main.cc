@@ -154,19 +154,18 @@ int main(int argc, char** argv) {
                  "incumbent keeps its CPU while it serves; 0: same priority")
       ->capture_default_str()
       ->check(CLI::Range(0, 19));
-  // The supervisor's [lease] config reaches us as BATON_LEASE_* variables.
+  // Without --lease-name, the library takes the supervisor's [lease] (its
+  // BATON_LEASE_* variables) by itself.
   app.add_option("--lease-name", f.lease_name,
-                 "hold the Postgres leader lease of this name; writes are accepted only while holding it")
-      ->envname("BATON_LEASE_NAME");
+                 "hold the Postgres leader lease of this name; writes are accepted only while holding it "
+                 "(default: the supervisor's [lease], if any)");
   app.add_option("--lease-dsn", f.lease_dsn,
                  "libpq connection string or URI of the lease database (default: $BATON_LEASE_DSN, then "
                  "libpq's PG* variables)");
-  app.add_option("--lease-ttl-ms", f.lease_ttl_ms, "lease time to live")
-      ->capture_default_str()
-      ->envname("BATON_LEASE_TTL_MS");
-  app.add_option("--lease-op-timeout-ms", f.lease_op_timeout_ms, "client deadline of every Postgres call")
-      ->capture_default_str()
-      ->envname("BATON_LEASE_OP_TIMEOUT_MS");
+  app.add_option("--lease-ttl-ms", f.lease_ttl_ms, "lease time to live (with --lease-name)")->capture_default_str();
+  app.add_option("--lease-op-timeout-ms", f.lease_op_timeout_ms,
+                 "client deadline of every Postgres call (with --lease-name)")
+      ->capture_default_str();
   app.add_option("--prefill", f.prefill,
                  "write this many records (keys prefill-<n>) into the empty WAL of --data-dir, print "
                  "{\"records\":…,\"bytes\":…} and exit, without serving (for benchmarks)");

@@ -100,7 +100,9 @@ typedef struct baton_options {
   baton_log_fn log;             /* NULL: JSON lines on stderr */
   void* log_user;               /* passed to `log`; must outlive the daemon */
   /* A Postgres leader lease held while serving and handed over inside Seal
-   * (docs/lease.md). lease_name NULL or "": no lease (libpq never loaded). */
+   * (docs/lease.md). lease_name NULL or "": the supervisor's [lease] if it
+   * gives one (BATON_LEASE_NAME, _DSN, _TTL_MS, _OP_TIMEOUT_MS), else no lease
+   * (libpq never loaded). */
   const char* lease_name;
   const char* lease_dsn;        /* NULL or "": $BATON_LEASE_DSN, then libpq's PG* variables */
   const char* lease_holder_id;  /* NULL or "": generated, unique per process */

@@ -42,8 +42,8 @@ enum class Role {
 };
 
 struct InheritedSocket {
-  std::string name;
-  int fd;  // a listening socket, O_CLOEXEC; the daemon owns it once Start() returns
+  std::string name{};
+  int fd = -1;  // a listening socket, O_CLOEXEC; the daemon owns it once Start() returns
 };
 
 // What the incumbent sealed, handed to the successor's Begin.
@@ -52,7 +52,7 @@ struct SealedState {
   // verify against; recover from disk (every acknowledged write was fsynced).
   bool sealed = true;
   uint64_t revision = 0;
-  std::string fingerprint;
+  std::string fingerprint{};
   uint64_t data_generation = 0;
   uint64_t lease_epoch = 0;
 };
@@ -60,7 +60,7 @@ struct SealedState {
 // What a daemon's seal reports.
 struct SealReport {
   uint64_t revision = 0;    // the last durable revision
-  std::string fingerprint;  // a digest of the state at `revision`
+  std::string fingerprint{};  // a digest of the state at `revision`
 };
 
 // The daemon's part of a handoff. Every hook runs on the library's hook
@@ -97,19 +97,22 @@ class BATON_EXPORT Hooks {
   virtual void Retire() = 0;
 };
 
+// Every member has a default, so designated initialisers may name any
+// subset of them (also under -Wextra).
 struct DaemonOptions {
-  std::string build_id;           // shown by `baton status`
+  std::string build_id{};         // shown by `baton status`
   uint32_t state_schema_min = 1;  // on-disk state versions this build reads and writes
   uint32_t state_schema_max = 1;
-  std::string data_dir;           // default: $BATON_DATA_DIR; required
+  std::string data_dir{};         // default: $BATON_DATA_DIR; required
   // Where the library's events go; not owned, must outlive the Daemon.
   // nullptr: JSON lines on stderr.
   LogSink* log = nullptr;
   // A Postgres leader lease this daemon holds while it serves, handed to
-  // the successor inside Seal (see baton/lease.h). Unset: no lease, and
-  // libpq is never loaded. Set: Create loads libpq (libpq.so.5) and fails
-  // with kFailedPrecondition if it cannot.
-  std::optional<LeaseOptions> lease;
+  // the successor inside Seal (see baton/lease.h). Unset: the lease of the
+  // supervisor's [lease] section if it has one (LeaseOptionsFromEnvironment),
+  // else no lease, and libpq is never loaded. With a lease, Create loads
+  // libpq (libpq.so.5) and fails with kFailedPrecondition if it cannot.
+  std::optional<LeaseOptions> lease{};
 };
 
 // One generation of a daemon. Create it once per process; destroy it only
@@ -132,7 +135,7 @@ class BATON_EXPORT Daemon {
   // stays owned by the Daemon until Start() returns, then by the caller.
   virtual Result<int> Listener(std::string_view name) const = 0;
   virtual const std::string& data_dir() const = 0;
-  // The lease, when DaemonOptions::lease was set (nullptr otherwise). Owned
+  // The lease, when there is one (DaemonOptions::lease; nullptr otherwise). Owned
   // by the daemon; valid until it is destroyed.
   virtual const Lease* lease() const = 0;
 

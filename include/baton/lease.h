@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "baton/errors.h"
@@ -48,5 +49,15 @@ class BATON_EXPORT Lease {
 // The DSN to use: `flag` if set, else $BATON_LEASE_DSN, else "" (libpq
 // then reads PGHOST, PGPORT, PGUSER, PGDATABASE, ...).
 BATON_EXPORT std::string ResolveLeaseDsn(const std::string& flag);
+
+// The lease `baton supervise` gives every generation (its [lease] section,
+// as BATON_LEASE_NAME, BATON_LEASE_DSN, BATON_LEASE_TTL_MS and
+// BATON_LEASE_OP_TIMEOUT_MS), or no value when BATON_LEASE_NAME is unset or
+// empty. A malformed number is kInvalidArgument naming the variable.
+// Daemon::Create uses it when DaemonOptions::lease is unset, so a daemon
+// need not read these variables itself; call it to start from the
+// supervisor's settings and change some. Reads the environment: call it
+// while no other thread changes the environment (as getenv(3) requires).
+BATON_EXPORT Result<std::optional<LeaseOptions>> LeaseOptionsFromEnvironment();
 
 }  // namespace baton

@@ -28,16 +28,16 @@ BATON_EXPORT std::string_view LevelName(Level l) noexcept;
 using FieldValue = std::variant<std::string, int64_t, uint64_t, double, bool>;
 
 struct Field {
-  std::string key;
-  FieldValue value;
+  std::string key{};
+  FieldValue value{};
 };
 
 // One structured fact: what happened, plus typed fields.
 struct Event {
   Level level = Level::kInfo;
-  std::string name;     // dotted and stable, e.g. "handoff.phase"
-  std::string message;  // human text, may be empty
-  std::vector<Field> fields;
+  std::string name{};     // dotted and stable, e.g. "handoff.phase"
+  std::string message{};  // human text, may be empty
+  std::vector<Field> fields{};
 
   Event& With(std::string key, FieldValue v) {
     fields.push_back({std::move(key), std::move(v)});

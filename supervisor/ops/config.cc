@@ -182,7 +182,10 @@ class Reader {
       if (k == "lease.name") return Str(k, n, l.name);
       if (k == "lease.ttl") return Dur(k, n, l.ttl);
       if (k == "lease.op_timeout") return Dur(k, n, l.op_timeout);
-      if (k == "lease.seal_budget") return Dur(k, n, l.seal_budget);
+      if (k == "lease.seal_budget") {
+        // It once existed and was read by nobody: say where the bound is.
+        return Bad(n, k, "is not a setting: the seal, and the lease transfer inside it, is bounded by [timeouts] seal");
+      }
       return Unknown(n, k);
     });
     if (!st) return st;

@@ -25,7 +25,7 @@ TEST(ChildPolicyTest, SanitizedEnvironmentKeepsOnlyTheSafeAndTheAsked) {
                                          "LD_PRELOAD=/evil.so", "NOTIFY_SOCKET=/run/systemd/notify",
                                          "AWS_SECRET_ACCESS_KEY=hunter2", "ASAN_OPTIONS=detect_leaks=1",
                                          "BATON_CRASH_AT=successor.after_begin", "KVD_TOKEN=t", "JOURNAL_STREAM=8:9"};
-  LeaseConfig lease{"host=db", "leader", seconds(10), seconds(1), seconds(3)};
+  LeaseConfig lease{"host=db", "leader", seconds(10), seconds(1)};
   auto env = SanitizedEnvironment(ours, {"KVD_TOKEN"}, {{"KVD_MODE", "prod"}, {"PATH", "/opt/kvd/bin"}}, lease);
   EXPECT_TRUE(Has(env, "HOME=/root"));
   EXPECT_TRUE(Has(env, "LANG=C.UTF-8"));
@@ -44,7 +44,8 @@ TEST(ChildPolicyTest, SanitizedEnvironmentKeepsOnlyTheSafeAndTheAsked) {
   EXPECT_TRUE(Has(env, "BATON_LEASE_NAME=leader"));
   EXPECT_TRUE(Has(env, "BATON_LEASE_TTL_MS=10000"));
   EXPECT_TRUE(Has(env, "BATON_LEASE_OP_TIMEOUT_MS=1000"));
-  EXPECT_TRUE(Has(env, "BATON_LEASE_SEAL_BUDGET_MS=3000"));
+  // What the library reads (LeaseOptionsFromEnvironment), and nothing else.
+  EXPECT_FALSE(HasName(env, "BATON_LEASE_SEAL_BUDGET_MS"));
   EXPECT_FALSE(HasName(SanitizedEnvironment(ours, {}, {}, std::nullopt), "BATON_LEASE_DSN"));
 }
 

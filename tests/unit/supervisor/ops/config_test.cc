@@ -48,7 +48,6 @@ dsn = "host=db dbname=kvd"
 name = "kvd-leader"
 ttl = "15s"
 op_timeout = "2s"
-seal_budget = "5s"
 )";
 
 TEST(ConfigTest, ParsesEveryKey) {
@@ -91,7 +90,6 @@ TEST(ConfigTest, ParsesEveryKey) {
   EXPECT_EQ(c->lease->name, "kvd-leader");
   EXPECT_EQ(c->lease->ttl, seconds(15));
   EXPECT_EQ(c->lease->op_timeout, seconds(2));
-  EXPECT_EQ(c->lease->seal_budget, seconds(5));
   EXPECT_TRUE(c->set.count("timeouts.warm"));
   EXPECT_TRUE(ValidateConfig(*c));
 }
@@ -130,6 +128,9 @@ TEST(ConfigTest, ErrorsNameTheFileLineAndKey) {
       {"\n\n[lease]\nname = \"x\"\n", "bad.toml:3: lease: needs both dsn and name"},
       {"[lease]\ndsn = \"d\"\nname = \"n\"\nttl = \"1s\"\nop_timeout = \"2s\"\n",
        "bad.toml:1: lease: op_timeout must be shorter than ttl"},
+      {"[lease]\ndsn = \"d\"\nname = \"n\"\nseal_budget = \"5s\"\n",
+       "bad.toml:4: lease.seal_budget: is not a setting: the seal, and the lease transfer inside it, is bounded by "
+       "[timeouts] seal"},
       {"timeouts = \"fast\"\n", "bad.toml:1: timeouts: expected a table"},
       {"binary = \"\"\n", "bad.toml:1: binary: may not be empty"},
       {"name = \"kvd\"\nname = \"again\"\n", "bad.toml:2: "},          // TOML syntax: redefinition
