@@ -74,12 +74,12 @@ impl Hooks for App {
         self.store.replay(false)?;
         let (rev, fp) = self.store.state();
         if sealed.sealed && (rev != sealed.revision || fp != sealed.fingerprint) {
-            let msg = format!("begin: replayed revision {} fingerprint {}, but the incumbent sealed {} {}",
+            let msg = format!("replayed revision {} fingerprint {}, but the incumbent sealed {} {}",
                               rev, fp, sealed.revision, sealed.fingerprint);
             return Err(Error::new(Code::FailedPrecondition, msg));
         }
         if self.fail_begin {
-            return Err(Error::new(Code::FailedPrecondition, "begin: --fail-begin"));
+            return Err(Error::new(Code::FailedPrecondition, "--fail-begin"));
         }
         self.open()
     }
