@@ -1,0 +1,119 @@
+// The Daemon in this process, standalone (no supervisor): what the C ABI's
+// unit tests check, through the safe API. One test, so that no two
+// baton_create calls race in cargo's test threads.
+use super::*;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+struct CountingHooks(Arc<AtomicUsize>);
+
+impl Hooks for CountingHooks {
+    fn warm(&self) -> Result<(), Error> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+    fn drain(&self, _: Option<std::time::Instant>) -> Result<(), Error> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+    fn seal(&self) -> Result<SealReport, Error> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(SealReport::default())
+    }
+    fn begin(&self, _: &SealedState) -> Result<(), Error> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+    fn resume(&self, _: bool) -> Result<(), Error> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+    fn retire(&self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!("baton-rust-{}-{}", name, std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn options(dir: &TempDir) -> Options {
+    Options { build_id: "rust unit test".into(), data_dir: Some(dir.0.clone()), ..Options::default() }
+}
+
+#[test]
+fn a_standalone_daemon_starts_and_exits_on_request() {
+    let dir = TempDir::new("daemon");
+
+    // Bad options are refused with clear errors.
+    let e = Daemon::new(Options { state_schema_min: 3, state_schema_max: 2, ..options(&dir) }).err().unwrap();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(e.message().contains("[3,2] is empty"), "{}", e);
+    let e = Daemon::new(Options { build_id: "a\0b".into(), ..options(&dir) }).err().unwrap();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    std::env::remove_var("BATON_DATA_DIR");
+    let e = Daemon::new(Options::default()).err().unwrap();
+    assert_eq!(e.code(), Code::InvalidArgument, "{}", e);
+
+    let events = Arc::new(AtomicUsize::new(0));
+    let seen = events.clone();
+    let d = Daemon::new(Options {
+        log: Some(Box::new(move |_, _, _, _| {
+            seen.fetch_add(1, Ordering::SeqCst);
+        })),
+        ..options(&dir)
+    })
+    .unwrap();
+    assert_eq!(d.role(), Role::Standalone);
+    assert_eq!(d.data_dir(), dir.0);
+    assert!(d.listener_names().is_empty());
+    assert_eq!(d.listener("http").err().unwrap().code(), Code::NotFound);
+    assert_eq!(d.listener("").err().unwrap().code(), Code::InvalidArgument);
+    assert_eq!(d.lease_epoch(), 0);
+
+    // Standalone: start takes the data-dir lock, calls no hook.
+    let calls = Arc::new(AtomicUsize::new(0));
+    d.start(CountingHooks(calls.clone())).unwrap();
+    assert_eq!(d.start(CountingHooks(calls.clone())).err().unwrap().code(), Code::FailedPrecondition);
+
+    // A second daemon on the same data dir cannot start: the lock is held.
+    let other = Daemon::new(options(&dir)).unwrap();
+    let e = other.start(CountingHooks(calls.clone())).err().unwrap();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{}", e);
+    drop(other);
+
+    // wait on one thread, request_exit on another: Daemon is Sync.
+    let d = Arc::new(d);
+    let waiter = {
+        let d = d.clone();
+        std::thread::spawn(move || d.wait())
+    };
+    d.request_exit(7).unwrap();
+    d.request_exit(9).unwrap(); // the first request wins
+    assert_eq!(waiter.join().unwrap(), Ok(7));
+    assert_eq!(d.wait(), Ok(7));
+    drop(d);
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+    let _ = events.load(Ordering::SeqCst); // the log may or may not have spoken
+}
+
+fn assert_send_sync<T: Send + Sync>() {}
+
+#[test]
+fn daemon_is_send_and_sync() {
+    assert_send_sync::<Daemon>();
+    assert_send_sync::<Error>();
+}
