@@ -141,7 +141,7 @@ TEST(GoSdkSchemaTest, CppKvdToGokvdWithADisjointSchemaIsRefusedBeforeAnySideEffe
 
 TEST(GoSdkSchemaTest, GokvdWithADisjointSchemaIsRefused) {
   ExpectSchemaRefusal(GokvdOptions(), "exec " + kGokvd + " --schema-min 7 --schema-max 8 \"$@\"",
-                      "no common state schema version: incumbent speaks [1,1], successor speaks [7,8]", "", kGokvd);
+                      "no common state schema version: incumbent speaks [2,2], successor speaks [7,8]", "", kGokvd);
 }
 
 TEST(GoSdkSchemaTest, AnEmptySchemaRangeIsABadArgument) {

@@ -112,8 +112,11 @@ func main() {
 	name := flag.String("listen-name", "http", "the inherited listener to serve")
 	buildID := flag.String("build-id", "gokvd", "shown by baton status")
 	port := flag.Int("port", 8080, "standalone: the port to listen on at 127.0.0.1")
-	schemaMin := flag.Uint("schema-min", 1, "oldest on-disk state schema this build reads")
-	schemaMax := flag.Uint("schema-max", 1, "newest on-disk state schema this build reads")
+	// 2 is the kv.log format gokvd shares byte for byte with rustkvd
+	// (docs/integrate.md, "State schemas"); kvd (1), pykvd (3) and ckvd (4)
+	// write others, so a handoff to or from them is refused up front.
+	schemaMin := flag.Uint("schema-min", 2, "oldest on-disk state schema this build reads")
+	schemaMax := flag.Uint("schema-max", 2, "newest on-disk state schema this build reads")
 	var test testFlags
 	flag.BoolVar(&test.exitAtStart, "exit-at-start", false, "testing: exit 1 at once")
 	flag.BoolVar(&test.failBegin, "fail-begin", false, "testing: the begin hook fails")
