@@ -88,8 +88,11 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     p.add_argument("--listen-name", default="http", help="name of the inherited listener to serve")
     p.add_argument("--build-id", default="pykvd", help="build id reported to the supervisor")
     p.add_argument("--port", type=int, default=8080, help="standalone: the port to bind on 127.0.0.1")
-    p.add_argument("--schema-min", type=int, default=1, help="oldest on-disk state schema this build reads")
-    p.add_argument("--schema-max", type=int, default=1, help="newest on-disk state schema this build reads")
+    # 3 is pykvd's kv.log format ("PKV1" records, docs/integrate.md "State
+    # schemas"): kvd (1), gokvd and rustkvd (2) write other formats, so a
+    # handoff between pykvd and them is refused before any side effect.
+    p.add_argument("--schema-min", type=int, default=3, help="oldest on-disk state schema this build reads")
+    p.add_argument("--schema-max", type=int, default=3, help="newest on-disk state schema this build reads")
     return p.parse_args(argv)
 
 

@@ -49,9 +49,13 @@ const (
 
 // Options configure New. The zero value is valid when $BATON_DATA_DIR is set.
 type Options struct {
-	BuildID        string // shown by `baton status`
-	StateSchemaMin uint32 // on-disk state versions this build reads and writes;
-	StateSchemaMax uint32 // 0 and 0 mean 1..1
+	BuildID string // shown by `baton status`
+	// The on-disk state formats this build reads and writes, 0 and 0
+	// meaning 1..1. Give each format its own number: a successor whose
+	// range does not overlap the incumbent's is refused at Hello
+	// (`baton upgrade` exits 4) before the incumbent is touched.
+	StateSchemaMin uint32
+	StateSchemaMax uint32
 	DataDir        string // "": $BATON_DATA_DIR; one of them is required
 
 	// Log receives the library's events: a dotted stable name

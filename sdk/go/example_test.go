@@ -77,3 +77,14 @@ func ExampleError() {
 	}
 	_, _ = l, err
 }
+
+// A build that reads and writes two on-disk formats, 2 and 3: it can take
+// over from a generation that wrote either, and one that speaks neither is
+// refused at Hello (`baton upgrade` exits 4) before anything changes.
+func ExampleNew_stateSchema() {
+	d, err := baton.New(baton.Options{BuildID: "mydaemon 2.0", StateSchemaMin: 2, StateSchemaMax: 3})
+	if err != nil {
+		log.Fatal(err) // e.g. InvalidArgument: StateSchemaMin > StateSchemaMax
+	}
+	defer d.Close()
+}

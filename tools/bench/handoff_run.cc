@@ -209,7 +209,8 @@ void Measure(harness::Cluster& c, const RunConfig& cfg, const std::function<void
   }
   const auto started = std::chrono::steady_clock::now();
   if (!c.Start()) {
-    r.setup_error = "the supervisor did not get kvd healthy within 20 s";
+    r.setup_error = fmt::format("the supervisor did not get {} healthy within 20 s",
+                                cfg.daemon_command.empty() ? "kvd" : "'" + cfg.daemon_command + "'");
     r.supervisor_log_tail = Tail(c.SupervisorLog(), 4000);
     return;
   }
@@ -262,7 +263,12 @@ RunResult RunHandoff(const RunConfig& cfg, const std::function<void(const Upgrad
   r.cpus = std::thread::hardware_concurrency();
   // The Cluster removes its temp dir when destroyed unless BATON_KEEP_DIRS is set.
   if (cfg.keep_dir) ::setenv("BATON_KEEP_DIRS", "1", 1);
-  harness::Cluster cluster({});
+  harness::Cluster::Options opts;
+  if (!cfg.daemon_command.empty()) {
+    opts.binary = "/bin/sh";
+    opts.kvd_args = {"-c", "exec " + cfg.daemon_command};
+  }
+  harness::Cluster cluster(std::move(opts));
   r.dir = cluster.dir();
   Measure(cluster, cfg, progress, stop, r);
   return r;

@@ -1,6 +1,7 @@
 // One handoff measurement against real processes: a supervisor running kvd
-// (tools/harness Cluster), baton-load with --gaps-over for the whole run,
-// N `baton upgrade` calls back to back, then the load's verification.
+// or another daemon speaking kvd's HTTP interface (tools/harness Cluster),
+// baton-load with --gaps-over for the whole run, N `baton upgrade` calls back
+// to back, then the load's verification.
 //
 // Blocking; runs on the calling thread. Every process it starts is ended
 // before RunHandoff returns, whether the run succeeded, failed or threw
@@ -32,6 +33,10 @@ struct RunConfig {
   bool alternate_binaries = false;         // demo: upgrade to a copy of kvd, then back, ...
   int max_failed_upgrades = 5;             // stop early after this many non-committed upgrades
   bool keep_dir = false;                   // leave the temp dir (logs, data): sets BATON_KEEP_DIRS
+  // The daemon, as a shell command the supervisor starts as
+  // `/bin/sh -c 'exec COMMAND'` (exec keeps the pid the supervisor spawned);
+  // every upgrade starts the same command. "" = this build's kvd.
+  std::string daemon_command;
 };
 
 struct RunResult {

@@ -13,6 +13,8 @@
 
 #include "tools/bench/handoff_run.h"
 #include "tools/bench/handoff_stats.h"
+#include "tools/bench/languages.h"
+#include "tools/bench/languages_run.h"
 #include "tools/bench/lease_run.h"
 #include "tools/bench/report.h"
 
@@ -64,6 +66,8 @@ struct Flags {
   bool demo = false;
   bool verbose = false;
   bool keep = false;
+  std::vector<std::string> daemons;  // --daemon LABEL=COMMAND: the per-language mode
+  int reps = 5;
 };
 
 MeasuredRun Measure(const RunConfig& cfg, bool every_progress) {
@@ -163,6 +167,55 @@ int RunBench(const Flags& f, bool upgrades_given) {
   return interrupted ? kExitInterrupted : kExitOk;
 }
 
+// The per-language mode: every daemon measured `reps` times, interleaved.
+int RunLanguagesBench(const Flags& f, const std::vector<DaemonSpec>& specs, bool upgrades_given) {
+  InstallSignalHandlers();
+  RunConfig base = Plan(f, true).front();
+  if (!upgrades_given) base.upgrades = 10;
+  fmt::print(stderr, "per language: {} daemons x {} reps x {} upgrades\n", specs.size(), f.reps, base.upgrades);
+  auto progress = [&](const Slot& slot, const MeasuredRun& m) {
+    const auto& a = m.analysis;
+    if (!m.run.setup_error.empty()) {
+      fmt::print(stderr, "rep {}/{} {}: could not run: {}\n", slot.rep + 1, f.reps, specs[slot.daemon].label,
+                 m.run.setup_error);
+    } else {
+      fmt::print(stderr, "rep {}/{} {}: {}/{} committed, wall p50 {:.1f} ms, window p50 {:.1f} ms{}\n", slot.rep + 1,
+                 f.reps, specs[slot.daemon].label, a.committed, a.upgrades, a.client_ms.p50, a.window_ms.p50,
+                 a.invariants_ok ? "" : " — INVARIANT BROKEN (see above)");
+    }
+    if (!m.run.supervisor_log_tail.empty() && (!a.invariants_ok || !m.run.setup_error.empty())) {
+      fmt::print(stderr, "--- supervisor log (tail) ---\n{}\n---\n", m.run.supervisor_log_tail);
+    }
+  };
+  const LanguagesResult r = RunLanguages(base, specs, f.reps, progress, g_stop);
+  fmt::print("{}", LanguagesMarkdown(r.setup, r.summaries));
+  std::fflush(stdout);
+  if (!f.json_file.empty()) {
+    boost::json::array all;
+    for (std::size_t i = 0; i < r.specs.size(); ++i) {
+      boost::json::array reps;
+      for (const auto& m : r.runs[i]) reps.push_back(ToJson(m));
+      all.push_back(boost::json::object{{"label", r.specs[i].label}, {"command", r.specs[i].command}, {"runs", reps}});
+    }
+    std::ofstream out(f.json_file);
+    out << boost::json::serialize(boost::json::object{{"languages", all}}) << "\n";
+    if (!out) {
+      fmt::print(stderr, "baton-bench: cannot write {}\n", f.json_file);
+      return kExitUsage;
+    }
+  }
+  bool setup_failed = false, ok = true;
+  for (const auto& runs : r.runs) {
+    for (const auto& m : runs) {
+      if (!m.run.setup_error.empty()) setup_failed = true;
+      if (!m.analysis.invariants_ok) ok = false;
+    }
+  }
+  if (setup_failed) return kExitSetup;
+  if (!ok) return kExitInvariant;
+  return r.interrupted || g_stop.load() ? kExitInterrupted : kExitOk;
+}
+
 }  // namespace
 
 int RunLease(const LeaseBenchConfig& cfg) {
@@ -195,12 +248,14 @@ int main(int argc, char** argv) {
   lease->add_option("--expiries", lease_cfg.expiries, "TTL-expiry take-overs (about one TTL each)")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000));
-  auto* handoff = app.add_subcommand("handoff", "Upgrade kvd N times under load; report timings and the write window");
+  auto* handoff = app.add_subcommand(
+      "handoff", "Upgrade kvd (or each --daemon) N times under load; report timings and the write window");
   // A later value wins (tools/demo passes --upgrades 10, then the user's arguments).
   handoff->option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-  auto* upgrades_opt = handoff->add_option("--upgrades", f.upgrades, "Upgrades per run (sweep default: 30)")
-                           ->capture_default_str()
-                           ->check(CLI::Range(1, 100000));
+  auto* upgrades_opt =
+      handoff->add_option("--upgrades", f.upgrades, "Upgrades per run (sweep default: 30; per language: 10 per rep)")
+          ->capture_default_str()
+          ->check(CLI::Range(1, 100000));
   handoff->add_option("--connections", f.connections, "baton-load connections")
       ->capture_default_str()
       ->check(CLI::Range(1, 10000));
@@ -228,6 +283,15 @@ int main(int argc, char** argv) {
   handoff->add_flag("--demo", f.demo, "Alternate two kvd binary paths and print every upgrade");
   handoff->add_flag("-v,--verbose", f.verbose, "A progress line per upgrade");
   handoff->add_flag("--keep", f.keep, "Keep each run's temp dir (logs, data)");
+  handoff
+      ->add_option("--daemon", f.daemons,
+                   "Per-language mode: measure this daemon (repeatable; the first is the reference of the ratios). "
+                   "COMMAND is started by /bin/sh as `exec COMMAND`; it must serve kvd's HTTP interface")
+      ->option_text("LABEL=COMMAND")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  auto* reps_opt = handoff->add_option("--reps", f.reps, "Per-language mode: runs per daemon, interleaved")
+                       ->capture_default_str()
+                       ->check(CLI::Range(1, 1000));
 
   try {
     app.parse(argc, argv);
@@ -243,6 +307,27 @@ int main(int argc, char** argv) {
       fmt::print(stderr, "baton-bench: {}\n", e.what());
       return kExitSetup;
     }
+  }
+  if (!f.daemons.empty()) {
+    auto specs = ParseDaemonSpecs(f.daemons);
+    if (!specs) {
+      fmt::print(stderr, "baton-bench: {}\n", specs.error().message);
+      return kExitUsage;
+    }
+    if (f.sweep || f.demo || f.prefill > 0) {
+      fmt::print(stderr, "baton-bench: --daemon does not combine with --sweep, --demo or --prefill (kvd only)\n");
+      return kExitUsage;
+    }
+    try {
+      return RunLanguagesBench(f, *specs, upgrades_opt->count() > 0);
+    } catch (const std::exception& e) {
+      fmt::print(stderr, "baton-bench: {}\n", e.what());
+      return kExitSetup;
+    }
+  }
+  if (reps_opt->count() > 0) {
+    fmt::print(stderr, "baton-bench: --reps needs --daemon LABEL=COMMAND\n");
+    return kExitUsage;
   }
   if (f.demo && f.sweep) {
     fmt::print(stderr, "baton-bench: --demo and --sweep do not combine\n");

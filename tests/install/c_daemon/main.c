@@ -179,7 +179,14 @@ int main(int argc, char** argv) {
 
   struct app a = {.exit_code = 0};
   baton_error* err = NULL;
-  baton_options opts = {.size = sizeof opts, .build_id = build_id, .data_dir = data_dir};
+  /* State schema 4: ckvd's kv.log ("CKV1" records). kvd (1), gokvd and
+   * rustkvd (2) and pykvd (3) write other formats, so a handoff between
+   * ckvd and any of them is refused before any side effect. */
+  baton_options opts = {.size = sizeof opts,
+                        .build_id = build_id,
+                        .state_schema_min = 4,
+                        .state_schema_max = 4,
+                        .data_dir = data_dir};
   if (baton_create(&opts, &a.daemon, &err) != 0) return fail(2, "baton", err);
   int role = BATON_ROLE_STANDALONE;
   const char* dir = NULL;

@@ -96,6 +96,10 @@ int main(int argc, char** argv) {
   baton::DaemonOptions options;
   options.build_id = f.build_id;
   options.data_dir = f.data_dir;  // "" = $BATON_DATA_DIR, which the supervisor sets
+  // State schema 5: this daemon's kv.log format (no magic, FNV-1a records),
+  // unlike kvd's (1), gokvd's and rustkvd's (2), pykvd's (3) and ckvd's (4).
+  options.state_schema_min = 5;
+  options.state_schema_max = 5;
   auto created = baton::Daemon::Create(std::move(options));
   if (!created) return Fail(2, "baton: " + created.error().message);
   baton::Daemon& daemon = **created;

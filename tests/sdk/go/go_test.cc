@@ -2,7 +2,11 @@
 // `baton supervise` with baton-load: the SDK over libbaton's C ABI must
 // keep every promise kvd keeps. 20 upgrades under load with no error and
 // no lost write; each rollback leaves the old generation serving (exit 3);
-// the daemon-side crash points keep the crash matrix's invariants.
+// the daemon-side crash points keep the crash matrix's invariants; a
+// successor whose state schema does not overlap the incumbent's (the C++ kvd
+// handing over to gokvd, or gokvd to a gokvd of another schema) is refused
+// (exit 4) before any side effect.
+#include <dirent.h>
 #include <signal.h>
 
 #include <set>
@@ -89,6 +93,63 @@ TEST(GoSdkTest, IncumbentSealFailingRollsBack) {
   ExpectRollback({"--fail-seal"}, "", "seal: --fail-seal", false);
 }
 
+// ---- the state-schema check -----------------------------------------------
+
+bool HasFileStartingWith(const std::string& dir, const std::string& prefix) {
+  DIR* d = ::opendir(dir.c_str());
+  bool found = false;
+  while (dirent* e = d != nullptr ? ::readdir(d) : nullptr) found |= std::string(e->d_name).rfind(prefix, 0) == 0;
+  if (d != nullptr) ::closedir(d);
+  return found;
+}
+
+// Upgrades the cluster's daemon to `successor` (a shell command) under load:
+// refused at Hello with exit 4 and `message`, and nothing happened: the
+// incumbent still serves (same pid, healthy), never drained (not one
+// keep-alive connection closed), lost nothing, and the successor wrote no
+// file starting with `successor_file` into the data dir. Then an upgrade to
+// `same_format` (the incumbent's own format) commits.
+void ExpectSchemaRefusal(Cluster::Options incumbent, const std::string& successor, const std::string& message,
+                         const std::string& successor_file, const std::string& same_format) {
+  Cluster c(std::move(incumbent));
+  ASSERT_TRUE(c.Start()) << c.SupervisorLog();
+  const pid_t before = c.IncumbentPid();
+  ASSERT_GT(before, 0);
+  c.StartLoad(8, "600s");
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  auto r = c.Upgrade(c.Script("other-schema", successor));
+  EXPECT_EQ(r.exit_code, 4) << r.out << r.err << "\n" << c.SupervisorLog().substr(0, 6000);
+  EXPECT_NE(r.out.find(message), std::string::npos) << r.out;
+  EXPECT_EQ(c.IncumbentPid(), before);
+  EXPECT_TRUE(c.Healthy());
+  if (!successor_file.empty()) {
+    EXPECT_FALSE(HasFileStartingWith(c.dir() + "/data", successor_file)) << "the refused successor wrote its state";
+  }
+  auto load = c.FinishLoad();
+  ExpectCleanLoad(load);
+  EXPECT_EQ(JInt(load.json, {"reconnects"}), 0) << "the incumbent drained: " << load.out;
+  auto next = c.Upgrade(same_format);
+  EXPECT_EQ(next.exit_code, 0) << next.out << next.err;
+  EXPECT_EQ(ZombiesAfterSettling(c.supervisor_pid()), 0);
+}
+
+TEST(GoSdkSchemaTest, CppKvdToGokvdWithADisjointSchemaIsRefusedBeforeAnySideEffect) {
+  ExpectSchemaRefusal({}, "exec " + kGokvd + " --schema-min 7 --schema-max 8 \"$@\"",
+                      "no common state schema version: incumbent speaks [1,1], successor speaks [7,8]", "kv.log",
+                      BinPath("kvd"));
+}
+
+TEST(GoSdkSchemaTest, GokvdWithADisjointSchemaIsRefused) {
+  ExpectSchemaRefusal(GokvdOptions(), "exec " + kGokvd + " --schema-min 7 --schema-max 8 \"$@\"",
+                      "no common state schema version: incumbent speaks [2,2], successor speaks [7,8]", "", kGokvd);
+}
+
+TEST(GoSdkSchemaTest, AnEmptySchemaRangeIsABadArgument) {
+  auto r = RunCommand({kGokvd, "--schema-min", "3", "--schema-max", "2"}, std::chrono::seconds(10));
+  EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+  EXPECT_NE(r.err.find("--schema-min 3 --schema-max 2"), std::string::npos) << r.err;
+}
+
 struct CrashCase {
   const char* point;
   std::set<int> exit_codes;   // documented outcome(s) of the upgrade
@@ -111,8 +172,7 @@ TEST_P(GoSdkCrashTest, InvariantsHold) {
   c.StartLoad(8, "600s");
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   const std::string binary =
-      successor ? c.Script("armed", std::string("BATON_CRASH_AT=") + cc.point + " exec " + kGokvd + " \"$@\"")
-                : kGokvd;
+      successor ? c.Script("armed", std::string("BATON_CRASH_AT=") + cc.point + " exec " + kGokvd + " \"$@\"") : kGokvd;
   auto r = c.Upgrade(binary);
   EXPECT_TRUE(cc.exit_codes.count(r.exit_code)) << "exit " << r.exit_code << ": " << r.out << r.err;
   EXPECT_TRUE(c.WaitForLog("baton crashpoint " + std::string(target->info->name), std::chrono::seconds(10)))

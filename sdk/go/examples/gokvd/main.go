@@ -3,6 +3,7 @@
 // Go SDK (package baton, over libbaton's C ABI).
 //
 //	gokvd [--data-dir DIR] [--listen-name NAME] [--build-id ID] [--port PORT]
+//	      [--schema-min N] [--schema-max N]
 //
 // Supervised (`baton supervise ... -- gokvd`) it serves the inherited
 // listener NAME (default "http"); alone it listens on 127.0.0.1:PORT. The
@@ -18,6 +19,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"os/signal"
@@ -110,6 +112,11 @@ func main() {
 	name := flag.String("listen-name", "http", "the inherited listener to serve")
 	buildID := flag.String("build-id", "gokvd", "shown by baton status")
 	port := flag.Int("port", 8080, "standalone: the port to listen on at 127.0.0.1")
+	// 2 is the kv.log format gokvd shares byte for byte with rustkvd
+	// (docs/integrate.md, "State schemas"); kvd (1), pykvd (3) and ckvd (4)
+	// write others, so a handoff to or from them is refused up front.
+	schemaMin := flag.Uint("schema-min", 2, "oldest on-disk state schema this build reads")
+	schemaMax := flag.Uint("schema-max", 2, "newest on-disk state schema this build reads")
 	var test testFlags
 	flag.BoolVar(&test.exitAtStart, "exit-at-start", false, "testing: exit 1 at once")
 	flag.BoolVar(&test.failBegin, "fail-begin", false, "testing: the begin hook fails")
@@ -119,10 +126,16 @@ func main() {
 		fmt.Fprintf(os.Stderr, "gokvd: unexpected argument %q\n", flag.Arg(0))
 		os.Exit(2)
 	}
+	if *schemaMin == 0 || *schemaMin > math.MaxUint32 || *schemaMax > math.MaxUint32 || *schemaMin > *schemaMax {
+		fmt.Fprintf(os.Stderr, "gokvd: --schema-min %d --schema-max %d: need 1 <= min <= max < 2^32\n",
+			*schemaMin, *schemaMax)
+		os.Exit(2)
+	}
 	if test.exitAtStart {
 		os.Exit(1)
 	}
-	d, err := baton.New(baton.Options{BuildID: *buildID, DataDir: *dataDir})
+	d, err := baton.New(baton.Options{BuildID: *buildID, DataDir: *dataDir,
+		StateSchemaMin: uint32(*schemaMin), StateSchemaMax: uint32(*schemaMax)})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "gokvd: %v\n", err)
 		os.Exit(2)

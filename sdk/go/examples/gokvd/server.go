@@ -175,9 +175,13 @@ func (s *server) handle(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Connection", "close")
 	}
 	w.Header().Set("Content-Type", "text/plain")
-	key, isKV := strings.TrimPrefix(r.URL.Path, "/kv/"), strings.HasPrefix(r.URL.Path, "/kv/")
+	// The path as the client sent it, not percent-decoded: kvd, rustkvd and
+	// pykvd take the key from the raw request target, and a key must name
+	// the same record whichever of them wrote it.
+	path, _, _ := strings.Cut(r.RequestURI, "?")
+	key, isKV := strings.TrimPrefix(path, "/kv/"), strings.HasPrefix(path, "/kv/")
 	switch {
-	case r.Method == http.MethodGet && r.URL.Path == "/healthz":
+	case r.Method == http.MethodGet && path == "/healthz":
 		rev, _ := s.st.state()
 		fmt.Fprintf(w, "{\"status\":\"ok\",\"pid\":%d,\"revision\":%d}\n", os.Getpid(), rev)
 	case !isKV || key == "":

@@ -198,8 +198,11 @@ impl Args {
             listen_name: "http".into(),
             build_id: "rustkvd".into(),
             port: 8080,
-            schema_min: 1,
-            schema_max: 1,
+            // 2 is the kv.log format rustkvd shares byte for byte with gokvd
+            // (docs/integrate.md, "State schemas"); kvd (1), pykvd (3) and
+            // ckvd (4) write others, so a handoff to or from them is refused.
+            schema_min: 2,
+            schema_max: 2,
             exit_at_start: false,
             fail_begin: false,
             fail_seal: false,

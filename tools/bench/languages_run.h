@@ -1,0 +1,31 @@
+// Runs the per-language mode of `baton-bench handoff`: for every slot of
+// Schedule(), one RunHandoff of that daemon (its own supervisor, load and
+// temp dir), analysed at once. Blocking, on the calling thread; every process
+// a run starts is ended before its RunHandoff returns.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <vector>
+
+#include "tools/bench/languages.h"
+#include "tools/bench/report.h"
+
+namespace baton::bench {
+
+struct LanguagesResult {
+  std::vector<DaemonSpec> specs;
+  std::vector<std::vector<MeasuredRun>> runs;  // runs[i]: every rep of specs[i], in the order run
+  std::vector<LanguageSummary> summaries;      // one per spec, ratios set
+  LanguagesSetup setup;
+  bool interrupted = false;
+};
+
+// `base` is every run's configuration but the daemon; `progress` (may be
+// empty) is called after each run with its slot. `stop` ends the run in
+// progress early (it still verifies its load) and starts no other.
+LanguagesResult RunLanguages(const RunConfig& base, const std::vector<DaemonSpec>& specs, int reps,
+                             const std::function<void(const Slot&, const MeasuredRun&)>& progress,
+                             const std::atomic<bool>& stop);
+
+}  // namespace baton::bench
