@@ -36,18 +36,31 @@ std::string GenerateHolderId() {
   if (::gethostname(host, sizeof(host) - 1) != 0) host[0] = '\0';
   std::random_device rd;
   const uint64_t r = (uint64_t{rd()} << 32) | rd();
-  return fmt::format("{}/{}/{:016x}", host, ::getpid(), r);
+  // The host name is cut to 64 bytes (HOST_NAME_MAX on Linux) so the id,
+  // and the NOTIFY payloads that carry it, stay bounded.
+  return fmt::format("{}/{}/{:016x}", std::string_view(host).substr(0, 64), ::getpid(), r);
 }
 
 Result<LeaseConfig> MakeLeaseConfig(const LeaseOptions& o) {
   auto bad = [](std::string m) { return Error(Errc::kInvalidArgument, "lease: " + std::move(m)); };
   if (o.name.empty()) return bad("a lease name is required");
   if (o.name.size() > 200) return bad("the lease name is longer than 200 bytes");
+  if (o.holder_id.size() > kMaxHolderLabel) {
+    return bad(fmt::format("the holder id label is longer than {} bytes", kMaxHolderLabel));
+  }
+  for (const char ch : o.name + o.holder_id) {
+    if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) {
+      return bad("the lease name and holder id label may not contain control characters");
+    }
+  }
   if (o.ttl <= Duration::zero()) return bad("the TTL must be positive");
   if (o.op_timeout <= Duration::zero()) return bad("the operation timeout must be positive");
   LeaseConfig c;
   c.name = o.name;
-  c.holder_id = o.holder_id.empty() ? GenerateHolderId() : o.holder_id;
+  // Unique per process whatever the user set: two processes configured
+  // with the same id would otherwise both pass the acquire's "already ours"
+  // match and both lead. A user's id is a label in front of the unique part.
+  c.holder_id = o.holder_id.empty() ? GenerateHolderId() : o.holder_id + "/" + GenerateHolderId();
   c.ttl = o.ttl;
   c.renew_interval = o.renew_interval.count() > 0 ? Duration(o.renew_interval) : Duration(o.ttl / 3);
   c.op_timeout = o.op_timeout;
@@ -101,6 +114,7 @@ void LeaseClient::BecomeLeader(uint64_t epoch, TimePoint sent, std::string_view 
     valid_until_ = sent + cfg_.ttl - cfg_.ttl / 50;
   }
   holding_ = Holding{cfg_.holder_id, epoch};
+  standby_noted_ = false;
   if (!acting_) {
     acting_ = true;
     Emit(Level::kInfo, "lease.leader_start", fmt::format("leader of '{}' at epoch {} ({})", cfg_.name, epoch, why),
@@ -233,7 +247,14 @@ asio::awaitable<void> LeaseClient::AcquireOnce() {
     BecomeLeader(**r, sent, "acquired");
     mode_ = Mode::kHolding;
     next_op_ = sent + cfg_.renew_interval;
-  } else if (!r) {
+  } else if (r) {
+    // Held by another process: say so once per stretch as a standby.
+    if (!standby_noted_) {
+      standby_noted_ = true;
+      Emit(Level::kInfo, "lease.standby", fmt::format("'{}' is held by another process; standing by", cfg_.name), 0,
+           clock_.Now());
+    }
+  } else {
     if (t0 - last_error_log_ >= seconds(5)) {
       last_error_log_ = t0;
       Emit(Level::kWarn, "lease.error", r.error().message, 0, t0);

@@ -45,12 +45,16 @@ struct LeaseConfig {
   Duration poll_interval = milliseconds(2500);
 };
 
+// The longest holder id label a user may set (LeaseOptions::holder_id).
+inline constexpr size_t kMaxHolderLabel = 64;
+
 // Validates the options (kInvalidArgument with the reason: empty name, bad
-// DSN, renew interval not below the TTL...), resolves the DSN and fills in
-// defaults, including a unique holder id. Loads libpq (kFailedPrecondition
-// if it cannot).
+// DSN, renew interval not below the TTL, a holder label too long...),
+// resolves the DSN and fills in defaults. The holder id is always unique to
+// this process: "<host>/<pid>/<random hex>", after "<label>/" when the user
+// set one. Loads libpq (kFailedPrecondition if it cannot).
 Result<LeaseConfig> MakeLeaseConfig(const LeaseOptions& o);
-// "<host>/<pid>/<random hex>".
+// "<host, at most 64 bytes>/<pid>/<random hex>".
 std::string GenerateHolderId();
 
 class LeaseClient final : public Lease {
@@ -123,6 +127,7 @@ class LeaseClient final : public Lease {
   Holding resolve_a_, resolve_b_;   // kResolve: either of these → us
   bool acting_ = false;             // a leader_start was logged without its end
   bool schema_ok_ = false;
+  bool standby_noted_ = false;      // lease.standby logged since we last led
   int listen_pid_ = 0;              // backend that ran LISTEN
   bool stopping_ = false;
   bool started_ = false;

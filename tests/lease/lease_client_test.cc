@@ -233,6 +233,49 @@ TEST_F(LeaseClientTest, ATransferWithPostgresDownFailsWithinItsBudgetAndResolves
   EXPECT_FALSE(Confirm(n, e1 + 1).has_value());
 }
 
+// #19 defect 6: a holder id set by the user used to be taken as is, so two
+// processes configured alike both matched the acquire's "already ours" and
+// both led. It is now a label in front of a per-process unique id.
+TEST_F(LeaseClientTest, TwoProcessesWithTheSameConfiguredHolderIdNeverBothLead) {
+  auto& pg = SharedPg();
+  ASSERT_TRUE(pg.running()) << pg.error();
+  const std::string dsn = FreshDatabase(pg);
+  const LeaseOptions same{.holder_id = "reconciler", .poll_interval = std::chrono::milliseconds(100)};
+  auto& a = Client(dsn, same);
+  a.Campaign();
+  ASSERT_TRUE(Eventually([&] { return a.epoch() != 0; })) << "a never became leader";
+  const uint64_t ea = a.epoch();
+  auto& b = Client(dsn, same);
+  EXPECT_NE(a.holder_id(), b.holder_id());
+  EXPECT_EQ(a.holder_id().rfind("reconciler/", 0), 0u) << a.holder_id();
+  b.Campaign();
+  auto standby = [&] {
+    for (const auto& e : sink_.Events()) {
+      if (e.name == "lease.standby" && FieldStr(e, "holder") == b.holder_id()) return true;
+    }
+    return false;
+  };
+  EXPECT_TRUE(Eventually(standby)) << "b never stood by";
+  EXPECT_EQ(b.epoch(), 0u);
+  EXPECT_EQ(a.epoch(), ea);
+  EXPECT_TRUE(Leadership(b.holder_id()).empty());
+}
+
+TEST(LeaseConfigTest, HolderIdLabelsAreBounded) {
+  auto r = ownership::MakeLeaseConfig({.name = "x", .holder_id = std::string(65, 'h')});
+  ASSERT_FALSE(r.has_value());
+  EXPECT_TRUE(r.error().Is(Errc::kInvalidArgument));
+  EXPECT_NE(r.error().message.find("64 bytes"), std::string::npos) << r.error().message;
+  r = ownership::MakeLeaseConfig({.name = "x", .holder_id = "a\nb"});
+  ASSERT_FALSE(r.has_value());
+  EXPECT_NE(r.error().message.find("control characters"), std::string::npos) << r.error().message;
+  r = ownership::MakeLeaseConfig({.name = "x", .holder_id = std::string(64, 'h')});
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  // label + '/' + host (<= 64) + pid + 16 hex digits: far below NOTIFY's 8000-byte payload limit.
+  EXPECT_LE(r->holder_id.size(), 64u + 1 + 64 + 1 + 10 + 1 + 16);
+  EXPECT_LE(ownership::GenerateHolderId().size(), 64u + 1 + 10 + 1 + 16);
+}
+
 TEST(LeaseConfigTest, OptionsAreValidatedWithClearErrors) {
   EXPECT_FALSE(ownership::MakeLeaseConfig({}).has_value());
   auto r = ownership::MakeLeaseConfig({.name = "x", .ttl = std::chrono::milliseconds(1000),
