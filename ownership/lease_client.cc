@@ -196,6 +196,10 @@ asio::awaitable<void> LeaseClient::Loop() {
         continue;
       }
     }
+    // Only a standby looks at notifications; everyone else still receives
+    // them with every result (LISTEN stays on, and other leases' changes
+    // share the channel), so drop them here or they pile up while holding.
+    if (mode_ != Mode::kCampaign) store_.DiscardNotifications();
     TimePoint wake = (mode_ == Mode::kIdle || mode_ == Mode::kPaused) ? now + std::chrono::hours(1) : next_op_;
     if (acting_) {
       std::lock_guard<std::mutex> lock(mu_);

@@ -94,6 +94,8 @@ class LeaseClient final : public Lease {
 
   // The server pid of the lease connection (0 if none); for tests and logs.
   int backend_pid() const { return store_.backend_pid(); }
+  // Notifications read and not yet looked at; for tests. Executor thread only.
+  size_t pending_notifications() const { return store_.pending_notifications(); }
 
  private:
   enum class Mode { kIdle, kCampaign, kHolding, kPaused, kResolve };

@@ -68,6 +68,8 @@ class LeaseStore {
   // LISTEN on the lease channel (again after every reconnect).
   boost::asio::awaitable<Status> Listen(TimePoint deadline);
   boost::asio::awaitable<Result<std::vector<std::string>>> WaitNotifications(TimePoint deadline);
+  size_t pending_notifications() const { return conn_.pending_notifications(); }
+  void DiscardNotifications() { conn_.DiscardNotifications(); }
 
   // Free, expired, or already ours by holder id → `holder`, epoch+1.
   boost::asio::awaitable<Result<MaybeEpoch>> Acquire(std::string name, std::string holder, Duration ttl,

@@ -139,6 +139,7 @@ struct Connection::Impl {
 
   void TakeNotifications() {
     while (PGnotify* n = pq->PQnotifies(conn)) {
+      if (notes.size() >= kMaxPendingNotifications) notes.erase(notes.begin());
       notes.emplace_back(n->extra != nullptr ? n->extra : "");
       pq->PQfreemem(n);
     }
@@ -278,6 +279,10 @@ asio::awaitable<Result<std::vector<std::string>>> Connection::WaitNotifications(
   }
   co_return std::exchange(impl_->notes, {});
 }
+
+size_t Connection::pending_notifications() const { return impl_->notes.size(); }
+
+void Connection::DiscardNotifications() { impl_->notes.clear(); }
 
 bool Connection::connected() const {
   return impl_->conn != nullptr && impl_->pq->PQstatus(impl_->conn) == CONNECTION_OK;

@@ -261,6 +261,35 @@ TEST_F(LeaseClientTest, TwoProcessesWithTheSameConfiguredHolderIdNeverBothLead) 
   EXPECT_TRUE(Leadership(b.holder_id()).empty());
 }
 
+// #19 defect 4: notifications arrive with every result (LISTEN stays on
+// and every lease of the database shares the channel) but were taken only
+// while campaigning, so a long-lived holder kept every one of them.
+TEST_F(LeaseClientTest, NotificationsDoNotPileUpWhileHolding) {
+  auto& pg = SharedPg();
+  ASSERT_TRUE(pg.running()) << pg.error();
+  auto& a = Client(pg.dsn(), {.name = "backlog", .ttl = std::chrono::milliseconds(3000),
+                              .renew_interval = std::chrono::milliseconds(50)});
+  a.Campaign();
+  ASSERT_TRUE(Eventually([&] { return a.epoch() != 0; }));
+  // Other leases of the same database change holders a thousand times.
+  bool ok = false;
+  pg.Query("SELECT count(pg_notify('baton_lease', 'other ' || g)) FROM generate_series(1, 1000) g", &ok);
+  ASSERT_TRUE(ok) << pg.error();
+  // Two renews later the holder has read every one of them.
+  auto updated = [&] {
+    auto rows = pg.Query("SELECT updated_at FROM baton_lease WHERE name = 'backlog'");
+    return rows.empty() ? std::string() : rows[0];
+  };
+  for (int renews = 0; renews < 2; ++renews) {
+    const std::string before = updated();
+    ASSERT_TRUE(Eventually([&] { return updated() != before; })) << "no renew";
+  }
+  std::promise<size_t> pending;
+  asio::post(io_, [&] { pending.set_value(a.pending_notifications()); });
+  EXPECT_LE(pending.get_future().get(), ownership::pg::kMaxPendingNotifications);
+  EXPECT_NE(a.epoch(), 0u);
+}
+
 TEST(LeaseConfigTest, HolderIdLabelsAreBounded) {
   auto r = ownership::MakeLeaseConfig({.name = "x", .holder_id = std::string(65, 'h')});
   ASSERT_FALSE(r.has_value());
