@@ -290,6 +290,41 @@ TEST_F(LeaseClientTest, NotificationsDoNotPileUpWhileHolding) {
   EXPECT_NE(a.epoch(), 0u);
 }
 
+// #19 defect 7: the lease's SQL named baton_lease through the role's
+// search_path ("$user", public), so a schema named after the role, created
+// by someone else, could hold a baton_lease of its own and hand this role a
+// second lease while the real one is held.
+TEST_F(LeaseClientTest, ATableInASchemaNamedAfterTheRoleCannotStandInForTheLease) {
+  auto& pg = SharedPg();
+  ASSERT_TRUE(pg.running()) << pg.error();
+  auto& a = Client(pg.dsn(), {.name = "hijack"});
+  a.Campaign();
+  ASSERT_TRUE(Eventually([&] { return a.epoch() != 0; }));
+  for (const char* sql : {"CREATE ROLE hj_evil LOGIN", "CREATE ROLE hj_app LOGIN",
+                          "GRANT SELECT, INSERT, UPDATE ON public.baton_lease TO hj_app",
+                          "CREATE SCHEMA hj_app AUTHORIZATION hj_evil",
+                          "CREATE TABLE hj_app.baton_lease (LIKE public.baton_lease INCLUDING ALL)",
+                          "ALTER TABLE hj_app.baton_lease OWNER TO hj_evil",
+                          "GRANT USAGE ON SCHEMA hj_app TO hj_app",
+                          "GRANT SELECT, INSERT, UPDATE ON hj_app.baton_lease TO hj_app"}) {
+    bool ok = false;
+    pg.Query(sql, &ok);
+    ASSERT_TRUE(ok) << sql << ": " << pg.error();
+  }
+  auto& b = Client(pg.dsn_for("hj_app"), {.name = "hijack", .poll_interval = std::chrono::milliseconds(100)});
+  b.Campaign();
+  auto standby = [&] {
+    for (const auto& e : sink_.Events()) {
+      if (e.name == "lease.standby" && FieldStr(e, "holder") == b.holder_id()) return true;
+    }
+    return false;
+  };
+  EXPECT_TRUE(Eventually(standby)) << "b never stood by";
+  EXPECT_EQ(b.epoch(), 0u);
+  EXPECT_NE(a.epoch(), 0u);
+  EXPECT_EQ(pg.Query("SELECT count(*) FROM hj_app.baton_lease"), std::vector<std::string>{"0"});
+}
+
 TEST(LeaseConfigTest, HolderIdLabelsAreBounded) {
   auto r = ownership::MakeLeaseConfig({.name = "x", .holder_id = std::string(65, 'h')});
   ASSERT_FALSE(r.has_value());
