@@ -1,5 +1,6 @@
 #include "ownership/lease_client.h"
 
+#include <time.h>
 #include <unistd.h>
 
 #include <charconv>
@@ -29,7 +30,22 @@ int64_t MonoMicros(TimePoint t) {
   return std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count();
 }
 
+class BootTimeClock final : public Clock {
+ public:
+  TimePoint Now() const override {
+    timespec ts{};
+    ::clock_gettime(CLOCK_BOOTTIME, &ts);
+    return TimePoint(std::chrono::duration_cast<Duration>(std::chrono::seconds(ts.tv_sec) +
+                                                          std::chrono::nanoseconds(ts.tv_nsec)));
+  }
+};
+
 }  // namespace
+
+const Clock& BootClock() {
+  static const BootTimeClock clock;
+  return clock;
+}
 
 std::string GenerateHolderId() {
   char host[256] = {};
@@ -85,14 +101,21 @@ Result<LeaseConfig> MakeLeaseConfig(const LeaseOptions& o) {
   return c;
 }
 
-LeaseClient::LeaseClient(asio::any_io_executor ex, LeaseConfig cfg, const Clock& clock, LogSink& log)
-    : ex_(ex), cfg_(std::move(cfg)), clock_(clock), log_(log), store_(ex, cfg_.conninfo), wake_(ex) {}
+LeaseClient::LeaseClient(asio::any_io_executor ex, LeaseConfig cfg, const Clock& clock, LogSink& log,
+                         const Clock& validity_clock)
+    : ex_(ex),
+      cfg_(std::move(cfg)),
+      clock_(clock),
+      validity_(validity_clock),
+      log_(log),
+      store_(ex, cfg_.conninfo),
+      wake_(ex) {}
 
 LeaseClient::~LeaseClient() = default;
 
 uint64_t LeaseClient::epoch() const {
   std::lock_guard<std::mutex> lock(mu_);
-  if (held_epoch_ != 0 && clock_.Now() < valid_until_) return held_epoch_;
+  if (held_epoch_ != 0 && validity_.Now() < valid_until_) return held_epoch_;
   return 0;
 }
 
@@ -105,13 +128,14 @@ void LeaseClient::Emit(Level level, std::string name, std::string message, uint6
   log_.Emit(e);
 }
 
-void LeaseClient::BecomeLeader(uint64_t epoch, TimePoint sent, std::string_view why) {
+void LeaseClient::BecomeLeader(uint64_t epoch, TimePoint valid_sent, std::string_view why) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     held_epoch_ = epoch;
     // Measured from when the statement was sent: the database's expiry is
-    // later than that. 2% covers clock rate differences.
-    valid_until_ = sent + cfg_.ttl - cfg_.ttl / 50;
+    // later than that. 2% covers clock rate differences. On the validity
+    // clock (boot time), which keeps counting while the host is suspended.
+    valid_until_ = valid_sent + cfg_.ttl - cfg_.ttl / 50;
   }
   holding_ = Holding{cfg_.holder_id, epoch};
   standby_noted_ = false;
@@ -137,6 +161,7 @@ void LeaseClient::EndLeadership(std::string_view why, TimePoint at) {
 
 void LeaseClient::NoteLapse(TimePoint now) {
   if (!acting_) return;
+  const TimePoint valid_now = validity_.Now();
   TimePoint until;
   uint64_t epoch = 0;
   {
@@ -144,12 +169,12 @@ void LeaseClient::NoteLapse(TimePoint now) {
     until = valid_until_;
     epoch = held_epoch_;
   }
-  if (now < until) return;
+  if (valid_now < until) return;
   // epoch() already returns 0; the database may still name us, so a later
   // fenced renew can restore leadership at the same epoch.
   acting_ = false;
   Emit(Level::kWarn, "lease.leader_end", fmt::format("no longer leader of '{}' (local validity lapsed)", cfg_.name),
-       epoch, until);
+       epoch, now - (valid_now - until));  // when it lapsed, on the monotonic clock
 }
 
 TimePoint LeaseClient::OpDeadline(TimePoint limit) const { return std::min(limit, clock_.Now() + cfg_.op_timeout); }
@@ -203,7 +228,7 @@ asio::awaitable<void> LeaseClient::Loop() {
     TimePoint wake = (mode_ == Mode::kIdle || mode_ == Mode::kPaused) ? now + std::chrono::hours(1) : next_op_;
     if (acting_) {
       std::lock_guard<std::mutex> lock(mu_);
-      wake = std::min(wake, valid_until_);
+      wake = std::min(wake, now + (valid_until_ - validity_.Now()));
     }
     wake_.expires_at(wake);
     if (mode_ == Mode::kCampaign && listen_pid_ != 0 && listen_pid_ == store_.backend_pid()) {
@@ -246,9 +271,10 @@ asio::awaitable<void> LeaseClient::AcquireOnce() {
     if (auto st = co_await store_.Listen(deadline); st) listen_pid_ = store_.backend_pid();
   }
   const TimePoint sent = clock_.Now();
+  const TimePoint valid_sent = validity_.Now();
   auto r = co_await store_.Acquire(cfg_.name, cfg_.holder_id, cfg_.ttl, OpDeadline(deadline));
   if (r && *r) {
-    BecomeLeader(**r, sent, "acquired");
+    BecomeLeader(**r, valid_sent, "acquired");
     mode_ = Mode::kHolding;
     next_op_ = sent + cfg_.renew_interval;
   } else if (r) {
@@ -269,10 +295,11 @@ asio::awaitable<void> LeaseClient::AcquireOnce() {
 
 asio::awaitable<void> LeaseClient::RenewOnce() {
   const TimePoint sent = clock_.Now();
+  const TimePoint valid_sent = validity_.Now();
   auto r = co_await store_.Renew(cfg_.name, *holding_, cfg_.ttl, sent + cfg_.op_timeout);
   if (mode_ != Mode::kHolding) co_return;
   if (r && *r) {
-    BecomeLeader(**r, sent, "renewed");
+    BecomeLeader(**r, valid_sent, "renewed");
     next_op_ = sent + cfg_.renew_interval;
   } else if (r) {
     // Fenced out: somebody else holds a newer epoch.
@@ -289,9 +316,10 @@ asio::awaitable<void> LeaseClient::RenewOnce() {
 
 asio::awaitable<void> LeaseClient::ResolveOnce(TimePoint deadline) {
   const TimePoint sent = clock_.Now();
+  const TimePoint valid_sent = validity_.Now();
   auto r = co_await store_.Move(cfg_.name, resolve_a_, resolve_b_, cfg_.holder_id, cfg_.ttl, OpDeadline(deadline));
   if (r && *r) {
-    BecomeLeader(**r, sent, "reclaimed");
+    BecomeLeader(**r, valid_sent, "reclaimed");
     mode_ = Mode::kHolding;
     next_op_ = sent + cfg_.renew_interval;
     Emit(Level::kInfo, "lease.reclaimed", fmt::format("lease '{}' is ours again at epoch {}", cfg_.name, **r), **r,
@@ -403,9 +431,10 @@ void LeaseClient::Confirm(uint64_t epoch, TimePoint deadline, std::function<void
     const Holding h{cfg_.holder_id, epoch};
     for (;;) {
       const TimePoint sent = clock_.Now();
+      const TimePoint valid_sent = validity_.Now();
       auto r = co_await store_.Renew(cfg_.name, h, cfg_.ttl, OpDeadline(deadline));
       if (r && *r) {
-        BecomeLeader(**r, sent, "confirmed after a handoff");
+        BecomeLeader(**r, valid_sent, "confirmed after a handoff");
         mode_ = Mode::kHolding;
         next_op_ = sent + cfg_.renew_interval;
         done(Status{});

@@ -5,9 +5,12 @@
 // resume/reclaim, stop). A command waits for the statement in flight, so
 // "stop renewing and await any renew in flight" is Quiesce's completion.
 //
-// Leadership is local and monotonic: epoch() is non-zero only while the
-// last successful acquire/renew/confirm, measured from when it was *sent*,
-// is younger than the TTL (less a drift allowance). Every start and end of
+// Leadership is local: epoch() is non-zero only while the last successful
+// acquire/renew/confirm, measured from when it was *sent*, is younger than
+// the TTL (less a drift allowance) on the validity clock — boot time
+// (CLOCK_BOOTTIME), which, unlike the monotonic clock, keeps counting
+// while the host is suspended, so a host that wakes up is not "still
+// leader" of a lease the database let expire meanwhile. Every start and end of
 // leadership is logged (lease.leader_start / lease.leader_end) with the
 // monotonic time in microseconds, so intervals of two processes on one
 // host can be compared.
@@ -57,9 +60,17 @@ Result<LeaseConfig> MakeLeaseConfig(const LeaseOptions& o);
 // "<host, at most 64 bytes>/<pid>/<random hex>".
 std::string GenerateHolderId();
 
+// CLOCK_BOOTTIME as a Clock: the monotonic clock plus time suspended.
+// Thread-safe; a process-wide instance.
+const Clock& BootClock();
+
 class LeaseClient final : public Lease {
  public:
-  LeaseClient(boost::asio::any_io_executor ex, LeaseConfig cfg, const Clock& clock, LogSink& log);
+  // `clock` drives timers and the logged mono_us (it must be the steady
+  // clock the executor's timers use); `validity_clock` measures local
+  // validity (BootClock(); tests pass a fake one to simulate a suspend).
+  LeaseClient(boost::asio::any_io_executor ex, LeaseConfig cfg, const Clock& clock, LogSink& log,
+              const Clock& validity_clock = BootClock());
   ~LeaseClient() override;
   LeaseClient(const LeaseClient&) = delete;
   LeaseClient& operator=(const LeaseClient&) = delete;
@@ -118,6 +129,7 @@ class LeaseClient final : public Lease {
   boost::asio::any_io_executor ex_;
   LeaseConfig cfg_;
   const Clock& clock_;
+  const Clock& validity_;
   LogSink& log_;
   LeaseStore store_;
   boost::asio::steady_timer wake_;
@@ -137,7 +149,7 @@ class LeaseClient final : public Lease {
 
   mutable std::mutex mu_;
   uint64_t held_epoch_ = 0;  // guarded by mu_
-  TimePoint valid_until_{};  // guarded by mu_
+  TimePoint valid_until_{};  // on validity_; guarded by mu_
 };
 
 }  // namespace baton::ownership
