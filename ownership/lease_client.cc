@@ -139,6 +139,7 @@ void LeaseClient::BecomeLeader(uint64_t epoch, TimePoint valid_sent, std::string
   }
   holding_ = Holding{cfg_.holder_id, epoch};
   standby_noted_ = false;
+  maybe_held_ = false;
   if (!acting_) {
     acting_ = true;
     Emit(Level::kInfo, "lease.leader_start", fmt::format("leader of '{}' at epoch {} ({})", cfg_.name, epoch, why),
@@ -278,6 +279,7 @@ asio::awaitable<void> LeaseClient::AcquireOnce() {
     mode_ = Mode::kHolding;
     next_op_ = sent + cfg_.renew_interval;
   } else if (r) {
+    maybe_held_ = false;  // the acquire also matches a row under our own id
     // Held by another process: say so once per stretch as a standby.
     if (!standby_noted_) {
       standby_noted_ = true;
@@ -285,6 +287,8 @@ asio::awaitable<void> LeaseClient::AcquireOnce() {
            clock_.Now());
     }
   } else {
+    // It may have committed: the row may name us at an epoch we never saw.
+    maybe_held_ = true;
     if (t0 - last_error_log_ >= seconds(5)) {
       last_error_log_ = t0;
       Emit(Level::kWarn, "lease.error", r.error().message, 0, t0);
@@ -375,6 +379,11 @@ void LeaseClient::Transfer(std::string to, TimePoint deadline, std::function<voi
       co_return;
     }
     mode_ = Mode::kIdle;
+    if (!holding_ && maybe_held_ && !to.empty()) {
+      // An acquire whose outcome we never learned: hand over whatever row
+      // names our holder id (ours alone), or learn for sure we hold none.
+      holding_ = Holding{cfg_.holder_id, 0};
+    }
     if (!holding_ || to.empty()) {
       // Nothing to hand over (a standby, or a successor without a lease).
       if (holding_ && to.empty()) {
@@ -395,14 +404,24 @@ void LeaseClient::Transfer(std::string to, TimePoint deadline, std::function<voi
       auto r = co_await store_.Move(cfg_.name, a, b, to, cfg_.ttl, OpDeadline(deadline));
       if (r && *r) {
         holding_.reset();
+        maybe_held_ = false;
         handed_ = Holding{to, **r};
         Emit(Level::kInfo, "lease.transferred", fmt::format("lease '{}' handed to {} at epoch {}", cfg_.name, to, **r),
              **r, clock_.Now());
         done(**r);
         co_return;
       }
+      if (r && me.epoch == 0) {
+        // Neither our id nor `to` holds it: the unknown acquire never took
+        // (had it, the row would name us, or `to` after an earlier try).
+        holding_.reset();
+        maybe_held_ = false;
+        done(uint64_t{0});
+        co_return;
+      }
       if (r) {
         holding_.reset();
+        maybe_held_ = false;
         mode_ = Mode::kCampaign;
         next_op_ = clock_.Now();
         done(Error(Errc::kFailedPrecondition,
@@ -411,9 +430,10 @@ void LeaseClient::Transfer(std::string to, TimePoint deadline, std::function<voi
       }
       // Unknown outcome: the UPDATE may have committed. Retry with a CAS that
       // also matches the moved row (bumping it once more), never a SELECT.
-      b = Holding{to, me.epoch + 1};
+      b = Holding{to, me.epoch == 0 ? 0 : me.epoch + 1};
       if (clock_.Now() + kRetryPause >= deadline) {
         holding_.reset();
+        maybe_held_ = false;  // kResolve takes it over
         resolve_a_ = me;
         resolve_b_ = b;
         mode_ = Mode::kResolve;
@@ -501,7 +521,22 @@ asio::awaitable<void> LeaseClient::StopNow(TimePoint deadline) {
       Emit(Level::kInfo, "lease.released", fmt::format("lease '{}' released", cfg_.name), **r, clock_.Now());
     }
     holding_.reset();
+  } else if (maybe_held_ || store_.connected()) {
+    // Nothing held that we know of, but a row may name us at an epoch we
+    // never learned: an acquire whose outcome is unknown, or a transfer to
+    // us (a successor) never confirmed because the handoff stopped. Our
+    // holder id is ours alone and we are not acting, so releasing whatever
+    // it holds is safe, and a standby need not wait for the TTL.
+    // Named, not a temporary inside co_await: GCC 12 destroys such
+    // temporaries twice in a branch of a coroutine.
+    Holding any_of_ours{cfg_.holder_id, 0};
+    auto r = co_await store_.Release(cfg_.name, std::move(any_of_ours), OpDeadline(deadline));
+    if (r && *r) {
+      Emit(Level::kInfo, "lease.released", fmt::format("lease '{}' released (held under our id unconfirmed)", cfg_.name),
+           **r, clock_.Now());
+    }
   }
+  maybe_held_ = false;
   mode_ = Mode::kIdle;
   stopping_ = true;
   store_.Close();

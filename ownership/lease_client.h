@@ -93,6 +93,8 @@ class LeaseClient final : public Lease {
   // fenced UPDATE (epoch+1); retried (resolving an unknown outcome) until
   // `deadline`. Calls back with the new epoch, 0 if this process held
   // nothing, or an error (the lease then resolves back to us by itself).
+  // After an acquire whose outcome is unknown, whatever row names our
+  // holder id is handed over, so "nothing" is only ever a definite answer.
   void Transfer(std::string to, TimePoint deadline, std::function<void(Result<uint64_t>)> done);
   // Successor at Begin: confirm the epoch O handed us (a fenced renew).
   void Confirm(uint64_t epoch, TimePoint deadline, std::function<void(Status)> done);
@@ -100,7 +102,11 @@ class LeaseClient final : public Lease {
   // handed over, or resume renewing/campaigning. Calls back after the first
   // attempt; a failed reclaim is retried in the background.
   void Resume(TimePoint deadline, std::function<void(Status)> done);
-  // Releases the lease if held (bounded), closes the connection, ends the actor.
+  // Releases the lease if held (bounded), closes the connection, ends the
+  // actor. Holding nothing it knows of, it still releases any row naming
+  // its holder id (an unknown acquire, or a transfer to it never confirmed)
+  // when connected or after an unknown acquire, so a standby need not wait
+  // for the TTL.
   void Stop(TimePoint deadline, std::function<void()> done);
 
   // The server pid of the lease connection (0 if none); for tests and logs.
@@ -139,6 +145,9 @@ class LeaseClient final : public Lease {
   std::optional<Holding> holding_;  // what we hold in the database (maybe locally lapsed)
   std::optional<Holding> handed_;   // the holding we transferred, for a reclaim
   Holding resolve_a_, resolve_b_;   // kResolve: either of these → us
+  // A row may name us at an epoch we never learned (an acquire whose
+  // outcome is unknown): resolved by statements fenced on our holder id.
+  bool maybe_held_ = false;
   bool acting_ = false;             // a leader_start was logged without its end
   bool schema_ok_ = false;
   bool standby_noted_ = false;      // lease.standby logged since we last led

@@ -79,21 +79,23 @@ WHERE name = $1 AND holder = $2 AND epoch = $3::bigint
 RETURNING epoch
 )sql";
 
-// $1 name, $2 holder, $3 epoch.
+// $1 name, $2 holder, $3 epoch (0: any epoch of this holder).
 constexpr const char* kReleaseSql = R"sql(
 WITH t AS (
   UPDATE public.baton_lease SET holder = NULL, epoch = epoch + 1, expires_at = NULL, updated_at = now()
-  WHERE name = $1 AND holder = $2 AND epoch = $3::bigint
+  WHERE name = $1 AND holder = $2 AND ($3::bigint = 0 OR epoch = $3::bigint)
   RETURNING name, epoch)
 SELECT t.epoch, pg_notify('baton_lease', t.name || ' ' || t.epoch || ' ') FROM t
 )sql";
 
-// $1 name, $2/$3 holding a, $4/$5 holding b, $6 new holder, $7 ttl ms.
+// $1 name, $2/$3 holding a, $4/$5 holding b (epoch 0: any epoch of that
+// holder), $6 new holder, $7 ttl ms.
 constexpr const char* kMoveSql = R"sql(
 WITH t AS (
   UPDATE public.baton_lease
   SET holder = $6, epoch = epoch + 1, expires_at = now() + $7::bigint * interval '1 millisecond', updated_at = now()
-  WHERE name = $1 AND ((holder = $2 AND epoch = $3::bigint) OR (holder = $4 AND epoch = $5::bigint))
+  WHERE name = $1 AND ((holder = $2 AND ($3::bigint = 0 OR epoch = $3::bigint))
+                    OR (holder = $4 AND ($5::bigint = 0 OR epoch = $5::bigint)))
   RETURNING name, epoch, holder)
 SELECT t.epoch, pg_notify('baton_lease', t.name || ' ' || t.epoch || ' ' || t.holder) FROM t
 )sql";

@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/lease/lease_test_util.h"
+#include "tests/lease/reply_dropping_proxy.h"
 
 namespace baton::testing {
 namespace {
@@ -84,6 +85,22 @@ class LeaseClientTest : public ::testing::Test {
     std::promise<Status> p;
     c.Confirm(epoch, In(seconds(2)), [&](Status s) { p.set_value(std::move(s)); });
     return p.get_future().get();
+  }
+  Status Open(LeaseClient& c) {
+    std::promise<Status> p;
+    c.Open(In(seconds(5)), [&](Status s) { p.set_value(std::move(s)); });
+    return p.get_future().get();
+  }
+  void Stop(LeaseClient& c) {
+    std::promise<void> p;
+    c.Stop(In(seconds(2)), [&] { p.set_value(); });
+    p.get_future().wait();
+  }
+  bool Logged(const std::string& name, const std::string& holder) {
+    for (const auto& e : sink_.Events()) {
+      if (e.name == name && FieldStr(e, "holder") == holder) return true;
+    }
+    return false;
   }
   Status Resume(LeaseClient& c) {
     std::promise<Status> p;
@@ -366,6 +383,58 @@ TEST(LeaseClockTest, BootClockIsClockBoottime) {
   const auto ours = ownership::BootClock().Now().time_since_epoch();
   EXPECT_GE(ours, boottime);
   EXPECT_LT(ours - boottime, milliseconds(100));
+}
+
+// #19 defect 5: a handoff that stops between the transfer and the
+// successor's confirm (the supervisor stopping: both generations exit)
+// left the row naming the successor, which never released it, so a
+// standby elsewhere waited for the TTL.
+TEST_F(LeaseClientTest, AHandoffStoppedBetweenTransferAndConfirmLeavesNoTtlLongGap) {
+  auto& pg = SharedPg();
+  ASSERT_TRUE(pg.running()) << pg.error();
+  const std::string dsn = FreshDatabase(pg);
+  auto& o = Client(dsn);
+  auto& n = Client(dsn);
+  auto& s = Client(dsn, {.poll_interval = std::chrono::milliseconds(8000)});
+  ASSERT_TRUE(Open(n));  // as a successor does at its start
+  o.Campaign();
+  ASSERT_TRUE(Eventually([&] { return o.epoch() != 0; }));
+  s.Campaign();
+  ASSERT_TRUE(Eventually([&] { return Logged("lease.standby", s.holder_id()); }));
+  auto e = Transfer(o, n.holder_id());
+  ASSERT_TRUE(e.has_value()) << e.error().message;
+  Stop(n);  // never confirmed
+  Stop(o);
+  ASSERT_TRUE(Eventually([&] { return s.epoch() != 0; }, seconds(4))) << "the standby waited for the TTL";
+  EXPECT_GT(s.epoch(), *e);
+}
+
+// #19 defect 5: an acquire whose answer was lost (it committed) left the
+// process believing it held nothing, so a Seal then handed over "nothing"
+// and the successor waited for the TTL of a row naming the old holder.
+TEST_F(LeaseClientTest, ATransferAfterAnAcquireWithALostAnswerHandsTheRowOver) {
+  auto& pg = SharedPg();
+  ASSERT_TRUE(pg.running()) << pg.error();
+  const std::string dsn = FreshDatabase(pg);
+  harness::TempDir dir("proxy");
+  ReplyDroppingProxy proxy(dir.path(), pg.dir(), "INSERT INTO public.baton_lease");
+  ASSERT_TRUE(proxy.ok());
+  std::string via_proxy = dsn;
+  via_proxy.replace(via_proxy.find(pg.dir()), pg.dir().size(), dir.path());
+  auto& o = Client(via_proxy, {.ttl = std::chrono::milliseconds(10000),
+                               .op_timeout = std::chrono::milliseconds(300),
+                               .poll_interval = std::chrono::milliseconds(8000)});
+  auto& n = Client(dsn);
+  ASSERT_TRUE(Open(o));
+  o.Campaign();
+  ASSERT_TRUE(Eventually([&] { return Logged("lease.error", o.holder_id()); })) << "the acquire's answer was not lost";
+  ASSERT_GT(proxy.dropped(), 0u);
+  EXPECT_EQ(o.epoch(), 0u);
+  auto e = Transfer(o, n.holder_id());
+  ASSERT_TRUE(e.has_value()) << e.error().message;
+  EXPECT_EQ(*e, 2u);  // the lost acquire took epoch 1; handed over at 2
+  EXPECT_TRUE(Confirm(n, *e));
+  EXPECT_NE(n.epoch(), 0u);
 }
 
 TEST(LeaseConfigTest, HolderIdLabelsAreBounded) {
