@@ -14,9 +14,13 @@ namespace {
 namespace asio = boost::asio;
 
 // Serialises concurrent schema creation (CREATE TABLE IF NOT EXISTS races
-// on the catalog otherwise). An arbitrary, fixed advisory lock key.
+// on the catalog otherwise). An arbitrary, fixed advisory lock key. Waiting
+// for it is bounded by statement_timeout and the client's deadline, not by
+// lock_timeout (half the op timeout): a dozen first starts queueing behind
+// each other's creation would otherwise fail.
 constexpr const char* kSchemaSql = R"sql(
 BEGIN;
+SET LOCAL lock_timeout = 0;
 SELECT pg_advisory_xact_lock(4242004201);
 CREATE TABLE IF NOT EXISTS public.baton_lease (
   name       text PRIMARY KEY,
