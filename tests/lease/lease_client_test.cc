@@ -422,9 +422,9 @@ TEST_F(LeaseClientTest, ATransferAfterAnAcquireWithALostAnswerHandsTheRowOver) {
   std::string via_proxy = dsn;
   via_proxy.replace(via_proxy.find(pg.dir()), pg.dir().size(), dir.path());
   auto& o = Client(via_proxy, {.ttl = std::chrono::milliseconds(10000),
-                               .op_timeout = std::chrono::milliseconds(300),
                                .poll_interval = std::chrono::milliseconds(8000)});
   auto& n = Client(dsn);
+  ASSERT_TRUE(Open(n));  // creates the table
   ASSERT_TRUE(Open(o));
   o.Campaign();
   ASSERT_TRUE(Eventually([&] { return Logged("lease.error", o.holder_id()); })) << "the acquire's answer was not lost";
