@@ -253,7 +253,6 @@ asio::awaitable<void> LeaseClient::Loop() {
 
 asio::awaitable<void> LeaseClient::AcquireOnce() {
   const TimePoint t0 = clock_.Now();
-  const TimePoint deadline = t0 + cfg_.op_timeout;
   next_op_ = t0 + cfg_.poll_interval;
   if (!schema_ok_) {
     // One-time set-up, off any handoff's critical path: a roomier bound.
@@ -268,18 +267,23 @@ asio::awaitable<void> LeaseClient::AcquireOnce() {
     }
     schema_ok_ = true;
   }
+  // Each statement gets its own op timeout: one measured from t0 would be
+  // spent already after a slow first schema check, and a LISTEN that fails
+  // leaves a standby deaf to NOTIFY until the next poll.
   if (listen_pid_ == 0 || listen_pid_ != store_.backend_pid()) {
-    if (auto st = co_await store_.Listen(deadline); st) listen_pid_ = store_.backend_pid();
+    if (auto st = co_await store_.Listen(clock_.Now() + cfg_.op_timeout); st) listen_pid_ = store_.backend_pid();
   }
   const TimePoint sent = clock_.Now();
   const TimePoint valid_sent = validity_.Now();
-  auto r = co_await store_.Acquire(cfg_.name, cfg_.holder_id, cfg_.ttl, OpDeadline(deadline));
+  auto r = co_await store_.Acquire(cfg_.name, cfg_.holder_id, cfg_.ttl, sent + cfg_.op_timeout);
   if (r && *r) {
     BecomeLeader(**r, valid_sent, "acquired");
     mode_ = Mode::kHolding;
     next_op_ = sent + cfg_.renew_interval;
   } else if (r) {
     maybe_held_ = false;  // the acquire also matches a row under our own id
+    // Not listening (LISTEN failed): poll soon rather than stay deaf.
+    if (listen_pid_ != store_.backend_pid()) next_op_ = clock_.Now() + std::min(cfg_.poll_interval, Duration(seconds(1)));
     // Held by another process: say so once per stretch as a standby.
     if (!standby_noted_) {
       standby_noted_ = true;
