@@ -34,31 +34,10 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "baton/lease.h"
+#include "ownership/lease_config.h"
 #include "ownership/lease_store.h"
 
 namespace baton::ownership {
-
-struct LeaseConfig {
-  std::string name;
-  std::string holder_id;
-  std::vector<std::pair<std::string, std::string>> conninfo;
-  Duration ttl = seconds(10);
-  Duration renew_interval = milliseconds(3333);
-  Duration op_timeout = seconds(1);
-  Duration poll_interval = milliseconds(2500);
-};
-
-// The longest holder id label a user may set (LeaseOptions::holder_id).
-inline constexpr size_t kMaxHolderLabel = 64;
-
-// Validates the options (kInvalidArgument with the reason: empty name, bad
-// DSN, renew interval not below the TTL, a holder label too long...),
-// resolves the DSN and fills in defaults. The holder id is always unique to
-// this process: "<host>/<pid>/<random hex>", after "<label>/" when the user
-// set one. Loads libpq (kFailedPrecondition if it cannot).
-Result<LeaseConfig> MakeLeaseConfig(const LeaseOptions& o);
-// "<host, at most 64 bytes>/<pid>/<random hex>".
-std::string GenerateHolderId();
 
 // CLOCK_BOOTTIME as a Clock: the monotonic clock plus time suspended.
 // Thread-safe; a process-wide instance.
