@@ -1,5 +1,6 @@
 #include "ownership/lease_client.h"
 
+#include <time.h>
 #include <unistd.h>
 
 #include <charconv>
@@ -29,57 +30,38 @@ int64_t MonoMicros(TimePoint t) {
   return std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count();
 }
 
+class BootTimeClock final : public Clock {
+ public:
+  TimePoint Now() const override {
+    timespec ts{};
+    ::clock_gettime(CLOCK_BOOTTIME, &ts);
+    return TimePoint(std::chrono::duration_cast<Duration>(std::chrono::seconds(ts.tv_sec) +
+                                                          std::chrono::nanoseconds(ts.tv_nsec)));
+  }
+};
+
 }  // namespace
 
-std::string GenerateHolderId() {
-  char host[256] = {};
-  if (::gethostname(host, sizeof(host) - 1) != 0) host[0] = '\0';
-  std::random_device rd;
-  const uint64_t r = (uint64_t{rd()} << 32) | rd();
-  return fmt::format("{}/{}/{:016x}", host, ::getpid(), r);
+const Clock& BootClock() {
+  static const BootTimeClock clock;
+  return clock;
 }
 
-Result<LeaseConfig> MakeLeaseConfig(const LeaseOptions& o) {
-  auto bad = [](std::string m) { return Error(Errc::kInvalidArgument, "lease: " + std::move(m)); };
-  if (o.name.empty()) return bad("a lease name is required");
-  if (o.name.size() > 200) return bad("the lease name is longer than 200 bytes");
-  if (o.ttl <= Duration::zero()) return bad("the TTL must be positive");
-  if (o.op_timeout <= Duration::zero()) return bad("the operation timeout must be positive");
-  LeaseConfig c;
-  c.name = o.name;
-  c.holder_id = o.holder_id.empty() ? GenerateHolderId() : o.holder_id;
-  c.ttl = o.ttl;
-  c.renew_interval = o.renew_interval.count() > 0 ? Duration(o.renew_interval) : Duration(o.ttl / 3);
-  c.op_timeout = o.op_timeout;
-  c.poll_interval = o.poll_interval.count() > 0 ? Duration(o.poll_interval) : Duration(o.ttl / 4);
-  if (c.renew_interval >= c.ttl) {
-    return bad(fmt::format("the renew interval ({} ms) must be below the TTL ({} ms)", ToMillis(c.renew_interval),
-                           ToMillis(c.ttl)));
-  }
-  if (c.op_timeout >= c.ttl) {
-    return bad(fmt::format("the operation timeout ({} ms) must be below the TTL ({} ms)", ToMillis(c.op_timeout),
-                           ToMillis(c.ttl)));
-  }
-  StoreSettings s;
-  s.dsn = ResolveLeaseDsn(o.dsn);
-  s.application_name = ("baton-lease " + c.holder_id).substr(0, 63);
-  s.statement_timeout = c.op_timeout;
-  s.lock_timeout = c.op_timeout / 2;
-  s.idle_in_transaction_timeout = c.op_timeout * 2;
-  auto info = BuildConnInfo(s);
-  if (!info) return info.error();
-  c.conninfo = std::move(*info);
-  return c;
-}
-
-LeaseClient::LeaseClient(asio::any_io_executor ex, LeaseConfig cfg, const Clock& clock, LogSink& log)
-    : ex_(ex), cfg_(std::move(cfg)), clock_(clock), log_(log), store_(ex, cfg_.conninfo), wake_(ex) {}
+LeaseClient::LeaseClient(asio::any_io_executor ex, LeaseConfig cfg, const Clock& clock, LogSink& log,
+                         const Clock& validity_clock)
+    : ex_(ex),
+      cfg_(std::move(cfg)),
+      clock_(clock),
+      validity_(validity_clock),
+      log_(log),
+      store_(ex, cfg_.conninfo),
+      wake_(ex) {}
 
 LeaseClient::~LeaseClient() = default;
 
 uint64_t LeaseClient::epoch() const {
   std::lock_guard<std::mutex> lock(mu_);
-  if (held_epoch_ != 0 && clock_.Now() < valid_until_) return held_epoch_;
+  if (held_epoch_ != 0 && validity_.Now() < valid_until_) return held_epoch_;
   return 0;
 }
 
@@ -92,15 +74,18 @@ void LeaseClient::Emit(Level level, std::string name, std::string message, uint6
   log_.Emit(e);
 }
 
-void LeaseClient::BecomeLeader(uint64_t epoch, TimePoint sent, std::string_view why) {
+void LeaseClient::BecomeLeader(uint64_t epoch, TimePoint valid_sent, std::string_view why) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     held_epoch_ = epoch;
     // Measured from when the statement was sent: the database's expiry is
-    // later than that. 2% covers clock rate differences.
-    valid_until_ = sent + cfg_.ttl - cfg_.ttl / 50;
+    // later than that. 2% covers clock rate differences. On the validity
+    // clock (boot time), which keeps counting while the host is suspended.
+    valid_until_ = valid_sent + cfg_.ttl - cfg_.ttl / 50;
   }
   holding_ = Holding{cfg_.holder_id, epoch};
+  standby_noted_ = false;
+  maybe_held_ = false;
   if (!acting_) {
     acting_ = true;
     Emit(Level::kInfo, "lease.leader_start", fmt::format("leader of '{}' at epoch {} ({})", cfg_.name, epoch, why),
@@ -123,6 +108,7 @@ void LeaseClient::EndLeadership(std::string_view why, TimePoint at) {
 
 void LeaseClient::NoteLapse(TimePoint now) {
   if (!acting_) return;
+  const TimePoint valid_now = validity_.Now();
   TimePoint until;
   uint64_t epoch = 0;
   {
@@ -130,12 +116,12 @@ void LeaseClient::NoteLapse(TimePoint now) {
     until = valid_until_;
     epoch = held_epoch_;
   }
-  if (now < until) return;
+  if (valid_now < until) return;
   // epoch() already returns 0; the database may still name us, so a later
   // fenced renew can restore leadership at the same epoch.
   acting_ = false;
   Emit(Level::kWarn, "lease.leader_end", fmt::format("no longer leader of '{}' (local validity lapsed)", cfg_.name),
-       epoch, until);
+       epoch, now - (valid_now - until));  // when it lapsed, on the monotonic clock
 }
 
 TimePoint LeaseClient::OpDeadline(TimePoint limit) const { return std::min(limit, clock_.Now() + cfg_.op_timeout); }
@@ -182,10 +168,14 @@ asio::awaitable<void> LeaseClient::Loop() {
         continue;
       }
     }
+    // Only a standby looks at notifications; everyone else still receives
+    // them with every result (LISTEN stays on, and other leases' changes
+    // share the channel), so drop them here or they pile up while holding.
+    if (mode_ != Mode::kCampaign) store_.DiscardNotifications();
     TimePoint wake = (mode_ == Mode::kIdle || mode_ == Mode::kPaused) ? now + std::chrono::hours(1) : next_op_;
     if (acting_) {
       std::lock_guard<std::mutex> lock(mu_);
-      wake = std::min(wake, valid_until_);
+      wake = std::min(wake, now + (valid_until_ - validity_.Now()));
     }
     wake_.expires_at(wake);
     if (mode_ == Mode::kCampaign && listen_pid_ != 0 && listen_pid_ == store_.backend_pid()) {
@@ -209,7 +199,6 @@ asio::awaitable<void> LeaseClient::Loop() {
 
 asio::awaitable<void> LeaseClient::AcquireOnce() {
   const TimePoint t0 = clock_.Now();
-  const TimePoint deadline = t0 + cfg_.op_timeout;
   next_op_ = t0 + cfg_.poll_interval;
   if (!schema_ok_) {
     // One-time set-up, off any handoff's critical path: a roomier bound.
@@ -224,16 +213,32 @@ asio::awaitable<void> LeaseClient::AcquireOnce() {
     }
     schema_ok_ = true;
   }
+  // Each statement gets its own op timeout: one measured from t0 would be
+  // spent already after a slow first schema check, and a LISTEN that fails
+  // leaves a standby deaf to NOTIFY until the next poll.
   if (listen_pid_ == 0 || listen_pid_ != store_.backend_pid()) {
-    if (auto st = co_await store_.Listen(deadline); st) listen_pid_ = store_.backend_pid();
+    if (auto st = co_await store_.Listen(clock_.Now() + cfg_.op_timeout); st) listen_pid_ = store_.backend_pid();
   }
   const TimePoint sent = clock_.Now();
-  auto r = co_await store_.Acquire(cfg_.name, cfg_.holder_id, cfg_.ttl, OpDeadline(deadline));
+  const TimePoint valid_sent = validity_.Now();
+  auto r = co_await store_.Acquire(cfg_.name, cfg_.holder_id, cfg_.ttl, sent + cfg_.op_timeout);
   if (r && *r) {
-    BecomeLeader(**r, sent, "acquired");
+    BecomeLeader(**r, valid_sent, "acquired");
     mode_ = Mode::kHolding;
     next_op_ = sent + cfg_.renew_interval;
-  } else if (!r) {
+  } else if (r) {
+    maybe_held_ = false;  // the acquire also matches a row under our own id
+    // Not listening (LISTEN failed): poll soon rather than stay deaf.
+    if (listen_pid_ != store_.backend_pid()) next_op_ = clock_.Now() + std::min(cfg_.poll_interval, Duration(seconds(1)));
+    // Held by another process: say so once per stretch as a standby.
+    if (!standby_noted_) {
+      standby_noted_ = true;
+      Emit(Level::kInfo, "lease.standby", fmt::format("'{}' is held by another process; standing by", cfg_.name), 0,
+           clock_.Now());
+    }
+  } else {
+    // It may have committed: the row may name us at an epoch we never saw.
+    maybe_held_ = true;
     if (t0 - last_error_log_ >= seconds(5)) {
       last_error_log_ = t0;
       Emit(Level::kWarn, "lease.error", r.error().message, 0, t0);
@@ -244,10 +249,11 @@ asio::awaitable<void> LeaseClient::AcquireOnce() {
 
 asio::awaitable<void> LeaseClient::RenewOnce() {
   const TimePoint sent = clock_.Now();
+  const TimePoint valid_sent = validity_.Now();
   auto r = co_await store_.Renew(cfg_.name, *holding_, cfg_.ttl, sent + cfg_.op_timeout);
   if (mode_ != Mode::kHolding) co_return;
   if (r && *r) {
-    BecomeLeader(**r, sent, "renewed");
+    BecomeLeader(**r, valid_sent, "renewed");
     next_op_ = sent + cfg_.renew_interval;
   } else if (r) {
     // Fenced out: somebody else holds a newer epoch.
@@ -264,9 +270,10 @@ asio::awaitable<void> LeaseClient::RenewOnce() {
 
 asio::awaitable<void> LeaseClient::ResolveOnce(TimePoint deadline) {
   const TimePoint sent = clock_.Now();
+  const TimePoint valid_sent = validity_.Now();
   auto r = co_await store_.Move(cfg_.name, resolve_a_, resolve_b_, cfg_.holder_id, cfg_.ttl, OpDeadline(deadline));
   if (r && *r) {
-    BecomeLeader(**r, sent, "reclaimed");
+    BecomeLeader(**r, valid_sent, "reclaimed");
     mode_ = Mode::kHolding;
     next_op_ = sent + cfg_.renew_interval;
     Emit(Level::kInfo, "lease.reclaimed", fmt::format("lease '{}' is ours again at epoch {}", cfg_.name, **r), **r,
@@ -322,6 +329,11 @@ void LeaseClient::Transfer(std::string to, TimePoint deadline, std::function<voi
       co_return;
     }
     mode_ = Mode::kIdle;
+    if (!holding_ && maybe_held_ && !to.empty()) {
+      // An acquire whose outcome we never learned: hand over whatever row
+      // names our holder id (ours alone), or learn for sure we hold none.
+      holding_ = Holding{cfg_.holder_id, 0};
+    }
     if (!holding_ || to.empty()) {
       // Nothing to hand over (a standby, or a successor without a lease).
       if (holding_ && to.empty()) {
@@ -342,14 +354,24 @@ void LeaseClient::Transfer(std::string to, TimePoint deadline, std::function<voi
       auto r = co_await store_.Move(cfg_.name, a, b, to, cfg_.ttl, OpDeadline(deadline));
       if (r && *r) {
         holding_.reset();
+        maybe_held_ = false;
         handed_ = Holding{to, **r};
         Emit(Level::kInfo, "lease.transferred", fmt::format("lease '{}' handed to {} at epoch {}", cfg_.name, to, **r),
              **r, clock_.Now());
         done(**r);
         co_return;
       }
+      if (r && me.epoch == 0) {
+        // Neither our id nor `to` holds it: the unknown acquire never took
+        // (had it, the row would name us, or `to` after an earlier try).
+        holding_.reset();
+        maybe_held_ = false;
+        done(uint64_t{0});
+        co_return;
+      }
       if (r) {
         holding_.reset();
+        maybe_held_ = false;
         mode_ = Mode::kCampaign;
         next_op_ = clock_.Now();
         done(Error(Errc::kFailedPrecondition,
@@ -358,9 +380,10 @@ void LeaseClient::Transfer(std::string to, TimePoint deadline, std::function<voi
       }
       // Unknown outcome: the UPDATE may have committed. Retry with a CAS that
       // also matches the moved row (bumping it once more), never a SELECT.
-      b = Holding{to, me.epoch + 1};
+      b = Holding{to, me.epoch == 0 ? 0 : me.epoch + 1};
       if (clock_.Now() + kRetryPause >= deadline) {
         holding_.reset();
+        maybe_held_ = false;  // kResolve takes it over
         resolve_a_ = me;
         resolve_b_ = b;
         mode_ = Mode::kResolve;
@@ -378,9 +401,10 @@ void LeaseClient::Confirm(uint64_t epoch, TimePoint deadline, std::function<void
     const Holding h{cfg_.holder_id, epoch};
     for (;;) {
       const TimePoint sent = clock_.Now();
+      const TimePoint valid_sent = validity_.Now();
       auto r = co_await store_.Renew(cfg_.name, h, cfg_.ttl, OpDeadline(deadline));
       if (r && *r) {
-        BecomeLeader(**r, sent, "confirmed after a handoff");
+        BecomeLeader(**r, valid_sent, "confirmed after a handoff");
         mode_ = Mode::kHolding;
         next_op_ = sent + cfg_.renew_interval;
         done(Status{});
@@ -447,53 +471,25 @@ asio::awaitable<void> LeaseClient::StopNow(TimePoint deadline) {
       Emit(Level::kInfo, "lease.released", fmt::format("lease '{}' released", cfg_.name), **r, clock_.Now());
     }
     holding_.reset();
+  } else if (maybe_held_ || store_.connected()) {
+    // Nothing held that we know of, but a row may name us at an epoch we
+    // never learned: an acquire whose outcome is unknown, or a transfer to
+    // us (a successor) never confirmed because the handoff stopped. Our
+    // holder id is ours alone and we are not acting, so releasing whatever
+    // it holds is safe, and a standby need not wait for the TTL.
+    // Named, not a temporary inside co_await: GCC 12 destroys such
+    // temporaries twice in a branch of a coroutine.
+    Holding any_of_ours{cfg_.holder_id, 0};
+    auto r = co_await store_.Release(cfg_.name, std::move(any_of_ours), OpDeadline(deadline));
+    if (r && *r) {
+      Emit(Level::kInfo, "lease.released", fmt::format("lease '{}' released (held under our id unconfirmed)", cfg_.name),
+           **r, clock_.Now());
+    }
   }
+  maybe_held_ = false;
   mode_ = Mode::kIdle;
   stopping_ = true;
   store_.Close();
 }
 
 }  // namespace baton::ownership
-
-namespace baton {
-
-std::string ResolveLeaseDsn(const std::string& flag) {
-  if (!flag.empty()) return flag;
-  if (const char* env = std::getenv("BATON_LEASE_DSN"); env != nullptr) return env;
-  return "";
-}
-
-namespace {
-
-// A whole number of milliseconds in 1 .. 24 h, or a clear error naming `var`.
-Result<std::chrono::milliseconds> MillisFromEnvironment(const char* var, std::chrono::milliseconds fallback) {
-  const char* v = std::getenv(var);
-  if (v == nullptr || *v == '\0') return fallback;
-  int64_t ms = 0;
-  const char* end = v + std::strlen(v);
-  auto [p, ec] = std::from_chars(v, end, ms);
-  if (ec != std::errc() || p != end || ms < 1 || ms > 24 * 3600 * 1000) {
-    return Error(Errc::kInvalidArgument,
-                 fmt::format("{}='{}': expected a whole number of milliseconds from 1 to 86400000", var, v));
-  }
-  return std::chrono::milliseconds(ms);
-}
-
-}  // namespace
-
-Result<std::optional<LeaseOptions>> LeaseOptionsFromEnvironment() {
-  const char* name = std::getenv("BATON_LEASE_NAME");
-  if (name == nullptr || *name == '\0') return std::optional<LeaseOptions>();
-  LeaseOptions o;
-  o.name = name;
-  o.dsn = ResolveLeaseDsn("");
-  auto ttl = MillisFromEnvironment("BATON_LEASE_TTL_MS", o.ttl);
-  if (!ttl) return ttl.error();
-  auto op = MillisFromEnvironment("BATON_LEASE_OP_TIMEOUT_MS", o.op_timeout);
-  if (!op) return op.error();
-  o.ttl = *ttl;
-  o.op_timeout = *op;
-  return std::optional<LeaseOptions>(std::move(o));
-}
-
-}  // namespace baton

@@ -5,9 +5,12 @@
 // resume/reclaim, stop). A command waits for the statement in flight, so
 // "stop renewing and await any renew in flight" is Quiesce's completion.
 //
-// Leadership is local and monotonic: epoch() is non-zero only while the
-// last successful acquire/renew/confirm, measured from when it was *sent*,
-// is younger than the TTL (less a drift allowance). Every start and end of
+// Leadership is local: epoch() is non-zero only while the last successful
+// acquire/renew/confirm, measured from when it was *sent*, is younger than
+// the TTL (less a drift allowance) on the validity clock — boot time
+// (CLOCK_BOOTTIME), which, unlike the monotonic clock, keeps counting
+// while the host is suspended, so a host that wakes up is not "still
+// leader" of a lease the database let expire meanwhile. Every start and end of
 // leadership is logged (lease.leader_start / lease.leader_end) with the
 // monotonic time in microseconds, so intervals of two processes on one
 // host can be compared.
@@ -31,31 +34,22 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "baton/lease.h"
+#include "ownership/lease_config.h"
 #include "ownership/lease_store.h"
 
 namespace baton::ownership {
 
-struct LeaseConfig {
-  std::string name;
-  std::string holder_id;
-  std::vector<std::pair<std::string, std::string>> conninfo;
-  Duration ttl = seconds(10);
-  Duration renew_interval = milliseconds(3333);
-  Duration op_timeout = seconds(1);
-  Duration poll_interval = milliseconds(2500);
-};
-
-// Validates the options (kInvalidArgument with the reason: empty name, bad
-// DSN, renew interval not below the TTL...), resolves the DSN and fills in
-// defaults, including a unique holder id. Loads libpq (kFailedPrecondition
-// if it cannot).
-Result<LeaseConfig> MakeLeaseConfig(const LeaseOptions& o);
-// "<host>/<pid>/<random hex>".
-std::string GenerateHolderId();
+// CLOCK_BOOTTIME as a Clock: the monotonic clock plus time suspended.
+// Thread-safe; a process-wide instance.
+const Clock& BootClock();
 
 class LeaseClient final : public Lease {
  public:
-  LeaseClient(boost::asio::any_io_executor ex, LeaseConfig cfg, const Clock& clock, LogSink& log);
+  // `clock` drives timers and the logged mono_us (it must be the steady
+  // clock the executor's timers use); `validity_clock` measures local
+  // validity (BootClock(); tests pass a fake one to simulate a suspend).
+  LeaseClient(boost::asio::any_io_executor ex, LeaseConfig cfg, const Clock& clock, LogSink& log,
+              const Clock& validity_clock = BootClock());
   ~LeaseClient() override;
   LeaseClient(const LeaseClient&) = delete;
   LeaseClient& operator=(const LeaseClient&) = delete;
@@ -78,6 +72,8 @@ class LeaseClient final : public Lease {
   // fenced UPDATE (epoch+1); retried (resolving an unknown outcome) until
   // `deadline`. Calls back with the new epoch, 0 if this process held
   // nothing, or an error (the lease then resolves back to us by itself).
+  // After an acquire whose outcome is unknown, whatever row names our
+  // holder id is handed over, so "nothing" is only ever a definite answer.
   void Transfer(std::string to, TimePoint deadline, std::function<void(Result<uint64_t>)> done);
   // Successor at Begin: confirm the epoch O handed us (a fenced renew).
   void Confirm(uint64_t epoch, TimePoint deadline, std::function<void(Status)> done);
@@ -85,11 +81,17 @@ class LeaseClient final : public Lease {
   // handed over, or resume renewing/campaigning. Calls back after the first
   // attempt; a failed reclaim is retried in the background.
   void Resume(TimePoint deadline, std::function<void(Status)> done);
-  // Releases the lease if held (bounded), closes the connection, ends the actor.
+  // Releases the lease if held (bounded), closes the connection, ends the
+  // actor. Holding nothing it knows of, it still releases any row naming
+  // its holder id (an unknown acquire, or a transfer to it never confirmed)
+  // when connected or after an unknown acquire, so a standby need not wait
+  // for the TTL.
   void Stop(TimePoint deadline, std::function<void()> done);
 
   // The server pid of the lease connection (0 if none); for tests and logs.
   int backend_pid() const { return store_.backend_pid(); }
+  // Notifications read and not yet looked at; for tests. Executor thread only.
+  size_t pending_notifications() const { return store_.pending_notifications(); }
 
  private:
   enum class Mode { kIdle, kCampaign, kHolding, kPaused, kResolve };
@@ -112,6 +114,7 @@ class LeaseClient final : public Lease {
   boost::asio::any_io_executor ex_;
   LeaseConfig cfg_;
   const Clock& clock_;
+  const Clock& validity_;
   LogSink& log_;
   LeaseStore store_;
   boost::asio::steady_timer wake_;
@@ -121,8 +124,12 @@ class LeaseClient final : public Lease {
   std::optional<Holding> holding_;  // what we hold in the database (maybe locally lapsed)
   std::optional<Holding> handed_;   // the holding we transferred, for a reclaim
   Holding resolve_a_, resolve_b_;   // kResolve: either of these → us
+  // A row may name us at an epoch we never learned (an acquire whose
+  // outcome is unknown): resolved by statements fenced on our holder id.
+  bool maybe_held_ = false;
   bool acting_ = false;             // a leader_start was logged without its end
   bool schema_ok_ = false;
+  bool standby_noted_ = false;      // lease.standby logged since we last led
   int listen_pid_ = 0;              // backend that ran LISTEN
   bool stopping_ = false;
   bool started_ = false;
@@ -130,7 +137,7 @@ class LeaseClient final : public Lease {
 
   mutable std::mutex mu_;
   uint64_t held_epoch_ = 0;  // guarded by mu_
-  TimePoint valid_until_{};  // guarded by mu_
+  TimePoint valid_until_{};  // on validity_; guarded by mu_
 };
 
 }  // namespace baton::ownership

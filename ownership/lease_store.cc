@@ -14,18 +14,23 @@ namespace {
 namespace asio = boost::asio;
 
 // Serialises concurrent schema creation (CREATE TABLE IF NOT EXISTS races
-// on the catalog otherwise). An arbitrary, fixed advisory lock key.
+// on the catalog otherwise). An arbitrary, fixed advisory lock key. Waiting
+// for it is bounded by statement_timeout and the client's deadline, not by
+// lock_timeout (half the op timeout): a dozen first starts queueing behind
+// each other's creation would otherwise fail.
 constexpr const char* kSchemaSql = R"sql(
 BEGIN;
+SET LOCAL lock_timeout = 0;
 SELECT pg_advisory_xact_lock(4242004201);
-CREATE TABLE IF NOT EXISTS baton_lease (
+CREATE TABLE IF NOT EXISTS public.baton_lease (
   name       text PRIMARY KEY,
   holder     text,
   epoch      bigint NOT NULL CHECK (epoch >= 0),
   expires_at timestamptz,
   updated_at timestamptz NOT NULL DEFAULT now()
 );
-CREATE OR REPLACE FUNCTION baton_lease_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION public.baton_lease_guard() RETURNS trigger LANGUAGE plpgsql
+  SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   IF TG_OP = 'DELETE' THEN
     RAISE EXCEPTION 'baton_lease rows are never deleted';
@@ -41,16 +46,20 @@ BEGIN
   END IF;
   RETURN NEW;
 END $$;
-CREATE OR REPLACE TRIGGER baton_lease_guard BEFORE UPDATE OR DELETE ON baton_lease
-  FOR EACH ROW EXECUTE FUNCTION baton_lease_guard();
+CREATE OR REPLACE TRIGGER baton_lease_guard BEFORE UPDATE OR DELETE ON public.baton_lease
+  FOR EACH ROW EXECUTE FUNCTION public.baton_lease_guard();
 COMMIT;
 )sql";
 
-constexpr const char* kExistsSql = "SELECT to_regclass('baton_lease') IS NOT NULL";
+// Whether the table exists, and whether its guard function has its
+// search_path pinned (a table made before the pinning gets it re-created).
+constexpr const char* kExistsSql =
+    "SELECT to_regclass('public.baton_lease') IS NOT NULL, coalesce((SELECT 'search_path=pg_catalog, pg_temp' = "
+    "ANY(proconfig) FROM pg_catalog.pg_proc WHERE oid = to_regprocedure('public.baton_lease_guard()')), false)";
 
 constexpr const char* kPrivilegeSql =
-    "SELECT has_table_privilege('baton_lease', 'SELECT'), has_table_privilege('baton_lease', 'INSERT'), "
-    "has_table_privilege('baton_lease', 'UPDATE'), current_user";
+    "SELECT has_table_privilege('public.baton_lease', 'SELECT'), has_table_privilege('public.baton_lease', 'INSERT'), "
+    "has_table_privilege('public.baton_lease', 'UPDATE'), current_user";
 
 constexpr const char* kListenSql = "LISTEN baton_lease";
 
@@ -58,7 +67,7 @@ constexpr const char* kListenSql = "LISTEN baton_lease";
 // held under this holder id (an ambiguous earlier outcome) → ours, epoch+1.
 constexpr const char* kAcquireSql = R"sql(
 WITH t AS (
-  INSERT INTO baton_lease AS l (name, holder, epoch, expires_at, updated_at)
+  INSERT INTO public.baton_lease AS l (name, holder, epoch, expires_at, updated_at)
   VALUES ($1, $2, 1, now() + $3::bigint * interval '1 millisecond', now())
   ON CONFLICT (name) DO UPDATE
     SET holder = EXCLUDED.holder, epoch = l.epoch + 1, expires_at = EXCLUDED.expires_at, updated_at = now()
@@ -69,26 +78,28 @@ SELECT t.epoch, pg_notify('baton_lease', t.name || ' ' || t.epoch || ' ' || t.ho
 
 // $1 name, $2 holder, $3 epoch, $4 ttl ms.
 constexpr const char* kRenewSql = R"sql(
-UPDATE baton_lease SET expires_at = now() + $4::bigint * interval '1 millisecond', updated_at = now()
+UPDATE public.baton_lease SET expires_at = now() + $4::bigint * interval '1 millisecond', updated_at = now()
 WHERE name = $1 AND holder = $2 AND epoch = $3::bigint
 RETURNING epoch
 )sql";
 
-// $1 name, $2 holder, $3 epoch.
+// $1 name, $2 holder, $3 epoch (0: any epoch of this holder).
 constexpr const char* kReleaseSql = R"sql(
 WITH t AS (
-  UPDATE baton_lease SET holder = NULL, epoch = epoch + 1, expires_at = NULL, updated_at = now()
-  WHERE name = $1 AND holder = $2 AND epoch = $3::bigint
+  UPDATE public.baton_lease SET holder = NULL, epoch = epoch + 1, expires_at = NULL, updated_at = now()
+  WHERE name = $1 AND holder = $2 AND ($3::bigint = 0 OR epoch = $3::bigint)
   RETURNING name, epoch)
 SELECT t.epoch, pg_notify('baton_lease', t.name || ' ' || t.epoch || ' ') FROM t
 )sql";
 
-// $1 name, $2/$3 holding a, $4/$5 holding b, $6 new holder, $7 ttl ms.
+// $1 name, $2/$3 holding a, $4/$5 holding b (epoch 0: any epoch of that
+// holder), $6 new holder, $7 ttl ms.
 constexpr const char* kMoveSql = R"sql(
 WITH t AS (
-  UPDATE baton_lease
+  UPDATE public.baton_lease
   SET holder = $6, epoch = epoch + 1, expires_at = now() + $7::bigint * interval '1 millisecond', updated_at = now()
-  WHERE name = $1 AND ((holder = $2 AND epoch = $3::bigint) OR (holder = $4 AND epoch = $5::bigint))
+  WHERE name = $1 AND ((holder = $2 AND ($3::bigint = 0 OR epoch = $3::bigint))
+                    OR (holder = $4 AND ($5::bigint = 0 OR epoch = $5::bigint)))
   RETURNING name, epoch, holder)
 SELECT t.epoch, pg_notify('baton_lease', t.name || ' ' || t.epoch || ' ' || t.holder) FROM t
 )sql";
@@ -209,9 +220,12 @@ Result<std::vector<std::pair<std::string, std::string>>> BuildConnInfo(const Sto
   // Server-side bounds, so a statement or transaction abandoned by a
   // client that gave up cannot hold the row for long; the server also
   // notices a vanished client during a long statement.
+  // search_path: the statements name public.baton_lease, and nothing else
+  // is searched, so objects other roles create (a baton_lease in a schema
+  // named after our role, an operator in public) cannot stand in for ours.
   options += fmt::format(
       " -c statement_timeout={} -c lock_timeout={} -c idle_in_transaction_session_timeout={}"
-      " -c client_connection_check_interval=500",
+      " -c client_connection_check_interval=500 -c search_path=pg_catalog,pg_temp",
       ToMillis(s.statement_timeout), ToMillis(s.lock_timeout), ToMillis(s.idle_in_transaction_timeout));
   out.emplace_back("options", options);
   if (!has_app_name && !s.application_name.empty()) out.emplace_back("application_name", s.application_name);
@@ -228,12 +242,15 @@ LeaseStore::LeaseStore(asio::any_io_executor ex, std::vector<std::pair<std::stri
 asio::awaitable<Status> LeaseStore::EnsureSchema(TimePoint deadline) {
   auto exists = co_await conn_.Query(kExistsSql, std::vector<pg::Value>(), deadline);
   if (!exists) co_return Error(exists.error().code, fmt::format("lease schema: {}", exists.error().message));
-  if (exists->rows.empty() || exists->rows[0].empty() || exists->rows[0][0] != "t") {
+  if (exists->rows.size() != 1 || exists->rows[0].size() != 2 || exists->rows[0][0] != "t" ||
+      exists->rows[0][1] != "t") {
     auto created = co_await conn_.Exec(kSchemaSql, deadline);
     if (!created) {
       // Leave no half-open transaction behind on a kept connection.
       conn_.Close();
-      co_return Error(created.error().code, fmt::format("lease schema: create table baton_lease: {}",
+      co_return Error(created.error().code, fmt::format("lease schema: create table baton_lease or pin its guard's search_path "
+                                                        "(its owner can run: ALTER FUNCTION public.baton_lease_guard() "
+                                                        "SET search_path = pg_catalog, pg_temp): {}",
                                                         created.error().message));
     }
   }

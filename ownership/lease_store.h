@@ -33,7 +33,11 @@ inline constexpr const char* kLeaseChannel = "baton_lease";
 // Every SQL statement the lease runs, for review and for tests (no DELETE).
 std::vector<std::string_view> LeaseStatements();
 
-// A (holder, epoch) pair a fenced statement may match.
+// A (holder, epoch) pair a fenced statement may match. Epoch 0 (never a
+// held epoch: they start at 1) matches any epoch of that holder: fenced on
+// the holder id alone, which is unique to one process, for a row that
+// process may hold at an epoch it never learned (an acquire or transfer
+// whose outcome is unknown).
 struct Holding {
   std::string holder;
   uint64_t epoch = 0;
@@ -68,6 +72,8 @@ class LeaseStore {
   // LISTEN on the lease channel (again after every reconnect).
   boost::asio::awaitable<Status> Listen(TimePoint deadline);
   boost::asio::awaitable<Result<std::vector<std::string>>> WaitNotifications(TimePoint deadline);
+  size_t pending_notifications() const { return conn_.pending_notifications(); }
+  void DiscardNotifications() { conn_.DiscardNotifications(); }
 
   // Free, expired, or already ours by holder id → `holder`, epoch+1.
   boost::asio::awaitable<Result<MaybeEpoch>> Acquire(std::string name, std::string holder, Duration ttl,

@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "ownership/libpq.h"
+#include "ownership/pg_resolver.h"
 
 namespace baton::ownership::pg {
 namespace {
@@ -49,6 +50,7 @@ struct Connection::Impl {
   asio::any_io_executor ex;
   std::vector<std::pair<std::string, std::string>> conninfo;
   const Libpq* pq = nullptr;  // set by the first Connect; never null while conn is set
+  std::optional<Resolver> resolver;  // host names, off this thread (ownership/pg_resolver.h)
   PGconn* conn = nullptr;
   std::optional<asio::posix::stream_descriptor> sock;
   std::vector<std::string> notes;
@@ -98,9 +100,18 @@ struct Connection::Impl {
       if (!lib) co_return lib.error();
       pq = *lib;
     }
+    // libpq would resolve host names on this thread: hand it addresses.
+    ConnInfo info = conninfo;
+    if (auto names = NamesToResolve(conninfo); !names.empty()) {
+      auto addrs = co_await resolver->Resolve(std::move(names), deadline);
+      if (!addrs) co_return Error(addrs.error().code, fmt::format("connect to PostgreSQL: {}", addrs.error().message));
+      auto with = WithHostAddrs(conninfo, *addrs);
+      if (!with) co_return Error(with.error().code, fmt::format("connect to PostgreSQL: {}", with.error().message));
+      info = std::move(*with);
+    }
     std::vector<const char*> keys;
     std::vector<const char*> values;
-    for (const auto& [k, v] : conninfo) {
+    for (const auto& [k, v] : info) {
       keys.push_back(k.c_str());
       values.push_back(v.c_str());
     }
@@ -139,6 +150,7 @@ struct Connection::Impl {
 
   void TakeNotifications() {
     while (PGnotify* n = pq->PQnotifies(conn)) {
+      if (notes.size() >= kMaxPendingNotifications) notes.erase(notes.begin());
       notes.emplace_back(n->extra != nullptr ? n->extra : "");
       pq->PQfreemem(n);
     }
@@ -232,8 +244,9 @@ struct Connection::Impl {
 
 Connection::Connection(asio::any_io_executor ex, std::vector<std::pair<std::string, std::string>> conninfo)
     : impl_(std::make_unique<Impl>()) {
-  impl_->ex = std::move(ex);
+  impl_->ex = ex;
   impl_->conninfo = std::move(conninfo);
+  impl_->resolver.emplace(std::move(ex));
 }
 
 Connection::~Connection() { impl_->Close(); }
@@ -278,6 +291,10 @@ asio::awaitable<Result<std::vector<std::string>>> Connection::WaitNotifications(
   }
   co_return std::exchange(impl_->notes, {});
 }
+
+size_t Connection::pending_notifications() const { return impl_->notes.size(); }
+
+void Connection::DiscardNotifications() { impl_->notes.clear(); }
 
 bool Connection::connected() const {
   return impl_->conn != nullptr && impl_->pq->PQstatus(impl_->conn) == CONNECTION_OK;

@@ -11,6 +11,7 @@
 // socket is libpq's (O_CLOEXEC set by libpq) and is never closed by Asio.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -27,6 +28,8 @@ namespace baton::ownership::pg {
 
 using Value = std::optional<std::string>;  // NULL = nullopt
 using Row = std::vector<Value>;
+
+inline constexpr size_t kMaxPendingNotifications = 64;
 
 struct QueryResult {
   std::vector<Row> rows;
@@ -57,6 +60,11 @@ class Connection {
   // Waits until the server sent something (e.g. a NOTIFY) or `deadline`;
   // returns the notification payloads read so far (possibly none).
   boost::asio::awaitable<Result<std::vector<std::string>>> WaitNotifications(TimePoint deadline);
+  // Notifications read with other results and not yet taken: at most
+  // kMaxPendingNotifications, the oldest dropped first (a listener that
+  // stops waiting for them loses only stale wake-ups, never memory).
+  size_t pending_notifications() const;
+  void DiscardNotifications();
 
   bool connected() const;
   // The server process id of this connection (0 if not connected).

@@ -105,7 +105,7 @@ typedef struct baton_options {
    * (libpq never loaded). */
   const char* lease_name;
   const char* lease_dsn;        /* NULL or "": $BATON_LEASE_DSN, then libpq's PG* variables */
-  const char* lease_holder_id;  /* NULL or "": generated, unique per process */
+  const char* lease_holder_id;  /* NULL or "": a generated id, unique per process; else a label (<= 64 bytes) put before it */
   int64_t lease_ttl_ms;         /* 0 = 10000 */
   int64_t lease_renew_interval_ms; /* 0 = ttl / 3 */
   int64_t lease_op_timeout_ms;  /* 0 = 1000 */

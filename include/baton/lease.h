@@ -23,9 +23,12 @@
 namespace baton {
 
 struct LeaseOptions {
-  std::string name{};       // the leadership domain (one row); required
+  std::string name{};       // the leadership domain (one row); required, at most 200 bytes
   std::string dsn{};        // libpq conninfo or URI; "" = $BATON_LEASE_DSN, else libpq's PG* variables
-  std::string holder_id{};  // "" = generated, unique per process
+  // A label (at most 64 bytes, no control characters) put in front of the
+  // holder id, which is always unique per process: "<label>/<host>/<pid>/<random>",
+  // or without "<label>/" when empty. Two processes never share a holder id.
+  std::string holder_id{};
   std::chrono::milliseconds ttl{10000};
   std::chrono::milliseconds renew_interval{0};  // 0 = ttl / 3
   std::chrono::milliseconds op_timeout{1000};   // client deadline of every Postgres call
@@ -37,6 +40,7 @@ class BATON_EXPORT Lease {
  public:
   virtual ~Lease() = default;
   virtual const std::string& name() const = 0;
+  // This process's holder id (see LeaseOptions::holder_id).
   virtual const std::string& holder_id() const = 0;
   // The epoch under which this process may act as leader right now, or 0
   // when it may not (not holding, handed over, or its local monotonic

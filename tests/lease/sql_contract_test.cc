@@ -275,6 +275,25 @@ TEST_F(SqlContractTest, NoPieceOfAPasswordIsQuotedInADsnError) {
   }
 }
 
+// A table made before the trigger function pinned its search_path gets the
+// pinned function on the next start by a role that owns it (#19 defect 7).
+TEST_F(SqlContractTest, AGuardFunctionWithoutAPinnedSearchPathIsReplaced) {
+  auto s = Store();
+  ASSERT_TRUE(Schema(*s));
+  bool ok = false;
+  Sql("ALTER FUNCTION public.baton_lease_guard() RESET search_path", &ok);
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(Sql("SELECT coalesce(proconfig::text, '') FROM pg_proc WHERE proname = 'baton_lease_guard'"), "");
+  auto again = Store();
+  ASSERT_TRUE(Schema(*again));
+  EXPECT_EQ(Sql("SELECT proconfig::text FROM pg_proc WHERE proname = 'baton_lease_guard'"),
+            "{\"search_path=pg_catalog, pg_temp\"}");
+  // The guard still guards.
+  ASSERT_EQ(Acquire(*again, "a"), MaybeEpoch{1});
+  Sql("UPDATE baton_lease SET epoch = 0", &ok);
+  EXPECT_FALSE(ok);
+}
+
 TEST_F(SqlContractTest, MissingPrivilegesAreAClearPermissionDenied) {
   bool ok = false;
   pg_.Query("DO $$ BEGIN CREATE ROLE baton_nopriv LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$", &ok);
