@@ -182,6 +182,12 @@ NotifyHandoffMachine::Acts NotifyHandoffMachine::OnRestoreFailed(const std::stri
                 now);
 }
 
+NotifyHandoffMachine::Acts NotifyHandoffMachine::OnExtend(Duration d, TimePoint now) {
+  if (state_ != State::kWaitReady && state_ != State::kRestoring) return {};
+  if (!state_deadline_ || *state_deadline_ < now + d) state_deadline_ = now + d;
+  return {};
+}
+
 NotifyHandoffMachine::Acts NotifyHandoffMachine::OnAbort(const std::string& reason, TimePoint now) {
   switch (state_) {
     case State::kSpawning:

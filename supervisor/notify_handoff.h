@@ -43,19 +43,15 @@ struct NotifyHandoffParams {
   Duration handoff = seconds(300);
 };
 
-// Asks the driver to start the previous binary again (sequential rollback);
-// it answers OnRestoreSpawned / OnRestoreSpawnFailed, then OnRestoreReady,
-// OnRestoreFailed or OnRestoreExited.
-struct SpawnRestore {};
-
 class NotifyHandoffMachine {
  public:
   enum class State {
     kIdle, kStoppingOld, kKillingOld, kSpawning, kWaitReady, kStoppingNew, kRestoring, kDone
   };
-  // What the driver must do beside the shared actions.
-  using Act = std::variant<Action, SpawnRestore>;
-  using Acts = std::vector<Act>;
+  // The native machine's actions, plus SpawnRestore (the driver answers
+  // OnRestoreSpawned / OnRestoreSpawnFailed, then OnRestoreReady or
+  // OnRestoreFailed).
+  using Acts = Actions;
 
   explicit NotifyHandoffMachine(NotifyHandoffParams params) : params_(std::move(params)) {}
 
@@ -71,6 +67,9 @@ class NotifyHandoffMachine {
   Acts OnRestoreSpawnFailed(const std::string& why, TimePoint now);
   Acts OnRestoreReady(TimePoint now);
   Acts OnRestoreFailed(const std::string& why, TimePoint now);
+  // EXTEND_TIMEOUT_USEC= from the generation being waited for: its ready
+  // deadline is at least `now + d`.
+  Acts OnExtend(Duration d, TimePoint now);
   Acts OnAbort(const std::string& reason, TimePoint now);
   Acts OnTimer(TimePoint now);
 

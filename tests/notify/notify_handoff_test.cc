@@ -17,12 +17,8 @@ using M = NotifyHandoffMachine;
 // "phase spawn", "promote", "restore", "finished committed".
 std::vector<std::string> Names(const M::Acts& acts) {
   std::vector<std::string> out;
-  for (const auto& act : acts) {
-    if (std::holds_alternative<SpawnRestore>(act)) {
-      out.push_back("restore");
-      continue;
-    }
-    const Action& a = std::get<Action>(act);
+  for (const Action& a : acts) {
+    if (std::holds_alternative<SpawnRestore>(a)) out.push_back("restore");
     if (std::holds_alternative<SpawnSuccessor>(a)) out.push_back("spawn");
     if (auto* s = std::get_if<SignalIncumbent>(&a)) out.push_back("sig-old " + std::to_string(s->signal));
     if (auto* s = std::get_if<SignalSuccessor>(&a)) out.push_back("sig-new " + std::to_string(s->signal));
@@ -34,10 +30,8 @@ std::vector<std::string> Names(const M::Acts& acts) {
 }
 
 std::string ReasonOf(const M::Acts& acts) {
-  for (const auto& act : acts) {
-    if (auto* a = std::get_if<Action>(&act)) {
-      if (auto* f = std::get_if<Finished>(a)) return f->reason;
-    }
+  for (const Action& a : acts) {
+    if (auto* f = std::get_if<Finished>(&a)) return f->reason;
   }
   return "";
 }
@@ -179,6 +173,18 @@ TEST_F(NotifyHandoffTest, SequentialAbortWhileStoppingRestoresOnceOldIsGone) {
   EXPECT_EQ(Names(m.OnIncumbentExited(ChildExit::Exited(0), Now())), V({"phase stop", "restore"}));
   auto acts = m.OnRestoreReady(Now());
   EXPECT_EQ(Names(acts), V({"phase restore", "finished rolled_back"}));
+}
+
+TEST_F(NotifyHandoffTest, ExtendTimeoutMovesTheReadyDeadline) {
+  M m = Make(NotifyStrategy::kOverlap);
+  m.Start(Now());
+  m.OnSpawned(Now());
+  clock_.Advance(seconds(9));
+  m.OnExtend(seconds(5), Now());
+  clock_.Advance(seconds(2));
+  EXPECT_TRUE(Names(m.OnTimer(Now())).empty());
+  clock_.Advance(seconds(3));
+  EXPECT_EQ(Names(m.OnTimer(Now())), V({"sig-new 9"}));
 }
 
 TEST_F(NotifyHandoffTest, DeadlineAlwaysExistsUntilDoneAndNothingAfter) {
