@@ -29,16 +29,31 @@ struct NotifyCluster {
   TempDir conf{"nc"};
   std::unique_ptr<Cluster> c;
 
+  // In `config` and in files written later with Write(), @PORT@ stands for
+  // the cluster's port and @CONF@ for a directory of the test's own.
   explicit NotifyCluster(const std::string& config, std::vector<std::string> args = {},
                          const std::string& binary = BinPath("sdkv"), std::vector<std::string> extra_flags = {}) {
     const std::string path = conf.path() + "/baton.toml";
-    std::ofstream(path) << "protocol = \"notify\"\n" << config << "\n";
     Cluster::Options o;
     o.binary = binary;
-    o.kvd_args = std::move(args);
+    for (auto& a : args) o.kvd_args.push_back(Expand(a, 0));
     o.supervise_args = {"--config", path, "--timeout", "drain=3s", "--timeout", "term-grace=2s"};
     for (auto& f : extra_flags) o.supervise_args.push_back(std::move(f));
     c = std::make_unique<Cluster>(o);
+    Write("baton.toml", "protocol = \"notify\"\n" + config + "\n");
+  }
+  std::string Expand(std::string text, int port) const {
+    for (auto [key, value] : {std::pair<std::string, std::string>{"@PORT@", std::to_string(port)}, {"@CONF@", conf.path()}}) {
+      if (port == 0 && key == "@PORT@") continue;
+      for (size_t at = text.find(key); at != std::string::npos; at = text.find(key, at)) text.replace(at, key.size(), value);
+    }
+    return text;
+  }
+  // Writes `name` in the test's own directory; its path.
+  std::string Write(const std::string& name, const std::string& text) const {
+    const std::string path = conf.path() + "/" + name;
+    std::ofstream(path) << Expand(text, c->port());
+    return path;
   }
   Cluster& operator*() { return *c; }
   Cluster* operator->() { return c.get(); }
