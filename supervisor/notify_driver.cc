@@ -79,7 +79,9 @@ void SupervisorImpl::ArmWatchdog(const std::shared_ptr<Child>& g, Duration perio
     // ended and restarted; a successor is a failed handoff (rolled back).
     Emit(MakeEvent(Level::kError, "child.watchdog", "pid {} missed its watchdog ({} ms); ending it", g->pid, Ms(period))
              .With("pid", int64_t{g->pid}));
-    if (handoff_ && handoff_->notify && PartOf(g) == HandoffPart::kSuccessor) {
+    // (Once promoted, the successor is the service: it is ended like any
+    // serving generation and the restart loop takes over.)
+    if (handoff_ && handoff_->notify && PartOf(g) == HandoffPart::kSuccessor && !handoff_->notify->promoted()) {
       Execute(handoff_->notify->OnSuccessorFailed(fmt::format("missed its watchdog ({} ms)", Ms(period)),
                                                   RealClock().Now()));
       return;

@@ -180,8 +180,10 @@ void SupervisorImpl::Stop(std::function<void()> done) {
     Route([&](HandoffMachine& m) { return m.OnAbort("supervisor stopping", now); },
           [&](NotifyHandoffMachine& m) { return m.OnAbort("supervisor stopping", now); });
   }
+  // A daemon of protocol notify gets its own graceful stop signal.
+  const int stop_signal = plain() ? opts_.notify.stop_signal : SIGTERM;
   for (auto& [n, g] : children_) {
-    if (g->alive) g->proc->Signal(SIGTERM);
+    if (g->alive) g->proc->Signal(stop_signal);
   }
   stop_done_ = std::move(done);
   // SIGTERM asks the daemon to drain and exit; it gets the drain grace for
