@@ -109,10 +109,12 @@ std::string_view LaunchRoleName(LaunchRole r) {
 
 Result<ChildLaunch> ChildLaunch::Create(std::vector<ListenerFd> listeners, int control_fd, LaunchRole role,
                                         const std::vector<std::string>& base_env) {
-  if (role == LaunchRole::kNone) {
-    return Error(Errc::kInvalidArgument, "child launch: role must be cold or successor");
+  // kNone: systemd's contract alone (LISTEN_*), for a daemon that does not
+  // speak the control protocol; it has no control fd.
+  if (role == LaunchRole::kNone && control_fd >= 0) {
+    return Error(Errc::kInvalidArgument, "child launch: a control fd needs the role cold or successor");
   }
-  if (control_fd < 0) return Error(Errc::kInvalidArgument, "child launch: no control fd");
+  if (role != LaunchRole::kNone && control_fd < 0) return Error(Errc::kInvalidArgument, "child launch: no control fd");
   std::set<std::string> seen;
   std::string names;
   ChildLaunch launch;
@@ -129,7 +131,7 @@ Result<ChildLaunch> ChildLaunch::Create(std::vector<ListenerFd> listeners, int c
     names += l.name;
     launch.sources_.push_back(l.fd);
   }
-  launch.sources_.push_back(control_fd);
+  if (control_fd >= 0) launch.sources_.push_back(control_fd);
   for (const auto& e : base_env) {
     if (!IsContractVariable(e)) launch.env_.push_back(e);
   }
@@ -138,8 +140,10 @@ Result<ChildLaunch> ChildLaunch::Create(std::vector<ListenerFd> listeners, int c
   launch.env_.push_back(fmt::format("LISTEN_FDNAMES={}", names));
   launch.pid_index_ = launch.env_.size();
   launch.env_.push_back(std::string(kPidPrefix) + std::string(kPidDigits, '0'));
-  launch.env_.push_back(fmt::format("BATON_CONTROL_FD={}", 3 + n));
-  launch.env_.push_back(fmt::format("BATON_ROLE={}", LaunchRoleName(role)));
+  if (control_fd >= 0) {
+    launch.env_.push_back(fmt::format("BATON_CONTROL_FD={}", 3 + n));
+    launch.env_.push_back(fmt::format("BATON_ROLE={}", LaunchRoleName(role)));
+  }
   for (const auto& e : launch.env_) launch.envp_.push_back(e.c_str());
   launch.envp_.push_back(nullptr);
   return launch;

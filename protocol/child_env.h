@@ -45,7 +45,9 @@ class ChildLaunch {
  public:
   // `base_env` is the child's environment without the contract variables
   // (any that are present are dropped). `control_fd` is the child's end of
-  // the socketpair. Validates names (kInvalidArgument).
+  // the socketpair. Validates names (kInvalidArgument). With role kNone and
+  // control_fd -1 the child gets systemd's variables alone (LISTEN_*), for a
+  // daemon that never speaks the control protocol (docs/design.md §14).
   static Result<ChildLaunch> Create(std::vector<ListenerFd> listeners, int control_fd, LaunchRole role,
                                     const std::vector<std::string>& base_env);
 

@@ -23,7 +23,9 @@ void SupervisorImpl::OnAdminRequest(std::shared_ptr<AdminConnection> conn, const
         reply.mutable_abort_reply()->set_handoff_id(handoff_->machine.handoff_id());
         const std::string why = env.abort_request().reason().empty() ? "requested by the operator"
                                                                      : env.abort_request().reason();
-        Execute(handoff_->machine.OnAbort(why, RealClock().Now()));
+        const TimePoint now = RealClock().Now();
+        Route([&](HandoffMachine& m) { return m.OnAbort(why, now); },
+              [&](NotifyHandoffMachine& m) { return m.OnAbort(why, now); });
       }
       return conn->SendAndClose(reply);
     }
@@ -56,6 +58,8 @@ void SupervisorImpl::FillStatus(v1::StatusReply* s) {
     s->set_binary(incumbent_->binary);
   }
   if (handoff_) s->set_handoff_in_progress(handoff_->machine.handoff_id());
+  s->set_protocol(std::string(ChildProtocolName(opts_.notify.protocol)));
+  if (plain()) s->set_strategy(std::string(NotifyStrategyName(opts_.notify.strategy)));
   if (last_result_) *s->mutable_last_handoff() = *last_result_;
 }
 

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <tuple>
 
 #include <fmt/format.h>
 
@@ -33,38 +34,58 @@ std::string CrashRoute::TakeFor(ChildRole role) {
 }
 
 std::vector<std::string> ChildEnvironment(const std::string& crash_at, const std::string& data_dir,
-                                         std::vector<std::string> base) {
+                                         std::vector<std::string> base, const std::string& notify_path,
+                                         Duration watchdog) {
   std::vector<std::string> env;
   for (auto& e : base) {
-    if (e.rfind("BATON_CRASH_AT=", 0) == 0) continue;
-    if (e.rfind("BATON_DATA_DIR=", 0) == 0) continue;
-    env.push_back(std::move(e));
+    bool drop = false;
+    for (std::string_view v : {"BATON_CRASH_AT=", "BATON_DATA_DIR=", "NOTIFY_SOCKET=", "WATCHDOG_USEC=", "WATCHDOG_PID="}) {
+      drop = drop || e.rfind(v, 0) == 0;
+    }
+    if (!drop) env.push_back(std::move(e));
   }
   if (!crash_at.empty()) env.push_back("BATON_CRASH_AT=" + crash_at);
   env.push_back("BATON_DATA_DIR=" + data_dir);
+  if (!notify_path.empty()) env.push_back("NOTIFY_SOCKET=" + notify_path);
+  if (watchdog > Duration::zero()) {
+    env.push_back(fmt::format("WATCHDOG_USEC={}", std::chrono::duration_cast<std::chrono::microseconds>(watchdog).count()));
+  }
   return env;
 }
 
 Result<std::shared_ptr<Child>> SpawnChild(asio::io_context& io, const std::vector<Listener>& listeners,
                                           const SpawnSpec& spec, ChildCallbacks callbacks) {
-  auto pair = MakeControlSocketPair();
-  if (!pair) return pair.error();
-  auto [parent_fd, child_fd] = *pair;
+  // A plain child (protocol notify) has no control channel: -1 on both ends.
+  int parent_fd = -1, child_fd = -1;
+  if (!spec.plain) {
+    auto pair = MakeControlSocketPair();
+    if (!pair) return pair.error();
+    std::tie(parent_fd, child_fd) = *pair;
+  }
+  const auto close_ends = [&] {
+    if (parent_fd >= 0) ::close(parent_fd);
+    if (child_fd >= 0) ::close(child_fd);
+    parent_fd = child_fd = -1;
+  };
   std::vector<protocol::ListenerFd> fds;
   for (const auto& l : listeners) fds.push_back({l.name(), l.fd()});
+  for (const auto& [name, fd] : spec.stored_fds) fds.push_back({name, fd});
+  const protocol::LaunchRole role = spec.plain                     ? protocol::LaunchRole::kNone
+                                    : spec.role == ChildRole::kCold ? protocol::LaunchRole::kCold
+                                                                    : protocol::LaunchRole::kSuccessor;
   auto launch = protocol::ChildLaunch::Create(
-      std::move(fds), child_fd, spec.role == ChildRole::kCold ? protocol::LaunchRole::kCold : protocol::LaunchRole::kSuccessor,
-      spec.base_env.empty() ? ChildEnvironment(spec.crash_at, spec.data_dir)
-                            : ChildEnvironment(spec.crash_at, spec.data_dir, spec.base_env));
+      std::move(fds), child_fd, role,
+      ChildEnvironment(spec.crash_at, spec.data_dir, spec.base_env.empty() ? CurrentEnvironment() : spec.base_env,
+                       spec.notify_path, spec.watchdog));
   if (!launch) {
-    ::close(parent_fd);
-    ::close(child_fd);
+    close_ends();
     return launch.error();
   }
   auto proc = Launch(io.get_executor(), spec.binary, spec.args, *launch);
-  ::close(child_fd);  // the child has its own copy now
+  if (child_fd >= 0) ::close(child_fd);  // the child has its own copy now
+  child_fd = -1;
   if (!proc) {
-    ::close(parent_fd);
+    close_ends();
     return proc.error();
   }
   auto g = std::make_shared<Child>();
@@ -76,13 +97,18 @@ Result<std::shared_ptr<Child>> SpawnChild(asio::io_context& io, const std::vecto
     // Cannot watch it, so it must not run unwatched.
     ::kill(g->pid, SIGKILL);
     ::waitpid(g->pid, nullptr, 0);
-    ::close(parent_fd);
+    close_ends();
     return child.error();
   }
   g->role = spec.role;
   g->binary = spec.binary;
   g->proc = std::move(*child);
   g->started = RealClock().Now();
+  g->plain = spec.plain;
+  if (spec.plain) {
+    g->proc->AsyncWaitExit([g, cb = callbacks.on_exit](int status) { cb(g, ChildExit::FromWaitStatus(status)); });
+    return g;
+  }
   protocol::UnixSocket socket(io);
   socket.assign(asio::local::stream_protocol(), parent_fd);
   std::weak_ptr<Child> weak = g;

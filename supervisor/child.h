@@ -12,6 +12,7 @@
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include "base/clock.h"
 #include "base/errors.h"
@@ -21,6 +22,7 @@
 #include "supervisor/adoption_record.h"
 #include "supervisor/launch.h"
 #include "supervisor/listeners.h"
+#include "supervisor/notify_socket.h"
 
 namespace baton::supervisor {
 
@@ -30,7 +32,18 @@ struct Child {
   ChildRole role = ChildRole::kCold;
   std::string binary;
   std::unique_ptr<ChildProcess> proc;
+  // Null for a daemon of protocol notify (it has no control channel).
   std::shared_ptr<protocol::Channel> channel;
+  // Its NOTIFY_SOCKET (every child has one, docs/design.md §14).
+  std::shared_ptr<NotifySocket> notify;
+  bool plain = false;      // protocol notify: systemd's conventions only
+  bool ready = false;      // protocol notify: READY=1 or a passing probe
+  std::string status;      // its last STATUS=
+  // Protocol notify: the ready deadline and the probe; every child: the
+  // watchdog. Cancelled when it exits.
+  std::unique_ptr<boost::asio::steady_timer> ready_timer;
+  std::unique_ptr<boost::asio::steady_timer> probe_timer;
+  std::unique_ptr<boost::asio::steady_timer> watchdog_timer;
   v1::Hello hello;
   bool said_hello = false;
   bool alive = true;
@@ -50,6 +63,13 @@ struct SpawnSpec {
   protocol::LivenessOptions liveness;  // until Hello: at least the hello timeout
   std::string crash_at;                // BATON_CRASH_AT for this child only ("" = none)
   std::vector<std::string> base_env;   // the child's environment before the contract; empty = ours
+  // docs/design.md §14: no control channel (systemd's variables alone), the
+  // notify socket's path, descriptors from the FD store placed after the
+  // listeners (plain children only), the watchdog (0 = none).
+  bool plain = false;
+  std::string notify_path;
+  std::vector<std::pair<std::string, int>> stored_fds;
+  Duration watchdog = Duration::zero();
 };
 
 // Routes the supervisor's own BATON_CRASH_AT to children (docs/design.md §9): the
@@ -77,10 +97,12 @@ struct ChildCallbacks {
 };
 
 // The child's environment: `base` (ours unless the config sanitizes it)
-// minus BATON_CRASH_AT, plus the routed `crash_at` (if any) and
-// BATON_DATA_DIR.
+// minus BATON_CRASH_AT and systemd's NOTIFY_SOCKET/WATCHDOG_* (ours, not the
+// child's), plus the routed `crash_at` (if any), BATON_DATA_DIR and, when
+// given, the child's own NOTIFY_SOCKET and WATCHDOG_USEC.
 std::vector<std::string> ChildEnvironment(const std::string& crash_at, const std::string& data_dir,
-                                         std::vector<std::string> base = CurrentEnvironment());
+                                         std::vector<std::string> base = CurrentEnvironment(),
+                                         const std::string& notify_path = "", Duration watchdog = Duration::zero());
 
 // Starts `spec.binary` with the listeners and a fresh control socketpair
 // (the child environment contract), and starts watching its channel and

@@ -66,7 +66,7 @@ void SupervisorImpl::OnUpgrade(std::shared_ptr<AdminConnection> conn, const v1::
     refused.set_reason("the supervisor is stopping");
     return Reply(conn, refused);
   }
-  if (!incumbent_ || !incumbent_->alive || !incumbent_->said_hello) {
+  if (!incumbent_ || !incumbent_->alive || !(plain() ? incumbent_->ready : incumbent_->said_hello)) {
     refused.set_reason("no generation is serving right now (starting or restarting); try again");
     return Reply(conn, refused);
   }
@@ -86,6 +86,20 @@ void SupervisorImpl::OnUpgrade(std::shared_ptr<AdminConnection> conn, const v1::
   params.timeouts = opts_.timeouts;
   params.incumbent_schema =
       protocol::VersionRange{incumbent_->hello.state_schema().min(), incumbent_->hello.state_schema().max()};
+  // A daemon of protocol notify has no Hello: its handoff is the notify
+  // machine's (docs/design.md §14).
+  std::unique_ptr<NotifyHandoffMachine> notify;
+  if (plain()) {
+    NotifyHandoffParams np;
+    np.handoff_id = params.handoff_id;
+    np.strategy = opts_.notify.strategy;
+    np.stop_signal = opts_.notify.stop_signal;
+    np.ready = opts_.notify.ready;
+    np.drain = opts_.timeouts.drain;
+    np.term_grace = opts_.timeouts.term_grace;
+    np.handoff = opts_.timeouts.handoff;
+    notify = std::make_unique<NotifyHandoffMachine>(np);
+  }
   params.liveness = opts_.liveness;
   handoff_ = std::make_unique<Handoff>(Handoff{
       .machine = HandoffMachine(params),
@@ -97,11 +111,20 @@ void SupervisorImpl::OnUpgrade(std::shared_ptr<AdminConnection> conn, const v1::
       .progress = req.progress(),
       .started = RealClock().Now(),
       .phases = {},
+      .notify = std::move(notify),
+      .restored = nullptr,
   });
   Emit(MakeEvent(Level::kInfo, "handoff.start", "handoff {} to {}", params.handoff_id, binary)
            .With("handoff_id", params.handoff_id)
            .With("old_pid", int64_t{incumbent_->pid}));
-  Execute(handoff_->machine.Start(RealClock().Now()));
+  const TimePoint now = RealClock().Now();
+  Route([&](HandoffMachine& m) { return m.Start(now); }, [&](NotifyHandoffMachine& m) { return m.Start(now); });
+}
+
+void SupervisorImpl::Route(const std::function<Actions(HandoffMachine&)>& native,
+                           const std::function<Actions(NotifyHandoffMachine&)>& notify) {
+  if (!handoff_) return;
+  Execute(handoff_->notify ? notify(*handoff_->notify) : native(handoff_->machine));
 }
 
 void SupervisorImpl::Execute(Actions actions) {
@@ -122,16 +145,35 @@ void SupervisorImpl::Execute(Actions actions) {
 
 void SupervisorImpl::Do(SpawnSuccessor&) {
   auto g = Spawn(ChildRole::kSuccessor, handoff_->binary, handoff_->args);
+  const TimePoint now = RealClock().Now();
   if (!g) {
-    Execute(handoff_->machine.OnSpawnFailed(g.error(), RealClock().Now()));
+    Route([&](HandoffMachine& m) { return m.OnSpawnFailed(g.error(), now); },
+          [&](NotifyHandoffMachine& m) { return m.OnSpawnFailed(g.error().message, now); });
     return;
   }
   handoff_->successor = *g;
-  Execute(handoff_->machine.OnSpawned(static_cast<uint32_t>(handoff_->successor->pid), RealClock().Now()));
+  Route([&](HandoffMachine& m) { return m.OnSpawned(static_cast<uint32_t>(handoff_->successor->pid), now); },
+        [&](NotifyHandoffMachine& m) { return m.OnSpawned(now); });
+}
+
+// Sequential rollback of a notify daemon: the old generation is gone, so its
+// binary is cold-started again; it is the service from now on, and the
+// handoff ends once it is ready (notify_driver.cc routes that).
+void SupervisorImpl::Do(SpawnRestore&) {
+  auto g = Spawn(ChildRole::kCold, handoff_->incumbent->binary, opts_.args);
+  const TimePoint now = RealClock().Now();
+  if (!g) {
+    Execute(handoff_->notify->OnRestoreSpawnFailed(g.error().message, now));
+    return;
+  }
+  handoff_->restored = *g;
+  incumbent_ = *g;
+  ++generation_number_;
+  Execute(handoff_->notify->OnRestoreSpawned(now));
 }
 
 void SupervisorImpl::Do(SendToSuccessor& a) {
-  if (handoff_->successor && !handoff_->successor->channel->closed()) {
+  if (handoff_->successor && handoff_->successor->channel && !handoff_->successor->channel->closed()) {
     v1::Envelope env = a.env;
     handoff_->successor->channel->Send(a.env, [env] { AfterSentCrashPoint(env); });
     if (env.has_hello_ack() && env.hello_ack().accepted()) {
@@ -141,7 +183,7 @@ void SupervisorImpl::Do(SendToSuccessor& a) {
 }
 
 void SupervisorImpl::Do(SendToIncumbent& a) {
-  if (handoff_->incumbent && !handoff_->incumbent->channel->closed()) {
+  if (handoff_->incumbent && handoff_->incumbent->channel && !handoff_->incumbent->channel->closed()) {
     v1::Envelope env = a.env;
     handoff_->incumbent->channel->Send(a.env, [env] { AfterSentCrashPoint(env); });
   }
@@ -199,6 +241,14 @@ void SupervisorImpl::Do(Finished& a) {
            .With("old_pid", static_cast<int64_t>(r.old_pid()))
            .With("new_pid", static_cast<int64_t>(r.new_pid()))
            .With("total_us", static_cast<int64_t>(r.total_us())));
+  if (handoff_->notify && opts_.notify.strategy == NotifyStrategy::kSequential) {
+    const Duration window = handoff_->notify->not_ready();
+    Emit(MakeEvent(Level::kInfo, "handoff.not_ready", "the service was not ready for {:.3f} ms",
+                   std::chrono::duration<double, std::milli>(window).count())
+             .With("handoff_id", r.handoff_id())
+             .With("duration_us", static_cast<int64_t>(
+                                      std::chrono::duration_cast<std::chrono::microseconds>(window).count())));
+  }
   last_result_ = r;
   if (a.outcome == Outcome::kCommitted && handoff_->incumbent && handoff_->incumbent->alive) {
     Retire(handoff_->incumbent);
@@ -233,7 +283,7 @@ void SupervisorImpl::Retire(const std::shared_ptr<Child>& g) {
 
 void SupervisorImpl::ArmHandoffTimer() {
   if (!handoff_) return;
-  auto d = handoff_->machine.NextDeadline();
+  auto d = handoff_->notify ? handoff_->notify->NextDeadline() : handoff_->machine.NextDeadline();
   if (!d) {
     handoff_timer_.cancel();
     return;
@@ -241,7 +291,8 @@ void SupervisorImpl::ArmHandoffTimer() {
   handoff_timer_.expires_at(*d);
   handoff_timer_.async_wait([this](const boost::system::error_code& ec) {
     if (ec || !handoff_) return;
-    Execute(handoff_->machine.OnTimer(RealClock().Now()));
+    const TimePoint now = RealClock().Now();
+    Route([&](HandoffMachine& m) { return m.OnTimer(now); }, [&](NotifyHandoffMachine& m) { return m.OnTimer(now); });
   });
 }
 

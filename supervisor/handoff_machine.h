@@ -69,8 +69,11 @@ struct Finished {
   Outcome outcome;
   std::string reason;
 };
+// protocol notify, sequential rollback (supervisor/notify_handoff.h): start
+// the previous binary again. The native machine never asks for it.
+struct SpawnRestore {};
 using Action = std::variant<SpawnSuccessor, SendToSuccessor, SendToIncumbent, SignalSuccessor, SignalIncumbent,
-                            PhaseDone, PromoteSuccessor, Finished>;
+                            PhaseDone, PromoteSuccessor, Finished, SpawnRestore>;
 using Actions = std::vector<Action>;
 
 struct HandoffParams {

@@ -32,6 +32,12 @@ constexpr Duration kKilledOrphanWait = seconds(5);
 // over at the shortest back-off.
 constexpr Duration kStableRun = seconds(10);
 
+std::set<std::string> ListenerNames(const std::vector<Listener>& listeners) {
+  std::set<std::string> out;
+  for (const auto& l : listeners) out.insert(l.name());
+  return out;
+}
+
 // How the adoption record names this process.
 RecordedProcess SelfEntry() {
   auto e = EntryFor(::getpid(), "");
@@ -72,7 +78,8 @@ SupervisorImpl::SupervisorImpl(asio::io_context& io, SupervisorOptions opts, Log
       crash_route_(std::move(crash_route)),
       orphans_(std::move(orphans)),
       record_path_(AdoptionRecordPath(opts_.runtime_dir)),
-      self_(SelfEntry()) {}
+      self_(SelfEntry()),
+      fd_store_(opts_.notify.fd_store_max, ListenerNames(listeners_)) {}
 
 void SupervisorImpl::Start() {
   Emit(MakeEvent(Level::kInfo, "supervisor.start", "supervising {} on {}", opts_.binary, fmt::join(Addresses(), ", "))
@@ -168,9 +175,15 @@ void SupervisorImpl::Stop(std::function<void()> done) {
   orphan_timer_.cancel();
   for (const auto& o : orphans_) (void)o.Signal(SIGTERM);
   orphans_.clear();
-  if (handoff_) Execute(handoff_->machine.OnAbort("supervisor stopping", RealClock().Now()));
+  if (handoff_) {
+    const TimePoint now = RealClock().Now();
+    Route([&](HandoffMachine& m) { return m.OnAbort("supervisor stopping", now); },
+          [&](NotifyHandoffMachine& m) { return m.OnAbort("supervisor stopping", now); });
+  }
+  // A daemon of protocol notify gets its own graceful stop signal.
+  const int stop_signal = plain() ? opts_.notify.stop_signal : SIGTERM;
   for (auto& [n, g] : children_) {
-    if (g->alive) g->proc->Signal(SIGTERM);
+    if (g->alive) g->proc->Signal(stop_signal);
   }
   stop_done_ = std::move(done);
   // SIGTERM asks the daemon to drain and exit; it gets the drain grace for
@@ -199,17 +212,27 @@ Result<std::shared_ptr<Child>> SupervisorImpl::Spawn(ChildRole role, const std::
   spec.liveness = opts_.liveness;
   // Until its Hello, a child has the hello timeout to speak.
   spec.liveness.liveness_timeout = std::max(spec.liveness.liveness_timeout, opts_.timeouts.hello);
+  // Every child gets a NOTIFY_SOCKET of its own (docs/design.md §14); a
+  // daemon of protocol notify also gets the FD store after its listeners.
+  auto notify = NotifySocket::Bind(io_, fmt::format("{}/notify.{}", opts_.runtime_dir, spec.number));
+  if (!notify) return notify.error();
+  spec.notify_path = (*notify)->path();
+  spec.plain = plain();
+  if (spec.plain) spec.stored_fds = fd_store_.Entries();
+  spec.watchdog = opts_.notify.watchdog;
   auto g = SpawnChild(io_, listeners_, spec,
                       {[this](const auto& g, const v1::Envelope& env) { OnChildMessage(g, env); },
                        [this](const auto& g, const Error& e) { OnChildClosed(g, e); },
                        [this](const auto& g, const ChildExit& how) { OnChildExit(g, how); }});
   if (!g) return g.error();
   if (auto e = EntryFor((*g)->pid, std::string(ChildRoleName(role))); e) (*g)->record = *e;
+  (*g)->notify = std::move(*notify);
   children_[(*g)->number] = *g;
   UpdateAdoptionRecord();
   Emit(MakeEvent(Level::kInfo, "child.spawn", "spawned {} {} as pid {}", ChildRoleName(role), binary, (*g)->pid)
            .With("pid", int64_t{(*g)->pid})
            .With("role", std::string(ChildRoleName(role))));
+  StartNotify(*g);
   return g;
 }
 
@@ -315,16 +338,21 @@ void SupervisorImpl::OnChildExit(const std::shared_ptr<Child>& g, const ChildExi
     it->second->cancel();
     retire_timers_.erase(it);
   }
-  g->channel->Close();
+  if (g->channel) g->channel->Close();
+  StopNotify(g);
   children_.erase(g->number);
   UpdateAdoptionRecord();
   Emit(MakeEvent(Level::kInfo, "child.exit", "pid {} {}", g->pid, how).With("pid", int64_t{g->pid}).With("how", how));
   const TimePoint now = RealClock().Now();
   const HandoffPart part = PartOf(g);
   if (part == HandoffPart::kSuccessor) {
-    Execute(handoff_->machine.OnSuccessorExited(exit, now));
+    Route([&](HandoffMachine& m) { return m.OnSuccessorExited(exit, now); },
+          [&](NotifyHandoffMachine& m) { return m.OnSuccessorExited(exit, now); });
   } else if (part == HandoffPart::kIncumbent) {
-    Execute(handoff_->machine.OnIncumbentExited(exit, now));
+    Route([&](HandoffMachine& m) { return m.OnIncumbentExited(exit, now); },
+          [&](NotifyHandoffMachine& m) { return m.OnIncumbentExited(exit, now); });
+  } else if (handoff_ && handoff_->notify && g == handoff_->restored) {
+    Execute(handoff_->notify->OnRestoreFailed("it " + how, now));
   } else if (g == incumbent_ && !handoff_) {
     if (now - g->started > kStableRun) restart_delay_ = opts_.restart_backoff_min;
     ScheduleRestart();

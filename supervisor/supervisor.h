@@ -24,6 +24,7 @@
 #include "protocol/liveness.h"
 #include "supervisor/handoff_machine.h"
 #include "supervisor/listeners.h"
+#include "supervisor/notify_options.h"
 
 namespace baton::supervisor {
 
@@ -49,6 +50,12 @@ struct SupervisorOptions {
   std::function<void(const Event&, const std::string& json)> on_event;
   // The Prometheus text for `baton metrics`.
   std::function<std::string()> metrics_text;
+  // Events that only feed counters (a rejected notify datagram after the
+  // first of its kind): never logged or journaled, so a flood cannot push
+  // real events out. Null: dropped.
+  std::function<void(const Event&)> on_counted;
+  // ---- the daemon's protocol, notify socket, FD store, watchdog (§14)
+  NotifyOptions notify;
 };
 
 class Supervisor {

@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -27,6 +28,8 @@
 #include "supervisor/child.h"
 #include "supervisor/handoff_machine.h"
 #include "supervisor/adoption_record.h"
+#include "supervisor/fd_store.h"
+#include "supervisor/notify_handoff.h"
 #include "supervisor/supervisor.h"
 
 namespace baton::supervisor {
@@ -44,6 +47,11 @@ struct Handoff {
   bool progress = false;                    // the client asked for phase progress
   TimePoint started;
   v1::UpgradeResult phases;  // the phases done so far
+  // protocol notify (docs/design.md §14): this machine drives the handoff
+  // instead of `machine`, and `restored` is the previous binary started
+  // again by a sequential rollback.
+  std::unique_ptr<NotifyHandoffMachine> notify;
+  std::shared_ptr<Child> restored;
 };
 
 // Which part a child plays in the handoff in progress.
@@ -101,6 +109,25 @@ class SupervisorImpl final : public Supervisor {
   void Retire(const std::shared_ptr<Child>& g);
   void ArmHandoffTimer();
 
+  // ---- systemd's conventions: notify socket, readiness, watchdog, FD store,
+  // the notify handoff (notify_driver.cc)
+  bool plain() const { return opts_.notify.protocol == ChildProtocol::kNotify; }
+  void StartNotify(const std::shared_ptr<Child>& g);
+  void StopNotify(const std::shared_ptr<Child>& g);
+  void OnNotify(const std::shared_ptr<Child>& g, const NotifyDatagram& d, std::vector<OwnedFd> fds);
+  void Rejected(const std::shared_ptr<Child>& g, NotifyReject kind, const std::string& reason);
+  void StoreFds(const std::shared_ptr<Child>& g, const NotifyMessage& m, std::vector<OwnedFd> fds);
+  void OnChildReady(const std::shared_ptr<Child>& g, const std::string& how);
+  void OnChildFailed(const std::shared_ptr<Child>& g, const std::string& why);
+  void ArmProbe(const std::shared_ptr<Child>& g);
+  void ArmWatchdog(const std::shared_ptr<Child>& g, Duration period);
+  void StartNotifyHandoff(const std::string& handoff_id);
+  void Do(SpawnRestore&);
+  // Feeds the machine driving the handoff in progress (native or notify)
+  // and executes its answer.
+  void Route(const std::function<Actions(HandoffMachine&)>& native,
+             const std::function<Actions(NotifyHandoffMachine&)>& notify);
+
   boost::asio::io_context& io_;
   SupervisorOptions opts_;
   LogSink& log_;
@@ -132,6 +159,10 @@ class SupervisorImpl final : public Supervisor {
   std::deque<Action> pending_;         // the machine's actions not yet run
   bool executing_ = false;             // Execute() is running them
   std::optional<v1::UpgradeResult> last_result_;
+
+  FdStore fd_store_;
+  std::set<NotifyReject> rejected_logged_;  // kinds already logged once
+  std::map<uint64_t, Duration> watchdog_periods_;  // by child number, when changed by WATCHDOG_USEC=
 
   EventFanOut events_;
   bool stopping_ = false;

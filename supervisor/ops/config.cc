@@ -1,6 +1,9 @@
 #include "supervisor/ops/config.h"
 
+#include <signal.h>
+
 #include <algorithm>
+#include <charconv>
 #include <fstream>
 #include <functional>
 #include <sstream>
@@ -46,6 +49,8 @@ class Reader {
       if (k == "timeouts") return Timeouts(v);
       if (k == "restart") return Restart(v);
       if (k == "lease") return Lease(v);
+      if (k == "protocol") return Enum(k, v, ParseProtocol);
+      if (k == "notify") return Notify(v);
       return Unknown(v, k);
     });
   }
@@ -195,6 +200,81 @@ class Reader {
     return {};
   }
 
+  Status Enum(const std::string& k, const toml::node& v, Status (*parse)(std::string_view, NotifyOptions&)) {
+    std::string text;
+    if (auto st = Str(k, v, text); !st) return st;
+    if (auto st = parse(text, c_.notify); !st) return Bad(v, k, st.error().message);
+    return {};
+  }
+
+  Status Notify(const toml::node& v) {
+    auto t = Table(v, "notify");
+    if (!t) return t.error();
+    NotifyOptions& n = c_.notify;
+    return EachKey(**t, "notify", [&](const std::string& k, const toml::node& x) -> Status {
+      if (k == "notify.strategy") return Enum(k, x, ParseStrategy);
+      if (k == "notify.ready_timeout") return Dur(k, x, n.ready);
+      if (k == "notify.probe_interval") return Dur(k, x, n.probe_interval);
+      if (k == "notify.watchdog") return Dur(k, x, n.watchdog);
+      if (k == "notify.stop_signal") {
+        std::string name;
+        if (auto st = Str(k, x, name); !st) return st;
+        const int sig = SignalByName(name);
+        if (sig <= 0) return Bad(x, k, fmt::format("'{}' is not a signal (e.g. \"SIGTERM\", \"SIGINT\", \"SIGQUIT\")", name));
+        n.stop_signal = sig;
+        return {};
+      }
+      if (k == "notify.readiness") {
+        std::string r;
+        if (auto st = Str(k, x, r); !st) return st;
+        n.readiness = r == "notify" ? NotifyOptions::Readiness::kNotify : NotifyOptions::Readiness::kProbe;
+        if (r == "tcp") n.probe.kind = ProbeSpec::Kind::kTcp;
+        else if (r == "http") n.probe.kind = ProbeSpec::Kind::kHttp;
+        else if (r == "exec") n.probe.kind = ProbeSpec::Kind::kExec;
+        else if (r != "notify") return Bad(x, k, fmt::format("'{}': expected \"notify\", \"tcp\", \"http\" or \"exec\"", r));
+        return {};
+      }
+      if (k == "notify.probe_address") {
+        std::string a;
+        if (auto st = Str(k, x, a); !st) return st;
+        const auto colon = a.rfind(':');
+        int port = 0;
+        if (colon == std::string::npos || colon == 0 ||
+            std::from_chars(a.data() + colon + 1, a.data() + a.size(), port).ec != std::errc() || port <= 0 ||
+            port > 65535) {
+          return Bad(x, k, fmt::format("'{}': expected HOST:PORT with a numeric host, e.g. \"127.0.0.1:8081\"", a));
+        }
+        n.probe.host = a.substr(0, colon);
+        n.probe.port = port;
+        return {};
+      }
+      if (k == "notify.probe_path") {
+        if (auto st = Str(k, x, n.probe.path); !st) return st;
+        if (n.probe.path.front() != '/') return Bad(x, k, "must start with '/'");
+        return {};
+      }
+      if (k == "notify.probe_command") return Str(k, x, n.probe.command);
+      if (k == "notify.fd_store_max") {
+        int64_t m = 0;
+        if (auto st = Int(k, x, m); !st) return st;
+        if (m < 0 || m > 1024) return Bad(x, k, fmt::format("{} is out of range (0 .. 1024)", m));
+        n.fd_store_max = static_cast<size_t>(m);
+        return {};
+      }
+      return Unknown(x, k);
+    });
+  }
+
+  static int SignalByName(const std::string& name) {
+    static constexpr std::pair<std::string_view, int> kSignals[] = {
+        {"SIGTERM", SIGTERM}, {"SIGINT", SIGINT}, {"SIGQUIT", SIGQUIT}, {"SIGHUP", SIGHUP},
+        {"SIGUSR1", SIGUSR1}, {"SIGUSR2", SIGUSR2}, {"SIGWINCH", SIGWINCH}, {"SIGKILL", SIGKILL}};
+    for (const auto& [n, s] : kSignals) {
+      if (n == name) return s;
+    }
+    return 0;
+  }
+
   const std::string& source_;
   ServiceConfig& c_;
 };
@@ -238,6 +318,20 @@ Result<ServiceConfig> ParseConfig(std::string_view text, const std::string& sour
   return c;
 }
 
+Status ParseProtocol(std::string_view text, NotifyOptions& out) {
+  if (text == "baton") out.protocol = ChildProtocol::kBaton;
+  else if (text == "notify") out.protocol = ChildProtocol::kNotify;
+  else return Error(Errc::kInvalidArgument, fmt::format("protocol '{}': expected \"baton\" or \"notify\"", text));
+  return {};
+}
+
+Status ParseStrategy(std::string_view text, NotifyOptions& out) {
+  if (text == "overlap") out.strategy = NotifyStrategy::kOverlap;
+  else if (text == "sequential") out.strategy = NotifyStrategy::kSequential;
+  else return Error(Errc::kInvalidArgument, fmt::format("strategy '{}': expected \"overlap\" or \"sequential\"", text));
+  return {};
+}
+
 Result<ServiceConfig> LoadConfig(const std::string& path) {
   std::ifstream in(path);
   if (!in) return ErrnoError(fmt::format("config {}", path), errno);
@@ -245,6 +339,53 @@ Result<ServiceConfig> LoadConfig(const std::string& path) {
   ss << in.rdbuf();
   return ParseConfig(ss.str(), path);
 }
+
+namespace {
+
+Status ValidateNotify(const ServiceConfig& c) {
+  const NotifyOptions& n = c.notify;
+  const bool any_notify_key = std::any_of(c.set.begin(), c.set.end(), [](const std::string& k) {
+    return k.rfind("notify.", 0) == 0 && k != "notify.fd_store_max" && k != "notify.watchdog";
+  });
+  if (n.protocol != ChildProtocol::kNotify) {
+    if (any_notify_key) {
+      return Error(Errc::kInvalidArgument,
+                   "[notify] strategy, readiness and probes apply to protocol = \"notify\" only (protocol is \"baton\")");
+    }
+    return {};
+  }
+  if (n.readiness != NotifyOptions::Readiness::kProbe) return {};
+  if (n.probe.kind == ProbeSpec::Kind::kExec) {
+    if (n.probe.command.empty()) return Error(Errc::kInvalidArgument, "notify.readiness = \"exec\" needs notify.probe_command");
+    return {};
+  }
+  if (n.probe.host.empty()) {
+    return Error(Errc::kInvalidArgument, "notify.readiness = \"tcp\"/\"http\" needs notify.probe_address (HOST:PORT)");
+  }
+  for (const auto& l : c.listeners) {
+    if (l.kind != ListenerSpec::Kind::kTcp || l.port != n.probe.port) continue;
+    // The supervisor holds the listeners: the kernel completes a connect to
+    // them whether or not any generation accepts, so a tcp probe there
+    // proves nothing. With overlap both generations answer HTTP there too.
+    if (n.probe.kind == ProbeSpec::Kind::kTcp) {
+      return Error(Errc::kInvalidArgument,
+                   fmt::format("notify.probe_address: port {} is listener {}'s, held open by the supervisor, so a "
+                               "tcp connect there always succeeds; probe an address only the daemon binds, or use "
+                               "readiness \"http\", \"notify\" or \"exec\"",
+                               n.probe.port, l.name));
+    }
+    if (n.strategy == NotifyStrategy::kOverlap) {
+      return Error(Errc::kInvalidArgument,
+                   fmt::format("notify.probe_address: port {} is listener {}'s; with strategy \"overlap\" the old "
+                               "generation answers there too. Probe an address only the new one serves, use "
+                               "readiness \"notify\" or \"exec\", or strategy \"sequential\"",
+                               n.probe.port, l.name));
+    }
+  }
+  return {};
+}
+
+}  // namespace
 
 Status ValidateConfig(const ServiceConfig& c) {
   if (c.binary.empty()) return Error(Errc::kInvalidArgument, "no daemon binary (config 'binary' or after --)");
@@ -259,6 +400,7 @@ Status ValidateConfig(const ServiceConfig& c) {
   if (c.heartbeat < milliseconds(1) || c.liveness > std::chrono::hours(24)) {
     return Error(Errc::kInvalidArgument, "timeouts.heartbeat/liveness out of range (1 ms .. 24 h)");
   }
+  if (auto st = ValidateNotify(c); !st) return st;
   for (const auto& b : c.allowed_binaries) {
     if (b.empty() || b.front() != '/') {
       return Error(Errc::kInvalidArgument, fmt::format("allowed_binaries: '{}' is not an absolute path", b));

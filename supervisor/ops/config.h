@@ -19,6 +19,7 @@
 #include "supervisor/child_policy.h"
 #include "supervisor/handoff_machine.h"
 #include "supervisor/listeners.h"
+#include "supervisor/notify_options.h"
 
 namespace baton::supervisor {
 
@@ -49,6 +50,8 @@ struct ServiceConfig {
   std::string metrics_listen;         // HOST:PORT, "" = off
   uint64_t events_max_bytes = 4u << 20;  // events.jsonl rotates beyond this
   bool fd_store = false;               // park listeners in systemd's FD store
+  // `protocol` and the [notify] table (docs/unmodified.md).
+  NotifyOptions notify;
 
   std::set<std::string> set;  // dotted keys given in the file, e.g. "timeouts.warm"
 };
@@ -67,5 +70,8 @@ Result<ServiceConfig> LoadConfig(const std::string& path);
 // The checks that need the whole picture (after flags were merged): a
 // binary, a data dir, at least one listener, sane timeouts.
 Status ValidateConfig(const ServiceConfig& c);
+// "baton" / "notify" and "overlap" / "sequential", for the flags too.
+Status ParseProtocol(std::string_view text, NotifyOptions& out);
+Status ParseStrategy(std::string_view text, NotifyOptions& out);
 
 }  // namespace baton::supervisor

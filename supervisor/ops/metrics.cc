@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "supervisor/notify_message.h"
+
 namespace baton::supervisor {
 namespace {
 
@@ -60,6 +62,10 @@ void Metrics::OnEvent(const Event& e, int64_t wall_ms) {
     ++restarts_;
   } else if (e.name == "child.exit") {
     ++child_exits_;
+  } else if (e.name == "notify.rejected") {
+    ++notify_rejected_[e.GetString("kind")];
+  } else if (e.name == "handoff.not_ready") {
+    not_ready_.Observe(static_cast<double>(IntField(e, "duration_us")) / 1e6);
   }
 }
 
@@ -105,6 +111,16 @@ std::string Metrics::Render() const {
   out += "# HELP baton_child_exits_total Exits of daemon processes (any generation, any reason).\n"
          "# TYPE baton_child_exits_total counter\n";
   out += fmt::format("baton_child_exits_total {}\n", child_exits_);
+  out += "# HELP baton_notify_rejected_total Notify datagrams (or parts) refused, by kind (docs/unmodified.md).\n"
+         "# TYPE baton_notify_rejected_total counter\n";
+  for (auto kind : kAllNotifyRejects) {
+    auto it = notify_rejected_.find(std::string(NotifyRejectName(kind)));
+    out += fmt::format("baton_notify_rejected_total{{kind=\"{}\"}} {}\n", NotifyRejectName(kind),
+                       it == notify_rejected_.end() ? 0 : it->second);
+  }
+  out += "# HELP baton_handoff_not_ready_seconds Sequential handoffs of a notify daemon: how long the service was "
+         "not ready.\n# TYPE baton_handoff_not_ready_seconds histogram\n";
+  RenderHistogram(out, "baton_handoff_not_ready_seconds", "", not_ready_);
   out += "# HELP baton_last_handoff_timestamp_seconds When the last handoff ended (0: none yet).\n"
          "# TYPE baton_last_handoff_timestamp_seconds gauge\n";
   out += fmt::format("baton_last_handoff_timestamp_seconds {:.3f}\n", static_cast<double>(last_handoff_ms_) / 1000.0);

@@ -32,6 +32,7 @@ OperatorSurface::OperatorSurface(OperatorOptions opts, LogSink& log)
 void OperatorSurface::Attach(SupervisorOptions& opts) {
   opts.on_event = [this](const Event& e, const std::string& json) { OnEvent(e, json); };
   opts.metrics_text = [this] { return MetricsText(); };
+  opts.on_counted = [this](const Event& e) { metrics_.OnEvent(e, WallMs()); };
 }
 
 void OperatorSurface::OnEvent(const Event& e, const std::string& json) {

@@ -23,6 +23,8 @@ struct SuperviseArgs {
   std::vector<std::string> allowed_binaries;
   std::string metrics_listen;
   bool fd_store = false;
+  std::string protocol;  // "" = the config's (default baton)
+  std::string strategy;
   bool subreaper = false;
   std::vector<std::string> command;
 };

@@ -59,6 +59,10 @@ int main(int argc, char** argv) {
       ->allow_extra_args(false);
   supervise->add_option("--metrics-listen", sup.metrics_listen, "Serve GET /metrics (Prometheus) on HOST:PORT");
   supervise->add_flag("--fd-store", sup.fd_store, "Park the listeners in systemd's FD store (FileDescriptorStoreMax=)");
+  supervise->add_option("--protocol", sup.protocol,
+                        "baton (the daemon links libbaton) or notify (an unmodified daemon: LISTEN_FDS + sd_notify; "
+                        "docs/unmodified.md)");
+  supervise->add_option("--strategy", sup.strategy, "protocol notify: overlap (new ready, then stop old) or sequential");
   supervise->add_flag("--subreaper", sup.subreaper,
                      "Reap every orphaned process below the supervisor (PR_SET_CHILD_SUBREAPER); always on as PID 1");
   supervise->add_option("command", sup.command, "-- BINARY [ARGS...] (or 'binary' and 'args' in the config)");

@@ -48,6 +48,7 @@ supervisor::SupervisorOptions ToOptions(const supervisor::ServiceConfig& c) {
   o.restart_backoff_max = c.restart_backoff_max;
   o.admin_uids = c.admin_uids;
   o.allowed_binaries = c.allowed_binaries;
+  o.notify = c.notify;
   o.child_environment =
       supervisor::SanitizedEnvironment(supervisor::CurrentEnvironment(), c.pass_environment, c.environment, c.lease);
   return o;
@@ -97,6 +98,12 @@ Result<supervisor::ServiceConfig> MergeFlags(supervisor::ServiceConfig c, const 
   if (!args.allowed_binaries.empty()) c.allowed_binaries = args.allowed_binaries;
   if (!args.metrics_listen.empty()) c.metrics_listen = args.metrics_listen;
   if (args.fd_store) c.fd_store = true;
+  if (!args.protocol.empty()) {
+    if (auto st = supervisor::ParseProtocol(args.protocol, c.notify); !st) return Error(st.error().code, "--" + st.error().message);
+  }
+  if (!args.strategy.empty()) {
+    if (auto st = supervisor::ParseStrategy(args.strategy, c.notify); !st) return Error(st.error().code, "--" + st.error().message);
+  }
   if (!args.command.empty()) {
     c.binary = args.command.front();
     c.args.assign(args.command.begin() + 1, args.command.end());

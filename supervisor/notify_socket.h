@@ -1,0 +1,51 @@
+// The supervisor's end of one child's NOTIFY_SOCKET (docs/design.md §14): an
+// AF_UNIX datagram socket bound at <runtime-dir>/notify.<n>, with
+// SO_PASSCRED so every datagram carries its sender's pid, read
+// asynchronously. Each datagram goes to the callback with the descriptors
+// that came with it (SCM_RIGHTS, received O_CLOEXEC and owned by the
+// callee); judging it is supervisor/notify_message.h's job.
+//
+// Owns the socket (O_CLOEXEC: children get the path, never the fd) and
+// unlinks the path when destroyed. Threading: the supervisor's executor.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+
+#include "base/errors.h"
+#include "supervisor/fd_store.h"
+#include "supervisor/notify_message.h"
+
+namespace baton::supervisor {
+
+class NotifySocket : public std::enable_shared_from_this<NotifySocket> {
+ public:
+  using OnDatagram = std::function<void(const NotifyDatagram&, std::vector<OwnedFd> fds)>;
+
+  // Binds `path` (an existing file there is replaced: it can only be a
+  // stale socket of ours). Reading starts with Start().
+  static Result<std::shared_ptr<NotifySocket>> Bind(boost::asio::io_context& io, const std::string& path);
+  ~NotifySocket();
+
+  void Start(OnDatagram on_datagram);
+  // Stops reading and closes the socket; later datagrams are lost.
+  void Close();
+  const std::string& path() const { return path_; }
+
+ private:
+  NotifySocket(boost::asio::io_context& io, std::string path, int fd);
+  void Arm();
+  void Drain();
+
+  std::string path_;
+  boost::asio::posix::stream_descriptor sock_;
+  OnDatagram on_datagram_;
+  std::vector<char> buf_;
+};
+
+}  // namespace baton::supervisor
