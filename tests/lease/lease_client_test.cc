@@ -121,6 +121,9 @@ class LeaseClientTest : public ::testing::Test {
   asio::io_context io_;
   asio::executor_work_guard<asio::io_context::executor_type> work_ = asio::make_work_guard(io_);
   std::thread thread_;
+  // A server of the test's own, outliving the clients (TearDown stops them).
+  harness::PgServer& OwnPg() { return *(own_pg_ = std::make_unique<harness::PgServer>()); }
+  std::unique_ptr<harness::PgServer> own_pg_;
   std::vector<std::unique_ptr<LeaseClient>> clients_;
 };
 
@@ -204,7 +207,7 @@ TEST_F(LeaseClientTest, ResumeReclaimsALeaseHandedToASuccessorThatNeverConfirmed
 }
 
 TEST_F(LeaseClientTest, LeadershipLapsesLocallyWhenPostgresIsGoneAndComesBackAtTheSameEpoch) {
-  harness::PgServer pg;
+  harness::PgServer& pg = OwnPg();
   ASSERT_TRUE(pg.Start()) << pg.error();
   auto& o = Client(pg.dsn(), {.ttl = std::chrono::milliseconds(900),
                               .renew_interval = std::chrono::milliseconds(200),
@@ -227,7 +230,7 @@ TEST_F(LeaseClientTest, LeadershipLapsesLocallyWhenPostgresIsGoneAndComesBackAtT
 }
 
 TEST_F(LeaseClientTest, ATransferWithPostgresDownFailsWithinItsBudgetAndResolvesBackLater) {
-  harness::PgServer pg;
+  harness::PgServer& pg = OwnPg();
   ASSERT_TRUE(pg.Start()) << pg.error();
   auto& o = Client(pg.dsn(), {.ttl = std::chrono::milliseconds(3000),
                               .op_timeout = std::chrono::milliseconds(300)});
