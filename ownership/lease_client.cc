@@ -469,6 +469,11 @@ asio::awaitable<void> LeaseClient::StopNow(TimePoint deadline) {
     auto r = co_await store_.Release(cfg_.name, *holding_, OpDeadline(deadline));
     if (r && *r) {
       Emit(Level::kInfo, "lease.released", fmt::format("lease '{}' released", cfg_.name), **r, clock_.Now());
+    } else if (!r) {
+      Emit(Level::kWarn, "lease.error",
+           fmt::format("lease '{}' not released at stop ({}); a standby takes over after the TTL", cfg_.name,
+                       r.error().message),
+           0, clock_.Now());
     }
     holding_.reset();
   } else if (maybe_held_ || store_.connected()) {
@@ -484,6 +489,11 @@ asio::awaitable<void> LeaseClient::StopNow(TimePoint deadline) {
     if (r && *r) {
       Emit(Level::kInfo, "lease.released", fmt::format("lease '{}' released (held under our id unconfirmed)", cfg_.name),
            **r, clock_.Now());
+    } else if (!r) {
+      Emit(Level::kWarn, "lease.error",
+           fmt::format("lease '{}' not released at stop ({}); a row naming us expires after its TTL", cfg_.name,
+                       r.error().message),
+           0, clock_.Now());
     }
   }
   maybe_held_ = false;

@@ -96,6 +96,12 @@ class LeaseClientTest : public ::testing::Test {
     c.Stop(In(seconds(2)), [&] { p.set_value(); });
     p.get_future().wait();
   }
+  // Every event so far, one per line, for a failure's message.
+  std::string EventLog() {
+    std::string out;
+    for (const auto& e : sink_.Events()) out += e.name + " holder=" + FieldStr(e, "holder") + " " + e.message + "\n";
+    return out;
+  }
   bool Logged(const std::string& name, const std::string& holder) {
     for (const auto& e : sink_.Events()) {
       if (e.name == name && FieldStr(e, "holder") == holder) return true;
@@ -408,7 +414,8 @@ TEST_F(LeaseClientTest, AHandoffStoppedBetweenTransferAndConfirmLeavesNoTtlLongG
   ASSERT_TRUE(e.has_value()) << e.error().message;
   Stop(n);  // never confirmed
   Stop(o);
-  ASSERT_TRUE(Eventually([&] { return s.epoch() != 0; }, seconds(4))) << "the standby waited for the TTL";
+  ASSERT_TRUE(Eventually([&] { return s.epoch() != 0; }, seconds(4)))
+      << "the standby waited for the TTL; events:\n" << EventLog();
   EXPECT_GT(s.epoch(), *e);
 }
 
