@@ -57,6 +57,13 @@ void SupervisorImpl::FillStatus(v1::StatusReply* s) {
     s->set_incumbent_uptime_ms(static_cast<uint64_t>(ToMillis(now - incumbent_->started)));
     s->set_binary(incumbent_->binary);
   }
+  if (stopping_) {
+    s->set_state("stopping");
+  } else if (!incumbent_ || !incumbent_->alive) {
+    s->set_state("down");
+  } else {
+    s->set_state(Serving(*incumbent_) ? "serving" : "starting");
+  }
   if (handoff_) s->set_handoff_in_progress(handoff_->machine.handoff_id());
   s->set_protocol(std::string(ChildProtocolName(opts_.notify.protocol)));
   if (plain()) s->set_strategy(std::string(NotifyStrategyName(opts_.notify.strategy)));

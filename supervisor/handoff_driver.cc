@@ -66,7 +66,7 @@ void SupervisorImpl::OnUpgrade(std::shared_ptr<AdminConnection> conn, const v1::
     refused.set_reason("the supervisor is stopping");
     return Reply(conn, refused);
   }
-  if (!incumbent_ || !incumbent_->alive || !(plain() ? incumbent_->ready : incumbent_->said_hello)) {
+  if (!incumbent_ || !incumbent_->alive || !Serving(*incumbent_)) {
     refused.set_reason("no generation is serving right now (starting or restarting); try again");
     return Reply(conn, refused);
   }

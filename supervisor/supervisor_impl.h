@@ -112,6 +112,8 @@ class SupervisorImpl final : public Supervisor {
   // ---- systemd's conventions: notify socket, readiness, watchdog, FD store,
   // the notify handoff (notify_driver.cc)
   bool plain() const { return opts_.notify.protocol == ChildProtocol::kNotify; }
+  // It serves and may be upgraded: it said Hello, or (protocol notify) READY=1.
+  bool Serving(const Child& g) const { return plain() ? g.ready : g.said_hello; }
   void StartNotify(const std::shared_ptr<Child>& g);
   void StopNotify(const std::shared_ptr<Child>& g);
   void OnNotify(const std::shared_ptr<Child>& g, const NotifyDatagram& d, std::vector<OwnedFd> fds);

@@ -24,9 +24,13 @@ inline void ExpectConvergesToOneOwner(Cluster& c) {
   for (int i = 0; i < 750 && !healthy; ++i) {
     // The status names the generation of record; right after a death it may
     // still name the dead one (not yet reaped) while a restart comes up, so
-    // wait until it names a running process that also holds the flock.
-    serving = c.IncumbentPid();
-    healthy = serving > 0 && ProcessRunning(serving) && c.Healthy() &&
+    // wait until it names a running process that also holds the flock and
+    // that the supervisor counts as serving (it said Hello: a restart can
+    // hold the flock and answer HTTP before that, and an upgrade started
+    // then is refused as "no generation is serving").
+    auto st = c.Status();
+    serving = st.exit_code == 0 && st.json.is_object() ? static_cast<pid_t>(st.json.at("incumbent_pid").to_number<int64_t>()) : -1;
+    healthy = serving > 0 && st.json.at("state").as_string() == "serving" && ProcessRunning(serving) && c.Healthy() &&
               ownership::RecordedHolder(c.dir() + "/data") == serving;
     if (!healthy) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }

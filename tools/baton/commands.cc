@@ -125,17 +125,17 @@ int RunStatus(const StatusArgs& args) {
   const auto& s = env->status_reply();
   if (args.json) {
     fmt::print(
-        "{{\"generation\":{},\"supervisor_pid\":{},\"incumbent_pid\":{},\"build_id\":{},\"binary\":{},"
+        "{{\"generation\":{},\"state\":{},\"supervisor_pid\":{},\"incumbent_pid\":{},\"build_id\":{},\"binary\":{},"
         "\"protocol\":{},\"strategy\":{},"
         "\"uptime_ms\":{},\"incumbent_uptime_ms\":{},\"restarts\":{},\"handoff_in_progress\":{},\"last_handoff\":{}}}\n",
-        s.generation(), s.supervisor_pid(), s.incumbent_pid(), JsonQuote(s.build_id()), JsonQuote(s.binary()),
+        s.generation(), JsonQuote(s.state()), s.supervisor_pid(), s.incumbent_pid(), JsonQuote(s.build_id()), JsonQuote(s.binary()),
         JsonQuote(s.protocol()), JsonQuote(s.strategy()),
         s.uptime_ms(), s.incumbent_uptime_ms(), s.restarts(), JsonQuote(s.handoff_in_progress()),
         s.has_last_handoff() ? ResultJson(s.last_handoff()) : "null");
     return kExitOk;
   }
   fmt::print("generation  {}\n", s.generation());
-  fmt::print("serving     pid {} ({}), up {:.1f} s\n", s.incumbent_pid(), s.build_id().empty() ? "-" : s.build_id(),
+  fmt::print("{:<11} pid {} ({}), up {:.1f} s\n", s.state().empty() ? "serving" : s.state(), s.incumbent_pid(), s.build_id().empty() ? "-" : s.build_id(),
              static_cast<double>(s.incumbent_uptime_ms()) / 1000.0);
   if (!s.protocol().empty()) {
     fmt::print("protocol    {}{}\n", s.protocol(), s.strategy().empty() ? std::string() : ", strategy " + s.strategy());
