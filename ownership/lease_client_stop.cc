@@ -79,7 +79,10 @@ asio::awaitable<void> LeaseClient::StopNow(TimePoint deadline) {
   }
   if (candidate_ && store_.connected()) {
     // A standby that goes away is no candidate for a handover any more.
-    co_await store_.Unregister(cfg_.name, cfg_.holder_id, OpDeadline(deadline));
+    // Best effort: a candidacy left behind lapses a TTL after our last poll.
+    if (auto st = co_await store_.Unregister(cfg_.name, cfg_.holder_id, OpDeadline(deadline)); !st) {
+      Emit(Level::kDebug, "lease.error", st.error().message, 0, clock_.Now());
+    }
   }
   candidate_ = false;
   maybe_held_ = false;
