@@ -86,14 +86,16 @@ void LeaseClient::BecomeLeader(uint64_t epoch, TimePoint valid_sent, std::string
   holding_ = Holding{cfg_.holder_id, epoch};
   standby_noted_ = false;
   maybe_held_ = false;
+  offered_epoch_ = 0;
   if (!acting_) {
     acting_ = true;
     Emit(Level::kInfo, "lease.leader_start", fmt::format("leader of '{}' at epoch {} ({})", cfg_.name, epoch, why),
          epoch, clock_.Now());
+    if (observer_) observer_(true, epoch, LeaseEndReason::kStopped);
   }
 }
 
-void LeaseClient::EndLeadership(std::string_view why, TimePoint at) {
+void LeaseClient::EndLeadership(std::string_view why, TimePoint at, LeaseEndReason reason) {
   uint64_t epoch = 0;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -103,6 +105,7 @@ void LeaseClient::EndLeadership(std::string_view why, TimePoint at) {
   if (acting_) {
     acting_ = false;
     Emit(Level::kInfo, "lease.leader_end", fmt::format("no longer leader of '{}' ({})", cfg_.name, why), epoch, at);
+    if (observer_) observer_(false, epoch, reason);
   }
 }
 
@@ -122,6 +125,7 @@ void LeaseClient::NoteLapse(TimePoint now) {
   acting_ = false;
   Emit(Level::kWarn, "lease.leader_end", fmt::format("no longer leader of '{}' (local validity lapsed)", cfg_.name),
        epoch, now - (valid_now - until));  // when it lapsed, on the monotonic clock
+  if (observer_) observer_(false, epoch, LeaseEndReason::kLapsed);
 }
 
 TimePoint LeaseClient::OpDeadline(TimePoint limit) const { return std::min(limit, clock_.Now() + cfg_.op_timeout); }
@@ -187,7 +191,16 @@ asio::awaitable<void> LeaseClient::Loop() {
           listen_pid_ = 0;
         } else {
           for (const auto& n : *notes) {
-            if (n.rfind(cfg_.name + " ", 0) == 0) next_op_ = clock_.Now();
+            // "<name> <epoch> <holder>": wake when the lease is free or handed
+            // to us; a change to another holder leaves nothing to try.
+            if (n.rfind(cfg_.name + " ", 0) != 0) continue;
+            const std::string_view rest = std::string_view(n).substr(cfg_.name.size() + 1);
+            const size_t sp = rest.find(' ');
+            const std::string_view holder = sp == std::string_view::npos ? std::string_view() : rest.substr(sp + 1);
+            uint64_t e = 0;
+            std::from_chars(rest.data(), rest.data() + std::min(sp, rest.size()), e);
+            if (holder == cfg_.holder_id) offered_epoch_ = e;
+            if (holder.empty() || holder == cfg_.holder_id) next_op_ = clock_.Now();
           }
         }
       }
@@ -212,12 +225,29 @@ asio::awaitable<void> LeaseClient::AcquireOnce() {
       co_return;
     }
     schema_ok_ = true;
+    reached_ = true;
   }
   // Each statement gets its own op timeout: one measured from t0 would be
   // spent already after a slow first schema check, and a LISTEN that fails
   // leaves a standby deaf to NOTIFY until the next poll.
   if (listen_pid_ == 0 || listen_pid_ != store_.backend_pid()) {
     if (auto st = co_await store_.Listen(clock_.Now() + cfg_.op_timeout); st) listen_pid_ = store_.backend_pid();
+  }
+  if (offered_epoch_ != 0) {
+    // The holder handed the lease to us (it stopped acting first): confirm
+    // that epoch, a fenced renew, rather than bump it once more.
+    const uint64_t offered = offered_epoch_;
+    offered_epoch_ = 0;
+    const TimePoint sent = clock_.Now();
+    const TimePoint valid_sent = validity_.Now();
+    Holding h{cfg_.holder_id, offered};
+    auto c = co_await store_.Renew(cfg_.name, std::move(h), cfg_.ttl, sent + cfg_.op_timeout);
+    if (c && *c) {
+      BecomeLeader(**c, valid_sent, "handed over by the previous holder");
+      mode_ = Mode::kHolding;
+      next_op_ = sent + cfg_.renew_interval;
+      co_return;
+    }
   }
   const TimePoint sent = clock_.Now();
   const TimePoint valid_sent = validity_.Now();
@@ -230,7 +260,15 @@ asio::awaitable<void> LeaseClient::AcquireOnce() {
     maybe_held_ = false;  // the acquire also matches a row under our own id
     // Not listening (LISTEN failed): poll soon rather than stay deaf.
     if (listen_pid_ != store_.backend_pid()) next_op_ = clock_.Now() + std::min(cfg_.poll_interval, Duration(seconds(1)));
-    // Held by another process: say so once per stretch as a standby.
+    // Held by another process: stand by as a candidate for its handover,
+    // live until a TTL after this poll.
+    if (auto reg = co_await store_.Register(cfg_.name, cfg_.holder_id, cfg_.ttl, clock_.Now() + cfg_.op_timeout); reg) {
+      candidate_ = true;
+    } else if (clock_.Now() - last_error_log_ >= seconds(5)) {
+      last_error_log_ = clock_.Now();
+      Emit(Level::kWarn, "lease.error", reg.error().message, 0, clock_.Now());
+    }
+    // Say so once per stretch as a standby.
     if (!standby_noted_) {
       standby_noted_ = true;
       Emit(Level::kInfo, "lease.standby", fmt::format("'{}' is held by another process; standing by", cfg_.name), 0,
@@ -250,14 +288,20 @@ asio::awaitable<void> LeaseClient::AcquireOnce() {
 asio::awaitable<void> LeaseClient::RenewOnce() {
   const TimePoint sent = clock_.Now();
   const TimePoint valid_sent = validity_.Now();
-  auto r = co_await store_.Renew(cfg_.name, *holding_, cfg_.ttl, sent + cfg_.op_timeout);
+  std::string requested;
+  auto r = co_await store_.Renew(cfg_.name, *holding_, cfg_.ttl, sent + cfg_.op_timeout, &requested);
   if (mode_ != Mode::kHolding) co_return;
   if (r && *r) {
     BecomeLeader(**r, valid_sent, "renewed");
     next_op_ = sent + cfg_.renew_interval;
+    if (!requested.empty()) {
+      // An operator asked for a handover to this live candidate
+      // (`baton lease transfer`); we stand by afterwards.
+      co_await HandOver(requested, TimePoint{}, false);
+    }
   } else if (r) {
     // Fenced out: somebody else holds a newer epoch.
-    EndLeadership("fenced out: the lease has a newer epoch", clock_.Now());
+    EndLeadership("fenced out: the lease has a newer epoch", clock_.Now(), LeaseEndReason::kLost);
     holding_.reset();
     Emit(Level::kWarn, "lease.lost", "renew refused: the lease has a newer epoch", 0, clock_.Now());
     mode_ = Mode::kCampaign;
@@ -294,6 +338,7 @@ void LeaseClient::Open(TimePoint deadline, std::function<void(Status)> done) {
   Post([this, deadline, done = std::move(done)]() -> asio::awaitable<void> {
     auto st = co_await store_.EnsureSchema(OpDeadline(deadline));
     if (st) schema_ok_ = true;
+    if (st) reached_ = true;
     done(st);
   });
 }
@@ -347,7 +392,7 @@ void LeaseClient::Transfer(std::string to, TimePoint deadline, std::function<voi
     const Holding me = *holding_;
     // Stop acting as leader before the UPDATE can commit: our intervals and
     // the successor's never overlap.
-    EndLeadership(fmt::format("transfer to {}", to), clock_.Now());
+    EndLeadership(fmt::format("transfer to {}", to), clock_.Now(), LeaseEndReason::kHandedOver);
     Holding a = me;
     Holding b = me;
     for (;;) {
@@ -442,64 +487,6 @@ void LeaseClient::Resume(TimePoint deadline, std::function<void(Status)> done) {
     }
     done(Status{});
   });
-}
-
-void LeaseClient::Stop(TimePoint deadline, std::function<void()> done) {
-  if (!started_) {
-    done();
-    return;
-  }
-  asio::post(ex_, [this, deadline, done = std::move(done)]() mutable {
-    if (stopping_) {
-      done();  // already stopped: nothing runs commands any more
-      return;
-    }
-    commands_.push_back([this, deadline, done = std::move(done)]() -> asio::awaitable<void> {
-      co_await StopNow(deadline);
-      done();
-    });
-    wake_.cancel();
-  });
-}
-
-asio::awaitable<void> LeaseClient::StopNow(TimePoint deadline) {
-  if (holding_) {
-    EndLeadership("stopping", clock_.Now());
-    // Best effort: a standby takes over at once instead of after the TTL.
-    auto r = co_await store_.Release(cfg_.name, *holding_, OpDeadline(deadline));
-    if (r && *r) {
-      Emit(Level::kInfo, "lease.released", fmt::format("lease '{}' released", cfg_.name), **r, clock_.Now());
-    } else if (!r) {
-      Emit(Level::kWarn, "lease.error",
-           fmt::format("lease '{}' not released at stop ({}); a standby takes over after the TTL", cfg_.name,
-                       r.error().message),
-           0, clock_.Now());
-    }
-    holding_.reset();
-  } else if (maybe_held_ || store_.connected()) {
-    // Nothing held that we know of, but a row may name us at an epoch we
-    // never learned: an acquire whose outcome is unknown, or a transfer to
-    // us (a successor) never confirmed because the handoff stopped. Our
-    // holder id is ours alone and we are not acting, so releasing whatever
-    // it holds is safe, and a standby need not wait for the TTL.
-    // Named, not a temporary inside co_await: GCC 12 destroys such
-    // temporaries twice in a branch of a coroutine.
-    Holding any_of_ours{cfg_.holder_id, 0};
-    auto r = co_await store_.Release(cfg_.name, std::move(any_of_ours), OpDeadline(deadline));
-    if (r && *r) {
-      Emit(Level::kInfo, "lease.released", fmt::format("lease '{}' released (held under our id unconfirmed)", cfg_.name),
-           **r, clock_.Now());
-    } else if (!r) {
-      Emit(Level::kWarn, "lease.error",
-           fmt::format("lease '{}' not released at stop ({}); a row naming us expires after its TTL", cfg_.name,
-                       r.error().message),
-           0, clock_.Now());
-    }
-  }
-  maybe_held_ = false;
-  mode_ = Mode::kIdle;
-  stopping_ = true;
-  store_.Close();
 }
 
 }  // namespace baton::ownership

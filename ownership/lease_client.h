@@ -20,6 +20,7 @@
 // back or the executor no longer runs.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -58,6 +59,11 @@ class LeaseClient final : public Lease {
   const std::string& holder_id() const override { return cfg_.holder_id; }
   uint64_t epoch() const override;
 
+  // Told of every start (epoch) and end (epoch, why) of leadership, on the
+  // executor's thread, strictly alternating, a start first. Set before Start().
+  using Observer = std::function<void(bool started, uint64_t epoch, LeaseEndReason why)>;
+  void set_observer(Observer o) { observer_ = std::move(o); }
+
   // Starts the actor (idle). Call once.
   void Start();
   // Creates/checks the schema within `deadline`: kInvalidArgument,
@@ -81,13 +87,17 @@ class LeaseClient final : public Lease {
   // handed over, or resume renewing/campaigning. Calls back after the first
   // attempt; a failed reclaim is retried in the background.
   void Resume(TimePoint deadline, std::function<void(Status)> done);
-  // Releases the lease if held (bounded), closes the connection, ends the
+  // Hands the lease to a live candidate (a standby elsewhere, woken by the
+  // NOTIFY) in one fenced statement, or releases it when there is none
+  // (bounded), withdraws our own candidacy, closes the connection, ends the
   // actor. Holding nothing it knows of, it still releases any row naming
   // its holder id (an unknown acquire, or a transfer to it never confirmed)
   // when connected or after an unknown acquire, so a standby need not wait
   // for the TTL.
   void Stop(TimePoint deadline, std::function<void()> done);
 
+  // Whether the lease tables were reached and checked (Open or a campaign). Thread-safe.
+  bool reached() const { return reached_.load(); }
   // The server pid of the lease connection (0 if none); for tests and logs.
   int backend_pid() const { return store_.backend_pid(); }
   // Notifications read and not yet looked at; for tests. Executor thread only.
@@ -101,13 +111,17 @@ class LeaseClient final : public Lease {
   boost::asio::awaitable<void> Loop();
   boost::asio::awaitable<void> AcquireOnce();
   boost::asio::awaitable<void> RenewOnce();
+  // Ends leadership, then hands over to `target` ("" = any live candidate),
+  // else releases if `release_if_none`. deadline {} = one op timeout from
+  // after the end.
+  boost::asio::awaitable<void> HandOver(std::string target, TimePoint deadline, bool release_if_none);
   boost::asio::awaitable<void> ResolveOnce(TimePoint deadline);
   boost::asio::awaitable<void> Pause(Duration d);
   boost::asio::awaitable<void> StopNow(TimePoint deadline);
   TimePoint OpDeadline(TimePoint limit) const;
 
   void BecomeLeader(uint64_t epoch, TimePoint sent, std::string_view why);
-  void EndLeadership(std::string_view why, TimePoint at);
+  void EndLeadership(std::string_view why, TimePoint at, LeaseEndReason reason);
   void NoteLapse(TimePoint now);
   void Emit(Level level, std::string name, std::string message, uint64_t epoch, TimePoint at);
 
@@ -130,11 +144,15 @@ class LeaseClient final : public Lease {
   bool acting_ = false;             // a leader_start was logged without its end
   bool schema_ok_ = false;
   bool standby_noted_ = false;      // lease.standby logged since we last led
+  uint64_t offered_epoch_ = 0;      // a handover named us at this epoch (NOTIFY): confirm it
+  bool candidate_ = false;          // our candidacy row may be live
+  Observer observer_;
   int listen_pid_ = 0;              // backend that ran LISTEN
   bool stopping_ = false;
   bool started_ = false;
   TimePoint last_error_log_{};
 
+  std::atomic<bool> reached_{false};
   mutable std::mutex mu_;
   uint64_t held_epoch_ = 0;  // guarded by mu_
   TimePoint valid_until_{};  // on validity_; guarded by mu_

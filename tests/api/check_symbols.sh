@@ -28,5 +28,14 @@ internal=$(echo "$symbols" | c++filt | grep -E 'baton::(protocol|ownership|incum
 if [ -n "$internal" ]; then
   echo "FAIL: internal namespaces exported:"; echo "$internal" | head -n 50; echo "0 passed, 1 failed"; exit 1
 fi
+# The API itself is there: a sample of what the headers promise, the
+# lease-only use (baton/lease.h) included.
+demangled=$(echo "$symbols" | c++filt)
+for want in 'baton::Daemon::Create(' 'baton::LeaseRunner::Create(' 'baton::LeaseEndReasonName(' \
+            'baton::LeaseOptionsFromEnvironment(' 'baton_create'; do
+  if ! grep -qF "$want" <<<"$demangled"; then
+    echo "FAIL: libbaton does not export $want"; echo "0 passed, 1 failed"; exit 1
+  fi
+done
 echo "libbaton: SONAME $soname, $total exported symbols, all baton_* or baton::"
 echo "1 passed, 0 failed"

@@ -85,5 +85,31 @@ TEST(LeaseHandoffTest, AStandbyElsewhereNeverBecomesASecondLeader) {
   EXPECT_EQ(HttpPut(PortOf(c), "/kv/x", "1"), 200);
 }
 
+TEST(LeaseHandoffTest, SigtermToTheSupervisorHandsTheLeaseToAStandbyElsewhere) {
+  // Another supervised kvd stands by for the same lease: stopping the
+  // leader's supervisor hands the lease to it (one epoch bump, one NOTIFY)
+  // instead of releasing it for a campaign or leaving it to the TTL.
+  auto& pg = SharedPg();
+  ASSERT_TRUE(pg.running()) << pg.error();
+  Cluster c({.kvd_args = LeaseKvdArgs(pg, "kv3"), .supervise_args = {}, .env = {}});
+  ASSERT_TRUE(c.Start()) << c.SupervisorLog();
+  ASSERT_TRUE(WaitForLeader(c));
+  const int64_t e = ServingEpoch(c);
+  Cluster standby({.kvd_args = LeaseKvdArgs(pg, "kv3"), .supervise_args = {}, .env = {}});
+  ASSERT_TRUE(standby.Start()) << standby.SupervisorLog();
+  ASSERT_TRUE(standby.WaitForLog("lease.standby", std::chrono::seconds(15))) << standby.SupervisorLog();
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(c.Stop(), 0);
+  ASSERT_TRUE(WaitForLeader(standby, std::chrono::seconds(5))) << standby.SupervisorLog();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(8));  // the TTL is 10 s
+  EXPECT_EQ(ServingEpoch(standby), e + 1);  // handed over: not released (+1) and re-acquired (+2)
+  EXPECT_NE(c.SupervisorLog().find("lease.handed_over"), std::string::npos) << c.SupervisorLog();
+  auto a = LeaderIntervals(c.SupervisorLog());
+  auto b = LeaderIntervals(standby.SupervisorLog());
+  ASSERT_EQ(a.size(), 1u);
+  ASSERT_EQ(b.size(), 1u);
+  EXPECT_LE(a[0].end_us, b[0].start_us);
+}
+
 }  // namespace
 }  // namespace baton::testing

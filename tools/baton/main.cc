@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "tools/baton/commands.h"
+#include "tools/baton/lease_cmd.h"
 
 namespace {
 constexpr const char* kExitCodes =
@@ -104,6 +105,9 @@ int main(int argc, char** argv) {
   auto* metrics = app.add_subcommand("metrics", "Print the supervisor's metrics (Prometheus text format)");
   metrics->add_option("--runtime-dir", metrics_dir, "The supervisor's runtime dir");
 
+  LeaseCli lease;
+  AddLeaseCommands(app, lease);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -119,5 +123,6 @@ int main(int argc, char** argv) {
   if (*status) return RunStatus(st);
   if (*abort) return RunAbort(abort_dir);
   if (*events) return RunEvents(ev);
+  if (int rc = RunLeaseCommand(lease); rc >= 0) return rc;
   return kExitUsage;
 }

@@ -245,6 +245,9 @@ int main(int argc, char** argv) {
       CLI::Range(int64_t{300}, int64_t{60000}));
   lease->add_option("--handoffs", lease_cfg.handoffs, "baton handoffs")->capture_default_str()->check(
       CLI::Range(1, 10000));
+  lease->add_option("--handovers", lease_cfg.handovers, "graceful stops handing over to a standby process")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   lease->add_option("--expiries", lease_cfg.expiries, "TTL-expiry take-overs (about one TTL each)")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000));
