@@ -464,6 +464,15 @@ Status ValidateConfig(const ServiceConfig& c) {
                                                ? "probation.probe = \"exec\" needs probation.probe_command"
                                                : "probation.probe = \"tcp\"/\"http\" needs probation.probe_address");
     }
+    for (const auto& l : c.listeners) {
+      if (p.kind == ProbeSpec::Kind::kTcp && l.kind == ListenerSpec::Kind::kTcp && l.port == p.port) {
+        return Error(Errc::kInvalidArgument,
+                     fmt::format("probation.probe_address: port {} is listener {}'s, held open by the supervisor, "
+                                 "so a tcp connect there always succeeds; use probe \"http\" there, or probe an "
+                                 "address only the daemon binds",
+                                 p.port, l.name));
+      }
+    }
   }
   for (const auto& b : c.allowed_binaries) {
     if (b.empty() || b.front() != '/') {
