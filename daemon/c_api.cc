@@ -397,6 +397,15 @@ int baton_request_exit(baton_daemon* daemon, int exit_code, baton_error** err) {
   });
 }
 
+int baton_report_unhealthy(baton_daemon* daemon, const char* reason, baton_error** err) {
+  return Guarded(err, "baton_report_unhealthy", [&]() -> int {
+    if (daemon == nullptr) return NullArgument(err, "baton_report_unhealthy", "daemon");
+    auto st = daemon->impl->ReportUnhealthy(reason != nullptr ? reason : "");
+    if (!st) return Fail(err, st.error());
+    return BATON_OK;
+  });
+}
+
 int baton_lease_epoch(const baton_daemon* daemon, uint64_t* epoch, baton_error** err) {
   return Guarded(err, "baton_lease_epoch", [&]() -> int {
     if (daemon == nullptr) return NullArgument(err, "baton_lease_epoch", "daemon");

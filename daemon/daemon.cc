@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <future>
 #include <mutex>
@@ -138,6 +139,24 @@ class DaemonImpl final : public Daemon {
     cv_.notify_all();
   }
 
+  Status ReportUnhealthy(std::string_view reason) override {
+    if (role_ == Role::kStandalone) {
+      return Error(Errc::kFailedPrecondition, "ReportUnhealthy: no supervisor (standalone)");
+    }
+    if (!health_reports_.load()) {
+      return Error(Errc::kFailedPrecondition,
+                   "ReportUnhealthy: the supervisor has not accepted this generation yet, or is too old to take "
+                   "health reports");
+    }
+    v1::Envelope env;
+    env.mutable_health_report()->set_healthy(false);
+    env.mutable_health_report()->set_reason(std::string(reason));
+    asio::post(io_, [this, env] {
+      if (channel_ && !channel_->closed()) channel_->Send(env);
+    });
+    return {};
+  }
+
   int WaitForExit() override {
     std::unique_lock<std::mutex> lock(mu_);
     cv_.wait(lock, [&] { return exit_code_.has_value(); });
@@ -193,6 +212,11 @@ class DaemonImpl final : public Daemon {
         lo.send_timeout = lo.liveness_timeout;
       }
       channel_->SetLivenessOptions(lo);
+      // Only a supervisor that says it understands HealthReport gets one
+      // (an older one would answer UNRECOGNISED).
+      for (const auto& c : ack.capabilities()) {
+        if (c == "health") health_reports_.store(true);
+      }
     }
     if (incumbent_) {
       Execute(incumbent_->OnMessage(env, RealClock().Now()));
@@ -442,6 +466,7 @@ class DaemonImpl final : public Daemon {
   std::condition_variable cv_;
   std::optional<Status> start_result_;  // guarded by mu_
   std::optional<int> exit_code_;        // guarded by mu_
+  std::atomic<bool> health_reports_{false};  // the supervisor takes HealthReport (set on the io thread)
 };
 
 }  // namespace

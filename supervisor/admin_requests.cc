@@ -11,6 +11,7 @@ namespace baton::supervisor {
 void SupervisorImpl::OnAdminRequest(std::shared_ptr<AdminConnection> conn, const v1::Envelope& env) {
   switch (env.msg_case()) {
     case v1::Envelope::kUpgradeRequest: return OnUpgrade(std::move(conn), env.upgrade_request());
+    case v1::Envelope::kRollbackRequest: return OnRollback(std::move(conn), env.rollback_request());
     case v1::Envelope::kStatusRequest: {
       v1::Envelope reply;
       FillStatus(reply.mutable_status_reply());
@@ -68,6 +69,22 @@ void SupervisorImpl::FillStatus(v1::StatusReply* s) {
   s->set_protocol(std::string(ChildProtocolName(opts_.notify.protocol)));
   if (plain()) s->set_strategy(std::string(NotifyStrategyName(opts_.notify.strategy)));
   if (last_result_) *s->mutable_last_handoff() = *last_result_;
+  for (const auto& pin : pins_.all()) {
+    auto* p = s->add_pinned();
+    p->set_path(pin->path);
+    for (const auto& a : pin->args) p->add_args(a);
+    p->set_build_id(pin->build_id);
+    p->set_script(pin->script);
+    if (pin->schema) {
+      p->mutable_state_schema()->set_min(pin->schema->min);
+      p->mutable_state_schema()->set_max(pin->schema->max);
+    }
+  }
+  if (probation_ && !probation_->reverting) {
+    const Duration left = probation_->started + probation_->window - now;
+    s->set_probation_left_ms(static_cast<uint64_t>(std::max<int64_t>(1, ToMillis(left))));
+  }
+  s->set_last_revert(last_revert_);
 }
 
 }  // namespace baton::supervisor

@@ -81,7 +81,7 @@ Result<std::shared_ptr<Child>> SpawnChild(asio::io_context& io, const std::vecto
     close_ends();
     return launch.error();
   }
-  auto proc = Launch(io.get_executor(), spec.binary, spec.args, *launch);
+  auto proc = Launch(io.get_executor(), spec.pin->path, spec.args, *launch, spec.pin->script ? -1 : spec.pin->fd);
   if (child_fd >= 0) ::close(child_fd);  // the child has its own copy now
   child_fd = -1;
   if (!proc) {
@@ -101,7 +101,8 @@ Result<std::shared_ptr<Child>> SpawnChild(asio::io_context& io, const std::vecto
     return child.error();
   }
   g->role = spec.role;
-  g->binary = spec.binary;
+  g->binary = spec.pin->path;
+  g->pin = spec.pin;
   g->proc = std::move(*child);
   g->started = RealClock().Now();
   g->plain = spec.plain;

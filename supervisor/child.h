@@ -23,6 +23,7 @@
 #include "supervisor/launch.h"
 #include "supervisor/listeners.h"
 #include "supervisor/notify_socket.h"
+#include "supervisor/pinned_binary.h"
 
 namespace baton::supervisor {
 
@@ -31,6 +32,8 @@ struct Child {
   pid_t pid = 0;
   ChildRole role = ChildRole::kCold;
   std::string binary;
+  // The exact executable it runs (kept open: docs/design.md §15).
+  std::shared_ptr<PinnedBinary> pin;
   std::unique_ptr<ChildProcess> proc;
   // Null for a daemon of protocol notify (it has no control channel).
   std::shared_ptr<protocol::Channel> channel;
@@ -57,7 +60,9 @@ struct Child {
 struct SpawnSpec {
   uint64_t number = 0;
   ChildRole role = ChildRole::kCold;
-  std::string binary;
+  // What to run: the pinned file (by its descriptor unless it is a script,
+  // then by its path) with `args`.
+  std::shared_ptr<PinnedBinary> pin;
   std::vector<std::string> args;
   std::string data_dir;
   protocol::LivenessOptions liveness;  // until Hello: at least the hello timeout

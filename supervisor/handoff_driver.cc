@@ -55,19 +55,24 @@ void SupervisorImpl::Reply(const std::shared_ptr<AdminConnection>& conn, v1::Upg
   conn->SendAndClose(e);
 }
 
+std::string SupervisorImpl::BusyReason() const {
+  if (handoff_) return fmt::format("busy: handoff {} is in progress", handoff_->machine.handoff_id());
+  if (stopping_) return "the supervisor is stopping";
+  if (probation_) {
+    return fmt::format("busy: generation pid {} is on probation (`baton rollback` reverts it now)",
+                       probation_->generation ? probation_->generation->pid : 0);
+  }
+  if (!incumbent_ || !incumbent_->alive || !Serving(*incumbent_)) {
+    return "no generation is serving right now (starting or restarting); try again";
+  }
+  return "";
+}
+
 void SupervisorImpl::OnUpgrade(std::shared_ptr<AdminConnection> conn, const v1::UpgradeRequest& req) {
   v1::UpgradeResult refused;
   refused.set_outcome(v1::REFUSED);
-  if (handoff_) {
-    refused.set_reason(fmt::format("busy: handoff {} is in progress", handoff_->machine.handoff_id()));
-    return Reply(conn, refused);
-  }
-  if (stopping_) {
-    refused.set_reason("the supervisor is stopping");
-    return Reply(conn, refused);
-  }
-  if (!incumbent_ || !incumbent_->alive || !Serving(*incumbent_)) {
-    refused.set_reason("no generation is serving right now (starting or restarting); try again");
+  if (auto busy = BusyReason(); !busy.empty()) {
+    refused.set_reason(busy);
     return Reply(conn, refused);
   }
   const std::string requested = req.binary().empty() ? opts_.binary : req.binary();
@@ -80,7 +85,25 @@ void SupervisorImpl::OnUpgrade(std::shared_ptr<AdminConnection> conn, const v1::
     refused.set_reason(allowed.error().message);
     return Reply(conn, refused);
   }
-  const std::string binary = *allowed;  // canonical when an allow-list applies
+  // Pinned now: the bytes checked here are the bytes that run, whatever
+  // happens to the path meanwhile.
+  auto pin = PinnedBinary::Open(*allowed,  // canonical when an allow-list applies
+                                req.args_size() > 0 ? std::vector<std::string>(req.args().begin(), req.args().end())
+                                                    : opts_.args);
+  if (!pin) {
+    refused.set_reason(pin.error().message);
+    return Reply(conn, refused);
+  }
+  std::optional<Duration> probation;
+  if (req.has_probation_ms()) probation = std::chrono::milliseconds(req.probation_ms());
+  auto args = (*pin)->args;
+  BeginHandoff(HandoffKind::kUpgrade, *pin, std::move(args), std::move(conn), req.progress(), probation);
+}
+
+void SupervisorImpl::BeginHandoff(HandoffKind kind, std::shared_ptr<PinnedBinary> pin, std::vector<std::string> args,
+                                  std::shared_ptr<AdminConnection> conn, bool progress,
+                                  std::optional<Duration> probation) {
+  const std::string binary = pin->path;
   HandoffParams params;
   params.handoff_id = NewHandoffId();
   params.timeouts = opts_.timeouts;
@@ -104,11 +127,14 @@ void SupervisorImpl::OnUpgrade(std::shared_ptr<AdminConnection> conn, const v1::
   handoff_ = std::make_unique<Handoff>(Handoff{
       .machine = HandoffMachine(params),
       .binary = binary,
-      .args = req.args_size() > 0 ? std::vector<std::string>(req.args().begin(), req.args().end()) : opts_.args,
+      .args = std::move(args),
+      .pin = std::move(pin),
+      .kind = kind,
+      .probation = probation,
       .incumbent = incumbent_,
       .successor = nullptr,
       .client = conn,
-      .progress = req.progress(),
+      .progress = progress,
       .started = RealClock().Now(),
       .phases = {},
       .notify = std::move(notify),
@@ -116,7 +142,10 @@ void SupervisorImpl::OnUpgrade(std::shared_ptr<AdminConnection> conn, const v1::
   });
   Emit(MakeEvent(Level::kInfo, "handoff.start", "handoff {} to {}", params.handoff_id, binary)
            .With("handoff_id", params.handoff_id)
-           .With("old_pid", int64_t{incumbent_->pid}));
+           .With("old_pid", int64_t{incumbent_->pid})
+           .With("kind", std::string(kind == HandoffKind::kUpgrade ? "upgrade"
+                                     : kind == HandoffKind::kRevert ? "revert"
+                                                                     : "rollback")));
   const TimePoint now = RealClock().Now();
   Route([&](HandoffMachine& m) { return m.Start(now); }, [&](NotifyHandoffMachine& m) { return m.Start(now); });
 }
@@ -144,7 +173,7 @@ void SupervisorImpl::Execute(Actions actions) {
 }
 
 void SupervisorImpl::Do(SpawnSuccessor&) {
-  auto g = Spawn(ChildRole::kSuccessor, handoff_->binary, handoff_->args);
+  auto g = Spawn(ChildRole::kSuccessor, handoff_->pin);
   const TimePoint now = RealClock().Now();
   if (!g) {
     Route([&](HandoffMachine& m) { return m.OnSpawnFailed(g.error(), now); },
@@ -160,7 +189,7 @@ void SupervisorImpl::Do(SpawnSuccessor&) {
 // binary is cold-started again; it is the service from now on, and the
 // handoff ends once it is ready (notify_driver.cc routes that).
 void SupervisorImpl::Do(SpawnRestore&) {
-  auto g = Spawn(ChildRole::kCold, handoff_->incumbent->binary, opts_.args);
+  auto g = Spawn(ChildRole::kCold, handoff_->incumbent->pin);
   const TimePoint now = RealClock().Now();
   if (!g) {
     Execute(handoff_->notify->OnRestoreSpawnFailed(g.error().message, now));
@@ -222,6 +251,8 @@ void SupervisorImpl::Do(PromoteSuccessor&) {
   opts_.args = handoff_->args;
   ++generation_number_;
   restart_delay_ = opts_.restart_backoff_min;
+  serving_exits_.clear();
+  pins_.Serving(handoff_->pin);
 }
 
 void SupervisorImpl::Do(Finished& a) {
@@ -253,13 +284,35 @@ void SupervisorImpl::Do(Finished& a) {
   if (a.outcome == Outcome::kCommitted && handoff_->incumbent && handoff_->incumbent->alive) {
     Retire(handoff_->incumbent);
   }
+  if (handoff_->kind != HandoffKind::kUpgrade) {
+    FinishRevertHandoff(r);
+  } else if (a.outcome == Outcome::kCommitted) {
+    // Probation (docs/design.md §16): a window given with the request holds
+    // the answer until it ends; the configured one runs after the answer.
+    const Duration window = handoff_->probation.value_or(opts_.probation.window);
+    if (window > Duration::zero() && pins_.previous() && incumbent_ && incumbent_->alive) {
+      auto waiting = handoff_->probation ? handoff_->client : nullptr;
+      if (waiting) handoff_->client.reset();
+      StartProbation(window, waiting, r);
+      if (!waiting) *r.mutable_probation() = Report("pending");
+    } else if (window > Duration::zero()) {
+      *r.mutable_probation() = Report("none");
+    }
+  }
   if (handoff_->client) Reply(handoff_->client, r);
   handoff_->client.reset();
   // Release everything from this handoff after the current call stack.
   asio::post(io_, [this] {
     handoff_.reset();
     handoff_timer_.cancel();
-    if (!incumbent_ || !incumbent_->alive) ColdStart();
+    if (incumbent_ && incumbent_->alive) return;
+    // A revert whose handoff could not finish because the new generation
+    // died: the previous binary is started cold instead.
+    if (probation_ && probation_->reverting && probation_->previous) {
+      ColdRevert(probation_->previous, probation_->check, probation_->reason);
+      if (incumbent_ && incumbent_->alive) return;
+    }
+    ColdStart();
   });
 }
 

@@ -8,6 +8,7 @@ HelloAnswer AnswerHello(const v1::Hello& hello, const HelloPolicy& policy) {
   a->set_handoff_id(policy.handoff_id);
   a->set_heartbeat_interval_ms(static_cast<uint32_t>(ToMillis(policy.liveness.heartbeat_interval)));
   a->set_liveness_timeout_ms(static_cast<uint32_t>(ToMillis(policy.liveness.liveness_timeout)));
+  a->add_capabilities("health");  // HealthReport is understood (docs/design.md §16)
   auto version = protocol::Negotiate(policy.protocol, {hello.protocol().min(), hello.protocol().max()}, "protocol",
                                      "supervisor", policy.child_name);
   if (!version) {

@@ -1,7 +1,9 @@
 #include "supervisor/launch.h"
 
 #include <sys/socket.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <boost/process/v2/posix/default_launcher.hpp>
@@ -36,12 +38,34 @@ Status CheckExecutable(const std::string& path) {
   return {};
 }
 
+namespace {
+
+// A launcher initializer placed after the child contract: in the child, once
+// the contract has moved the descriptors into place (and marked everything
+// else close-on-exec), exec the file open at `fd`. Async-signal-safe. Its
+// error (errno) reaches the parent through the launcher's error pipe.
+struct ExecFromFd {
+  int fd;
+  template <class Launcher, class Path>
+  boost::system::error_code on_exec_setup(Launcher& launcher, const Path&, const char* const*& argv) {
+    ::syscall(SYS_execveat, fd, "", argv, launcher.env, AT_EMPTY_PATH);
+    return {errno, boost::system::system_category()};
+  }
+};
+
+}  // namespace
+
 Result<Process> Launch(boost::asio::any_io_executor exec, const std::string& executable,
-                       const std::vector<std::string>& args, protocol::ChildLaunch& contract) {
-  if (auto st = CheckExecutable(executable); !st) return st.error();
+                       const std::vector<std::string>& args, protocol::ChildLaunch& contract, int exec_fd) {
   boost::process::v2::posix::default_launcher launcher;
   boost::system::error_code ec;
-  Process proc = launcher(exec, ec, executable, args, contract);
+  Process proc{exec};
+  if (exec_fd >= 0) {
+    proc = launcher(exec, ec, executable, args, contract, ExecFromFd{exec_fd});
+  } else {
+    if (auto st = CheckExecutable(executable); !st) return st.error();
+    proc = launcher(exec, ec, executable, args, contract);
+  }
   if (ec) {
     return SystemError(ec, fmt::format("launch {}: {}", executable, ec.message()));
   }

@@ -32,9 +32,12 @@ Result<std::pair<int, int>> MakeControlSocketPair();
 Status CheckExecutable(const std::string& path);
 
 // Launches `executable` with `args`. Exec failures in the child (ENOENT,
-// EACCES, ...) are reported here, not as a mysterious exit.
+// EACCES, ...) are reported here, not as a mysterious exit. With
+// `exec_fd` >= 0 (a pinned binary, supervisor/pinned_binary.h) the child
+// runs the file open at that descriptor (execveat AT_EMPTY_PATH), whatever
+// `executable` names now; `executable` is then only argv[0].
 Result<Process> Launch(boost::asio::any_io_executor exec, const std::string& executable,
-                       const std::vector<std::string>& args, protocol::ChildLaunch& contract);
+                       const std::vector<std::string>& args, protocol::ChildLaunch& contract, int exec_fd = -1);
 
 // The current process environment as "K=V" strings.
 std::vector<std::string> CurrentEnvironment();

@@ -79,6 +79,9 @@ SupervisorImpl::SupervisorImpl(asio::io_context& io, SupervisorOptions opts, Log
       orphans_(std::move(orphans)),
       record_path_(AdoptionRecordPath(opts_.runtime_dir)),
       self_(SelfEntry()),
+      pins_(opts_.probation.keep_binaries),
+      probation_timer_(io),
+      probation_probe_timer_(io),
       fd_store_(opts_.notify.fd_store_max, ListenerNames(listeners_)) {}
 
 void SupervisorImpl::Start() {
@@ -173,6 +176,8 @@ void SupervisorImpl::Stop(std::function<void()> done) {
   Emit(MakeEvent(Level::kInfo, "supervisor.stop", "stopping: draining the serving generation, then exiting"));
   restart_timer_.cancel();
   orphan_timer_.cancel();
+  probation_timer_.cancel();
+  probation_probe_timer_.cancel();
   for (const auto& o : orphans_) (void)o.Signal(SIGTERM);
   orphans_.clear();
   if (handoff_) {
@@ -199,13 +204,13 @@ void SupervisorImpl::Stop(std::function<void()> done) {
 
 // ---- children -------------------------------------------------------------
 
-Result<std::shared_ptr<Child>> SupervisorImpl::Spawn(ChildRole role, const std::string& binary,
-                                                     const std::vector<std::string>& args) {
+Result<std::shared_ptr<Child>> SupervisorImpl::Spawn(ChildRole role, const std::shared_ptr<PinnedBinary>& pin) {
+  const std::string& binary = pin->path;
   SpawnSpec spec;
   spec.number = ++spawned_;
   spec.role = role;
-  spec.binary = binary;
-  spec.args = args;
+  spec.pin = pin;
+  spec.args = pin->args;
   spec.data_dir = opts_.data_dir;
   spec.crash_at = crash_route_.TakeFor(role);
   spec.base_env = opts_.child_environment;
@@ -231,14 +236,28 @@ Result<std::shared_ptr<Child>> SupervisorImpl::Spawn(ChildRole role, const std::
   UpdateAdoptionRecord();
   Emit(MakeEvent(Level::kInfo, "child.spawn", "spawned {} {} as pid {}", ChildRoleName(role), binary, (*g)->pid)
            .With("pid", int64_t{(*g)->pid})
-           .With("role", std::string(ChildRoleName(role))));
+           .With("role", std::string(ChildRoleName(role)))
+           .With("build_id", pin->build_id));
   StartNotify(*g);
   return g;
 }
 
 void SupervisorImpl::ColdStart() {
   if (stopping_) return;
-  auto g = Spawn(ChildRole::kCold, opts_.binary, opts_.args);
+  // A restart runs the bytes that served (pinned), not whatever the path
+  // holds now: a deploy's new file is started by an upgrade only, and a
+  // reverted binary is never retried by itself.
+  auto pin = pins_.current();
+  if (!pin) {
+    auto opened = PinnedBinary::Open(opts_.binary, opts_.args);
+    if (!opened) {
+      Emit(MakeEvent(Level::kError, "child.spawn_failed", "cold start failed: {}", opened.error().message));
+      ScheduleRestart();
+      return;
+    }
+    pin = *opened;
+  }
+  auto g = Spawn(ChildRole::kCold, pin);
   if (!g) {
     Emit(MakeEvent(Level::kError, "child.spawn_failed", "cold start failed: {}", g.error().message));
     ScheduleRestart();
@@ -246,6 +265,7 @@ void SupervisorImpl::ColdStart() {
   }
   incumbent_ = *g;
   ++generation_number_;
+  pins_.Serving(pin);
 }
 
 void SupervisorImpl::ScheduleRestart() {
@@ -280,7 +300,10 @@ void SupervisorImpl::OnChildMessage(const std::shared_ptr<Child>& g, const v1::E
     }
     g->hello = env.hello();
     g->said_hello = true;
+    if (g->pin) g->pin->schema = protocol::VersionRange{env.hello().state_schema().min(), env.hello().state_schema().max()};
   }
+  // Not part of any handoff: the daemon's own health word (§16).
+  if (env.has_health_report()) return OnHealthReport(g, env.health_report());
   switch (PartOf(g)) {
     case HandoffPart::kSuccessor: return Execute(handoff_->machine.OnSuccessorMessage(env, now));
     case HandoffPart::kIncumbent: return Execute(handoff_->machine.OnIncumbentMessage(env, now));
@@ -296,6 +319,8 @@ void SupervisorImpl::OnChildMessage(const std::shared_ptr<Child>& g, const v1::E
       g->channel->SetLivenessOptions(opts_.liveness);
       Emit(MakeEvent(Level::kInfo, "child.hello", "generation pid {} ({}) is up", g->pid, env.hello().build_id())
                .With("pid", int64_t{g->pid}));
+      // A cold-started revert is done once the previous binary is up.
+      if (probation_ && g == probation_->restored) EndProbation(v1::REVERTED, Report("reverted"));
     } else {
       Emit(MakeEvent(Level::kError, "child.refused", "{}", answer.refusal->message));
     }
@@ -323,6 +348,13 @@ void SupervisorImpl::OnChildClosed(const std::shared_ptr<Child>& g, const Error&
     case HandoffPart::kSuccessor: return Execute(handoff_->machine.OnSuccessorChannelClosed(e, now));
     case HandoffPart::kIncumbent: return Execute(handoff_->machine.OnIncumbentChannelClosed(e, now));
     case HandoffPart::kNone: break;
+  }
+  // On probation: a missed heartbeat fails it; the revert follows the exit
+  // (a channel that merely closed is the process dying: its exit says how).
+  if (probation_ && g == probation_->generation && probation_->check.empty() && e.Is(Errc::kDeadlineExceeded)) {
+    probation_->check = "heartbeat";
+    probation_->reason = "the new generation's channel closed: " + e.message;
+    probation_->failed_at = now;
   }
   // A generation we can no longer talk to (hung, or broken channel) must
   // not keep the data: end it; its exit triggers a restart. While the
@@ -355,7 +387,7 @@ void SupervisorImpl::OnChildExit(const std::shared_ptr<Child>& g, const ChildExi
     Execute(handoff_->notify->OnRestoreFailed("it " + how, now));
   } else if (g == incumbent_ && !handoff_) {
     if (now - g->started > kStableRun) restart_delay_ = opts_.restart_backoff_min;
-    ScheduleRestart();
+    OnServingExit(g, how, now);
   }
   MaybeStopped();
 }

@@ -25,6 +25,7 @@
 #include "supervisor/handoff_machine.h"
 #include "supervisor/listeners.h"
 #include "supervisor/notify_options.h"
+#include "supervisor/probation_options.h"
 
 namespace baton::supervisor {
 
@@ -56,6 +57,8 @@ struct SupervisorOptions {
   std::function<void(const Event&)> on_counted;
   // ---- the daemon's protocol, notify socket, FD store, watchdog (§14)
   NotifyOptions notify;
+  // ---- probation, revert, pinned binaries, crash-loop limit (§16)
+  ProbationOptions probation;
 };
 
 class Supervisor {

@@ -3,6 +3,8 @@
 //   supervisor.cc       creation, start and stop, orphans, children, events
 //   handoff_driver.cc   upgrades: feeds the HandoffMachine, executes its actions
 //   admin_requests.cc   what the admin socket's requests do
+//   probation.cc        after the commit: probation, revert, rollback,
+//                       the crash-loop limit (docs/design.md §16)
 //
 // Threading: everything runs on the one io_context, from one thread.
 #pragma once
@@ -37,10 +39,20 @@ namespace baton::supervisor {
 // A handoff in progress: the pure machine and what the driver keeps beside
 // it. Created when an upgrade is accepted, released as a whole after it
 // finished.
+// Why a handoff runs: an operator's upgrade, or a hand-back to the previous
+// pinned binary (automatic after a failed probation or a crash loop, or
+// `baton rollback`).
+enum class HandoffKind { kUpgrade, kRevert, kRollback };
+
 struct Handoff {
   HandoffMachine machine;
   std::string binary;  // the successor's binary and arguments
   std::vector<std::string> args;
+  std::shared_ptr<PinnedBinary> pin;  // what the successor runs (opened when accepted)
+  HandoffKind kind = HandoffKind::kUpgrade;
+  // `baton upgrade --probation D`: the window, and the client is answered
+  // when it ends. Unset: the configured window, answered at the commit.
+  std::optional<Duration> probation;
   std::shared_ptr<Child> incumbent;    // the generation serving when it started
   std::shared_ptr<Child> successor;    // once spawned
   std::shared_ptr<AdminConnection> client;  // the `baton upgrade` waiting; null for SIGHUP
@@ -52,6 +64,26 @@ struct Handoff {
   // again by a sequential rollback.
   std::unique_ptr<NotifyHandoffMachine> notify;
   std::shared_ptr<Child> restored;
+};
+
+// The probation of the generation a handoff just committed to
+// (docs/design.md §16). At most one; an upgrade is refused meanwhile.
+struct Probation {
+  uint64_t seq = 0;                         // tells a stale probe answer apart
+  std::shared_ptr<Child> generation;        // on probation
+  std::shared_ptr<PinnedBinary> previous;   // what a revert starts
+  Duration window{};
+  TimePoint started;
+  std::shared_ptr<AdminConnection> client;  // `baton upgrade --probation` waiting; null otherwise
+  v1::UpgradeResult result;                 // the upgrade's, answered when the probation ends
+  uint32_t probe_failures = 0;
+  // Once a check failed: which and why (a channel that closed is recorded
+  // here and acted on when the generation's exit follows).
+  std::string check;
+  std::string reason;
+  TimePoint failed_at;
+  bool reverting = false;
+  std::shared_ptr<Child> restored;  // a cold-started previous binary, until its Hello
 };
 
 // Which part a child plays in the handoff in progress.
@@ -82,8 +114,7 @@ class SupervisorImpl final : public Supervisor {
   void UpdateAdoptionRecord();
 
   // ---- children
-  Result<std::shared_ptr<Child>> Spawn(ChildRole role, const std::string& binary,
-                                       const std::vector<std::string>& args);
+  Result<std::shared_ptr<Child>> Spawn(ChildRole role, const std::shared_ptr<PinnedBinary>& pin);
   void ColdStart();
   void ScheduleRestart();
   HandoffPart PartOf(const std::shared_ptr<Child>& g) const;
@@ -95,6 +126,10 @@ class SupervisorImpl final : public Supervisor {
 
   // ---- the handoff (handoff_driver.cc)
   void OnUpgrade(std::shared_ptr<AdminConnection> conn, const v1::UpgradeRequest& req);
+  // Why a handoff cannot start now ("" = it can).
+  std::string BusyReason() const;
+  void BeginHandoff(HandoffKind kind, std::shared_ptr<PinnedBinary> pin, std::vector<std::string> args,
+                    std::shared_ptr<AdminConnection> conn, bool progress, std::optional<Duration> probation);
   void Reply(const std::shared_ptr<AdminConnection>& conn, v1::UpgradeResult result);
   // Queues the machine's actions and runs them in order.
   void Execute(Actions actions);
@@ -108,6 +143,27 @@ class SupervisorImpl final : public Supervisor {
   void Do(Finished& a);
   void Retire(const std::shared_ptr<Child>& g);
   void ArmHandoffTimer();
+
+  // ---- after the commit (probation.cc)
+  void StartProbation(Duration window, std::shared_ptr<AdminConnection> client, const v1::UpgradeResult& r);
+  void ArmProbationProbe();
+  void FailProbation(const std::string& check, const std::string& reason);
+  void EndProbation(v1::Outcome outcome, v1::ProbationReport report);
+  v1::ProbationReport Report(const std::string& outcome) const;
+  // Hands back from the serving generation to `target`: a handoff when the
+  // serving one can still take part, else a cold start. Refused (returns the
+  // reason) when `target` cannot read the state schema the serving one uses.
+  std::string RevertTo(const std::shared_ptr<PinnedBinary>& target, HandoffKind kind, const std::string& check,
+                       const std::string& reason, std::shared_ptr<AdminConnection> client, bool progress);
+  void ColdRevert(const std::shared_ptr<PinnedBinary>& target, const std::string& check, const std::string& reason);
+  void OnReverted(const std::string& check, const std::string& reason, const std::shared_ptr<PinnedBinary>& from,
+                  const std::shared_ptr<PinnedBinary>& to);
+  void OnRollback(std::shared_ptr<AdminConnection> conn, const v1::RollbackRequest& req);
+  void OnHealthReport(const std::shared_ptr<Child>& g, const v1::HealthReport& h);
+  // The serving generation exited outside a handoff: a failed probation, a
+  // crash loop (revert) or a plain restart.
+  void OnServingExit(const std::shared_ptr<Child>& g, const std::string& how, TimePoint now);
+  void FinishRevertHandoff(const v1::UpgradeResult& r);
 
   // ---- systemd's conventions: notify socket, readiness, watchdog, FD store,
   // the notify handoff (notify_driver.cc)
@@ -161,6 +217,14 @@ class SupervisorImpl final : public Supervisor {
   std::deque<Action> pending_;         // the machine's actions not yet run
   bool executing_ = false;             // Execute() is running them
   std::optional<v1::UpgradeResult> last_result_;
+
+  PinHistory pins_;                      // the serving generation's binary first
+  std::unique_ptr<Probation> probation_;  // the one running, if any
+  uint64_t probation_seq_ = 0;
+  boost::asio::steady_timer probation_timer_;
+  boost::asio::steady_timer probation_probe_timer_;
+  std::deque<TimePoint> serving_exits_;  // exits of the serving generation (crash-loop limit)
+  std::string last_revert_;              // for `baton status`
 
   FdStore fd_store_;
   std::set<NotifyReject> rejected_logged_;  // kinds already logged once

@@ -20,6 +20,7 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <fmt/format.h>
 
 #include "log.h"
@@ -50,6 +51,9 @@ struct Flags {
   bool hang_in_warm = false;
   bool fail_begin = false;
   std::string crash_at;
+  int64_t exit_after_serving_ms = -1;
+  int64_t unhealthy_after_serving_ms = -1;
+  bool fail_healthz = false;
   int64_t seal_delay_ms = 0;
   int warm_nice = 10;
   bool hang_at_exit = false;
@@ -149,6 +153,13 @@ int main(int argc, char** argv) {
                  "test knob: arm this crash point (like BATON_CRASH_AT, but per generation: `baton upgrade -- "
                  "--crash-at NAME` arms it in that successor only)");
   app.add_option("--seal-delay-ms", f.seal_delay_ms, "test knob: sleep this long in the seal hook");
+  app.add_option("--exit-after-serving-ms", f.exit_after_serving_ms,
+                 "test knob: this long after it began serving, exit 1 at once (a release that crashes after the "
+                 "commit)");
+  app.add_option("--unhealthy-after-serving-ms", f.unhealthy_after_serving_ms,
+                 "test knob: this long after it began serving, report itself unhealthy to the supervisor "
+                 "(baton::Daemon::ReportUnhealthy)");
+  app.add_flag("--fail-healthz", f.fail_healthz, "test knob: GET /healthz answers 503");
   app.add_option("--warm-nice", f.warm_nice,
                  "successor: replay the WAL during warm-up at this much lower CPU priority (nice increment), so the "
                  "incumbent keeps its CPU while it serves; 0: same priority")
@@ -228,6 +239,7 @@ int main(int argc, char** argv) {
                          {.data_dir = daemon.data_dir(),
                           .role = std::string(RoleName(daemon.role())),
                           .build_id = f.build_id,
+                          .fail_healthz = f.fail_healthz,
                           .rotate_bytes = f.rotate_bytes,
                           .group_commit = std::chrono::microseconds(f.group_commit_us),
                           .lease_epoch = daemon.lease() == nullptr
@@ -297,6 +309,26 @@ int main(int argc, char** argv) {
     if (auto st = hooks.StartServing(); !st) return finish(Fail(log, 1, "recovery", st.error()));
   }
   if (!f.port_file.empty()) WritePortFile(f.port_file, server.port());
+  // Test knobs: a release that fails after it began serving.
+  boost::asio::steady_timer exit_timer(io), unhealthy_timer(io);
+  if (f.exit_after_serving_ms >= 0) {
+    exit_timer.expires_after(std::chrono::milliseconds(f.exit_after_serving_ms));
+    exit_timer.async_wait([&log](const boost::system::error_code& ec) {
+      if (ec) return;
+      log.Emit(kvd::MakeEvent(baton::Level::kWarn, "kvd.test_exit", "--exit-after-serving-ms: exiting 1 now"));
+      std::fflush(nullptr);
+      std::_Exit(1);
+    });
+  }
+  if (f.unhealthy_after_serving_ms >= 0) {
+    unhealthy_timer.expires_after(std::chrono::milliseconds(f.unhealthy_after_serving_ms));
+    unhealthy_timer.async_wait([&log, &daemon](const boost::system::error_code& ec) {
+      if (ec) return;
+      auto st = daemon.ReportUnhealthy("kvd test knob --unhealthy-after-serving-ms");
+      log.Emit(kvd::MakeEvent(baton::Level::kWarn, "kvd.unhealthy", "reported unhealthy: {}",
+                              st ? "ok" : st.error().message));
+    });
+  }
 
   // After Retire, when the supervisor is gone, or on SIGTERM/SIGINT.
   int code = daemon.WaitForExit();

@@ -102,6 +102,10 @@ void KvService::Handle(Request&& req, Respond respond) {
   }
   Response res{http::status::ok, req.version()};
   res.set(http::field::content_type, "application/json");
+  if (path == "/healthz" && opts_.fail_healthz) {
+    respond(Text(req, 503, "unhealthy (--fail-healthz)\n"));
+    return;
+  }
   if (path == "/healthz") {
     res.body() = fmt::format(
         R"({{"status":"ok","pid":{},"role":{},"phase":{},"build_id":{},"revision":{},"writable":{},)"

@@ -34,6 +34,7 @@ struct ServiceOptions {
   std::string data_dir{};
   std::string role = "standalone";  // shown by /healthz
   std::string build_id{};
+  bool fail_healthz = false;  // test knob: /healthz answers 503 (an external probe fails)
   uint64_t rotate_bytes = 64u << 20;
   std::chrono::microseconds group_commit{0};  // extra wait for a batch to fill
   size_t max_key_bytes = 1024;

@@ -46,7 +46,7 @@ extern "C" {
 /* ABI version: major << 16 | minor. A minor bump only adds functions or
  * struct fields at the end; a major bump breaks. Check at start-up:
  * baton_abi_version() >> 16 == BATON_ABI_VERSION >> 16. */
-#define BATON_ABI_VERSION ((1u << 16) | 0u)
+#define BATON_ABI_VERSION ((1u << 16) | 1u)
 BATON_EXPORT uint32_t baton_abi_version(void);
 
 /* Status codes; each says what the caller should do next. */
@@ -235,6 +235,15 @@ BATON_EXPORT int baton_wait_for_exit(baton_daemon* daemon, int* exit_code, baton
  * not async-signal-safe (call it from a thread that waits for signals, or
  * a poll loop reading a signalfd, never from a signal handler). */
 BATON_EXPORT int baton_request_exit(baton_daemon* daemon, int exit_code, baton_error** err);
+
+/* Tells the supervisor this generation is not healthy; `reason` (may be
+ * NULL; copied) says why. During the probation after an upgrade the
+ * supervisor reverts to the previous binary (a handoff: drain, seal and
+ * retire run here as for any upgrade); outside one it is an event. Returns
+ * once the report is queued. FAILED_PRECONDITION: standalone, not yet
+ * accepted by the supervisor (call it after baton_start returned), or a
+ * supervisor too old to take health reports. Any thread. ABI 1.1. */
+BATON_EXPORT int baton_report_unhealthy(baton_daemon* daemon, const char* reason, baton_error** err);
 
 /* The lease epoch under which this process may act as leader right now, or
  * 0 when it may not (or has no lease). Use it as the fencing token of your

@@ -162,6 +162,16 @@ class BATON_EXPORT Daemon {
   // its signals. Thread-safe; not async-signal-safe (call it from a thread
   // that waits for signals, not from a signal handler).
   virtual void RequestExit(int code) = 0;
+
+  // Tells the supervisor this generation is not healthy, `reason` saying
+  // why (copied). During the probation after an upgrade the supervisor then
+  // reverts to the previous binary (a handoff: Drain, Seal and Retire run
+  // here as for any upgrade); outside one it is recorded as an event.
+  // Returns once the report is queued, not when it is acted on.
+  // kFailedPrecondition: no supervisor (standalone), before the supervisor
+  // accepted this generation (cold start: after Start() returned), or a
+  // supervisor too old to take health reports. Thread-safe.
+  virtual Status ReportUnhealthy(std::string_view reason) = 0;
 };
 
 }  // namespace baton

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 )
 
 // Role says who started this process.
@@ -286,6 +287,19 @@ func (d *Daemon) Wait() (int, error) {
 func (d *Daemon) RequestExit(code int) error {
 	var cerr *C.baton_error
 	return takeError(C.baton_request_exit(d.c, C.int(code), &cerr), cerr)
+}
+
+// ReportUnhealthy tells the supervisor this generation is not healthy,
+// reason saying why. During the probation after an upgrade the supervisor
+// reverts to the previous binary (a handoff); outside one it is an event.
+// Returns once the report is queued. FailedPrecondition: standalone, not yet
+// accepted by the supervisor (call it after Start), or a supervisor too old
+// to take health reports. Safe from any goroutine.
+func (d *Daemon) ReportUnhealthy(reason string) error {
+	creason := C.CString(reason)
+	defer C.free(unsafe.Pointer(creason))
+	var cerr *C.baton_error
+	return takeError(C.baton_report_unhealthy(d.c, creason, &cerr), cerr)
 }
 
 // LeaseEpoch is the lease epoch under which this process may act as leader

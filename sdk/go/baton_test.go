@@ -121,6 +121,9 @@ func TestStandaloneLifeCycle(t *testing.T) {
 	if _, err := d.Listener("http"); !errors.Is(err, baton.NotFound) {
 		t.Errorf("Listener(http) = %v, want NotFound", err)
 	}
+	if err := d.ReportUnhealthy("no supervisor"); !errors.Is(err, baton.FailedPrecondition) {
+		t.Errorf("ReportUnhealthy standalone = %v, want FailedPrecondition", err)
+	}
 	if _, err := d.Listener(""); !errors.Is(err, baton.InvalidArgument) {
 		t.Errorf("Listener(\"\") = %v, want InvalidArgument", err)
 	}

@@ -51,6 +51,7 @@ class Reader {
       if (k == "lease") return Lease(v);
       if (k == "protocol") return Enum(k, v, ParseProtocol);
       if (k == "notify") return Notify(v);
+      if (k == "probation") return Probation(v);
       return Unknown(v, k);
     });
   }
@@ -234,20 +235,7 @@ class Reader {
         else if (r != "notify") return Bad(x, k, fmt::format("'{}': expected \"notify\", \"tcp\", \"http\" or \"exec\"", r));
         return {};
       }
-      if (k == "notify.probe_address") {
-        std::string a;
-        if (auto st = Str(k, x, a); !st) return st;
-        const auto colon = a.rfind(':');
-        int port = 0;
-        if (colon == std::string::npos || colon == 0 ||
-            std::from_chars(a.data() + colon + 1, a.data() + a.size(), port).ec != std::errc() || port <= 0 ||
-            port > 65535) {
-          return Bad(x, k, fmt::format("'{}': expected HOST:PORT with a numeric host, e.g. \"127.0.0.1:8081\"", a));
-        }
-        n.probe.host = a.substr(0, colon);
-        n.probe.port = port;
-        return {};
-      }
+      if (k == "notify.probe_address") return Address(k, x, n.probe);
       if (k == "notify.probe_path") {
         if (auto st = Str(k, x, n.probe.path); !st) return st;
         if (n.probe.path.front() != '/') return Bad(x, k, "must start with '/'");
@@ -263,6 +251,74 @@ class Reader {
       }
       return Unknown(x, k);
     });
+  }
+
+  // `probation = "30s"` alone, or a table with the window and the rest.
+  Status Probation(const toml::node& v) {
+    ProbationOptions& p = c_.probation;
+    if (v.is_string()) return ProbationWindow("probation", v);
+    auto t = Table(v, "probation");
+    if (!t) return t.error();
+    return EachKey(**t, "probation", [&](const std::string& k, const toml::node& x) -> Status {
+      if (k == "probation.window") return ProbationWindow(k, x);
+      if (k == "probation.probe") {
+        std::string r;
+        if (auto st = Str(k, x, r); !st) return st;
+        p.probe_enabled = true;
+        if (r == "tcp") p.probe.kind = ProbeSpec::Kind::kTcp;
+        else if (r == "http") p.probe.kind = ProbeSpec::Kind::kHttp;
+        else if (r == "exec") p.probe.kind = ProbeSpec::Kind::kExec;
+        else return Bad(x, k, fmt::format("'{}': expected \"http\", \"tcp\" or \"exec\"", r));
+        return {};
+      }
+      if (k == "probation.probe_address") return Address(k, x, p.probe);
+      if (k == "probation.probe_path") {
+        if (auto st = Str(k, x, p.probe.path); !st) return st;
+        if (p.probe.path.front() != '/') return Bad(x, k, "must start with '/'");
+        return {};
+      }
+      if (k == "probation.probe_command") return Str(k, x, p.probe.command);
+      if (k == "probation.probe_interval") return Dur(k, x, p.probe_interval);
+      if (k == "probation.probe_failures") return Count(k, x, p.probe_failures, 1, 1000);
+      if (k == "probation.keep_binaries") {
+        uint32_t n = 0;
+        if (auto st = Count(k, x, n, 1, 16); !st) return st;
+        p.keep_binaries = n;
+        return {};
+      }
+      if (k == "probation.crash_loop_limit") return Count(k, x, p.crash_loop_limit, 0, 1000);
+      if (k == "probation.crash_loop_window") return Dur(k, x, p.crash_loop_window);
+      if (k == "probation.crash_loop_revert") return Bool(k, x, p.crash_loop_revert);
+      return Unknown(x, k);
+    });
+  }
+  Status ProbationWindow(const std::string& k, const toml::node& v) {
+    if (v.is_string() && v.as_string()->get() == "0") {
+      c_.probation.window = Duration::zero();
+      return {};
+    }
+    return Dur(k, v, c_.probation.window);
+  }
+  Status Count(const std::string& k, const toml::node& v, uint32_t& out, int64_t lo, int64_t hi) {
+    int64_t n = 0;
+    if (auto st = Int(k, v, n); !st) return st;
+    if (n < lo || n > hi) return Bad(v, k, fmt::format("{} is out of range ({} .. {})", n, lo, hi));
+    out = static_cast<uint32_t>(n);
+    return {};
+  }
+  Status Address(const std::string& k, const toml::node& x, ProbeSpec& probe) {
+    std::string a;
+    if (auto st = Str(k, x, a); !st) return st;
+    const auto colon = a.rfind(':');
+    int port = 0;
+    if (colon == std::string::npos || colon == 0 ||
+        std::from_chars(a.data() + colon + 1, a.data() + a.size(), port).ec != std::errc() || port <= 0 ||
+        port > 65535) {
+      return Bad(x, k, fmt::format("'{}': expected HOST:PORT with a numeric host, e.g. \"127.0.0.1:8081\"", a));
+    }
+    probe.host = a.substr(0, colon);
+    probe.port = port;
+    return {};
   }
 
   static int SignalByName(const std::string& name) {
@@ -401,6 +457,23 @@ Status ValidateConfig(const ServiceConfig& c) {
     return Error(Errc::kInvalidArgument, "timeouts.heartbeat/liveness out of range (1 ms .. 24 h)");
   }
   if (auto st = ValidateNotify(c); !st) return st;
+  if (c.probation.probe_enabled) {
+    const auto& p = c.probation.probe;
+    if (p.kind == ProbeSpec::Kind::kExec ? p.command.empty() : p.host.empty()) {
+      return Error(Errc::kInvalidArgument, p.kind == ProbeSpec::Kind::kExec
+                                               ? "probation.probe = \"exec\" needs probation.probe_command"
+                                               : "probation.probe = \"tcp\"/\"http\" needs probation.probe_address");
+    }
+    for (const auto& l : c.listeners) {
+      if (p.kind == ProbeSpec::Kind::kTcp && l.kind == ListenerSpec::Kind::kTcp && l.port == p.port) {
+        return Error(Errc::kInvalidArgument,
+                     fmt::format("probation.probe_address: port {} is listener {}'s, held open by the supervisor, "
+                                 "so a tcp connect there always succeeds; use probe \"http\" there, or probe an "
+                                 "address only the daemon binds",
+                                 p.port, l.name));
+      }
+    }
+  }
   for (const auto& b : c.allowed_binaries) {
     if (b.empty() || b.front() != '/') {
       return Error(Errc::kInvalidArgument, fmt::format("allowed_binaries: '{}' is not an absolute path", b));

@@ -20,6 +20,7 @@
 #include "supervisor/handoff_machine.h"
 #include "supervisor/listeners.h"
 #include "supervisor/notify_options.h"
+#include "supervisor/probation_options.h"
 
 namespace baton::supervisor {
 
@@ -52,6 +53,8 @@ struct ServiceConfig {
   bool fd_store = false;               // park listeners in systemd's FD store
   // `protocol` and the [notify] table (docs/unmodified.md).
   NotifyOptions notify;
+  // `probation = "30s"`, or the [probation] table (docs/operations.md).
+  ProbationOptions probation;
 
   std::set<std::string> set;  // dotted keys given in the file, e.g. "timeouts.warm"
 };

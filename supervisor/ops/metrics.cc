@@ -64,6 +64,8 @@ void Metrics::OnEvent(const Event& e, int64_t wall_ms) {
     ++child_exits_;
   } else if (e.name == "notify.rejected") {
     ++notify_rejected_[e.GetString("kind")];
+  } else if (e.name == "revert") {
+    ++reverts_[e.GetString("check")];
   } else if (e.name == "handoff.not_ready") {
     not_ready_.Observe(static_cast<double>(IntField(e, "duration_us")) / 1e6);
   }
@@ -108,6 +110,12 @@ std::string Metrics::Render() const {
   out += "# HELP baton_restarts_total Restarts of the daemon after it died outside a handoff.\n"
          "# TYPE baton_restarts_total counter\n";
   out += fmt::format("baton_restarts_total {}\n", restarts_);
+  out += "# HELP baton_reverts_total Reverts to the previous pinned binary, by the check that failed.\n"
+         "# TYPE baton_reverts_total counter\n";
+  for (const char* r : {"exit", "heartbeat", "health", "probe", "crash_loop", "operator"}) {
+    auto it = reverts_.find(r);
+    out += fmt::format("baton_reverts_total{{reason=\"{}\"}} {}\n", r, it == reverts_.end() ? 0 : it->second);
+  }
   out += "# HELP baton_child_exits_total Exits of daemon processes (any generation, any reason).\n"
          "# TYPE baton_child_exits_total counter\n";
   out += fmt::format("baton_child_exits_total {}\n", child_exits_);

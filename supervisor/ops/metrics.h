@@ -48,6 +48,7 @@ class Metrics {
   uint64_t child_exits_ = 0;
   bool in_progress_ = false;
   int64_t last_handoff_ms_ = 0;
+  std::map<std::string, uint64_t> reverts_;  // by check ("exit", "probe", ...)
   std::map<std::string, uint64_t> notify_rejected_;  // kind -> count
   Histogram not_ready_;
 };

@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include "base/duration.h"
 #include "base/log.h"
 #include "crashpoints/crashpoints.h"
 #include "protocol/version.h"
@@ -60,8 +61,22 @@ int RunUpgrade(const UpgradeArgs& args) {
   const bool show = !args.json && !args.quiet;
   ProgressView view(tty);
   v1::Envelope req;
-  req.mutable_upgrade_request()->set_binary(args.binary);
-  req.mutable_upgrade_request()->set_progress(show);
+  if (args.rollback) {
+    req.mutable_rollback_request()->set_progress(show);
+    req.mutable_rollback_request()->set_reason("baton rollback");
+  } else {
+    req.mutable_upgrade_request()->set_binary(args.binary);
+    req.mutable_upgrade_request()->set_progress(show);
+    if (!args.probation.empty()) {
+      auto d = args.probation == "0" ? Result<Duration>(Duration::zero()) : ParseDuration(args.probation);
+      if (!d || *d < Duration::zero()) {
+        PrintError(fmt::format("--probation {}: {}", args.probation,
+                               d ? "must not be negative" : d.error().message));
+        return kExitUsage;
+      }
+      req.mutable_upgrade_request()->set_probation_ms(static_cast<uint64_t>(ToMillis(*d)));
+    }
+  }
   if (auto st = client->Send(req); !st) {
     PrintError(st.error().message);
     return kExitUnreachable;
@@ -71,7 +86,9 @@ int RunUpgrade(const UpgradeArgs& args) {
     std::fwrite(text.data(), 1, text.size(), stdout);
     std::fflush(stdout);
   };
-  say(view.Begin(args.binary.empty() ? "to the configured binary" : "to " + args.binary));
+  say(view.Begin(args.rollback           ? "back to the previous pinned binary"
+                 : args.binary.empty() ? "to the configured binary"
+                                       : "to " + args.binary));
   auto phase_started = std::chrono::steady_clock::now();
   for (;;) {
     // The supervisor guarantees an outcome within its handoff deadline; if
@@ -124,14 +141,26 @@ int RunStatus(const StatusArgs& args) {
   }
   const auto& s = env->status_reply();
   if (args.json) {
+    std::string pinned;
+    for (const auto& p : s.pinned()) {
+      std::string args_json;
+      for (const auto& a : p.args()) args_json += (args_json.empty() ? "" : ",") + JsonQuote(a);
+      pinned += fmt::format("{}{{\"path\":{},\"args\":[{}],\"build_id\":{},\"script\":{},\"state_schema\":{}}}",
+                            pinned.empty() ? "" : ",", JsonQuote(p.path()), args_json, JsonQuote(p.build_id()),
+                            p.script() ? "true" : "false",
+                            p.has_state_schema() ? fmt::format("[{},{}]", p.state_schema().min(), p.state_schema().max())
+                                                 : "null");
+    }
     fmt::print(
         "{{\"generation\":{},\"state\":{},\"supervisor_pid\":{},\"incumbent_pid\":{},\"build_id\":{},\"binary\":{},"
         "\"protocol\":{},\"strategy\":{},"
-        "\"uptime_ms\":{},\"incumbent_uptime_ms\":{},\"restarts\":{},\"handoff_in_progress\":{},\"last_handoff\":{}}}\n",
+        "\"uptime_ms\":{},\"incumbent_uptime_ms\":{},\"restarts\":{},\"handoff_in_progress\":{},\"last_handoff\":{},"
+        "\"pinned\":[{}],\"probation_left_ms\":{},\"last_revert\":{}}}\n",
         s.generation(), JsonQuote(s.state()), s.supervisor_pid(), s.incumbent_pid(), JsonQuote(s.build_id()), JsonQuote(s.binary()),
         JsonQuote(s.protocol()), JsonQuote(s.strategy()),
         s.uptime_ms(), s.incumbent_uptime_ms(), s.restarts(), JsonQuote(s.handoff_in_progress()),
-        s.has_last_handoff() ? ResultJson(s.last_handoff()) : "null");
+        s.has_last_handoff() ? ResultJson(s.last_handoff()) : "null", pinned, s.probation_left_ms(),
+        JsonQuote(s.last_revert()));
     return kExitOk;
   }
   fmt::print("generation  {}\n", s.generation());
@@ -143,6 +172,15 @@ int RunStatus(const StatusArgs& args) {
   fmt::print("supervisor  pid {}, up {:.1f} s, {} restarts\n", s.supervisor_pid(),
              static_cast<double>(s.uptime_ms()) / 1000.0, s.restarts());
   if (!s.handoff_in_progress().empty()) fmt::print("handoff     {} in progress\n", s.handoff_in_progress());
+  for (int i = 0; i < s.pinned_size(); ++i) {
+    const auto& p = s.pinned(i);
+    fmt::print("{}  {}{} (build id {})\n", i == 0 ? "pinned    " : "          ", i == 0 ? "" : "previous: ", p.path(),
+               p.build_id().empty() ? "-" : p.build_id().substr(0, 16));
+  }
+  if (s.probation_left_ms() > 0) {
+    fmt::print("probation   {:.1f} s left\n", static_cast<double>(s.probation_left_ms()) / 1000.0);
+  }
+  if (!s.last_revert().empty()) fmt::print("revert      {}\n", s.last_revert());
   if (s.has_last_handoff()) {
     const auto& r = s.last_handoff();
     fmt::print("last        {} {}: {} ({:.1f} ms)\n", r.handoff_id(), OutcomeText(r.outcome()), r.reason(),

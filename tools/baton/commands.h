@@ -12,6 +12,7 @@ inline constexpr int kExitUsage = 2;
 inline constexpr int kExitRolledBack = 3;
 inline constexpr int kExitRefused = 4;
 inline constexpr int kExitFailed = 5;
+inline constexpr int kExitReverted = 6;  // committed, failed its probation, the previous binary serves
 
 // Flags of `baton supervise`; each one given overrides the config file.
 struct SuperviseArgs {
@@ -34,6 +35,8 @@ struct UpgradeArgs {
   bool json = false;
   bool quiet = false;
   bool plain = false;  // no live lines even on a terminal
+  std::string probation;  // "" = the supervisor's configured window, answered at commit; "0" = none
+  bool rollback = false;  // `baton rollback`: back to the previous pinned binary
 };
 struct StatusArgs {
   std::string runtime_dir;

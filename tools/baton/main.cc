@@ -20,7 +20,8 @@ constexpr const char* kExitCodes =
     "  2  usage error (bad flag, bad config file)\n"
     "  3  upgrade rolled back: the old generation is still serving\n"
     "  4  upgrade refused, nothing changed (busy, incompatible, bad or not allowed binary)\n"
-    "  5  upgrade failed, state uncertain (see `baton status`)";
+    "  5  upgrade failed, state uncertain (see `baton status`); or failed its probation and was not reverted\n"
+    "  6  upgrade --probation: committed, then failed its probation and was reverted (the previous binary serves)";
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -84,7 +85,19 @@ int main(int argc, char** argv) {
   upgrade->add_flag("--json", up.json, "Print one JSON object with the outcome, pids and phase timings");
   upgrade->add_flag("--quiet", up.quiet, "Print nothing; the exit code says it all");
   upgrade->add_flag("--plain", up.plain, "Plain lines even on a terminal (the default when stdout is not one)");
+  upgrade->add_option("--probation", up.probation,
+                      "Watch the new generation this long after the commit (e.g. 30s; 0 = off) and wait for the "
+                      "verdict: exit 0 it survived, 6 it was reverted");
   upgrade->footer(kExitCodes);
+
+  UpgradeArgs rb;
+  rb.rollback = true;
+  auto* rollback = app.add_subcommand("rollback", "Hand back to the previous pinned binary (a handoff, like an upgrade)");
+  rollback->add_option("--runtime-dir", rb.runtime_dir, "The supervisor's runtime dir");
+  rollback->add_flag("--json", rb.json, "Print one JSON object with the outcome, pids and phase timings");
+  rollback->add_flag("--quiet", rb.quiet, "Print nothing; the exit code says it all");
+  rollback->add_flag("--plain", rb.plain, "Plain lines even on a terminal");
+  rollback->footer(kExitCodes);
 
   StatusArgs st;
   auto* status = app.add_subcommand("status", "Show the serving generation and the last handoff");
@@ -120,6 +133,7 @@ int main(int argc, char** argv) {
   if (*check) return RunCheckConfig(check_path);
   if (*metrics) return RunMetrics(metrics_dir);
   if (*upgrade) return RunUpgrade(up);
+  if (*rollback) return RunUpgrade(rb);
   if (*status) return RunStatus(st);
   if (*abort) return RunAbort(abort_dir);
   if (*events) return RunEvents(ev);

@@ -20,6 +20,7 @@ std::string_view OutcomeText(v1::Outcome o) {
     case v1::ROLLED_BACK: return "rolled_back";
     case v1::REFUSED: return "refused";
     case v1::FAILED: return "failed";
+    case v1::REVERTED: return "reverted";
     default: return "unknown";
   }
 }
@@ -29,6 +30,7 @@ int ExitCodeFor(v1::Outcome o) {
     case v1::COMMITTED: return kExitOk;
     case v1::ROLLED_BACK: return kExitRolledBack;
     case v1::REFUSED: return kExitRefused;
+    case v1::REVERTED: return kExitReverted;
     default: return kExitFailed;
   }
 }
@@ -41,11 +43,20 @@ std::string ResultJson(const v1::UpgradeResult& r) {
     by_name += fmt::format("{}:{:.3f}", JsonQuote(p.phase()), Ms(p.duration_us()));
     ordered += fmt::format("{{\"phase\":{},\"ms\":{:.3f}}}", JsonQuote(p.phase()), Ms(p.duration_us()));
   }
+  std::string probation;
+  if (r.has_probation()) {
+    const auto& p = r.probation();
+    probation = fmt::format(
+        ",\"probation\":{{\"outcome\":{},\"check\":{},\"reason\":{},\"window_ms\":{},\"elapsed_ms\":{},"
+        "\"reverted_to\":{},\"revert\":{}}}",
+        JsonQuote(p.outcome()), JsonQuote(p.check()), JsonQuote(p.reason()), p.window_ms(), p.elapsed_ms(),
+        JsonQuote(p.reverted_to()), p.has_revert() ? ResultJson(p.revert()) : "null");
+  }
   return fmt::format(
       "{{\"outcome\":{},\"exit_code\":{},\"reason\":{},\"handoff_id\":{},\"old_pid\":{},\"new_pid\":{},"
-      "\"total_ms\":{:.3f},\"phases_ms\":{{{}}},\"phases\":[{}]}}",
+      "\"total_ms\":{:.3f},\"phases_ms\":{{{}}},\"phases\":[{}]{}}}",
       JsonQuote(OutcomeText(r.outcome())), ExitCodeFor(r.outcome()), JsonQuote(r.reason()), JsonQuote(r.handoff_id()),
-      r.old_pid(), r.new_pid(), Ms(r.total_us()), by_name, ordered);
+      r.old_pid(), r.new_pid(), Ms(r.total_us()), by_name, ordered, probation);
 }
 
 std::string ProgressView::NextPhase() const {
@@ -90,9 +101,22 @@ std::string ProgressView::Finish(const v1::UpgradeResult& r) {
       verdict = fmt::format("rolled back: {} (pid {} still serves), {:.1f} ms", r.reason(), r.old_pid(), Ms(r.total_us()));
       break;
     case v1::REFUSED: verdict = fmt::format("refused, nothing changed: {}", r.reason()); break;
+    case v1::REVERTED:
+      verdict = fmt::format("REVERTED: {} (the previous binary serves again)", r.reason());
+      break;
     default:
+      if (r.has_probation() && r.probation().outcome() != "pending") {
+        verdict = fmt::format("FAILED its probation and NOT reverted (pid {} still serves): {}", r.new_pid(),
+                              r.reason());
+        break;
+      }
       verdict = fmt::format("FAILED, state uncertain (check `baton status`): {}", r.reason());
       break;
+  }
+  if (r.outcome() == v1::COMMITTED && r.has_probation()) {
+    const auto& p = r.probation();
+    if (p.outcome() == "passed") verdict += fmt::format("; passed its probation ({} ms)", p.window_ms());
+    if (p.outcome() == "pending") verdict += fmt::format("; on probation for {} ms (see `baton status`)", p.window_ms());
   }
   if (tty_) {
     const char* color = r.outcome() == v1::COMMITTED ? "\x1b[32m" : "\x1b[31m";

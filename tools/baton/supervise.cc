@@ -49,6 +49,7 @@ supervisor::SupervisorOptions ToOptions(const supervisor::ServiceConfig& c) {
   o.admin_uids = c.admin_uids;
   o.allowed_binaries = c.allowed_binaries;
   o.notify = c.notify;
+  o.probation = c.probation;
   o.child_environment =
       supervisor::SanitizedEnvironment(supervisor::CurrentEnvironment(), c.pass_environment, c.environment, c.lease);
   return o;

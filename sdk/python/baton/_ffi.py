@@ -119,6 +119,7 @@ _SIGNATURES = {
     "baton_start": (ctypes.c_int, [ctypes.c_void_p, ctypes.POINTER(HooksStruct), _error_pp]),
     "baton_wait_for_exit": (ctypes.c_int, [ctypes.c_void_p, _c_int_p, _error_pp]),
     "baton_request_exit": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_int, _error_pp]),
+    "baton_report_unhealthy": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_char_p, _error_pp]),
     "baton_lease_epoch": (ctypes.c_int, [ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint64), _error_pp]),
     "baton_testing_crash_point": (None, [ctypes.c_char_p]),
     "baton_testing_arm_crash_point": (ctypes.c_int, [ctypes.c_char_p, _error_pp]),

@@ -426,6 +426,23 @@ class Daemon:
         err = ctypes.c_void_p()
         _ffi.check(_ffi.lib().baton_request_exit(handle, code, ctypes.byref(err)), err, "request exit")
 
+    def report_unhealthy(self, reason: str = "") -> None:
+        """Tells the supervisor this generation is not healthy, ``reason``
+        saying why. During the probation after an upgrade the supervisor
+        reverts to the previous binary (a handoff); outside one it is an
+        event. Returns once the report is queued. Raises the FAILED_PRECONDITION
+        error when standalone, before the supervisor accepted this generation
+        (call it after :meth:`start`), or with a supervisor too old to take
+        health reports. Any thread."""
+        raw = _text(reason, "reason", allow_none=False)
+        handle = self._h()
+        err = ctypes.c_void_p()
+        _ffi.check(
+            _ffi.lib().baton_report_unhealthy(handle, raw, ctypes.byref(err)),
+            err,
+            "report unhealthy",
+        )
+
     def close(self, exit_code: int = 0) -> None:
         """Releases the data-dir lock and the lease if still held and stops
         the library's threads. If the daemon started and has not been told

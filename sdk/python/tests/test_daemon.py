@@ -53,6 +53,10 @@ class DaemonTest(unittest.TestCase):
                 out["listener"] = [e.code.name, e.message]
             out["listeners"] = len(d.listeners())
             out["epoch"] = d.lease_epoch
+            try:
+                d.report_unhealthy("no supervisor")
+            except baton.Error as e:
+                out["unhealthy"] = e.code.name
             d.start(baton.Hooks())
             try:
                 d.start(baton.Hooks())
@@ -80,6 +84,7 @@ class DaemonTest(unittest.TestCase):
         self.assertIn("http", out["listener"][1])
         self.assertEqual(out["listeners"], 0)
         self.assertEqual(out["epoch"], 0)
+        self.assertEqual(out["unhealthy"], "FAILED_PRECONDITION")
         self.assertEqual(out["again"], "FAILED_PRECONDITION")
         self.assertIsNone(out["early"])
         self.assertEqual(out["exit"], 7)

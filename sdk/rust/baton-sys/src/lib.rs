@@ -217,6 +217,8 @@ extern "C" {
     pub fn baton_wait_for_exit(daemon: *mut baton_daemon, exit_code: *mut c_int, err: *mut *mut baton_error) -> c_int;
     /// Makes `baton_wait_for_exit` return `exit_code` (the first request wins).
     pub fn baton_request_exit(daemon: *mut baton_daemon, exit_code: c_int, err: *mut *mut baton_error) -> c_int;
+    /// Tells the supervisor this generation is unhealthy (ABI 1.1).
+    pub fn baton_report_unhealthy(daemon: *mut baton_daemon, reason: *const c_char, err: *mut *mut baton_error) -> c_int;
     /// The lease epoch under which this process may lead now, or 0.
     pub fn baton_lease_epoch(daemon: *const baton_daemon, epoch: *mut u64, err: *mut *mut baton_error) -> c_int;
 

@@ -358,6 +358,18 @@ impl Daemon {
         Error::take(unsafe { sys::baton_request_exit(self.raw, code, &mut err) }, err)
     }
 
+    /// Tells the supervisor this generation is not healthy, `reason` saying
+    /// why. During the probation after an upgrade it reverts to the
+    /// previous binary (a handoff); outside one it is an event. Returns once
+    /// queued. `FailedPrecondition`: standalone, not yet accepted (call it
+    /// after `start`), or a supervisor too old for health reports. Any thread.
+    pub fn report_unhealthy(&self, reason: &str) -> Result<(), Error> {
+        let reason = c_string(reason, "reason")?;
+        let mut err = std::ptr::null_mut();
+        // SAFETY: a live handle; `reason` outlives the call (copied by the library).
+        Error::take(unsafe { sys::baton_report_unhealthy(self.raw, reason.as_ptr(), &mut err) }, err)
+    }
+
     /// The lease epoch under which this process may act as leader right
     /// now, or 0 when it may not (or has no lease). Use it as the fencing
     /// token of your writes. Never blocks.

@@ -78,6 +78,8 @@ fn a_standalone_daemon_starts_and_exits_on_request() {
     })
     .unwrap();
     assert_eq!(d.role(), Role::Standalone);
+    // No supervisor to tell.
+    assert_eq!(d.report_unhealthy("no supervisor").err().unwrap().code(), Code::FailedPrecondition);
     assert_eq!(d.data_dir(), dir.0);
     assert!(d.listener_names().is_empty());
     assert_eq!(d.listener("http").err().unwrap().code(), Code::NotFound);
