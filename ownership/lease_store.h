@@ -23,6 +23,7 @@
 #include <utility>
 #include <vector>
 
+#include "ownership/lease_dsn.h"
 #include "ownership/pg_connection.h"
 
 namespace baton::ownership {
@@ -42,22 +43,6 @@ struct Holding {
   std::string holder;
   uint64_t epoch = 0;
 };
-
-// Connection settings: the user's DSN (a libpq conninfo string or URI; ""
-// means libpq's PG* environment variables) plus server-side bounds.
-struct StoreSettings {
-  std::string dsn;
-  std::string application_name;   // used unless the DSN sets one
-  Duration statement_timeout = milliseconds(1000);
-  Duration lock_timeout = milliseconds(500);
-  Duration idle_in_transaction_timeout = milliseconds(2000);
-};
-
-// Validates the DSN and returns keyword/value pairs for libpq, with the
-// server-side timeouts appended to `options`. kInvalidArgument names the
-// problem (never echoing a password); kFailedPrecondition when libpq cannot
-// be loaded (ownership/libpq.h).
-Result<std::vector<std::pair<std::string, std::string>>> BuildConnInfo(const StoreSettings& s);
 
 using MaybeEpoch = std::optional<uint64_t>;
 
