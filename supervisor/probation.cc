@@ -147,8 +147,10 @@ std::string SupervisorImpl::RevertTo(const std::shared_ptr<PinnedBinary>& target
   Emit(MakeEvent(Level::kWarn, "revert.start", "{} to {} ({}): {}", KindName(kind), Describe(*target), check, reason)
            .With("check", check)
            .With("reason", reason));
-  const bool can_hand_off = !handoff_ && incumbent_ && incumbent_->alive && incumbent_->said_hello &&
-                            incumbent_->channel && !incumbent_->channel->closed();
+  // A daemon of protocol notify has no control channel: its handoff is the
+  // notify machine's, and it can take part whenever it is serving.
+  const bool can_hand_off = !handoff_ && incumbent_ && incumbent_->alive && Serving(*incumbent_) &&
+                            (plain() || (incumbent_->channel && !incumbent_->channel->closed()));
   if (can_hand_off) {
     BeginHandoff(kind, target, target->args, std::move(client), progress, std::nullopt);
     return "";

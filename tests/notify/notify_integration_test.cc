@@ -219,6 +219,43 @@ TEST(NotifyIntegrationTest, PythonDaemonUpgradesAndRollsBack) {
   EXPECT_EQ(nc->IncumbentPid(), serving);
 }
 
+// A generation that fails its probation while it still serves is reverted by
+// a handoff of the daemon's own strategy, not by killing it and starting the
+// previous binary cold: the load sees what an upgrade would show it.
+class NotifyProbationTest : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(NotifyProbationTest, AFailingProbeIsRevertedByAHandoff) {
+  NotifyCluster nc(std::string("[notify]\nstrategy = \"") + GetParam() +
+                   "\"\nready_timeout = \"5s\"\n[probation]\nprobe = \"http\"\nprobe_address = "
+                   "\"127.0.0.1:@PORT@\"\nprobe_path = \"/healthz\"\nprobe_interval = \"200ms\"\n"
+                   "probe_failures = 3\n");
+  ASSERT_TRUE(nc->Start()) << nc->SupervisorLog();
+  const pid_t first = nc->IncumbentPid();
+  nc->StartLoad(8, "300s");
+  auto r = nc->Upgrade(nc->Script("bad-health", "exec " + BinPath("sdkv") + " --fail-healthz"),
+                       {"--probation", "30s"});
+  EXPECT_EQ(r.exit_code, 6) << r.out << r.err << nc->SupervisorLog().substr(0, 8000);
+  ASSERT_TRUE(r.json.is_object()) << r.out;
+  ASSERT_TRUE(r.json.at("probation").is_object()) << r.out;
+  const auto& probation = r.json.at("probation").as_object();
+  EXPECT_EQ(probation.at("check").as_string(), "probe") << r.out;
+  ASSERT_TRUE(probation.contains("revert") && probation.at("revert").is_object()) << r.out;
+  const auto& revert = probation.at("revert").as_object();
+  EXPECT_EQ(revert.at("outcome").as_string(), "committed") << r.out;
+  // The failed generation took part: it was the revert's incumbent, and it
+  // was stopped by its signal, not killed before a cold start.
+  EXPECT_EQ(JInt(r.json, {"probation", "revert", "old_pid"}), JInt(r.json, {"new_pid"})) << r.out;
+  EXPECT_TRUE(revert.at("phases_ms").as_object().contains("ready")) << r.out;
+  const pid_t restored = nc->IncumbentPid();
+  EXPECT_EQ(restored, static_cast<pid_t>(JInt(r.json, {"probation", "revert", "new_pid"}))) << r.out;
+  EXPECT_NE(restored, first);
+  EXPECT_NE(nc.Healthz().find("pid=" + std::to_string(restored)), std::string::npos) << nc.Healthz();
+  EXPECT_EQ(nc.CountEvents("revert"), 1u) << nc.Events();
+  ExpectCleanLoad(nc->FinishLoad());
+}
+
+INSTANTIATE_TEST_SUITE_P(Strategies, NotifyProbationTest, ::testing::Values("overlap", "sequential"));
+
 TEST(NotifyIntegrationTest, BadConfigNamesTheKey) {
   TempDir d("nb");
   const std::string base = "binary = \"/bin/true\"\ndata_dir = \"/tmp\"\n[listeners]\nhttp = \"tcp://127.0.0.1:8080\"\n";

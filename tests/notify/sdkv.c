@@ -19,7 +19,7 @@
  * in the FD store), --store-extra N (park N more, fresh descriptors),
  * --watchdog (WATCHDOG=1 at a third of WATCHDOG_USEC), --watchdog-stop-ms N
  * (stop that after N ms), --junk (send bad datagrams after READY=1),
- * --mainpid. */
+ * --mainpid, --fail-healthz (GET /healthz answers 503). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -57,6 +57,7 @@ static int listeners[16];
 static int n_listeners;
 static unsigned long generation;
 static char fdnames[512];
+static int fail_healthz;  /* --fail-healthz */
 
 static long long now_ms(void) {
   struct timespec ts;
@@ -108,7 +109,10 @@ static int valid_key(const char* k, size_t n) {
 }
 
 static void respond(struct conn* c, int status, const char* body, size_t body_len) {
-  const char* reason = status == 200 ? "OK" : status == 404 ? "Not Found" : "Bad Request";
+  const char* reason = status == 200   ? "OK"
+                       : status == 404 ? "Not Found"
+                       : status == 503 ? "Service Unavailable"
+                                       : "Bad Request";
   if (stop_requested) c->close_after = 1;
   char head[256];
   int h = snprintf(head, sizeof(head), "HTTP/1.1 %d %s\r\nContent-Length: %zu\r\nConnection: %s\r\n\r\n", status,
@@ -140,7 +144,7 @@ static long handle(struct conn* c) {
   if (strcmp(path, "/healthz") == 0) {
     char b[700];
     int n = snprintf(b, sizeof(b), "pid=%d gen=%lu fds=%s\n", getpid(), generation, fdnames);
-    respond(c, 200, b, (size_t)n);
+    respond(c, fail_healthz ? 503 : 200, b, (size_t)n);
   } else if (strncmp(path, "/kv/", 4) == 0 && valid_key(path + 4, strlen(path + 4))) {
     char file[512], tmp[560];
     snprintf(file, sizeof(file), "%s/%s", data_dir, path + 4);
@@ -266,6 +270,7 @@ int main(int argc, char** argv) {
     else if (!strcmp(a, "--watchdog-stop-ms")) watchdog_stop = atoi(v), ++i;
     else if (!strcmp(a, "--junk")) junk = 1;
     else if (!strcmp(a, "--mainpid")) mainpid = 1;
+    else if (!strcmp(a, "--fail-healthz")) fail_healthz = 1;
     else {
       fprintf(stderr, "sdkv: unknown argument %s\n", a);
       return 2;
