@@ -19,6 +19,7 @@
 
 #include "tools/harness/http.h"
 #include "tools/harness/reaper.h"
+#include "tools/harness/slowdown.h"
 #include "tools/harness/subprocess.h"
 
 extern char** environ;
@@ -104,6 +105,10 @@ int CountFds(pid_t pid) {
 }
 
 namespace {
+// How long baton-load may take to read back every acknowledged write: a
+// sanitizer build serves the reads several times slower.
+constexpr std::chrono::seconds kVerifyBudget{150 * kSanitizerSlowdown};
+
 struct ProcStat {
   pid_t pid;
   char state;
@@ -298,8 +303,8 @@ void Cluster::StartLoad(int connections, const std::string& duration, bool close
                                    std::to_string(write_ratio),
                                    // Every acknowledged write is read back afterwards; a long run on a busy
                                    // machine acknowledges many (430k in one 280 s run that took 60 s to
-                                   // verify half). Bounded below FinishLoad's 180 s wait.
-                                   "--verify-timeout", "150s"};
+                                   // verify half). Bounded below FinishLoad's wait.
+                                   "--verify-timeout", std::to_string(kVerifyBudget.count()) + "s"};
   if (close_mode) argv.push_back("--close");
   for (auto& a : extra) argv.push_back(std::move(a));
   load_pid_ = SpawnBackground(argv, {}, dir() + "/load.json", dir() + "/load.err");
@@ -308,7 +313,7 @@ void Cluster::StartLoad(int connections, const std::string& duration, bool close
 CommandResult Cluster::FinishLoad() {
   CommandResult c;
   ::kill(load_pid_, SIGINT);
-  const int status = WaitFor(load_pid_, std::chrono::seconds(180));
+  const int status = WaitFor(load_pid_, kVerifyBudget + std::chrono::seconds(30));
   if (status != -1) ForgetGroup(load_pid_);
   load_pid_ = -1;
   c.exit_code = status >= 0 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
