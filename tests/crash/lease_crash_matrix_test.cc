@@ -66,6 +66,9 @@ struct LeaseCrashCase {
   size_t leaders;             // leader intervals once converged (the dead process's included)
 };
 
+// ctest lists each case by its point, not its bytes.
+void PrintTo(const LeaseCrashCase& cc, std::ostream* os) { *os << cc.point; }
+
 // The pid in a holder id ("<host>/<pid>/<random>", a label may come first).
 pid_t PidOfHolder(const std::string& holder) {
   const size_t last = holder.rfind('/');
