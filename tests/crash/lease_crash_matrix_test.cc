@@ -14,7 +14,7 @@
 //   Postgres the whole time (and one holder per epoch there), and in the WAL;
 // * the serving generation holds the lease at the end (the row names it,
 //   its /healthz shows the row's epoch) at the epoch the design predicts;
-// * the leaderless gap: below kImmediateGap where the design hands the lease
+// * the leaderless gap: below kImmediateGapUs (2 s) where the design hands the lease
 //   over at once (a transfer, a confirm, a reclaim by the incumbent, or an
 //   acquire of a row that already names the successor), and within
 //   [TTL/2, TTL + poll + slack] where the dead holder's lease must expire.
