@@ -3,6 +3,7 @@
 #include "baton/testing.h"
 
 #include <fcntl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <array>
@@ -53,10 +54,15 @@ std::atomic<int> armed{-1};
 void Fire(Point p) {
   // Only async-signal-safe calls from here on: the process may be anywhere.
   const Info& info = kRegistry[static_cast<size_t>(p)];
+  // The monotonic clock in µs, as the lease.leader_* events log it: a test
+  // can end the leader interval of a process that died at a point.
+  timespec now{};
+  ::clock_gettime(CLOCK_MONOTONIC, &now);
+  const long long mono_us = static_cast<long long>(now.tv_sec) * 1000000 + now.tv_nsec / 1000;
   char line[256];
-  int len = std::snprintf(line, sizeof(line), "baton crashpoint %.*s pid %d\n",
+  int len = std::snprintf(line, sizeof(line), "baton crashpoint %.*s pid %d mono_us %lld\n",
                           static_cast<int>(info.name.size()), info.name.data(),
-                          static_cast<int>(::getpid()));
+                          static_cast<int>(::getpid()), mono_us);
   if (len < 0) len = 0;
   if (len > static_cast<int>(sizeof(line))) len = sizeof(line) - 1;
   WriteAll(STDERR_FILENO, line, static_cast<size_t>(len));

@@ -257,6 +257,8 @@ SessionActions IncumbentSession::OnLeaseDone(const protocol::LeaseDone& done, Ti
       // We still hold the lock; the lease resolves back to us by itself.
       return AbandonHandoff(protocol::HookDone{HookKind::kSeal, done.status.error(), 0, {}}, "seal", now);
     }
+    // The row names the successor; we still hold the flock.
+    BATON_CRASH_POINT(kIncumbentAfterLeaseTransfer);
     if (orphan_pending_) {
       // The supervisor is gone, so the successor never gets Begin: take the
       // lease back and resume (the lease resume reclaims it).

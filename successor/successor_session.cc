@@ -174,6 +174,8 @@ SessionActions SuccessorSession::OnLeaseDone(const protocol::LeaseDone& done) {
   if (state_ != State::kConfirmingLease || done.op != LeaseOp::kConfirm) return {};
   if (!done.status) return Fail(fmt::format("begin: {}", done.status.error().message), true);
   lease_epoch_ = begin_.lease_epoch();
+  // We lead (lease.leader_start is logged) but own no data yet.
+  BATON_CRASH_POINT(kSuccessorAfterLeaseConfirm);
   SessionActions out = TakeOwnership({});
   if (state_ == State::kExited) return out;
   state_ = State::kBeginning;
