@@ -134,7 +134,7 @@ Result<LoadReport> RunLoad(const LoadOptions& opts, LogSink& log) {
   LoadRun run{opts,
               log,
               seed,
-              Workload(seed, opts.connections, opts.value_size, opts.write_ratio, opts.key_space),
+              Workload(seed, opts.connections, opts.value_size, opts.write_ratio, opts.key_space, opts.max_writes),
               Pacer(opts.rate_limit),
               LoadRecorder(start, opts.gaps_over),
               start + opts.duration,

@@ -49,6 +49,10 @@ int main(int argc, char** argv) {
   app.add_flag("--json", json, "Print one JSON object instead of the summary line");
   app.add_option("--key-space", opts.key_space, "GETs read among the last K acknowledged writes (0 = all)")
       ->capture_default_str();
+  app.add_option("--max-writes", opts.max_writes,
+                 "GETs only once N writes are acknowledged: at most N keys plus the writes in flight\n"
+                 "(0 = no limit)")
+      ->capture_default_str();
   app.add_option("--value-size", opts.value_size, "Bytes per PUT value")->capture_default_str();
   app.add_option("--request-timeout", request_timeout, "Per-request timeout")->capture_default_str();
   app.add_option("--verify-timeout", verify_timeout, "Bound on the read-back phase")->capture_default_str();

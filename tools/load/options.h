@@ -43,6 +43,7 @@ struct LoadOptions {
   double write_ratio = 0.5;     // probability that a request is a PUT
   bool close_mode = false;      // one connection per request
   uint64_t key_space = 0;       // GETs pick among the last K acked writes; 0 = all
+  uint64_t max_writes = 0;      // GETs only once this many writes are acked; 0 = no limit
   std::size_t value_size = 64;  // bytes per PUT body
   Duration request_timeout = seconds(5);
   Duration verify_timeout = seconds(60);

@@ -20,11 +20,13 @@ constexpr uint64_t kAlphabetSize = sizeof(kAlphabet) - 1;
 
 }  // namespace
 
-Workload::Workload(uint64_t nonce, int connections, std::size_t value_size, double write_ratio, uint64_t key_space)
+Workload::Workload(uint64_t nonce, int connections, std::size_t value_size, double write_ratio, uint64_t key_space,
+                   uint64_t max_writes)
     : nonce_(nonce),
       value_size_(value_size),
       write_ratio_(write_ratio),
       key_space_(key_space),
+      max_writes_(max_writes),
       next_seq_(static_cast<std::size_t>(std::max(connections, 1)), 0) {}
 
 std::string Workload::Key(uint64_t id) const {
@@ -50,7 +52,8 @@ std::string Workload::Value(uint64_t id) const {
 
 Workload::Op Workload::Next(uint32_t conn, Rng& rng) {
   std::uniform_real_distribution<double> coin(0.0, 1.0);
-  const bool write = acked_.empty() || coin(rng) < write_ratio_;
+  const bool capped = max_writes_ != 0 && acked_.size() >= max_writes_;
+  const bool write = acked_.empty() || (!capped && coin(rng) < write_ratio_);
   if (write) {
     if (conn >= next_seq_.size()) next_seq_.resize(conn + 1, 0);
     return {true, MakeId(conn, next_seq_[conn]++)};

@@ -26,7 +26,10 @@ class Workload {
   };
 
   // `key_space`: GETs choose among the last K acknowledged writes (0 = all).
-  Workload(uint64_t nonce, int connections, std::size_t value_size, double write_ratio, uint64_t key_space);
+  // `max_writes`: once that many writes are acknowledged, GETs only (0 = no
+  // limit), so a run creates a bounded number of keys.
+  Workload(uint64_t nonce, int connections, std::size_t value_size, double write_ratio, uint64_t key_space,
+           uint64_t max_writes = 0);
 
   static uint64_t MakeId(uint32_t conn, uint64_t seq) { return (uint64_t{conn} << 40) | seq; }
 
@@ -37,8 +40,8 @@ class Workload {
   std::string Value(uint64_t id) const;
 
   // The next request for connection `conn`: a PUT of a fresh key with
-  // probability write_ratio (always while nothing is acknowledged yet),
-  // else a GET of an acknowledged key.
+  // probability write_ratio (always while nothing is acknowledged yet;
+  // never once `max_writes` are), else a GET of an acknowledged key.
   Op Next(uint32_t conn, Rng& rng);
 
   // A PUT was answered 2xx: the write is durable and must survive.
@@ -50,6 +53,7 @@ class Workload {
   std::size_t value_size_;
   double write_ratio_;
   uint64_t key_space_;
+  uint64_t max_writes_;
   std::vector<uint64_t> next_seq_;
   std::vector<uint64_t> acked_;
 };

@@ -69,6 +69,23 @@ TEST(LoadWorkload, KeySpaceLimitsReadsToRecentWrites) {
   EXPECT_EQ(read, (std::set<uint64_t>{ids[7], ids[8], ids[9]}));
 }
 
+TEST(LoadWorkload, MaxWritesBoundsTheKeysCreated) {
+  Workload w(1, 1, 8, 1.0, 0, 5);  // writes only, until 5 are acknowledged
+  Rng rng(5);
+  std::set<uint64_t> written;
+  for (int i = 0; i < 1000; ++i) {
+    const auto op = w.Next(0, rng);
+    if (op.write) {
+      written.insert(op.id);
+      w.Acked(op.id);
+    } else {
+      EXPECT_TRUE(written.count(op.id)) << "reads only acknowledged keys";
+    }
+  }
+  EXPECT_EQ(written.size(), 5u);
+  EXPECT_EQ(w.AckedIds().size(), 5u);
+}
+
 TEST(LoadPacer, UnlimitedReturnsNow) {
   Pacer p(0);
   EXPECT_TRUE(p.Unlimited());

@@ -236,6 +236,9 @@ TITLES = {
     "haproxy-nofd": "HAProxy -W, no fd transfer (new master, -sf)",
     "tableflip": "Go + tableflip",
     "restart": "stop + start (kvd alone)",
+    "baton-gunicorn": "baton + gunicorn, unmodified (notify, overlap)",
+    "gunicorn-hup": "gunicorn HUP (new workers, same master)",
+    "gunicorn-usr2": "gunicorn binary upgrade (USR2, then TERM to the old master)",
 }
 
 

@@ -115,9 +115,12 @@ def versions(tools):
         except OSError as e:
             return str(e)
         return ((r.stdout or "") + (r.stderr or "")).strip().splitlines()[0] if (r.stdout or r.stderr) else "?"
-    tf = first_line(["dpkg-query", "-W", "-f=${Package} ${Version}\n", "golang-github-cloudflare-tableflip-dev"])
+    def package(name):
+        return first_line(["dpkg-query", "-W", "-f=${Package} ${Version}\n", name])
+    tf = package("golang-github-cloudflare-tableflip-dev")
     return [first_line([tools["nginx"], "-v"]), first_line([tools["haproxy"], "-v"]), first_line([tools["wrk"], "-v"]),
-            first_line(["go", "version"]), tf, first_line([tools["baton"], "version"]), first_line(["uname", "-sr"])]
+            first_line(["go", "version"]), tf, package("python3-gunicorn"), first_line([tools["baton"], "version"]),
+            first_line(["uname", "-sr"])]
 
 
 def loadavg():
@@ -151,7 +154,8 @@ def main():
     ap.add_argument("--reps", type=int, default=3, help="repetitions of every system and mode (default 3)")
     ap.add_argument("--connections", type=int, default=32, help="wrk connections (= threads; default 32)")
     ap.add_argument("--systems", default=",".join(systems.ALL), help="comma-separated subset of: "
-                    + ", ".join(systems.ALL))
+                    + ", ".join(systems.KNOWN) + " (default: all but the gunicorn ones); 'gunicorn' stands for "
+                    + ",".join(systems.GUNICORN))
     ap.add_argument("--modes", default="keepalive,close", help="keepalive, close or both (default)")
     ap.add_argument("--out", default="", help="directory for results.json, results.md and the plot data "
                     "(default: a new temp dir, printed)")
@@ -169,9 +173,11 @@ def main():
     ap.add_argument("--tfserver", required=True, help="the built tableflip server")
     args = ap.parse_args()
 
-    names = [s for s in args.systems.split(",") if s]
+    names = []
+    for s in args.systems.split(","):
+        names += systems.GUNICORN if s == "gunicorn" else [s] if s else []
     for n in names:
-        if n not in systems.ALL:
+        if n not in systems.KNOWN:
             ap.error(f"unknown system {n}")
     modes = [m for m in args.modes.split(",") if m]
     for m in modes:
@@ -185,6 +191,7 @@ def main():
         "nginx": shutil.which("nginx") or "/usr/sbin/nginx",
         "haproxy": shutil.which("haproxy") or "/usr/sbin/haproxy",
         "wrk": shutil.which("wrk") or "/usr/bin/wrk",
+        "python3": "/usr/bin/python3",  # Debian's, with python3-gunicorn
     }
     for k, v in tools.items():
         if not os.access(v, os.X_OK):
