@@ -21,7 +21,7 @@ namespace kvd {
 
 Checkpointer::Checkpointer(boost::asio::io_context& io, baton::LogSink& log, const Store& store,
                            const Committer& committer, CheckpointOptions options)
-    : io_(io), log_(log), store_(store), committer_(committer), opts_(std::move(options)), timer_(io) {}
+    : log_(log), store_(store), committer_(committer), opts_(std::move(options)), timer_(io) {}
 
 Checkpointer::~Checkpointer() {
   if (pid_ > 0) {

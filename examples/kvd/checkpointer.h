@@ -71,7 +71,6 @@ class Checkpointer {
   void Arm();
   void Reap(int status);
 
-  boost::asio::io_context& io_;
   baton::LogSink& log_;
   const Store& store_;
   const Committer& committer_;

@@ -65,6 +65,7 @@ struct Flags {
   int64_t lease_op_timeout_ms = 1000;
   uint64_t prefill = 0;
   size_t prefill_value_bytes = 100;
+  uint64_t prefill_keys = 0;
 };
 
 std::string_view RoleName(baton::Role r) {
@@ -185,6 +186,10 @@ int main(int argc, char** argv) {
   app.add_option("--prefill", f.prefill,
                  "write this many records (keys prefill-<n>) into the empty WAL of --data-dir, print "
                  "{\"records\":…,\"bytes\":…} and exit, without serving (for benchmarks)");
+  app.add_option("--prefill-keys", f.prefill_keys,
+                 "with --prefill: cycle over this many keys (a long history of a bounded state); 0: a new key "
+                 "per record")
+      ->capture_default_str();
   app.add_option("--prefill-value-bytes", f.prefill_value_bytes, "value size of each --prefill record")
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
@@ -207,7 +212,8 @@ int main(int argc, char** argv) {
     if (f.data_dir.empty()) {
       return Fail(log, 2, "--prefill", baton::Error(baton::Errc::kInvalidArgument, "needs --data-dir"));
     }
-    auto filled = kvd::PrefillWal(f.data_dir, f.prefill, f.prefill_value_bytes, f.rotate_bytes);
+    auto filled = kvd::PrefillWal(f.data_dir, f.prefill, f.prefill_value_bytes, f.rotate_bytes,
+                                     f.prefill_keys);
     if (!filled) return Fail(log, 1, "prefill", filled.error());
     std::printf("{\"records\":%llu,\"bytes\":%llu}\n", static_cast<unsigned long long>(filled->records),
                 static_cast<unsigned long long>(filled->bytes));
