@@ -82,7 +82,11 @@ Result<DataDirLock> DataDirLock::Acquire(const std::string& data_dir) {
 
 void DataDirLock::Release() {
   if (fd_ >= 0) {
-    // Closing the only fd of this open file description drops the flock.
+    // Unlock explicitly: closing drops the flock only with the last
+    // reference to this open file description, and a child the daemon
+    // forked (a snapshot writer, system()) holds one until it closes its
+    // copy or execs, which would keep the successor out.
+    ::flock(fd_, LOCK_UN);
     ::close(fd_);
     fd_ = -1;
   }

@@ -36,7 +36,8 @@ class DataDirLock {
   DataDirLock& operator=(const DataDirLock&) = delete;
   ~DataDirLock() { Release(); }
 
-  // Releases the lock (closing the fd). Idempotent.
+  // Releases the lock (LOCK_UN, then closes the fd: a forked child's copy
+  // of the descriptor does not keep it). Idempotent.
   void Release();
   bool held() const { return fd_ >= 0; }
   const std::string& dir() const { return dir_; }

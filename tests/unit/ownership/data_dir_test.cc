@@ -70,6 +70,28 @@ TEST(DataDirTest, AnotherProcessIsRefusedAndTheKernelReleasesOnDeath) {
   EXPECT_TRUE(after) << after.error().message;
 }
 
+// A daemon that forks (a snapshot child, system(), a helper) gives the child
+// a reference to the lock's open file description until the child closes it
+// or execs. Releasing must hand the data dir over anyway: a successor takes
+// it at once while such a child still lives.
+TEST(DataDirTest, ReleaseHandsOverWhileAForkedChildStillHoldsTheDescriptor) {
+  const TempDir tmp("dd");
+  const std::string& dir = tmp.path();
+  auto lock = DataDirLock::Acquire(dir);
+  ASSERT_TRUE(lock) << lock.error().message;
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::pause();  // keeps every inherited fd until killed
+    ::_exit(0);
+  }
+  lock->Release();
+  auto next = DataDirLock::Acquire(dir);
+  EXPECT_TRUE(next) << next.error().message;
+  ::kill(child, SIGKILL);
+  ::waitpid(child, nullptr, 0);
+}
+
 TEST(DataDirTest, LockFdIsCloseOnExec) {
   const TempDir tmp("dd");
   const std::string& dir = tmp.path();
