@@ -12,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include "endian.h"
 #include "log.h"
 #include "baton/testing.h"
 
@@ -25,23 +26,6 @@ using baton::ErrnoError;
 constexpr char kMagic[8] = {'K', 'V', 'D', 'S', 'N', 'A', 'P', '1'};
 constexpr size_t kHeaderBytes = 8 + 8 + 8 + 4 + 8 + 8;
 constexpr size_t kBufferBytes = 1u << 20;
-
-uint32_t LoadU32(const char* p) {
-  uint32_t v = 0;
-  for (int i = 3; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(p[i]);
-  return v;
-}
-uint64_t LoadU64(const char* p) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(p[i]);
-  return v;
-}
-void StoreU32(char* p, uint32_t v) {
-  for (int i = 0; i < 4; ++i) p[i] = static_cast<char>((v >> (8 * i)) & 0xff);
-}
-void StoreU64(char* p, uint64_t v) {
-  for (int i = 0; i < 8; ++i) p[i] = static_cast<char>((v >> (8 * i)) & 0xff);
-}
 
 // "snap-<20 digits>.kvs" or ".tmp": the revision, else nullopt.
 std::optional<uint64_t> ParseName(std::string_view name, std::string_view ext) {

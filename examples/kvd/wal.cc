@@ -13,6 +13,7 @@
 
 #include <fmt/format.h>
 
+#include "endian.h"
 #include "log.h"
 #include "baton/testing.h"
 
@@ -33,23 +34,6 @@ constexpr std::array<uint32_t, 256> MakeCrcTable() {
   return t;
 }
 constexpr std::array<uint32_t, 256> kCrcTable = MakeCrcTable();
-
-void PutU32(std::string& out, uint32_t v) {
-  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-void PutU64(std::string& out, uint64_t v) {
-  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-uint32_t GetU32(const char* p) {
-  uint32_t v = 0;
-  for (int i = 3; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(p[i]);
-  return v;
-}
-uint64_t GetU64(const char* p) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(p[i]);
-  return v;
-}
 
 std::string PathOf(const std::string& dir, uint32_t segment) { return dir + "/" + SegmentName(segment); }
 
@@ -153,8 +137,8 @@ Parse ParseRecord(std::string_view data, size_t off, WalRecord* rec, size_t* nex
     *past_eof = true;
     return Parse::kBad;
   }
-  const uint32_t len = GetU32(data.data() + off);
-  const uint32_t crc = GetU32(data.data() + off + 4);
+  const uint32_t len = LoadU32(data.data() + off);
+  const uint32_t crc = LoadU32(data.data() + off + 4);
   if (uint64_t{kRecordHeaderBytes} + len > left) {
     *past_eof = true;
     return Parse::kBad;
@@ -162,17 +146,17 @@ Parse ParseRecord(std::string_view data, size_t off, WalRecord* rec, size_t* nex
   if (len < kMinPayloadBytes || len > kMaxPayloadBytes) return Parse::kBad;
   const std::string_view payload = data.substr(off + kRecordHeaderBytes, len);
   if (Crc32c(payload, Crc32c(data.substr(off, 4))) != crc) return Parse::kBad;
-  uint32_t key_len = GetU32(payload.data() + 8);
+  uint32_t key_len = LoadU32(payload.data() + 8);
   size_t key_at = kMinPayloadBytes;
   rec->epoch = 0;
   if ((key_len & kEpochFlag) != 0) {
     key_len &= ~kEpochFlag;
     if (len < kMinPayloadBytes + 8) return Parse::kBad;
-    rec->epoch = GetU64(payload.data() + kMinPayloadBytes);
+    rec->epoch = LoadU64(payload.data() + kMinPayloadBytes);
     key_at += 8;
   }
   if (key_len > len - key_at) return Parse::kBad;
-  rec->revision = GetU64(payload.data());
+  rec->revision = LoadU64(payload.data());
   rec->key = payload.substr(key_at, key_len);
   rec->value = payload.substr(key_at + key_len);
   *next = off + kRecordHeaderBytes + len;
@@ -218,19 +202,19 @@ std::string SegmentName(uint32_t segment) { return fmt::format("wal-{:06}.log", 
 std::string EncodeRecord(const WalRecord& r) {
   std::string payload;
   payload.reserve(kMinPayloadBytes + r.key.size() + r.value.size());
-  PutU64(payload, r.revision);
+  AppendU64(payload, r.revision);
   if (r.epoch != 0) {
-    PutU32(payload, static_cast<uint32_t>(r.key.size()) | kEpochFlag);
-    PutU64(payload, r.epoch);
+    AppendU32(payload, static_cast<uint32_t>(r.key.size()) | kEpochFlag);
+    AppendU64(payload, r.epoch);
   } else {
-    PutU32(payload, static_cast<uint32_t>(r.key.size()));
+    AppendU32(payload, static_cast<uint32_t>(r.key.size()));
   }
   payload.append(r.key);
   payload.append(r.value);
   std::string out;
   out.reserve(kRecordHeaderBytes + payload.size());
-  PutU32(out, static_cast<uint32_t>(payload.size()));
-  PutU32(out, Crc32c(payload, Crc32c(out)));
+  AppendU32(out, static_cast<uint32_t>(payload.size()));
+  AppendU32(out, Crc32c(payload, Crc32c(out)));
   out.append(payload);
   return out;
 }
@@ -268,7 +252,7 @@ Result<ReplayResult> ReplayWal(const std::string& dir, const WalPosition& from, 
         // Not past EOF means the header is whole and the framed record fits.
         const bool nothing_after =
             past_eof || AllZero(bytes.substr(off)) ||
-            AllZero(bytes.substr(off + kRecordHeaderBytes + GetU32(bytes.data() + off)));
+            AllZero(bytes.substr(off + kRecordHeaderBytes + LoadU32(bytes.data() + off)));
         if (!last || !nothing_after) {
           return Error(Errc::kFailedPrecondition,
                        fmt::format("wal: corrupt record in {} at offset {} ({} more bytes follow it): "

@@ -24,7 +24,7 @@ void PrintTo(const CheckpointCase& c, std::ostream* os) { *os << c.point; }
 
 class CheckpointCrashTest : public ::testing::TestWithParam<CheckpointCase> {};
 
-bool WaitFor(const std::function<bool()>& cond, std::chrono::seconds limit) {
+bool WaitUntil(const std::function<bool()>& cond, std::chrono::seconds limit) {
   const auto until = std::chrono::steady_clock::now() + limit;
   while (!cond()) {
     if (std::chrono::steady_clock::now() > until) return false;
@@ -55,7 +55,7 @@ TEST_P(CheckpointCrashTest, NothingAcknowledgedIsLost) {
   // its older kept snapshot.
   auto first = c.Upgrade(BinPath("kvd"));
   EXPECT_EQ(first.exit_code, 0) << first.out << first.err;
-  EXPECT_TRUE(WaitFor([&] { return !std::filesystem::exists(data + "/wal-000001.log"); }, std::chrono::seconds(120)))
+  EXPECT_TRUE(WaitUntil([&] { return !std::filesystem::exists(data + "/wal-000001.log"); }, std::chrono::seconds(120)))
       << "the first WAL segment was never removed\n"
       << c.SupervisorLog().substr(0, 8000);
 
@@ -75,9 +75,7 @@ INSTANTIATE_TEST_SUITE_P(Points, CheckpointCrashTest,
                                            CheckpointCase{"kvd.checkpoint_before_gc", true},
                                            CheckpointCase{"kvd.checkpoint_mid_gc", true}),
                          [](const auto& info) {
-                           std::string n = info.param.point;
-                           for (auto& ch : n) ch = ch == '.' ? '_' : ch;
-                           return n;
+                           return TestNameOf(info.param.point);
                          });
 
 }  // namespace

@@ -98,9 +98,7 @@ INSTANTIATE_TEST_SUITE_P(
         CrashCase{"kvd.in_seal_fsync", {0}, true}, CrashCase{"kvd.in_begin_replay@successor", {3}, false},
         CrashCase{"kvd.after_wal_append", {0}, true, true}),
     [](const auto& info) {
-      std::string n = info.param.point;
-      for (auto& ch : n) ch = (ch == '.' || ch == '@' ? '_' : ch);
-      return n;
+      return TestNameOf(info.param.point);
     });
 
 // Every incumbent, successor and daemon (kvd) point of the registry is in

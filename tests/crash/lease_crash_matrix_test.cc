@@ -330,9 +330,7 @@ INSTANTIATE_TEST_SUITE_P(
         LeaseCrashCase{"successor.after_lease_confirm", 3, false, Gap::kImmediate, 2, false, true, 3},
         LeaseCrashCase{"successor.after_flock", 3, false, Gap::kImmediate, 2, false, true, 3}),
     [](const auto& info) {
-      std::string n = info.param.point;
-      for (auto& ch : n) ch = (ch == '.' || ch == '@' ? '_' : ch);
-      return n;
+      return harness::TestNameOf(info.param.point);
     });
 
 }  // namespace

@@ -130,9 +130,7 @@ INSTANTIATE_TEST_SUITE_P(
         // A rollback (the successor's begin fails) interrupted after Resume.
         SupervisorCase{"supervisor.after_send_resume", Survivor::kIncumbent, true}),
     [](const auto& info) {
-      std::string n = info.param.point;
-      for (auto& ch : n) ch = (ch == '.' ? '_' : ch);
-      return n;
+      return TestNameOf(info.param.point);
     });
 
 TEST(SupervisorCrashCoverageTest, EverySupervisorPointIsCovered) {

@@ -54,6 +54,12 @@ inline int ZombiesAfterSettling(pid_t pid) {
   return z;
 }
 
+// A crash point ("kvd.in_begin_replay@successor") as a test name's part.
+inline std::string TestNameOf(std::string point) {
+  for (auto& ch : point) ch = ch == '.' || ch == '@' ? '_' : ch;
+  return point;
+}
+
 inline std::string Outcome(const CommandResult& r) {
   if (!r.json.is_object() || !r.json.as_object().contains("outcome")) return "<no json: " + r.out + r.err + ">";
   return std::string(r.json.at("outcome").as_string());

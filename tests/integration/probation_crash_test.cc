@@ -68,9 +68,7 @@ INSTANTIATE_TEST_SUITE_P(
         // After Ready it owns the data: reverted (then restarted), or failed.
         RevertCrash{"successor.after_ready", {5, 6}}),
     [](const auto& info) {
-      std::string n = info.param.point;
-      for (auto& ch : n) ch = (ch == '.' ? '_' : ch);
-      return n;
+      return TestNameOf(info.param.point);
     });
 
 }  // namespace

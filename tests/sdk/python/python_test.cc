@@ -198,9 +198,7 @@ INSTANTIATE_TEST_SUITE_P(Points, PythonSdkCrashTest,
                              CrashCase{"successor.after_flock", 3, false},
                              CrashCase{"successor.before_ready", 3, true}),
                          [](const auto& info) {
-                           std::string n = info.param.point;
-                           for (auto& ch : n) ch = ch == '.' ? '_' : ch;
-                           return n;
+                           return TestNameOf(info.param.point);
                          });
 
 }  // namespace
