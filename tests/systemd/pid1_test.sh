@@ -42,7 +42,10 @@ children() {
   return 0
 }
 zombies() { children "$1" | awk '$2 == "Z"' | wc -l; }
-serving() { "$BIN/baton" status --runtime-dir "$WORK/run" >/dev/null; }
+# The supervisor counts the generation as serving (it said Hello): status
+# answers earlier, while it is still "starting", and an upgrade started then
+# is refused.
+serving() { [[ "$("$BIN/baton" status --runtime-dir "$WORK/run" --json)" == *'"state":"serving"'* ]]; }
 # Only the serving generation is left under baton: every orphan is gone.
 only_generation_left() { [[ "$(children "$1" | wc -l)" == 1 ]]; }
 

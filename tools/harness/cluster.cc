@@ -233,6 +233,13 @@ bool Cluster::SpawnSupervisor(const std::vector<std::string>& env) {
   }
   argv.insert(argv.end(), {BinPath("baton"), "supervise", "--listen", "http=tcp://127.0.0.1:" + std::to_string(port_),
                            "--data-dir", dir() + "/data", "--runtime-dir", dir() + "/run"});
+  if (kSanitizerSlowdown > 1) {
+    // A sanitizer build starts every process several times slower (TSan
+    // maps its shadow memory before main), and on a loaded machine a
+    // successor linked with libpq missed the 5 s Hello deadline meant for
+    // plain builds. A test's own --timeout hello=... comes later and wins.
+    argv.insert(argv.end(), {"--timeout", "hello=" + std::to_string(5 * kSanitizerSlowdown) + "s"});
+  }
   for (const auto& a : opts_.supervise_args) argv.push_back(a);
   argv.push_back("--");
   argv.push_back(opts_.binary.empty() ? BinPath("kvd") : opts_.binary);
