@@ -28,11 +28,13 @@
 #include "base/log.h"
 #include "crashpoints/crashpoints.h"
 #include "daemon/hook_runner.h"
+#include "daemon/reattach_point.h"
 #include "incumbent/incumbent_session.h"
 #include "ownership/lease_client.h"
 #include "ownership/ownership.h"
 #include "protocol/channel.h"
 #include "protocol/child_env.h"
+#include "protocol/frame.h"
 #include "successor/successor_session.h"
 
 namespace baton {
@@ -113,15 +115,18 @@ class DaemonImpl final : public Daemon {
     boost::system::error_code ec;
     socket.assign(asio::local::stream_protocol(), env_.control_fd, ec);
     if (ec) return SystemError(ec, fmt::format("control fd {}: {}", env_.control_fd, ec.message()));
-    channel_ = protocol::Channel::Create(
-        std::move(socket), {}, RealClock(),
-        {[this](v1::Envelope env) { OnMessage(std::move(env)); }, [this](const Error& e) { OnClosed(e); }});
-    successor::HelloInfo hello;
+    channel_ = MakeChannel(std::move(socket));
+    successor::HelloInfo& hello = hello_info_;
     hello.state_schema = {opts_.state_schema_min, opts_.state_schema_max};
     hello.build_id = opts_.build_id;
     hello.pid = static_cast<uint32_t>(::getpid());
     if (lease_) hello.lease_holder_id = lease_->holder_id();
     successor_.emplace(env_.role, hello, ownership_);
+    if (!env_.reattach_dir.empty()) {
+      reattach_ = std::make_unique<detail::ReattachPoint>(
+          io_, protocol::ReattachSocketPath(env_.reattach_dir, ::getpid()), *log_,
+          [this](protocol::UnixSocket peer) { OnReattachPeer(std::move(peer)); });
+    }
     asio::post(io_, [this] {
       channel_->Start();
       Execute(successor_->Start());
@@ -202,6 +207,62 @@ class DaemonImpl final : public Daemon {
 
   // ---- io thread -----------------------------------------------------------
 
+  // A control channel whose callbacks fall silent once another replaced it.
+  std::shared_ptr<protocol::Channel> MakeChannel(protocol::UnixSocket socket) {
+    const uint64_t epoch = ++channel_epoch_;
+    return protocol::Channel::Create(std::move(socket), {}, RealClock(),
+                                     {[this, epoch](v1::Envelope env) {
+                                        if (epoch == channel_epoch_) OnMessage(std::move(env));
+                                      },
+                                      [this, epoch](const Error& e) {
+                                        if (epoch == channel_epoch_) OnClosed(e);
+                                      }});
+  }
+
+  // ---- re-attach (docs/design.md §15) --------------------------------------
+
+  // Serving with no supervisor (and no handoff): wait for the next one.
+  void MaybeAwaitSupervisor() {
+    if (!reattach_ || reattach_->open() || reattach_broken_ || !incumbent_) return;
+    if (incumbent_->state() != incumbent::IncumbentSession::State::kServing || !channel_->closed()) return;
+    if (auto st = reattach_->Open(); !st) {
+      reattach_broken_ = true;  // said once; adoption still works without it
+      log_->Emit(MakeEvent(Level::kWarn, "daemon.reattach_unavailable", "{}", st.error().message));
+      return;
+    }
+    log_->Emit(MakeEvent(Level::kInfo, "daemon.awaiting_supervisor", "serving on; a new supervisor can re-attach at {}",
+                         reattach_->path()));
+  }
+
+  void OnReattachPeer(protocol::UnixSocket peer) {
+    BATON_CRASH_POINT(kIncumbentReattachAccepted);
+    log_->Emit(MakeEvent(Level::kInfo, "daemon.reattach_connected", "a supervisor connected to re-attach"));
+    reattaching_ = true;
+    channel_ = MakeChannel(std::move(peer));
+    channel_->Start();
+    channel_->Send(successor::MakeHello(hello_info_, "reattach"));
+  }
+
+  // The answer to our Hello on a re-attach connection.
+  void FinishReattach(const v1::Envelope& env) {
+    reattaching_ = false;
+    if (!env.has_hello_ack() || !env.hello_ack().accepted()) {
+      return ReattachFailed(env.has_hello_ack() ? "refused: " + env.hello_ack().refusal()
+                                                : fmt::format("{} instead of HelloAck", protocol::MessageName(env)));
+    }
+    reattach_->Close();
+    incumbent_->Reattached();
+    log_->Emit(MakeEvent(Level::kInfo, "daemon.reattached", "a new supervisor re-attached; serving on"));
+  }
+
+  void ReattachFailed(const std::string& why) {
+    reattaching_ = false;
+    log_->Emit(MakeEvent(Level::kWarn, "daemon.reattach_failed", "re-attach: {}; still waiting", why));
+    ++channel_epoch_;  // silence the candidate's callbacks
+    channel_->Close();
+    reattach_->AcceptNext();
+  }
+
   void OnMessage(v1::Envelope env) {
     if (env.has_hello_ack() && env.hello_ack().accepted()) {
       const auto& ack = env.hello_ack();
@@ -218,6 +279,7 @@ class DaemonImpl final : public Daemon {
         if (c == "health") health_reports_.store(true);
       }
     }
+    if (reattaching_) return FinishReattach(env);
     if (incumbent_) {
       Execute(incumbent_->OnMessage(env, RealClock().Now()));
     } else {
@@ -226,6 +288,7 @@ class DaemonImpl final : public Daemon {
   }
 
   void OnClosed(const Error& e) {
+    if (reattaching_) return ReattachFailed("the connection closed before HelloAck: " + e.message);
     log_->Emit(MakeEvent(Level::kWarn, "daemon.channel_closed", "control channel closed: {}", e.message));
     if (incumbent_) {
       Execute(incumbent_->OnChannelClosed(e, RealClock().Now()));
@@ -247,6 +310,7 @@ class DaemonImpl final : public Daemon {
       std::visit([this](auto& a) { Do(a); }, action);
     }
     ArmTimer();
+    MaybeAwaitSupervisor();
   }
 
   void Do(protocol::SendAction& a) {
@@ -455,6 +519,11 @@ class DaemonImpl final : public Daemon {
   asio::posix::stream_descriptor pidfd_;
   asio::steady_timer flush_timer_;
   std::shared_ptr<protocol::Channel> channel_;
+  uint64_t channel_epoch_ = 0;  // bumped by each new control channel
+  successor::HelloInfo hello_info_;
+  std::unique_ptr<detail::ReattachPoint> reattach_;  // when the supervisor gave BATON_REATTACH_DIR
+  bool reattaching_ = false;     // a re-attach connection awaits our HelloAck
+  bool reattach_broken_ = false;  // the socket could not be opened
   std::optional<successor::SuccessorSession> successor_;
   std::optional<incumbent::IncumbentSession> incumbent_;
   std::thread io_thread_;
