@@ -5,6 +5,8 @@
 //   admin_requests.cc   what the admin socket's requests do
 //   probation.cc        after the commit: probation, revert, rollback,
 //                       the crash-loop limit (docs/design.md §16)
+//   reattach_driver.cc  re-attaching to a dead supervisor's serving
+//                       generation (reattach.h), before adoption
 //
 // Threading: everything runs on the one io_context, from one thread.
 #pragma once
@@ -92,7 +94,7 @@ enum class HandoffPart { kNone, kSuccessor, kIncumbent };
 class SupervisorImpl final : public Supervisor {
  public:
   SupervisorImpl(boost::asio::io_context& io, SupervisorOptions opts, LogSink& log, std::vector<Listener> listeners,
-                 CrashRoute crash_route, std::vector<Orphan> orphans);
+                 CrashRoute crash_route, std::vector<Orphan> orphans, OwnedFd reattach);
 
   void SetAdmin(std::unique_ptr<AdminServer> admin) { admin_ = std::move(admin); }
 
@@ -113,7 +115,14 @@ class SupervisorImpl final : public Supervisor {
   void CheckOrphans();
   void UpdateAdoptionRecord();
 
+  // ---- re-attach to the orphan through `reattach_` (reattach_driver.cc)
+  void StartReattach();
+  void OnReattachMessage(const std::shared_ptr<Child>& g, const v1::Envelope& env);
+  // Gives up on re-attaching (says why) and adopts the orphans instead.
+  void ReattachFailed(const std::string& why);
+
   // ---- children
+  ChildCallbacks Callbacks();
   Result<std::shared_ptr<Child>> Spawn(ChildRole role, const std::shared_ptr<PinnedBinary>& pin);
   void ColdStart();
   void ScheduleRestart();
@@ -203,6 +212,8 @@ class SupervisorImpl final : public Supervisor {
   TimePoint orphan_kill_deadline_;
   std::string record_path_;
   RecordedProcess self_;  // how the adoption record names us
+  OwnedFd reattach_;      // connected to the orphan's re-attach socket, until StartReattach
+  std::shared_ptr<Child> reattaching_;  // the orphan until its Hello is accepted
 
   std::map<uint64_t, std::shared_ptr<Child>> children_;
   std::shared_ptr<Child> incumbent_;

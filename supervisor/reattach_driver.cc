@@ -1,0 +1,86 @@
+// SupervisorImpl's re-attach (reattach.h): the orphan's Hello on the
+// connection Create() opened makes it the serving generation; anything else
+// falls back to adoption (supervisor.cc).
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include <fmt/format.h>
+
+#include "crashpoints/crashpoints.h"
+#include "protocol/frame.h"
+#include "supervisor/hello.h"
+#include "supervisor/supervisor_impl.h"
+
+namespace baton::supervisor {
+
+void SupervisorImpl::StartReattach() {
+  BATON_CRASH_POINT(kSupervisorReattachBeforeHello);
+  const Orphan& o = orphans_.front();
+  Emit(MakeEvent(Level::kInfo, "supervisor.reattaching",
+                 "re-attaching to generation pid {}, left serving by the previous supervisor", o.pid())
+           .With("pid", int64_t{o.pid()}));
+  // Until its Hello it has the hello timeout to speak, like a new child.
+  protocol::LivenessOptions liveness = opts_.liveness;
+  liveness.liveness_timeout = std::max(liveness.liveness_timeout, opts_.timeouts.hello);
+  auto g = AttachChild(io_, o.pid(), reattach_.Release(), liveness, Callbacks());
+  if (!g) return ReattachFailed(g.error().message);
+  (*g)->number = ++spawned_;
+  (*g)->record = o.entry();
+  std::error_code ec;
+  (*g)->binary = std::filesystem::read_symlink(fmt::format("/proc/{}/exe", o.pid()), ec).string();
+  reattaching_ = *g;
+}
+
+void SupervisorImpl::OnReattachMessage(const std::shared_ptr<Child>& g, const v1::Envelope& env) {
+  if (!env.has_hello()) {
+    return ReattachFailed(fmt::format("{} instead of Hello", protocol::MessageName(env)));
+  }
+  if (env.hello().pid() != static_cast<uint32_t>(g->pid)) {
+    return ReattachFailed(fmt::format("Hello claims pid {} but the peer is pid {}", env.hello().pid(), g->pid));
+  }
+  // What a restart would run: the configured binary, as after an adoption.
+  auto pin = PinnedBinary::Open(opts_.binary, opts_.args);
+  if (!pin) return ReattachFailed(pin.error().message);
+  HelloPolicy policy;
+  policy.liveness = opts_.liveness;
+  policy.child_name = "daemon";
+  HelloAnswer answer = AnswerHello(env.hello(), policy);
+  g->channel->Send(answer.ack);
+  if (answer.refusal) return ReattachFailed(answer.refusal->message);
+  g->channel->SetLivenessOptions(opts_.liveness);
+  g->reattaching = false;
+  g->hello = env.hello();
+  g->said_hello = true;
+  g->pin = *pin;
+  if (g->binary.empty()) g->binary = (*pin)->path;
+  reattaching_.reset();
+  orphans_.clear();  // it is ours now, not an orphan
+  children_[g->number] = g;
+  incumbent_ = g;
+  ++generation_number_;
+  pins_.Serving(*pin);
+  UpdateAdoptionRecord();
+  Emit(MakeEvent(Level::kInfo, "supervisor.reattach",
+                 "re-attached to generation pid {} ({}): it serves on, nothing drained or started", g->pid,
+                 env.hello().build_id())
+           .With("pid", int64_t{g->pid})
+           .With("build_id", env.hello().build_id()));
+}
+
+void SupervisorImpl::ReattachFailed(const std::string& why) {
+  reattach_.Reset();
+  const pid_t pid = orphans_.empty() ? 0 : orphans_.front().pid();
+  if (auto g = std::move(reattaching_)) {
+    // Still marked reattaching: its late callbacks are ignored, and its exit
+    // is adoption's business now.
+    reattaching_.reset();
+    if (g->channel) g->channel->Close();
+  }
+  Emit(MakeEvent(Level::kWarn, "supervisor.reattach_failed", "re-attach to pid {}: {}; adopting it instead", pid, why)
+           .With("pid", int64_t{pid}));
+  AdoptOrphans();
+}
+
+}  // namespace baton::supervisor
