@@ -42,10 +42,7 @@ namespace {
 
 namespace asio = boost::asio;
 
-// The longest drain deadline handed to a hook: a day.
-constexpr uint64_t kMaxDrainMs = 24ull * 3600 * 1000;
 using protocol::HookDone;
-using protocol::HookKind;
 using protocol::LeaseDone;
 using protocol::LeaseOp;
 
@@ -323,7 +320,7 @@ class DaemonImpl final : public Daemon {
 
   void Do(protocol::RunHookAction& a) {
     hooks_runner_->Post([this, a] {
-      HookDone done = RunHook(a);
+      HookDone done = detail::RunHook(*hooks_, *log_, a);
       asio::post(io_, [this, done] { OnHookDone(done); });
     });
   }
@@ -450,58 +447,6 @@ class DaemonImpl final : public Daemon {
       if (ec == asio::error::operation_aborted) return;
       Execute(incumbent_->OnTimer(RealClock().Now()));
     });
-  }
-
-  // ---- hook thread ---------------------------------------------------------
-
-  HookDone RunHook(const protocol::RunHookAction& a) {
-    HookDone done{a.hook, {}, 0, ""};
-    try {
-      switch (a.hook) {
-        case HookKind::kWarm:
-          BATON_CRASH_POINT(kSuccessorInWarm);
-          done.status = hooks_->Warm();
-          break;
-        case HookKind::kDrain:
-          BATON_CRASH_POINT(kIncumbentInDrain);
-          // Clamped so that no deadline the wire can carry overflows the clock.
-          done.status = hooks_->Drain(std::chrono::steady_clock::now() +
-                                      milliseconds(std::min<uint64_t>(a.deadline_ms, kMaxDrainMs)));
-          break;
-        case HookKind::kSeal: {
-          BATON_CRASH_POINT(kIncumbentInSeal);
-          auto r = hooks_->Seal();
-          if (r) {
-            done.revision = r->revision;
-            done.fingerprint = r->fingerprint;
-          } else {
-            done.status = r.error();
-          }
-          break;
-        }
-        case HookKind::kBegin: {
-          SealedState s;
-          s.sealed = a.sealed.sealed();
-          s.revision = a.sealed.revision();
-          s.fingerprint = a.sealed.fingerprint();
-          s.data_generation = a.sealed.data_generation();
-          s.lease_epoch = a.sealed.lease_epoch();
-          done.status = hooks_->Begin(s);
-          break;
-        }
-        case HookKind::kResume:
-          done.status = hooks_->Resume(a.data_changed);
-          break;
-        case HookKind::kRetire:
-          hooks_->Retire();
-          break;
-      }
-    } catch (const std::exception& e) {
-      done.status = Error(Errc::kInternal, fmt::format("{} hook threw: {}", protocol::HookName(a.hook), e.what()));
-    }
-    log_->Emit(MakeEvent(done.status ? Level::kInfo : Level::kError, "daemon.hook", "{} hook {}",
-                         protocol::HookName(a.hook), done.status ? "done" : done.status.error().message));
-    return done;
   }
 
   DaemonOptions opts_;
