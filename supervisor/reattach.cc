@@ -55,7 +55,9 @@ OwnedFd ConnectToOrphan(const std::string& runtime_dir, const std::vector<Orphan
   if (orphans.empty()) return {};
   if (orphans.size() > 1) {
     log.Emit(MakeEvent(Level::kInfo, "supervisor.reattach_failed",
-                       "{} generations still run (a handoff was in flight): adopting them instead", orphans.size())
+                       "{} generations still run (a handoff was in flight): re-attaching once the orphan rules leave "
+                       "one, else adopting them",
+                       orphans.size())
                  .With("count", static_cast<int64_t>(orphans.size())));
     return {};
   }

@@ -29,7 +29,8 @@ Result<int> ConnectForReattach(const std::string& runtime_dir, const Orphan& orp
 
 // The connection to re-attach through, when `orphans` is one generation
 // that listens; otherwise none, with the reason logged (more than one still
-// run while the orphan rules settle a handoff; or ConnectForReattach's).
+// run while the orphan rules settle a handoff: the supervisor retries once
+// one is left; or ConnectForReattach's).
 OwnedFd ConnectToOrphan(const std::string& runtime_dir, const std::vector<Orphan>& orphans, LogSink& log);
 
 }  // namespace baton::supervisor

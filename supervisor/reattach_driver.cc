@@ -11,6 +11,7 @@
 #include "crashpoints/crashpoints.h"
 #include "protocol/frame.h"
 #include "supervisor/hello.h"
+#include "supervisor/reattach.h"
 #include "supervisor/supervisor_impl.h"
 
 namespace baton::supervisor {
@@ -31,6 +32,23 @@ void SupervisorImpl::StartReattach() {
   std::error_code ec;
   (*g)->binary = std::filesystem::read_symlink(fmt::format("/proc/{}/exe", o.pid()), ec).string();
   reattaching_ = *g;
+}
+
+bool SupervisorImpl::ReattachSettled() {
+  std::vector<Orphan> left;
+  for (auto& o : orphans_) {
+    if (o.Running()) left.push_back(std::move(o));
+  }
+  orphans_ = std::move(left);
+  if (orphans_.size() != 1) return false;
+  // Not listening yet (still settling, or resuming): poll again.
+  auto fd = ConnectForReattach(opts_.runtime_dir, orphans_.front());
+  if (!fd) return false;
+  reattach_when_settled_ = false;
+  reattach_ = OwnedFd(*fd);
+  orphan_timer_.cancel();
+  StartReattach();
+  return true;
 }
 
 void SupervisorImpl::OnReattachMessage(const std::shared_ptr<Child>& g, const v1::Envelope& env) {
@@ -71,6 +89,7 @@ void SupervisorImpl::OnReattachMessage(const std::shared_ptr<Child>& g, const v1
 
 void SupervisorImpl::ReattachFailed(const std::string& why) {
   reattach_.Reset();
+  reattach_when_settled_ = false;
   const pid_t pid = orphans_.empty() ? 0 : orphans_.front().pid();
   if (auto g = std::move(reattaching_)) {
     // Still marked reattaching: its late callbacks are ignored, and its exit

@@ -97,6 +97,9 @@ void SupervisorImpl::Start() {
   } else if (reattach_.get() >= 0) {
     StartReattach();
   } else {
+    // A handoff was in flight: the orphan rules leave one generation, which
+    // then listens (a daemon of protocol notify never does).
+    reattach_when_settled_ = orphans_.size() > 1 && !plain();
     AdoptOrphans();
   }
 }
@@ -128,7 +131,8 @@ void SupervisorImpl::CheckOrphans() {
     ColdStart();
     return;
   }
-  if (!orphans_signalled_ && (running <= 1 || now >= orphan_settle_deadline_)) {
+  if (reattach_when_settled_ && running == 1 && now < orphan_settle_deadline_ && ReattachSettled()) return;
+  if (!orphans_signalled_ && ((running <= 1 && !reattach_when_settled_) || now >= orphan_settle_deadline_)) {
     // Graceful: the orphan drains its connections at response boundaries
     // and exits; the listeners stay open in us meanwhile.
     orphans_signalled_ = true;

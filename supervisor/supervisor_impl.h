@@ -117,6 +117,9 @@ class SupervisorImpl final : public Supervisor {
 
   // ---- re-attach to the orphan through `reattach_` (reattach_driver.cc)
   void StartReattach();
+  // With a handoff settling at our start: once one orphan is left and
+  // listens, re-attach to it (true) rather than end it.
+  bool ReattachSettled();
   void OnReattachMessage(const std::shared_ptr<Child>& g, const v1::Envelope& env);
   // Gives up on re-attaching (says why) and adopts the orphans instead.
   void ReattachFailed(const std::string& why);
@@ -214,6 +217,7 @@ class SupervisorImpl final : public Supervisor {
   RecordedProcess self_;  // how the adoption record names us
   OwnedFd reattach_;      // connected to the orphan's re-attach socket, until StartReattach
   std::shared_ptr<Child> reattaching_;  // the orphan until its Hello is accepted
+  bool reattach_when_settled_ = false;  // several orphans at our start: ReattachSettled()
 
   std::map<uint64_t, std::shared_ptr<Child>> children_;
   std::shared_ptr<Child> incumbent_;

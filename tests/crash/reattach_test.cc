@@ -172,5 +172,35 @@ TEST(ReattachCrashTest, SupervisorDiesBeforeTheHello) {
   ExpectCleanLoad(c.FinishLoad());
 }
 
+// A supervisor restarted while the orphan rules still settle a handoff (it
+// died after the successor's Ready; the old generation waits out its orphan
+// grace): two orphans at its start, so it waits, and re-attaches to the one
+// left instead of ending it.
+TEST(ReattachSettleTest, RestartedMidHandoffReattachesToTheOneLeft) {
+  Cluster::Options opts;
+  opts.env = {"BATON_CRASH_AT=supervisor.after_recv_ready"};
+  Cluster c(opts);
+  ASSERT_TRUE(c.Start()) << c.SupervisorLog();
+  const pid_t old_pid = c.IncumbentPid();
+  c.StartLoad(8, "600s");
+  auto r = c.Upgrade(BinPath("kvd"));
+  EXPECT_EQ(r.exit_code, 5) << r.out << r.err;
+  const int status = c.WaitSupervisorExit(std::chrono::seconds(30));
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == crashpoints::kCrashExitCode) << "status " << status;
+  const size_t log_from = c.SupervisorLog().size();
+  ASSERT_TRUE(c.RestartSupervisor()) << c.SupervisorLog().substr(log_from);
+  const std::string log = c.SupervisorLog().substr(log_from);
+  EXPECT_NE(log.find("2 generations still run"), std::string::npos) << log;
+  EXPECT_NE(log.find(kReattached), std::string::npos) << log;
+  EXPECT_EQ(log.find("\"event\":\"child.spawn\""), std::string::npos) << log;
+  EXPECT_EQ(log.find("\"event\":\"supervisor.orphan_term\""), std::string::npos) << log;
+  const pid_t serving = c.IncumbentPid();
+  EXPECT_NE(serving, old_pid) << "the successor owns the data after its Ready";
+  EXPECT_FALSE(ProcessRunning(old_pid));
+  auto up = c.Upgrade(BinPath("kvd"));
+  EXPECT_EQ(up.exit_code, 0) << up.out << up.err;
+  ExpectCleanLoad(c.FinishLoad());
+}
+
 }  // namespace
 }  // namespace baton::harness
