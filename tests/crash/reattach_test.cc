@@ -16,6 +16,7 @@
 
 #include "crashpoints/crashpoints.h"
 #include "tests/integration/integration_util.h"
+#include "tools/harness/http.h"
 #include "tools/harness/subprocess.h"
 
 namespace baton::harness {
@@ -32,17 +33,50 @@ void KillAndAwaitSocket(Cluster& c, pid_t serving) {
   EXPECT_TRUE(c.Healthy());
 }
 
-// Starts a new supervisor and checks it re-attached to `serving`: same pid,
-// serving under it, and nothing drained or spawned since `log_from`.
-void ExpectReattach(Cluster& c, pid_t serving) {
+// Starts a cluster (with `env`, e.g. a crash point) under load; its
+// serving generation's pid.
+pid_t StartLoaded(Cluster& c, bool close_mode = false) {
+  if (!c.Start()) {
+    ADD_FAILURE() << c.SupervisorLog();
+    return -1;
+  }
+  const pid_t serving = c.IncumbentPid();
+  EXPECT_GT(serving, 0);
+  c.StartLoad(8, "600s", close_mode);
+  // The load is writing: kvd's revision counts acknowledged writes.
+  bool writing = false;
+  for (int i = 0; i < 1500 && !writing; ++i) {
+    boost::system::error_code ec;
+    auto health = boost::json::parse(HttpBody(HttpGet(c.port(), "/healthz")), ec);
+    writing = !ec && health.is_object() && health.as_object().contains("revision") &&
+              health.at("revision").to_number<int64_t>() >= 100;
+    if (!writing) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(writing) << "the load does not write";
+  return serving;
+}
+
+// Starts a new supervisor (RestartSupervisor: it serves); what it logged.
+std::string Restart(Cluster& c) {
   const size_t log_from = c.SupervisorLog().size();
-  ASSERT_TRUE(c.RestartSupervisor()) << c.SupervisorLog().substr(log_from);
-  const std::string log = c.SupervisorLog().substr(log_from);
+  EXPECT_TRUE(c.RestartSupervisor()) << c.SupervisorLog().substr(log_from);
+  return c.SupervisorLog().substr(log_from);
+}
+
+// The new supervisor re-attached: neither drained nor started a generation.
+void ExpectReattached(const std::string& log) {
   EXPECT_NE(log.find(kReattached), std::string::npos) << log;
-  EXPECT_EQ(c.IncumbentPid(), serving) << "a different generation serves";
-  EXPECT_TRUE(ProcessRunning(serving));
   EXPECT_EQ(log.find("\"event\":\"child.spawn\""), std::string::npos) << "a generation was started:\n" << log;
   EXPECT_EQ(log.find("\"event\":\"supervisor.orphan_term\""), std::string::npos) << "a generation was drained:\n" << log;
+}
+
+// Starts a new supervisor and checks it re-attached to `serving`: same pid,
+// serving under it, and nothing drained or spawned.
+void ExpectReattach(Cluster& c, pid_t serving) {
+  const std::string log = Restart(c);
+  ExpectReattached(log);
+  EXPECT_EQ(c.IncumbentPid(), serving) << "a different generation serves";
+  EXPECT_TRUE(ProcessRunning(serving));
   EXPECT_EQ(log.find("\"event\":\"supervisor.listener_not_adopted\""), std::string::npos) << log;
   // Re-attached: the socket is gone until the next orphaned spell.
   struct stat st {};
@@ -51,9 +85,7 @@ void ExpectReattach(Cluster& c, pid_t serving) {
 
 // The fallback: adopted (drained and replaced), listeners taken over.
 void ExpectAdoption(Cluster& c, pid_t orphan, const std::string& why) {
-  const size_t log_from = c.SupervisorLog().size();
-  ASSERT_TRUE(c.RestartSupervisor()) << c.SupervisorLog().substr(log_from);
-  const std::string log = c.SupervisorLog().substr(log_from);
+  const std::string log = Restart(c);
   EXPECT_NE(log.find("\"event\":\"supervisor.reattach_failed\""), std::string::npos) << log;
   EXPECT_NE(log.find(why), std::string::npos) << log;
   EXPECT_EQ(log.find(kReattached), std::string::npos) << log;
@@ -67,11 +99,8 @@ class ReattachTest : public ::testing::TestWithParam<bool> {};  // --close
 
 TEST_P(ReattachTest, AKilledSupervisorsGenerationServesOnUnderTheNextOne) {
   Cluster c({});
-  ASSERT_TRUE(c.Start()) << c.SupervisorLog();
-  const pid_t serving = c.IncumbentPid();
+  const pid_t serving = StartLoaded(c, GetParam());
   ASSERT_GT(serving, 0);
-  c.StartLoad(8, "600s", GetParam());
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
   KillAndAwaitSocket(c, serving);
   ExpectReattach(c, serving);
   // Under the new supervisor it is upgraded like any generation...
@@ -94,9 +123,7 @@ INSTANTIATE_TEST_SUITE_P(Modes, ReattachTest, ::testing::Values(false, true),
 // adoption, and nothing lost.
 TEST(ReattachFallbackTest, NoSocketMeansAdoption) {
   Cluster c({});
-  ASSERT_TRUE(c.Start()) << c.SupervisorLog();
-  const pid_t serving = c.IncumbentPid();
-  c.StartLoad(8, "600s");
+  const pid_t serving = StartLoaded(c);
   KillAndAwaitSocket(c, serving);
   ASSERT_EQ(::unlink(c.ReattachSocket(serving).c_str()), 0);
   ExpectAdoption(c, serving, "does not listen at");
@@ -109,9 +136,7 @@ TEST(ReattachFallbackTest, NoSocketMeansAdoption) {
 // the journal's, so the new supervisor does not talk to it.
 TEST(ReattachFallbackTest, APeerWithTheWrongPidMeansAdoption) {
   Cluster c({});
-  ASSERT_TRUE(c.Start()) << c.SupervisorLog();
-  const pid_t serving = c.IncumbentPid();
-  c.StartLoad(8, "600s");
+  const pid_t serving = StartLoaded(c);
   KillAndAwaitSocket(c, serving);
   const std::string path = c.ReattachSocket(serving);
   ASSERT_EQ(::unlink(path.c_str()), 0);
@@ -134,13 +159,9 @@ TEST(ReattachCrashTest, GenerationDiesAtTheReattach) {
   Cluster::Options opts;
   opts.env = {"BATON_CRASH_AT=incumbent.reattach_accepted"};
   Cluster c(opts);
-  ASSERT_TRUE(c.Start()) << c.SupervisorLog();
-  const pid_t serving = c.IncumbentPid();
-  c.StartLoad(8, "600s");
+  const pid_t serving = StartLoaded(c);
   KillAndAwaitSocket(c, serving);
-  const size_t log_from = c.SupervisorLog().size();
-  ASSERT_TRUE(c.RestartSupervisor()) << c.SupervisorLog().substr(log_from);
-  const std::string log = c.SupervisorLog().substr(log_from);
+  const std::string log = Restart(c);
   EXPECT_NE(log.find("baton crashpoint incumbent.reattach_accepted"), std::string::npos) << log;
   EXPECT_NE(log.find("\"event\":\"supervisor.reattach_failed\""), std::string::npos) << log;
   EXPECT_NE(log.find("supervisor.listener_adopted"), std::string::npos) << log;
@@ -158,9 +179,7 @@ TEST(ReattachCrashTest, SupervisorDiesBeforeTheHello) {
   Cluster::Options opts;
   opts.env = {"BATON_CRASH_AT=supervisor.reattach_before_hello"};
   Cluster c(opts);
-  ASSERT_TRUE(c.Start()) << c.SupervisorLog();
-  const pid_t serving = c.IncumbentPid();
-  c.StartLoad(8, "600s");
+  const pid_t serving = StartLoaded(c);
   KillAndAwaitSocket(c, serving);
   ASSERT_TRUE(c.RespawnSupervisor(/*keep_crash_env=*/true));
   const int status = c.WaitSupervisorExit(std::chrono::seconds(30));
@@ -180,20 +199,14 @@ TEST(ReattachSettleTest, RestartedMidHandoffReattachesToTheOneLeft) {
   Cluster::Options opts;
   opts.env = {"BATON_CRASH_AT=supervisor.after_recv_ready"};
   Cluster c(opts);
-  ASSERT_TRUE(c.Start()) << c.SupervisorLog();
-  const pid_t old_pid = c.IncumbentPid();
-  c.StartLoad(8, "600s");
+  const pid_t old_pid = StartLoaded(c);
   auto r = c.Upgrade(BinPath("kvd"));
   EXPECT_EQ(r.exit_code, 5) << r.out << r.err;
   const int status = c.WaitSupervisorExit(std::chrono::seconds(30));
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == crashpoints::kCrashExitCode) << "status " << status;
-  const size_t log_from = c.SupervisorLog().size();
-  ASSERT_TRUE(c.RestartSupervisor()) << c.SupervisorLog().substr(log_from);
-  const std::string log = c.SupervisorLog().substr(log_from);
+  const std::string log = Restart(c);
   EXPECT_NE(log.find("2 generations still run"), std::string::npos) << log;
-  EXPECT_NE(log.find(kReattached), std::string::npos) << log;
-  EXPECT_EQ(log.find("\"event\":\"child.spawn\""), std::string::npos) << log;
-  EXPECT_EQ(log.find("\"event\":\"supervisor.orphan_term\""), std::string::npos) << log;
+  ExpectReattached(log);
   const pid_t serving = c.IncumbentPid();
   EXPECT_NE(serving, old_pid) << "the successor owns the data after its Ready";
   EXPECT_FALSE(ProcessRunning(old_pid));
