@@ -80,6 +80,7 @@ void SupervisorImpl::OnReattachMessage(const std::shared_ptr<Child>& g, const v1
   ++generation_number_;
   pins_.Serving(*pin);
   UpdateAdoptionRecord();
+  takeover_ = fmt::format("re-attached to pid {}", g->pid);
   Emit(MakeEvent(Level::kInfo, "supervisor.reattach",
                  "re-attached to generation pid {} ({}): it serves on, nothing drained or started", g->pid,
                  env.hello().build_id())

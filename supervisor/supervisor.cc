@@ -107,6 +107,7 @@ void SupervisorImpl::Start() {
 void SupervisorImpl::AdoptOrphans() {
   std::vector<std::string> pids;
   for (const auto& o : orphans_) pids.push_back(fmt::format("{} ({})", o.pid(), o.role()));
+  takeover_ = fmt::format("adopted pid {}", fmt::join(pids, ", pid "));
   Emit(MakeEvent(Level::kWarn, "supervisor.orphans",
                  "a previous supervisor left {} running; serving through their listeners until they end",
                  fmt::join(pids, ", "))

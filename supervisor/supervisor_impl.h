@@ -240,6 +240,7 @@ class SupervisorImpl final : public Supervisor {
   boost::asio::steady_timer probation_probe_timer_;
   std::deque<TimePoint> serving_exits_;  // exits of the serving generation (crash-loop limit)
   std::string last_revert_;              // for `baton status`
+  std::string takeover_;                 // for `baton status`: re-attached or adopted, "" = neither
 
   FdStore fd_store_;
   std::set<NotifyReject> rejected_logged_;  // kinds already logged once

@@ -77,6 +77,9 @@ void ExpectReattach(Cluster& c, pid_t serving) {
   ExpectReattached(log);
   EXPECT_EQ(c.IncumbentPid(), serving) << "a different generation serves";
   EXPECT_TRUE(ProcessRunning(serving));
+  auto status = c.Status();
+  ASSERT_TRUE(status.json.is_object()) << status.out << status.err;
+  EXPECT_EQ(std::string(status.json.at("takeover").as_string()), "re-attached to pid " + std::to_string(serving)) << status.out;
   EXPECT_EQ(log.find("\"event\":\"supervisor.listener_not_adopted\""), std::string::npos) << log;
   // Re-attached: the socket is gone until the next orphaned spell.
   struct stat st {};
@@ -91,6 +94,9 @@ void ExpectAdoption(Cluster& c, pid_t orphan, const std::string& why) {
   EXPECT_EQ(log.find(kReattached), std::string::npos) << log;
   EXPECT_NE(log.find("supervisor.listener_adopted"), std::string::npos) << log;
   EXPECT_NE(c.IncumbentPid(), orphan);
+  auto status = c.Status();
+  ASSERT_TRUE(status.json.is_object()) << status.out << status.err;
+  EXPECT_EQ(std::string(status.json.at("takeover").as_string()), "adopted pid " + std::to_string(orphan) + " (cold)") << status.out;
   for (int i = 0; i < 500 && ProcessRunning(orphan); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   EXPECT_FALSE(ProcessRunning(orphan)) << "the orphan outlived the adoption";
 }
