@@ -21,12 +21,7 @@ namespace {
 
 namespace asio = boost::asio;
 
-// A handoff the old supervisor left half done is resolved by the orphan
-// rules of docs/design.md §3 within the liveness timeout plus the incumbent's orphan
-// grace; a second more and it is surely settled.
-const Duration kOrphanSettleTime = incumbent::IncumbentOptions{}.orphan_grace + seconds(1);
 // Orphans are not our children, so nothing tells us they ended: we poll.
-constexpr Duration kOrphanPoll = milliseconds(50);
 constexpr Duration kOrphanPollBlocking = milliseconds(10);
 // How long a SIGKILLed orphan may take to be gone.
 constexpr Duration kKilledOrphanWait = seconds(5);
@@ -102,60 +97,6 @@ void SupervisorImpl::Start() {
     reattach_when_settled_ = orphans_.size() > 1 && !plain();
     AdoptOrphans();
   }
-}
-
-void SupervisorImpl::AdoptOrphans() {
-  std::vector<std::string> pids;
-  for (const auto& o : orphans_) pids.push_back(fmt::format("{} ({})", o.pid(), o.role()));
-  takeover_ = fmt::format("adopted pid {}", fmt::join(pids, ", pid "));
-  Emit(MakeEvent(Level::kWarn, "supervisor.orphans",
-                 "a previous supervisor left {} running; serving through their listeners until they end",
-                 fmt::join(pids, ", "))
-           .With("count", static_cast<int64_t>(orphans_.size())));
-  UpdateAdoptionRecord();
-  // Let the orphan rules settle a half-done handoff, then end whatever
-  // still runs.
-  orphan_settle_deadline_ = RealClock().Now() + opts_.liveness.liveness_timeout + kOrphanSettleTime;
-  CheckOrphans();
-}
-
-void SupervisorImpl::CheckOrphans() {
-  if (orphans_.empty()) return;
-  size_t running = 0;
-  for (const auto& o : orphans_) running += o.Running() ? 1 : 0;
-  const TimePoint now = RealClock().Now();
-  if (running == 0) {
-    Emit(MakeEvent(Level::kInfo, "supervisor.orphans_gone", "the previous supervisor's generations have ended"));
-    orphans_.clear();
-    orphan_timer_.cancel();
-    UpdateAdoptionRecord();
-    ColdStart();
-    return;
-  }
-  if (reattach_when_settled_ && running == 1 && now < orphan_settle_deadline_ && ReattachSettled()) return;
-  if (!orphans_signalled_ && ((running <= 1 && !reattach_when_settled_) || now >= orphan_settle_deadline_)) {
-    // Graceful: the orphan drains its connections at response boundaries
-    // and exits; the listeners stay open in us meanwhile.
-    orphans_signalled_ = true;
-    for (const auto& o : orphans_) {
-      if (!o.Running()) continue;
-      Emit(MakeEvent(Level::kInfo, "supervisor.orphan_term", "ending orphan pid {} (SIGTERM)", o.pid())
-               .With("pid", int64_t{o.pid()}));
-      (void)o.Signal(SIGTERM);
-    }
-    orphan_kill_deadline_ = now + opts_.timeouts.drain + opts_.timeouts.term_grace;
-  }
-  if (orphans_signalled_ && now >= orphan_kill_deadline_) {
-    for (const auto& o : orphans_) {
-      if (o.Running()) (void)o.Signal(SIGKILL);
-    }
-  }
-  // Orphans are not our children, so nothing tells us they ended: poll
-  // (which also reaches the deadlines).
-  orphan_timer_.expires_after(kOrphanPoll);
-  orphan_timer_.async_wait([this](const boost::system::error_code& ec) {
-    if (!ec) CheckOrphans();
-  });
 }
 
 void SupervisorImpl::UpdateAdoptionRecord() {

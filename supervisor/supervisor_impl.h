@@ -1,12 +1,12 @@
 // The supervisor behind supervisor.h, private to this directory. One class,
 // its parts in several files:
-//   supervisor.cc       creation, start and stop, orphans, children, events
+//   supervisor.cc       creation, start and stop, the journal, children, events
 //   handoff_driver.cc   upgrades: feeds the HandoffMachine, executes its actions
 //   admin_requests.cc   what the admin socket's requests do
 //   probation.cc        after the commit: probation, revert, rollback,
 //                       the crash-loop limit (docs/design.md §16)
-//   reattach_driver.cc  re-attaching to a dead supervisor's serving
-//                       generation (reattach.h), before adoption
+//   takeover.cc         taking over from a dead supervisor: re-attach to
+//                       its serving generation (reattach.h), else adoption
 //
 // Threading: everything runs on the one io_context, from one thread.
 #pragma once
@@ -110,12 +110,12 @@ class SupervisorImpl final : public Supervisor {
  private:
   void FillStatus(v1::StatusReply* s);
 
-  // ---- a previous supervisor's generations (adoption.h)
+  // ---- a previous supervisor's generations (takeover.cc): adoption.h...
   void AdoptOrphans();
   void CheckOrphans();
-  void UpdateAdoptionRecord();
+  void UpdateAdoptionRecord();  // (supervisor.cc)
 
-  // ---- re-attach to the orphan through `reattach_` (reattach_driver.cc)
+  // ---- ...and re-attach to the orphan through `reattach_` (reattach.h)
   void StartReattach();
   // With a handoff settling at our start: once one orphan is left and
   // listens, re-attach to it (true) rather than end it.

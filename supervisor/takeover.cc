@@ -1,20 +1,89 @@
-// SupervisorImpl's re-attach (reattach.h): the orphan's Hello on the
-// connection Create() opened makes it the serving generation; anything else
-// falls back to adoption (supervisor.cc).
+// SupervisorImpl taking over from a dead supervisor: adoption (adoption.h)
+// and re-attach (reattach.h), where the orphan's Hello on the connection
+// Create() opened makes it the serving generation; anything else falls back
+// to adoption.
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "crashpoints/crashpoints.h"
+#include "incumbent/incumbent_session.h"
 #include "protocol/frame.h"
 #include "supervisor/hello.h"
 #include "supervisor/reattach.h"
 #include "supervisor/supervisor_impl.h"
 
 namespace baton::supervisor {
+namespace {
+
+// A handoff the old supervisor left half done is resolved by the orphan
+// rules of docs/design.md §3 within the liveness timeout plus the incumbent's orphan
+// grace; a second more and it is surely settled.
+const Duration kOrphanSettleTime = incumbent::IncumbentOptions{}.orphan_grace + seconds(1);
+// Orphans are not our children, so nothing tells us they ended: we poll.
+constexpr Duration kOrphanPoll = milliseconds(50);
+
+}  // namespace
+
+void SupervisorImpl::AdoptOrphans() {
+  std::vector<std::string> pids;
+  for (const auto& o : orphans_) pids.push_back(fmt::format("{} ({})", o.pid(), o.role()));
+  takeover_ = fmt::format("adopted pid {}", fmt::join(pids, ", pid "));
+  Emit(MakeEvent(Level::kWarn, "supervisor.orphans",
+                 "a previous supervisor left {} running; serving through their listeners until they end",
+                 fmt::join(pids, ", "))
+           .With("count", static_cast<int64_t>(orphans_.size())));
+  UpdateAdoptionRecord();
+  // Let the orphan rules settle a half-done handoff, then end whatever
+  // still runs.
+  orphan_settle_deadline_ = RealClock().Now() + opts_.liveness.liveness_timeout + kOrphanSettleTime;
+  CheckOrphans();
+}
+
+void SupervisorImpl::CheckOrphans() {
+  if (orphans_.empty()) return;
+  size_t running = 0;
+  for (const auto& o : orphans_) running += o.Running() ? 1 : 0;
+  const TimePoint now = RealClock().Now();
+  if (running == 0) {
+    Emit(MakeEvent(Level::kInfo, "supervisor.orphans_gone", "the previous supervisor's generations have ended"));
+    orphans_.clear();
+    orphan_timer_.cancel();
+    UpdateAdoptionRecord();
+    ColdStart();
+    return;
+  }
+  if (reattach_when_settled_ && running == 1 && now < orphan_settle_deadline_ && ReattachSettled()) return;
+  if (!orphans_signalled_ && ((running <= 1 && !reattach_when_settled_) || now >= orphan_settle_deadline_)) {
+    // Graceful: the orphan drains its connections at response boundaries
+    // and exits; the listeners stay open in us meanwhile.
+    orphans_signalled_ = true;
+    for (const auto& o : orphans_) {
+      if (!o.Running()) continue;
+      Emit(MakeEvent(Level::kInfo, "supervisor.orphan_term", "ending orphan pid {} (SIGTERM)", o.pid())
+               .With("pid", int64_t{o.pid()}));
+      (void)o.Signal(SIGTERM);
+    }
+    orphan_kill_deadline_ = now + opts_.timeouts.drain + opts_.timeouts.term_grace;
+  }
+  if (orphans_signalled_ && now >= orphan_kill_deadline_) {
+    for (const auto& o : orphans_) {
+      if (o.Running()) (void)o.Signal(SIGKILL);
+    }
+  }
+  // Orphans are not our children, so nothing tells us they ended: poll
+  // (which also reaches the deadlines).
+  orphan_timer_.expires_after(kOrphanPoll);
+  orphan_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (!ec) CheckOrphans();
+  });
+}
+
 
 void SupervisorImpl::StartReattach() {
   BATON_CRASH_POINT(kSupervisorReattachBeforeHello);
