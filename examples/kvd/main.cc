@@ -43,6 +43,7 @@ struct Flags {
   std::string port_file;
   int64_t group_commit_us = 0;
   uint64_t rotate_bytes = 64u << 20;
+  uint64_t checkpoint_bytes = 1u << 20;
   int64_t drain_idle_ms = 1000;
   int64_t shutdown_grace_ms = 5000;
   bool fail_seal = false;
@@ -64,6 +65,7 @@ struct Flags {
   int64_t lease_op_timeout_ms = 1000;
   uint64_t prefill = 0;
   size_t prefill_value_bytes = 100;
+  uint64_t prefill_keys = 0;
 };
 
 std::string_view RoleName(baton::Role r) {
@@ -137,6 +139,10 @@ int main(int argc, char** argv) {
   app.add_option("--port-file", f.port_file, "write the listening port here once serving");
   app.add_option("--group-commit-us", f.group_commit_us, "extra wait for a commit batch to fill (0: none)");
   app.add_option("--rotate-bytes", f.rotate_bytes, "start a new WAL segment after this many bytes");
+  app.add_option("--checkpoint-bytes", f.checkpoint_bytes,
+                 "write a snapshot of the store once the WAL has grown by this many bytes (or by the last "
+                 "snapshot's size, if larger) since the last one, and remove the WAL before it; 0: never")
+      ->capture_default_str();
   app.add_option("--drain-idle-ms", f.drain_idle_ms, "drain: how long to wait for the next request on an idle keep-alive connection before closing it (0: until the drain deadline)");
   app.add_option("--shutdown-grace-ms", f.shutdown_grace_ms, "drain deadline on SIGTERM (standalone)");
   app.add_flag("--fail-seal", f.fail_seal, "test knob: the seal hook fails");
@@ -180,6 +186,10 @@ int main(int argc, char** argv) {
   app.add_option("--prefill", f.prefill,
                  "write this many records (keys prefill-<n>) into the empty WAL of --data-dir, print "
                  "{\"records\":…,\"bytes\":…} and exit, without serving (for benchmarks)");
+  app.add_option("--prefill-keys", f.prefill_keys,
+                 "with --prefill: cycle over this many keys (a long history of a bounded state); 0: a new key "
+                 "per record")
+      ->capture_default_str();
   app.add_option("--prefill-value-bytes", f.prefill_value_bytes, "value size of each --prefill record")
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
@@ -202,7 +212,8 @@ int main(int argc, char** argv) {
     if (f.data_dir.empty()) {
       return Fail(log, 2, "--prefill", baton::Error(baton::Errc::kInvalidArgument, "needs --data-dir"));
     }
-    auto filled = kvd::PrefillWal(f.data_dir, f.prefill, f.prefill_value_bytes, f.rotate_bytes);
+    auto filled = kvd::PrefillWal(f.data_dir, f.prefill, f.prefill_value_bytes, f.rotate_bytes,
+                                     f.prefill_keys);
     if (!filled) return Fail(log, 1, "prefill", filled.error());
     std::printf("{\"records\":%llu,\"bytes\":%llu}\n", static_cast<unsigned long long>(filled->records),
                 static_cast<unsigned long long>(filled->bytes));
@@ -241,6 +252,7 @@ int main(int argc, char** argv) {
                           .build_id = f.build_id,
                           .fail_healthz = f.fail_healthz,
                           .rotate_bytes = f.rotate_bytes,
+                          .checkpoint_bytes = f.checkpoint_bytes,
                           .group_commit = std::chrono::microseconds(f.group_commit_us),
                           .lease_epoch = daemon.lease() == nullptr
                                              ? std::function<uint64_t()>()

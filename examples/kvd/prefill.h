@@ -20,7 +20,9 @@ struct PrefillResult {
 // Keys "prefill-<n>" (never produced by baton-load), values of `value_size`
 // bytes, segments of `rotate_bytes`. The data dir must hold no WAL yet. kvd
 // replays it at cold start as if it had acknowledged every record itself.
+// `keys` > 0: the records cycle over that many keys (prefill-<n mod keys>),
+// a long history over a bounded state.
 Result<PrefillResult> PrefillWal(const std::string& data_dir, uint64_t records, std::size_t value_size,
-                                 uint64_t rotate_bytes);
+                                 uint64_t rotate_bytes, uint64_t keys = 0);
 
 }  // namespace kvd

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "log.h"
+#include "snapshot.h"
 
 namespace kvd {
 
@@ -33,18 +34,48 @@ std::string JsonString(std::string_view s) {
 }  // namespace
 
 KvService::KvService(boost::asio::io_context& io, baton::LogSink& log, ServiceOptions options)
-    : log_(log), opts_(std::move(options)), committer_(io, store_, log, opts_.group_commit) {
+    : log_(log),
+      opts_(std::move(options)),
+      committer_(io, store_, log, opts_.group_commit),
+      checkpointer_(io, log, store_, committer_,
+                    {.data_dir = opts_.data_dir, .min_bytes = opts_.checkpoint_bytes,
+                     .rotate_bytes = opts_.rotate_bytes}) {
   if (opts_.lease_epoch) committer_.SetFence(opts_.lease_epoch);
 }
 
+Status KvService::LoadSnapshot() {
+  auto snap = LoadLatestSnapshot(opts_.data_dir, &log_);
+  if (!snap) return snap.error();
+  store_.Clear();
+  pos_ = WalPosition{};
+  checkpointer_.Loaded({}, 0);
+  if (!snap->has_value()) return {};
+  LoadedSnapshot& s = **snap;
+  const size_t keys = s.map.size();
+  store_.Restore(std::move(s.map), s.revision, s.history);
+  pos_ = s.position;
+  checkpointer_.Loaded(s.position, s.bytes);
+  log_.Emit(kvd::MakeEvent(baton::Level::kInfo, "kvd.snapshot.loaded", "loaded {} keys at revision {} from {}", keys,
+                           s.revision, s.path)
+                .With("revision", s.revision)
+                .With("keys", uint64_t{keys})
+                .With("bytes", s.bytes));
+  return {};
+}
+
 Result<ReplayResult> KvService::CatchUp(ReplayMode mode) {
-  auto r = ReplayWal(
-      opts_.data_dir, pos_, mode,
-      [this](const WalRecord& rec) -> Status {
-        store_.Apply(rec.revision, rec.key, rec.value);
-        return {};
-      },
-      &log_);
+  if (pos_ == WalPosition{} && store_.revision() == 0) {
+    if (auto st = LoadSnapshot(); !st) return st.error();
+  }
+  auto r = Replay(mode);
+  if (!r && mode == ReplayMode::kReadOnly && r.error().code == Errc::kFailedPrecondition && pos_.segment != 0) {
+    // The writer may have checkpointed twice since we loaded and removed
+    // the segment we were at; its newest snapshot covers it.
+    log_.Emit(kvd::MakeEvent(baton::Level::kInfo, "kvd.replay.restart", "{}; starting again from the latest snapshot",
+                             r.error().message));
+    if (auto st = LoadSnapshot(); !st) return st.error();
+    r = Replay(mode);
+  }
   if (!r) return r.error();
   pos_ = r->end;
   log_.Emit(kvd::MakeEvent(baton::Level::kInfo, "kvd.replay", "replayed {} records, now at revision {} (segment {} offset {})",
@@ -54,6 +85,16 @@ Result<ReplayResult> KvService::CatchUp(ReplayMode mode) {
                 .With("fingerprint", store_.fingerprint())
                 .With("read_only", mode == ReplayMode::kReadOnly));
   return r;
+}
+
+Result<ReplayResult> KvService::Replay(ReplayMode mode) {
+  return ReplayWal(
+      opts_.data_dir, pos_, mode,
+      [this](const WalRecord& rec) -> Status {
+        store_.Apply(rec.revision, rec.key, rec.value);
+        return {};
+      },
+      &log_);
 }
 
 Status KvService::Reload() {
@@ -72,6 +113,7 @@ Status KvService::OpenWriter() {
   auto writer = WalWriter::Open(opts_.data_dir, pos_, opts_.rotate_bytes);
   if (!writer) return writer.error();
   committer_.Attach(std::move(*writer));
+  checkpointer_.Start();
   return {};
 }
 
@@ -117,10 +159,10 @@ void KvService::Handle(Request&& req, Respond respond) {
     const WalPosition& wal = committer_.writable() ? committer_.durable() : pos_;
     res.body() = fmt::format(
         R"({{"revision":{},"fingerprint":"{}","keys":{},"wal_segment":{},"wal_offset":{},"batches":{},)"
-        R"("records":{}}})"
+        R"("records":{},"checkpoints":{},"snapshot_revision":{}}})"
         "\n",
         store_.revision(), store_.fingerprint(), store_.size(), wal.segment, wal.offset, committer_.batches(),
-        committer_.records());
+        committer_.records(), checkpointer_.written(), checkpointer_.snapshot_position().revision);
   } else {
     respond(Text(req, 404, "no such path\n"));
     return;

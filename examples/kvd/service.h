@@ -6,7 +6,8 @@
 //                   503 when this process is not (or no longer) the writer
 //   GET /healthz    200 JSON: status, pid, role, phase, build id, revision,
 //                   writable, lease_epoch (0: no lease or not the leader)
-//   GET /stats      200 JSON: revision, fingerprint, keys, WAL position, batches
+//   GET /stats      200 JSON: revision, fingerprint, keys, WAL position, batches,
+//                   checkpoints written and the last snapshot's revision
 //
 // Threading: io thread only, like the server it serves.
 #pragma once
@@ -19,6 +20,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include "baton/errors.h"
+#include "checkpointer.h"
 #include "committer.h"
 #include "http_server.h"
 #include "store.h"
@@ -36,6 +38,9 @@ struct ServiceOptions {
   std::string build_id{};
   bool fail_healthz = false;  // test knob: /healthz answers 503 (an external probe fails)
   uint64_t rotate_bytes = 64u << 20;
+  // Checkpoint once the WAL grew by max(this, the last snapshot's size)
+  // since the last snapshot (checkpointer.h); 0: never.
+  uint64_t checkpoint_bytes = 1u << 20;
   std::chrono::microseconds group_commit{0};  // extra wait for a batch to fill
   size_t max_key_bytes = 1024;
   // With a leader lease: the epoch writes may happen under now (0 = refuse
@@ -48,9 +53,12 @@ class KvService {
   KvService(boost::asio::io_context& io, baton::LogSink& log, ServiceOptions options);
 
   // Applies every record after position() (kReadOnly: Warm; kRepair: the lock
-  // holder, truncating a torn tail).
+  // holder, truncating a torn tail). With nothing loaded yet, starts from the
+  // latest snapshot. Read-only, when the writer removed the segment we were
+  // at (it checkpointed twice meanwhile), starts again from the latest
+  // snapshot.
   Result<ReplayResult> CatchUp(ReplayMode mode);
-  // Forgets memory and replays the whole WAL (kRepair).
+  // Forgets memory and loads the latest snapshot plus the WAL after it (kRepair).
   Status Reload();
   // Starts writing after position(); needs the data-dir lock.
   Status OpenWriter();
@@ -68,6 +76,8 @@ class KvService {
 
  private:
   Response Text(const Request& req, unsigned status, std::string body) const;
+  Status LoadSnapshot();
+  Result<ReplayResult> Replay(ReplayMode mode);
   void HandleKv(Request&& req, std::string key, Respond respond);
 
   baton::LogSink& log_;
@@ -75,6 +85,7 @@ class KvService {
   Store store_;
   WalPosition pos_;
   Committer committer_;
+  Checkpointer checkpointer_;
   std::string phase_ = "starting";
 };
 

@@ -47,6 +47,12 @@ void Store::Clear() {
   hash_ = kFnvOffset;
 }
 
+void Store::Restore(std::unordered_map<std::string, std::string> map, uint64_t revision, uint64_t history) {
+  map_ = std::move(map);
+  revision_ = revision;
+  hash_ = history;
+}
+
 std::string Store::fingerprint() const { return fmt::format("{:016x}", hash_); }
 
 }  // namespace kvd

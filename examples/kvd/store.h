@@ -25,10 +25,15 @@ class Store {
   std::optional<std::string_view> Get(std::string_view key) const;
   // Back to empty (revision 0).
   void Clear();
+  // Replaces everything with a checkpoint's contents: `history` is the
+  // running hash the fingerprint shows (history_hash() when it was taken).
+  void Restore(std::unordered_map<std::string, std::string> map, uint64_t revision, uint64_t history);
 
   uint64_t revision() const { return revision_; }
   std::string fingerprint() const;  // 16 lowercase hex digits
   size_t size() const { return map_.size(); }
+  uint64_t history_hash() const { return hash_; }
+  const std::unordered_map<std::string, std::string>& map() const { return map_; }
 
  private:
   static constexpr uint64_t kFnvOffset = 0xcbf29ce484222325ull;

@@ -53,7 +53,8 @@ uint64_t GetU64(const char* p) {
 
 std::string PathOf(const std::string& dir, uint32_t segment) { return dir + "/" + SegmentName(segment); }
 
-// Segment numbers present in `dir`, ascending.
+}  // namespace
+
 Result<std::vector<uint32_t>> ListSegments(const std::string& dir) {
   DIR* d = ::opendir(dir.c_str());
   if (d == nullptr) return ErrnoError(fmt::format("wal: opendir {}", dir), errno);
@@ -71,6 +72,8 @@ Result<std::vector<uint32_t>> ListSegments(const std::string& dir) {
   std::sort(out.begin(), out.end());
   return out;
 }
+
+namespace {
 
 // The bytes of `path` from `start` to its end.
 // Opens `path` (O_CLOEXEC added) and reports its size; the caller owns the fd.

@@ -33,6 +33,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "baton/errors.h"
 
@@ -57,6 +58,8 @@ uint32_t Crc32c(std::string_view data, uint32_t crc = 0);
 uint32_t Crc32cPortable(std::string_view data, uint32_t crc = 0);
 
 std::string SegmentName(uint32_t segment);  // "wal-000007.log"
+// Segment numbers present in `dir`, ascending.
+Result<std::vector<uint32_t>> ListSegments(const std::string& dir);
 
 // A point in the log: the byte just after the last record read, and that
 // record's revision. segment 0 = before the first segment.

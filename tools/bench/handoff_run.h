@@ -27,6 +27,8 @@ struct RunConfig {
   double rate_limit = 0;  // baton-load --rate-limit: total requests/s, 0 = as fast as it can
   double gaps_over_ms = 0.5;
   uint64_t prefill_records = 0;  // kvd WAL records written before kvd starts
+  uint64_t prefill_keys = 0;     // >0: the pre-fill cycles over this many keys (history longer than the state)
+  int64_t checkpoint_bytes = -1;  // kvd --checkpoint-bytes (0: no checkpoints); -1: kvd's default
   std::size_t value_size = 64;
   std::chrono::milliseconds settle{1000};  // load running before the first upgrade
   std::chrono::milliseconds pause{100};    // between upgrades
@@ -46,6 +48,7 @@ struct RunResult {
   uint64_t prefill_bytes = 0;
   double prefill_s = 0;
   double start_s = 0;  // supervisor start to kvd healthy (includes the cold replay)
+  double checkpoint_s = 0;  // then until kvd's first snapshot covered the pre-fill (with checkpoints)
   std::vector<UpgradeSample> upgrades;
   double load_end_ms = 0;  // when the load was told to stop (CLOCK_MONOTONIC ms)
   LoadSummary load;

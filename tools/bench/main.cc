@@ -63,6 +63,7 @@ struct Flags {
   std::string json_file;
   bool markdown = false;
   bool sweep = false;
+  bool history = false;
   bool demo = false;
   bool verbose = false;
   bool keep = false;
@@ -97,6 +98,22 @@ std::vector<RunConfig> Plan(const Flags& f, bool upgrades_given) {
   base.prefill_records = f.prefill;
   base.alternate_binaries = f.demo;
   base.keep_dir = f.keep;
+  if (f.history) {
+    // A long history of a bounded state (10k keys): with checkpoints the
+    // cost of an upgrade should not grow with it.
+    if (!upgrades_given) base.upgrades = 5;
+    std::vector<RunConfig> plan;
+    for (uint64_t records : {1000u, 100000u, 1000000u, 10000000u}) {
+      for (int64_t checkpoints : {int64_t{-1}, int64_t{0}}) {
+        RunConfig r = base;
+        r.prefill_records = records;
+        r.prefill_keys = 10000;
+        r.checkpoint_bytes = checkpoints;
+        plan.push_back(r);
+      }
+    }
+    return plan;
+  }
   if (!f.sweep) return {base};
   if (!upgrades_given) base.upgrades = 30;
   std::vector<RunConfig> plan;
@@ -122,7 +139,8 @@ int RunBench(const Flags& f, bool upgrades_given) {
   for (std::size_t i = 0; i < plan.size() && !g_stop.load(); ++i) {
     if (plan.size() > 1) {
       fmt::print(stderr, "run {}/{}: {} upgrades, {}\n", i + 1, plan.size(), plan[i].upgrades,
-                 fmt::format("{} connections, WAL {} records", plan[i].connections, plan[i].prefill_records));
+                 fmt::format("{} connections, WAL {} records{}", plan[i].connections, plan[i].prefill_records,
+                             plan[i].checkpoint_bytes == 0 ? ", no checkpoints" : ""));
     }
     runs.push_back(Measure(plan[i], f.demo || f.verbose));
     fmt::print("{}", HumanSummary(runs.back()));
@@ -130,7 +148,9 @@ int RunBench(const Flags& f, bool upgrades_given) {
   }
   if (f.markdown) {
     fmt::print("\n");
-    if (runs.size() == 1) {
+    if (f.history) {
+      fmt::print("{}", MarkdownHistory(runs));
+    } else if (runs.size() == 1) {
       fmt::print("{}", MarkdownRun(runs.front()));
     } else {
       fmt::print("{}", MarkdownSweep(runs));
@@ -283,6 +303,10 @@ int main(int argc, char** argv) {
   handoff->add_flag("--markdown", f.markdown, "Also print Markdown table(s)");
   handoff->add_flag("--sweep", f.sweep,
                     "Runs for 1, 32, 256 connections, then WAL pre-filled with 100k and 1M records");
+  handoff->add_flag("--history", f.history,
+                    "Runs against kvd's history length: WAL pre-filled with 1k, 100k, 1M and 10M writes over 10k "
+                    "keys, each with kvd's checkpoints on and off (default: 5 upgrades per run)")
+      ->excludes("--sweep");
   handoff->add_flag("--demo", f.demo, "Alternate two kvd binary paths and print every upgrade");
   handoff->add_flag("-v,--verbose", f.verbose, "A progress line per upgrade");
   handoff->add_flag("--keep", f.keep, "Keep each run's temp dir (logs, data)");
@@ -317,8 +341,9 @@ int main(int argc, char** argv) {
       fmt::print(stderr, "baton-bench: {}\n", specs.error().message);
       return kExitUsage;
     }
-    if (f.sweep || f.demo || f.prefill > 0) {
-      fmt::print(stderr, "baton-bench: --daemon does not combine with --sweep, --demo or --prefill (kvd only)\n");
+    if (f.sweep || f.history || f.demo || f.prefill > 0) {
+      fmt::print(stderr,
+                 "baton-bench: --daemon does not combine with --sweep, --history, --demo or --prefill (kvd only)\n");
       return kExitUsage;
     }
     try {

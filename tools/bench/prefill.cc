@@ -8,12 +8,14 @@
 
 namespace baton::bench {
 
-Result<PrefillResult> PrefillWal(const std::string& data_dir, uint64_t records, std::size_t value_size) {
+Result<PrefillResult> PrefillWal(const std::string& data_dir, uint64_t records, std::size_t value_size,
+                                 uint64_t keys) {
   PrefillResult out;
   if (records == 0) return out;
   // A million records of 100 bytes take a few seconds; allow for a slow disk.
   const auto r = harness::RunCommand({harness::BinPath("kvd"), "--prefill", std::to_string(records),
-                                      "--prefill-value-bytes", std::to_string(value_size), "--data-dir", data_dir},
+                                      "--prefill-value-bytes", std::to_string(value_size), "--prefill-keys",
+                                      std::to_string(keys), "--data-dir", data_dir},
                                      std::chrono::minutes(10));
   if (r.exit_code != 0 || !r.json.is_object()) {
     return Error(Errc::kInternal, "kvd --prefill exited with " + std::to_string(r.exit_code) + ": " + r.err + r.out);

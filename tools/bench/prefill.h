@@ -20,6 +20,8 @@ struct PrefillResult {
 // Keys "prefill-<n>" (never produced by baton-load), values of `value_size`
 // bytes. The data dir must hold no WAL yet. kvd replays it at cold start as
 // if it had acknowledged every record itself.
-Result<PrefillResult> PrefillWal(const std::string& data_dir, uint64_t records, std::size_t value_size);
+// `keys` > 0: the records cycle over that many keys.
+Result<PrefillResult> PrefillWal(const std::string& data_dir, uint64_t records, std::size_t value_size,
+                                 uint64_t keys = 0);
 
 }  // namespace baton::bench

@@ -196,6 +196,41 @@ std::string MarkdownSweep(const std::vector<MeasuredRun>& runs) {
   return out;
 }
 
+std::string MarkdownHistory(const std::vector<MeasuredRun>& runs) {
+  std::string out =
+      "| history (writes) | checkpoints | cold start s | first snapshot s | committed | errors | lost "
+      "| `baton upgrade` p50 / p99 | warm p50 | begin p50 | window p50 | p50 ÷ shortest |\n"
+      "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+  auto it = std::back_inserter(out);
+  for (const auto& m : runs) {
+    const RunResult& r = m.run;
+    const Analysis& a = m.analysis;
+    const bool on = r.config.checkpoint_bytes != 0;
+    if (!r.setup_error.empty()) {
+      fmt::format_to(it, "| {} | {} | setup failed: {} |||||||||\n", Records(r.config.prefill_records),
+                     on ? "on" : "off", r.setup_error);
+      continue;
+    }
+    // The shortest history measured with the same setting.
+    double base = 0;
+    uint64_t base_records = UINT64_MAX;
+    for (const auto& o : runs) {
+      if ((o.run.config.checkpoint_bytes != 0) == on && o.run.setup_error.empty() &&
+          o.run.config.prefill_records < base_records) {
+        base_records = o.run.config.prefill_records;
+        base = o.analysis.client_ms.p50;
+      }
+    }
+    fmt::format_to(it, "| {} | {} | {:.1f} | {} | {}/{} | {} | {} | {} / {} | {} | {} | {} | {:.2f} |\n",
+                   Records(r.config.prefill_records), on ? "on" : "off", r.start_s,
+                   on ? fmt::format("{:.1f}", r.checkpoint_s) : "–", a.committed, a.upgrades,
+                   r.load.errors_total(), r.load.lost_writes, Ms(a.client_ms.p50), Ms(a.client_ms.p99),
+                   Ms(a.phases[PhaseIndex("warm")].p50), Ms(a.phases[PhaseIndex("begin")].p50), Ms(a.window_ms.p50),
+                   base > 0 ? a.client_ms.p50 / base : 0.0);
+  }
+  return out;
+}
+
 json::object ToJson(const MeasuredRun& m) {
   const RunResult& r = m.run;
   const RunConfig& c = r.config;

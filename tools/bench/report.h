@@ -31,6 +31,10 @@ std::string ProgressLine(const UpgradeSample& u, int total);
 std::string MarkdownRun(const MeasuredRun& m);
 // One row per run: how the figures move with connections and WAL size.
 std::string MarkdownSweep(const std::vector<MeasuredRun>& runs);
+// One row per run of --history: how `baton upgrade` moves with the length of
+// kvd's history, with and without checkpoints, as a ratio to the shortest
+// history measured with the same setting.
+std::string MarkdownHistory(const std::vector<MeasuredRun>& runs);
 // Everything measured, per upgrade, plus the logged gaps.
 boost::json::object ToJson(const MeasuredRun& m);
 

@@ -215,7 +215,7 @@ bool Cluster::WaitForLog(const std::string& text, std::chrono::milliseconds time
 
 bool Cluster::Start() {
   if (!SpawnSupervisor(opts_.env)) return false;
-  const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  const auto end = std::chrono::steady_clock::now() + opts_.start_timeout;
   while (std::chrono::steady_clock::now() < end) {
     if (Healthy()) return true;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));

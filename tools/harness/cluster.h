@@ -52,6 +52,8 @@ class Cluster {
     // a test can fill the disk. The namespace and the tmpfs go away with
     // the last process in it. A restarted supervisor gets a fresh, empty one.
     std::string data_tmpfs_size{};
+    // How long Start waits for /healthz (a cold start replays the WAL).
+    std::chrono::seconds start_timeout{20};
   };
   explicit Cluster(Options opts);
   // Stops everything it started and removes its temp dir (set
