@@ -27,12 +27,15 @@
 
 #include "base/log.h"
 #include "crashpoints/crashpoints.h"
+#include "daemon/daemon_impl.h"
 #include "daemon/hook_runner.h"
+#include "daemon/reattach_point.h"
 #include "incumbent/incumbent_session.h"
 #include "ownership/lease_client.h"
 #include "ownership/ownership.h"
 #include "protocol/channel.h"
 #include "protocol/child_env.h"
+#include "protocol/frame.h"
 #include "successor/successor_session.h"
 
 namespace baton {
@@ -40,10 +43,7 @@ namespace {
 
 namespace asio = boost::asio;
 
-// The longest drain deadline handed to a hook: a day.
-constexpr uint64_t kMaxDrainMs = 24ull * 3600 * 1000;
 using protocol::HookDone;
-using protocol::HookKind;
 using protocol::LeaseDone;
 using protocol::LeaseOp;
 
@@ -113,15 +113,18 @@ class DaemonImpl final : public Daemon {
     boost::system::error_code ec;
     socket.assign(asio::local::stream_protocol(), env_.control_fd, ec);
     if (ec) return SystemError(ec, fmt::format("control fd {}: {}", env_.control_fd, ec.message()));
-    channel_ = protocol::Channel::Create(
-        std::move(socket), {}, RealClock(),
-        {[this](v1::Envelope env) { OnMessage(std::move(env)); }, [this](const Error& e) { OnClosed(e); }});
-    successor::HelloInfo hello;
+    channel_ = MakeChannel(std::move(socket));
+    successor::HelloInfo& hello = hello_info_;
     hello.state_schema = {opts_.state_schema_min, opts_.state_schema_max};
     hello.build_id = opts_.build_id;
     hello.pid = static_cast<uint32_t>(::getpid());
     if (lease_) hello.lease_holder_id = lease_->holder_id();
     successor_.emplace(env_.role, hello, ownership_);
+    if (!env_.reattach_dir.empty()) {
+      reattach_ = std::make_unique<detail::ReattachPoint>(
+          io_, protocol::ReattachSocketPath(env_.reattach_dir, ::getpid()), *log_,
+          [this](protocol::UnixSocket peer) { OnReattachPeer(std::move(peer)); });
+    }
     asio::post(io_, [this] {
       channel_->Start();
       Execute(successor_->Start());
@@ -202,6 +205,62 @@ class DaemonImpl final : public Daemon {
 
   // ---- io thread -----------------------------------------------------------
 
+  // A control channel whose callbacks fall silent once another replaced it.
+  std::shared_ptr<protocol::Channel> MakeChannel(protocol::UnixSocket socket) {
+    const uint64_t epoch = ++channel_epoch_;
+    return protocol::Channel::Create(std::move(socket), {}, RealClock(),
+                                     {[this, epoch](v1::Envelope env) {
+                                        if (epoch == channel_epoch_) OnMessage(std::move(env));
+                                      },
+                                      [this, epoch](const Error& e) {
+                                        if (epoch == channel_epoch_) OnClosed(e);
+                                      }});
+  }
+
+  // ---- re-attach (docs/design.md §15) --------------------------------------
+
+  // Serving with no supervisor (and no handoff): wait for the next one.
+  void MaybeAwaitSupervisor() {
+    if (!reattach_ || reattach_->open() || reattach_broken_ || !incumbent_) return;
+    if (incumbent_->state() != incumbent::IncumbentSession::State::kServing || !channel_->closed()) return;
+    if (auto st = reattach_->Open(); !st) {
+      reattach_broken_ = true;  // said once; adoption still works without it
+      log_->Emit(MakeEvent(Level::kWarn, "daemon.reattach_unavailable", "{}", st.error().message));
+      return;
+    }
+    log_->Emit(MakeEvent(Level::kInfo, "daemon.awaiting_supervisor", "serving on; a new supervisor can re-attach at {}",
+                         reattach_->path()));
+  }
+
+  void OnReattachPeer(protocol::UnixSocket peer) {
+    BATON_CRASH_POINT(kIncumbentReattachAccepted);
+    log_->Emit(MakeEvent(Level::kInfo, "daemon.reattach_connected", "a supervisor connected to re-attach"));
+    reattaching_ = true;
+    channel_ = MakeChannel(std::move(peer));
+    channel_->Start();
+    channel_->Send(successor::MakeHello(hello_info_, "reattach"));
+  }
+
+  // The answer to our Hello on a re-attach connection.
+  void FinishReattach(const v1::Envelope& env) {
+    reattaching_ = false;
+    if (!env.has_hello_ack() || !env.hello_ack().accepted()) {
+      return ReattachFailed(env.has_hello_ack() ? "refused: " + env.hello_ack().refusal()
+                                                : fmt::format("{} instead of HelloAck", protocol::MessageName(env)));
+    }
+    reattach_->Close();
+    incumbent_->Reattached();
+    log_->Emit(MakeEvent(Level::kInfo, "daemon.reattached", "a new supervisor re-attached; serving on"));
+  }
+
+  void ReattachFailed(const std::string& why) {
+    reattaching_ = false;
+    log_->Emit(MakeEvent(Level::kWarn, "daemon.reattach_failed", "re-attach: {}; still waiting", why));
+    ++channel_epoch_;  // silence the candidate's callbacks
+    channel_->Close();
+    reattach_->AcceptNext();
+  }
+
   void OnMessage(v1::Envelope env) {
     if (env.has_hello_ack() && env.hello_ack().accepted()) {
       const auto& ack = env.hello_ack();
@@ -218,6 +277,7 @@ class DaemonImpl final : public Daemon {
         if (c == "health") health_reports_.store(true);
       }
     }
+    if (reattaching_) return FinishReattach(env);
     if (incumbent_) {
       Execute(incumbent_->OnMessage(env, RealClock().Now()));
     } else {
@@ -226,6 +286,7 @@ class DaemonImpl final : public Daemon {
   }
 
   void OnClosed(const Error& e) {
+    if (reattaching_) return ReattachFailed("the connection closed before HelloAck: " + e.message);
     log_->Emit(MakeEvent(Level::kWarn, "daemon.channel_closed", "control channel closed: {}", e.message));
     if (incumbent_) {
       Execute(incumbent_->OnChannelClosed(e, RealClock().Now()));
@@ -247,6 +308,7 @@ class DaemonImpl final : public Daemon {
       std::visit([this](auto& a) { Do(a); }, action);
     }
     ArmTimer();
+    MaybeAwaitSupervisor();
   }
 
   void Do(protocol::SendAction& a) {
@@ -259,7 +321,7 @@ class DaemonImpl final : public Daemon {
 
   void Do(protocol::RunHookAction& a) {
     hooks_runner_->Post([this, a] {
-      HookDone done = RunHook(a);
+      HookDone done = detail::RunHook(*hooks_, *log_, a);
       asio::post(io_, [this, done] { OnHookDone(done); });
     });
   }
@@ -388,58 +450,6 @@ class DaemonImpl final : public Daemon {
     });
   }
 
-  // ---- hook thread ---------------------------------------------------------
-
-  HookDone RunHook(const protocol::RunHookAction& a) {
-    HookDone done{a.hook, {}, 0, ""};
-    try {
-      switch (a.hook) {
-        case HookKind::kWarm:
-          BATON_CRASH_POINT(kSuccessorInWarm);
-          done.status = hooks_->Warm();
-          break;
-        case HookKind::kDrain:
-          BATON_CRASH_POINT(kIncumbentInDrain);
-          // Clamped so that no deadline the wire can carry overflows the clock.
-          done.status = hooks_->Drain(std::chrono::steady_clock::now() +
-                                      milliseconds(std::min<uint64_t>(a.deadline_ms, kMaxDrainMs)));
-          break;
-        case HookKind::kSeal: {
-          BATON_CRASH_POINT(kIncumbentInSeal);
-          auto r = hooks_->Seal();
-          if (r) {
-            done.revision = r->revision;
-            done.fingerprint = r->fingerprint;
-          } else {
-            done.status = r.error();
-          }
-          break;
-        }
-        case HookKind::kBegin: {
-          SealedState s;
-          s.sealed = a.sealed.sealed();
-          s.revision = a.sealed.revision();
-          s.fingerprint = a.sealed.fingerprint();
-          s.data_generation = a.sealed.data_generation();
-          s.lease_epoch = a.sealed.lease_epoch();
-          done.status = hooks_->Begin(s);
-          break;
-        }
-        case HookKind::kResume:
-          done.status = hooks_->Resume(a.data_changed);
-          break;
-        case HookKind::kRetire:
-          hooks_->Retire();
-          break;
-      }
-    } catch (const std::exception& e) {
-      done.status = Error(Errc::kInternal, fmt::format("{} hook threw: {}", protocol::HookName(a.hook), e.what()));
-    }
-    log_->Emit(MakeEvent(done.status ? Level::kInfo : Level::kError, "daemon.hook", "{} hook {}",
-                         protocol::HookName(a.hook), done.status ? "done" : done.status.error().message));
-    return done;
-  }
-
   DaemonOptions opts_;
   protocol::ChildEnvironment env_;
   std::unique_ptr<LogSink> own_log_;
@@ -455,6 +465,11 @@ class DaemonImpl final : public Daemon {
   asio::posix::stream_descriptor pidfd_;
   asio::steady_timer flush_timer_;
   std::shared_ptr<protocol::Channel> channel_;
+  uint64_t channel_epoch_ = 0;  // bumped by each new control channel
+  successor::HelloInfo hello_info_;
+  std::unique_ptr<detail::ReattachPoint> reattach_;  // when the supervisor gave BATON_REATTACH_DIR
+  bool reattaching_ = false;     // a re-attach connection awaits our HelloAck
+  bool reattach_broken_ = false;  // the socket could not be opened
   std::optional<successor::SuccessorSession> successor_;
   std::optional<incumbent::IncumbentSession> incumbent_;
   std::thread io_thread_;
@@ -471,36 +486,10 @@ class DaemonImpl final : public Daemon {
 
 }  // namespace
 
-Result<std::unique_ptr<Daemon>> Daemon::Create(DaemonOptions options) {
-  if (auto st = crashpoints::ArmFromEnvironment(); !st) return st.error();
-  if (options.data_dir.empty()) {
-    if (const char* d = std::getenv("BATON_DATA_DIR"); d != nullptr) options.data_dir = d;
-  }
-  if (options.data_dir.empty()) {
-    return Error(Errc::kInvalidArgument, "no data dir: set DaemonOptions::data_dir or BATON_DATA_DIR");
-  }
-  if (options.state_schema_min > options.state_schema_max) {
-    return Error(Errc::kInvalidArgument,
-                 fmt::format("state schema range [{},{}] is empty", options.state_schema_min, options.state_schema_max));
-  }
-  if (!options.lease) {
-    // The supervisor's [lease], when the daemon configured none itself.
-    auto from_env = LeaseOptionsFromEnvironment();
-    if (!from_env) return from_env.error();
-    options.lease = std::move(*from_env);
-  }
-  std::optional<ownership::LeaseConfig> lease;
-  if (options.lease) {
-    auto cfg = ownership::MakeLeaseConfig(*options.lease);
-    if (!cfg) return cfg.error();
-    lease = std::move(*cfg);
-  }
-  auto env = protocol::TakeChildEnvironment();
-  if (!env) return env.error();
-  std::unique_ptr<LogSink> own_log;
-  if (options.log == nullptr) own_log = NewJsonLinesSink(stderr);
-  return std::unique_ptr<Daemon>(
-      new DaemonImpl(std::move(options), std::move(*env), std::move(own_log), std::move(lease)));
+std::unique_ptr<Daemon> detail::NewDaemon(DaemonOptions options, protocol::ChildEnvironment env,
+                                          std::unique_ptr<LogSink> own_log,
+                                          std::optional<ownership::LeaseConfig> lease) {
+  return std::make_unique<DaemonImpl>(std::move(options), std::move(env), std::move(own_log), std::move(lease));
 }
 
 }  // namespace baton

@@ -1,5 +1,6 @@
 // Runs daemon hooks one at a time on a dedicated thread, so the io thread
-// keeps heartbeating while a hook blocks for as long as it needs.
+// keeps heartbeating while a hook blocks for as long as it needs; and what
+// running one means (RunHook).
 #pragma once
 
 #include <condition_variable>
@@ -7,6 +8,10 @@
 #include <functional>
 #include <mutex>
 #include <thread>
+
+#include "baton/daemon.h"
+#include "base/log.h"
+#include "protocol/session.h"
 
 namespace baton::detail {
 
@@ -29,5 +34,9 @@ class HookRunner {
   bool stop_ = false;                        // guarded by mu_
   std::thread thread_;
 };
+
+// Runs the hook `a` names (on the hook thread), with its crash point; a
+// hook that throws fails with the exception's message. Logs the outcome.
+protocol::HookDone RunHook(Hooks& hooks, LogSink& log, const protocol::RunHookAction& a);
 
 }  // namespace baton::detail

@@ -58,6 +58,10 @@ class IncumbentSession {
   // The deadline returned by NextDeadline() passed.
   protocol::SessionActions OnTimer(TimePoint now);
 
+  // A new supervisor re-attached on a fresh channel (docs/design.md §15),
+  // which the runtime accepts only while serving: talk to it again.
+  void Reattached() { connected_ = true; }
+
   std::optional<TimePoint> NextDeadline() const { return deadline_; }
   State state() const { return state_; }
 

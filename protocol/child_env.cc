@@ -188,6 +188,8 @@ boost::system::error_code ChildLaunch::PlaceInChild() noexcept {
   return {};
 }
 
+std::string ReattachSocketPath(std::string_view dir, long pid) { return fmt::format("{}/gen-{}.sock", dir, pid); }
+
 Result<ChildEnvironment> TakeChildEnvironment() {
   ChildEnvironment out;
   const char* role_env = std::getenv("BATON_ROLE");
@@ -260,6 +262,8 @@ Result<ChildEnvironment> TakeChildEnvironment() {
     }
     if (auto st = CheckSocket(*control, "control channel", false); !st) return st.error();
     out.control_fd = *control;
+    if (const char* dir = std::getenv("BATON_REATTACH_DIR"); dir != nullptr) out.reattach_dir = dir;
+    ::unsetenv("BATON_REATTACH_DIR");
   }
   // Validated: make sure nothing we inherited leaks into our own children.
   for (const auto& l : out.listeners) {

@@ -7,6 +7,13 @@
 //   fd 3+n             the child's end of its control socketpair
 //                                                   BATON_CONTROL_FD=<3+n>
 //                                                   BATON_ROLE=cold|successor
+//                                                   BATON_REATTACH_DIR=<dir> (optional)
+//
+// BATON_REATTACH_DIR (set by the supervisor like BATON_DATA_DIR, not by
+// ChildLaunch) is the supervisor's runtime dir: a generation whose
+// supervisor is gone while it serves listens there, at
+// ReattachSocketPath(dir, its pid), for the next supervisor to re-attach
+// (docs/design.md §15).
 //
 // Parent side: ChildLaunch, a Boost.Process v2 initializer that prepares the
 // environment before fork and, in the child between fork and exec, moves the
@@ -31,6 +38,10 @@ std::string_view LaunchRoleName(LaunchRole r);
 // Variables the contract owns; stripped from any inherited environment.
 inline constexpr std::string_view kContractVariables[] = {
     "LISTEN_FDS", "LISTEN_FDNAMES", "LISTEN_PID", "BATON_CONTROL_FD", "BATON_ROLE"};
+
+// Where an orphaned generation of pid `pid` waits for a new supervisor:
+// `<dir>/gen-<pid>.sock`.
+std::string ReattachSocketPath(std::string_view dir, long pid);
 
 // ---- parent side ----------------------------------------------------------
 
@@ -92,6 +103,7 @@ struct ChildEnvironment {
   LaunchRole role = LaunchRole::kNone;  // kNone: no supervisor, just run
   std::vector<InheritedListener> listeners;
   int control_fd = -1;                  // -1 when role is kNone
+  std::string reattach_dir;             // BATON_REATTACH_DIR; "" = never listen for a re-attach
 };
 
 // Reads, validates and removes the contract variables. Errors name the

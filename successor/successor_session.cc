@@ -37,22 +37,26 @@ SuccessorSession::SuccessorSession(protocol::LaunchRole role, HelloInfo hello, o
                                    SuccessorOptions opts)
     : role_(role), hello_(std::move(hello)), ownership_(ownership), opts_(opts) {}
 
+v1::Envelope MakeHello(const HelloInfo& info, std::string_view role) {
+  v1::Envelope env;
+  auto* h = env.mutable_hello();
+  h->mutable_protocol()->set_min(info.protocol.min);
+  h->mutable_protocol()->set_max(info.protocol.max);
+  h->mutable_state_schema()->set_min(info.state_schema.min);
+  h->mutable_state_schema()->set_max(info.state_schema.max);
+  h->set_build_id(info.build_id);
+  h->set_pid(info.pid);
+  h->set_lease_holder_id(info.lease_holder_id);
+  if (!info.lease_holder_id.empty()) h->add_capabilities("lease");
+  h->set_role(std::string(role));
+  return env;
+}
+
 SessionActions SuccessorSession::Start() {
   BATON_CHECK(state_ == State::kInit);
   if (role_ == protocol::LaunchRole::kSuccessor) BATON_CRASH_POINT(kSuccessorBeforeHello);
-  v1::Envelope env;
-  auto* h = env.mutable_hello();
-  h->mutable_protocol()->set_min(hello_.protocol.min);
-  h->mutable_protocol()->set_max(hello_.protocol.max);
-  h->mutable_state_schema()->set_min(hello_.state_schema.min);
-  h->mutable_state_schema()->set_max(hello_.state_schema.max);
-  h->set_build_id(hello_.build_id);
-  h->set_pid(hello_.pid);
-  h->set_lease_holder_id(hello_.lease_holder_id);
-  if (!hello_.lease_holder_id.empty()) h->add_capabilities("lease");
-  h->set_role(std::string(protocol::LaunchRoleName(role_)));
   state_ = State::kAwaitHelloAck;
-  return {SendAction{std::move(env)}};
+  return {SendAction{MakeHello(hello_, protocol::LaunchRoleName(role_))}};
 }
 
 SessionActions SuccessorSession::Fail(std::string reason, bool tell_supervisor) {

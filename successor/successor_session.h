@@ -32,6 +32,10 @@ struct HelloInfo {
   std::string lease_holder_id;  // "" = no lease
 };
 
+// The Hello a child opens its control channel with; `role` as BATON_ROLE
+// said ("cold", "successor"), or "reattach" on a re-attach connection.
+v1::Envelope MakeHello(const HelloInfo& info, std::string_view role);
+
 struct SuccessorOptions {
   Duration lease_confirm_budget = seconds(2);
 };

@@ -85,6 +85,7 @@ void SupervisorImpl::FillStatus(v1::StatusReply* s) {
     s->set_probation_left_ms(static_cast<uint64_t>(std::max<int64_t>(1, ToMillis(left))));
   }
   s->set_last_revert(last_revert_);
+  s->set_takeover(takeover_);
 }
 
 }  // namespace baton::supervisor

@@ -16,6 +16,28 @@ namespace baton::supervisor {
 
 namespace asio = boost::asio;
 
+namespace {
+
+// The supervisor's end of `g`'s control channel over `fd` (taken over),
+// and the watch on its exit.
+void StartChannel(asio::io_context& io, const std::shared_ptr<Child>& g, int fd,
+                  const protocol::LivenessOptions& liveness, ChildCallbacks callbacks) {
+  protocol::UnixSocket socket(io);
+  socket.assign(asio::local::stream_protocol(), fd);
+  std::weak_ptr<Child> weak = g;
+  g->channel = protocol::Channel::Create(std::move(socket), liveness, RealClock(),
+                                         {[weak, cb = callbacks.on_message](v1::Envelope env) {
+                                            if (auto g = weak.lock()) cb(g, env);
+                                          },
+                                          [weak, cb = callbacks.on_closed](const Error& e) {
+                                            if (auto g = weak.lock()) cb(g, e);
+                                          }});
+  g->channel->Start();
+  g->proc->AsyncWaitExit([g, cb = callbacks.on_exit](int status) { cb(g, ChildExit::FromWaitStatus(status)); });
+}
+
+}  // namespace
+
 Result<CrashRoute> CrashRoute::FromEnvironment() {
   CrashRoute r;
   const char* at = std::getenv("BATON_CRASH_AT");
@@ -35,11 +57,12 @@ std::string CrashRoute::TakeFor(ChildRole role) {
 
 std::vector<std::string> ChildEnvironment(const std::string& crash_at, const std::string& data_dir,
                                          std::vector<std::string> base, const std::string& notify_path,
-                                         Duration watchdog) {
+                                         Duration watchdog, const std::string& reattach_dir) {
   std::vector<std::string> env;
   for (auto& e : base) {
     bool drop = false;
-    for (std::string_view v : {"BATON_CRASH_AT=", "BATON_DATA_DIR=", "NOTIFY_SOCKET=", "WATCHDOG_USEC=", "WATCHDOG_PID="}) {
+    for (std::string_view v : {"BATON_CRASH_AT=", "BATON_DATA_DIR=", "NOTIFY_SOCKET=", "WATCHDOG_USEC=", "WATCHDOG_PID=",
+                               "BATON_REATTACH_DIR="}) {
       drop = drop || e.rfind(v, 0) == 0;
     }
     if (!drop) env.push_back(std::move(e));
@@ -50,6 +73,7 @@ std::vector<std::string> ChildEnvironment(const std::string& crash_at, const std
   if (watchdog > Duration::zero()) {
     env.push_back(fmt::format("WATCHDOG_USEC={}", std::chrono::duration_cast<std::chrono::microseconds>(watchdog).count()));
   }
+  if (!reattach_dir.empty()) env.push_back("BATON_REATTACH_DIR=" + reattach_dir);
   return env;
 }
 
@@ -76,7 +100,7 @@ Result<std::shared_ptr<Child>> SpawnChild(asio::io_context& io, const std::vecto
   auto launch = protocol::ChildLaunch::Create(
       std::move(fds), child_fd, role,
       ChildEnvironment(spec.crash_at, spec.data_dir, spec.base_env.empty() ? CurrentEnvironment() : spec.base_env,
-                       spec.notify_path, spec.watchdog));
+                       spec.notify_path, spec.watchdog, spec.reattach_dir));
   if (!launch) {
     close_ends();
     return launch.error();
@@ -110,18 +134,24 @@ Result<std::shared_ptr<Child>> SpawnChild(asio::io_context& io, const std::vecto
     g->proc->AsyncWaitExit([g, cb = callbacks.on_exit](int status) { cb(g, ChildExit::FromWaitStatus(status)); });
     return g;
   }
-  protocol::UnixSocket socket(io);
-  socket.assign(asio::local::stream_protocol(), parent_fd);
-  std::weak_ptr<Child> weak = g;
-  g->channel = protocol::Channel::Create(std::move(socket), spec.liveness, RealClock(),
-                                         {[weak, cb = callbacks.on_message](v1::Envelope env) {
-                                            if (auto g = weak.lock()) cb(g, env);
-                                          },
-                                          [weak, cb = callbacks.on_closed](const Error& e) {
-                                            if (auto g = weak.lock()) cb(g, e);
-                                          }});
-  g->channel->Start();
-  g->proc->AsyncWaitExit([g, cb = callbacks.on_exit](int status) { cb(g, ChildExit::FromWaitStatus(status)); });
+  StartChannel(io, g, parent_fd, spec.liveness, std::move(callbacks));
+  return g;
+}
+
+Result<std::shared_ptr<Child>> AttachChild(asio::io_context& io, pid_t pid, int control_fd,
+                                           const protocol::LivenessOptions& liveness, ChildCallbacks callbacks) {
+  auto proc = ChildProcess::Adopt(io.get_executor(), pid);
+  if (!proc) {
+    ::close(control_fd);
+    return proc.error();
+  }
+  auto g = std::make_shared<Child>();
+  g->pid = pid;
+  g->role = ChildRole::kCold;
+  g->proc = std::move(*proc);
+  g->started = RealClock().Now();
+  g->reattaching = true;
+  StartChannel(io, g, control_fd, liveness, std::move(callbacks));
   return g;
 }
 

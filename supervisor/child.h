@@ -55,6 +55,9 @@ struct Child {
   bool retired = false;
   TimePoint started;
   RecordedProcess record;  // how the adoption record names it (pid + start time)
+  // A previous supervisor's generation we connected to and whose Hello we
+  // await (supervisor/reattach.h); not ours until it said Hello.
+  bool reattaching = false;
 };
 
 struct SpawnSpec {
@@ -75,6 +78,9 @@ struct SpawnSpec {
   std::string notify_path;
   std::vector<std::pair<std::string, int>> stored_fds;
   Duration watchdog = Duration::zero();
+  // BATON_REATTACH_DIR: where it waits for the next supervisor if we die
+  // while it serves ("" = it never does).
+  std::string reattach_dir;
 };
 
 // Routes the supervisor's own BATON_CRASH_AT to children (docs/design.md §9): the
@@ -104,15 +110,23 @@ struct ChildCallbacks {
 // The child's environment: `base` (ours unless the config sanitizes it)
 // minus BATON_CRASH_AT and systemd's NOTIFY_SOCKET/WATCHDOG_* (ours, not the
 // child's), plus the routed `crash_at` (if any), BATON_DATA_DIR and, when
-// given, the child's own NOTIFY_SOCKET and WATCHDOG_USEC.
+// given, the child's own NOTIFY_SOCKET, WATCHDOG_USEC and BATON_REATTACH_DIR.
 std::vector<std::string> ChildEnvironment(const std::string& crash_at, const std::string& data_dir,
                                          std::vector<std::string> base = CurrentEnvironment(),
-                                         const std::string& notify_path = "", Duration watchdog = Duration::zero());
+                                         const std::string& notify_path = "", Duration watchdog = Duration::zero(),
+                                         const std::string& reattach_dir = "");
 
 // Starts `spec.binary` with the listeners and a fresh control socketpair
 // (the child environment contract), and starts watching its channel and
 // its exit. Errors leave nothing behind.
 Result<std::shared_ptr<Child>> SpawnChild(boost::asio::io_context& io, const std::vector<Listener>& listeners,
                                           const SpawnSpec& spec, ChildCallbacks callbacks);
+
+// A generation a previous supervisor started, reached through `control_fd`
+// (a connected re-attach socket, taken over): watched through a pidfd of its
+// own (it is not our child: its exit reads as "vanished") and its channel
+// started with `liveness`. Marked `reattaching` until its Hello is accepted.
+Result<std::shared_ptr<Child>> AttachChild(boost::asio::io_context& io, pid_t pid, int control_fd,
+                                           const protocol::LivenessOptions& liveness, ChildCallbacks callbacks);
 
 }  // namespace baton::supervisor

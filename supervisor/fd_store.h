@@ -34,6 +34,8 @@ class OwnedFd {
   OwnedFd& operator=(const OwnedFd&) = delete;
   ~OwnedFd() { Reset(); }
   int get() const { return fd_; }
+  // Gives the descriptor up to the caller.
+  int Release() { return std::exchange(fd_, -1); }
   void Reset();
 
  private:

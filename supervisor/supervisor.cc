@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <thread>
 
 #include <boost/asio/post.hpp>
@@ -12,6 +13,7 @@
 #include "incumbent/incumbent_session.h"
 #include "supervisor/hello.h"
 #include "supervisor/launch.h"
+#include "supervisor/reattach.h"
 #include "supervisor/supervisor_impl.h"
 
 namespace baton::supervisor {
@@ -19,12 +21,7 @@ namespace {
 
 namespace asio = boost::asio;
 
-// A handoff the old supervisor left half done is resolved by the orphan
-// rules of docs/design.md §3 within the liveness timeout plus the incumbent's orphan
-// grace; a second more and it is surely settled.
-const Duration kOrphanSettleTime = incumbent::IncumbentOptions{}.orphan_grace + seconds(1);
 // Orphans are not our children, so nothing tells us they ended: we poll.
-constexpr Duration kOrphanPoll = milliseconds(50);
 constexpr Duration kOrphanPollBlocking = milliseconds(10);
 // How long a SIGKILLed orphan may take to be gone.
 constexpr Duration kKilledOrphanWait = seconds(5);
@@ -66,7 +63,8 @@ void EndOrphansNow(const std::vector<Orphan>& orphans, const HandoffTimeouts& t)
 }  // namespace
 
 SupervisorImpl::SupervisorImpl(asio::io_context& io, SupervisorOptions opts, LogSink& log,
-                               std::vector<Listener> listeners, CrashRoute crash_route, std::vector<Orphan> orphans)
+                               std::vector<Listener> listeners, CrashRoute crash_route, std::vector<Orphan> orphans,
+                               OwnedFd reattach)
     : io_(io),
       opts_(std::move(opts)),
       log_(log),
@@ -79,6 +77,7 @@ SupervisorImpl::SupervisorImpl(asio::io_context& io, SupervisorOptions opts, Log
       orphans_(std::move(orphans)),
       record_path_(AdoptionRecordPath(opts_.runtime_dir)),
       self_(SelfEntry()),
+      reattach_(std::move(reattach)),
       pins_(opts_.probation.keep_binaries),
       probation_timer_(io),
       probation_probe_timer_(io),
@@ -90,61 +89,14 @@ void SupervisorImpl::Start() {
   if (orphans_.empty()) {
     UpdateAdoptionRecord();
     ColdStart();
+  } else if (reattach_.get() >= 0) {
+    StartReattach();
   } else {
+    // A handoff was in flight: the orphan rules leave one generation, which
+    // then listens (a daemon of protocol notify never does).
+    reattach_when_settled_ = orphans_.size() > 1 && !plain();
     AdoptOrphans();
   }
-}
-
-void SupervisorImpl::AdoptOrphans() {
-  std::vector<std::string> pids;
-  for (const auto& o : orphans_) pids.push_back(fmt::format("{} ({})", o.pid(), o.role()));
-  Emit(MakeEvent(Level::kWarn, "supervisor.orphans",
-                 "a previous supervisor left {} running; serving through their listeners until they end",
-                 fmt::join(pids, ", "))
-           .With("count", static_cast<int64_t>(orphans_.size())));
-  UpdateAdoptionRecord();
-  // Let the orphan rules settle a half-done handoff, then end whatever
-  // still runs.
-  orphan_settle_deadline_ = RealClock().Now() + opts_.liveness.liveness_timeout + kOrphanSettleTime;
-  CheckOrphans();
-}
-
-void SupervisorImpl::CheckOrphans() {
-  if (orphans_.empty()) return;
-  size_t running = 0;
-  for (const auto& o : orphans_) running += o.Running() ? 1 : 0;
-  const TimePoint now = RealClock().Now();
-  if (running == 0) {
-    Emit(MakeEvent(Level::kInfo, "supervisor.orphans_gone", "the previous supervisor's generations have ended"));
-    orphans_.clear();
-    orphan_timer_.cancel();
-    UpdateAdoptionRecord();
-    ColdStart();
-    return;
-  }
-  if (!orphans_signalled_ && (running <= 1 || now >= orphan_settle_deadline_)) {
-    // Graceful: the orphan drains its connections at response boundaries
-    // and exits; the listeners stay open in us meanwhile.
-    orphans_signalled_ = true;
-    for (const auto& o : orphans_) {
-      if (!o.Running()) continue;
-      Emit(MakeEvent(Level::kInfo, "supervisor.orphan_term", "ending orphan pid {} (SIGTERM)", o.pid())
-               .With("pid", int64_t{o.pid()}));
-      (void)o.Signal(SIGTERM);
-    }
-    orphan_kill_deadline_ = now + opts_.timeouts.drain + opts_.timeouts.term_grace;
-  }
-  if (orphans_signalled_ && now >= orphan_kill_deadline_) {
-    for (const auto& o : orphans_) {
-      if (o.Running()) (void)o.Signal(SIGKILL);
-    }
-  }
-  // Orphans are not our children, so nothing tells us they ended: poll
-  // (which also reaches the deadlines).
-  orphan_timer_.expires_after(kOrphanPoll);
-  orphan_timer_.async_wait([this](const boost::system::error_code& ec) {
-    if (!ec) CheckOrphans();
-  });
 }
 
 void SupervisorImpl::UpdateAdoptionRecord() {
@@ -180,6 +132,7 @@ void SupervisorImpl::Stop(std::function<void()> done) {
   probation_probe_timer_.cancel();
   for (const auto& o : orphans_) (void)o.Signal(SIGTERM);
   orphans_.clear();
+  reattaching_.reset();
   if (handoff_) {
     const TimePoint now = RealClock().Now();
     Route([&](HandoffMachine& m) { return m.OnAbort("supervisor stopping", now); },
@@ -204,6 +157,12 @@ void SupervisorImpl::Stop(std::function<void()> done) {
 
 // ---- children -------------------------------------------------------------
 
+ChildCallbacks SupervisorImpl::Callbacks() {
+  return {[this](const auto& g, const v1::Envelope& env) { OnChildMessage(g, env); },
+          [this](const auto& g, const Error& e) { OnChildClosed(g, e); },
+          [this](const auto& g, const ChildExit& how) { OnChildExit(g, how); }};
+}
+
 Result<std::shared_ptr<Child>> SupervisorImpl::Spawn(ChildRole role, const std::shared_ptr<PinnedBinary>& pin) {
   const std::string& binary = pin->path;
   SpawnSpec spec;
@@ -225,10 +184,8 @@ Result<std::shared_ptr<Child>> SupervisorImpl::Spawn(ChildRole role, const std::
   spec.plain = plain();
   if (spec.plain) spec.stored_fds = fd_store_.Entries();
   spec.watchdog = opts_.notify.watchdog;
-  auto g = SpawnChild(io_, listeners_, spec,
-                      {[this](const auto& g, const v1::Envelope& env) { OnChildMessage(g, env); },
-                       [this](const auto& g, const Error& e) { OnChildClosed(g, e); },
-                       [this](const auto& g, const ChildExit& how) { OnChildExit(g, how); }});
+  if (!spec.plain) spec.reattach_dir = std::filesystem::absolute(opts_.runtime_dir).string();
+  auto g = SpawnChild(io_, listeners_, spec, Callbacks());
   if (!g) return g.error();
   if (auto e = EntryFor((*g)->pid, std::string(ChildRoleName(role))); e) (*g)->record = *e;
   (*g)->notify = std::move(*notify);
@@ -289,6 +246,10 @@ HandoffPart SupervisorImpl::PartOf(const std::shared_ptr<Child>& g) const {
 }
 
 void SupervisorImpl::OnChildMessage(const std::shared_ptr<Child>& g, const v1::Envelope& env) {
+  if (g->reattaching) {
+    if (g == reattaching_) OnReattachMessage(g, env);
+    return;
+  }
   const TimePoint now = RealClock().Now();
   if (env.has_hello()) {
     if (env.hello().pid() != static_cast<uint32_t>(g->pid)) {
@@ -332,6 +293,11 @@ void SupervisorImpl::OnChildMessage(const std::shared_ptr<Child>& g, const v1::E
 }
 
 void SupervisorImpl::OnChildClosed(const std::shared_ptr<Child>& g, const Error& e) {
+  if (g->reattaching) {
+    // Not ours yet: it keeps serving, and adoption takes over.
+    if (g == reattaching_) ReattachFailed(fmt::format("the connection closed before Hello: {}", e.message));
+    return;
+  }
   const TimePoint now = RealClock().Now();
   if (g->retired) {
     // A retired generation closes its channel on its way out; its exit
@@ -364,6 +330,11 @@ void SupervisorImpl::OnChildClosed(const std::shared_ptr<Child>& g, const Error&
 }
 
 void SupervisorImpl::OnChildExit(const std::shared_ptr<Child>& g, const ChildExit& exit) {
+  if (g->reattaching) {
+    // Adoption watches it (and finds it gone) from here on.
+    if (g == reattaching_) ReattachFailed(fmt::format("pid {} ended before its Hello", g->pid));
+    return;
+  }
   const std::string how = exit.Describe();
   g->alive = false;
   if (auto it = retire_timers_.find(g->pid); it != retire_timers_.end()) {
@@ -467,10 +438,13 @@ Result<std::unique_ptr<Supervisor>> Supervisor::Create(asio::io_context& io, Sup
     if (!l) return l.error();
     listeners.push_back(std::move(*l));
   }
+  // The listeners are ours first, so an orphan that dies while we
+  // re-attach leaves no window of refused connections.
+  OwnedFd reattach = ConnectToOrphan(opts.runtime_dir, orphans, log);
   opts.admin_uids.insert(::geteuid());
   opts.admin_uids.insert(0);
   auto impl = std::make_unique<SupervisorImpl>(io, opts, log, std::move(listeners), std::move(*crash_route),
-                                               std::move(orphans));
+                                               std::move(orphans), std::move(reattach));
   auto* raw = impl.get();
   auto admin = AdminServer::Create(io, opts.runtime_dir, opts.admin_uids,
                                    [raw](std::shared_ptr<AdminConnection> c, const v1::Envelope& e) {

@@ -1,10 +1,12 @@
 // The supervisor behind supervisor.h, private to this directory. One class,
 // its parts in several files:
-//   supervisor.cc       creation, start and stop, orphans, children, events
+//   supervisor.cc       creation, start and stop, the journal, children, events
 //   handoff_driver.cc   upgrades: feeds the HandoffMachine, executes its actions
 //   admin_requests.cc   what the admin socket's requests do
 //   probation.cc        after the commit: probation, revert, rollback,
 //                       the crash-loop limit (docs/design.md §16)
+//   takeover.cc         taking over from a dead supervisor: re-attach to
+//                       its serving generation (reattach.h), else adoption
 //
 // Threading: everything runs on the one io_context, from one thread.
 #pragma once
@@ -92,7 +94,7 @@ enum class HandoffPart { kNone, kSuccessor, kIncumbent };
 class SupervisorImpl final : public Supervisor {
  public:
   SupervisorImpl(boost::asio::io_context& io, SupervisorOptions opts, LogSink& log, std::vector<Listener> listeners,
-                 CrashRoute crash_route, std::vector<Orphan> orphans);
+                 CrashRoute crash_route, std::vector<Orphan> orphans, OwnedFd reattach);
 
   void SetAdmin(std::unique_ptr<AdminServer> admin) { admin_ = std::move(admin); }
 
@@ -108,12 +110,22 @@ class SupervisorImpl final : public Supervisor {
  private:
   void FillStatus(v1::StatusReply* s);
 
-  // ---- a previous supervisor's generations (adoption.h)
+  // ---- a previous supervisor's generations (takeover.cc): adoption.h...
   void AdoptOrphans();
   void CheckOrphans();
-  void UpdateAdoptionRecord();
+  void UpdateAdoptionRecord();  // (supervisor.cc)
+
+  // ---- ...and re-attach to the orphan through `reattach_` (reattach.h)
+  void StartReattach();
+  // With a handoff settling at our start: once one orphan is left and
+  // listens, re-attach to it (true) rather than end it.
+  bool ReattachSettled();
+  void OnReattachMessage(const std::shared_ptr<Child>& g, const v1::Envelope& env);
+  // Gives up on re-attaching (says why) and adopts the orphans instead.
+  void ReattachFailed(const std::string& why);
 
   // ---- children
+  ChildCallbacks Callbacks();
   Result<std::shared_ptr<Child>> Spawn(ChildRole role, const std::shared_ptr<PinnedBinary>& pin);
   void ColdStart();
   void ScheduleRestart();
@@ -203,6 +215,9 @@ class SupervisorImpl final : public Supervisor {
   TimePoint orphan_kill_deadline_;
   std::string record_path_;
   RecordedProcess self_;  // how the adoption record names us
+  OwnedFd reattach_;      // connected to the orphan's re-attach socket, until StartReattach
+  std::shared_ptr<Child> reattaching_;  // the orphan until its Hello is accepted
+  bool reattach_when_settled_ = false;  // several orphans at our start: ReattachSettled()
 
   std::map<uint64_t, std::shared_ptr<Child>> children_;
   std::shared_ptr<Child> incumbent_;
@@ -225,6 +240,7 @@ class SupervisorImpl final : public Supervisor {
   boost::asio::steady_timer probation_probe_timer_;
   std::deque<TimePoint> serving_exits_;  // exits of the serving generation (crash-loop limit)
   std::string last_revert_;              // for `baton status`
+  std::string takeover_;                 // for `baton status`: re-attached or adopted, "" = neither
 
   FdStore fd_store_;
   std::set<NotifyReject> rejected_logged_;  // kinds already logged once

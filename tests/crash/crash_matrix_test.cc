@@ -104,7 +104,8 @@ INSTANTIATE_TEST_SUITE_P(
 // Every incumbent, successor and daemon (kvd) point of the registry is in
 // the matrix, or, for the points that fire only with a lease, in
 // lease_crash_matrix_test.cc, or, for kvd's checkpoints, in
-// checkpoint_crash_test.cc.
+// checkpoint_crash_test.cc, or, for the re-attach after a supervisor's
+// death, in reattach_test.cc.
 TEST(CrashMatrixCoverageTest, EveryDaemonSidePointIsCovered) {
   std::set<std::string> covered = {"incumbent.in_drain", "incumbent.in_seal", "incumbent.after_flock_release",
                                    "incumbent.after_lease_transfer", "successor.after_lease_confirm",
@@ -113,7 +114,7 @@ TEST(CrashMatrixCoverageTest, EveryDaemonSidePointIsCovered) {
                                    "successor.after_flock", "successor.before_ready", "successor.after_ready",
                                    "kvd.in_seal_fsync", "kvd.in_begin_replay", "kvd.after_wal_append",
                                    "kvd.checkpoint_before_rename", "kvd.checkpoint_before_gc",
-                                   "kvd.checkpoint_mid_gc"};
+                                   "kvd.checkpoint_mid_gc", "incumbent.reattach_accepted"};
   for (const auto& info : crashpoints::All()) {
     if (info.role == crashpoints::Role::kIncumbent || info.role == crashpoints::Role::kSuccessor ||
         info.role == crashpoints::Role::kDaemon) {

@@ -4,8 +4,10 @@
 // a successor without a supervisor before Ready exits), and exactly one of
 // them keeps serving through the listeners it inherited: no refused
 // connection, no lost acknowledged write. A new supervisor for the same
-// runtime dir then takes the listeners over from that orphan, replaces it
-// with a generation of its own, and the next upgrade commits.
+// runtime dir then re-attaches to that orphan (docs/design.md §15): it takes
+// the listeners over and the orphan serves on under it, neither drained nor
+// replaced; and the next upgrade commits. (Adoption, the fallback, is
+// tested in reattach_test.cc.)
 #include <signal.h>
 #include <sys/wait.h>
 
@@ -47,8 +49,8 @@ std::vector<pid_t> SettledOrphans(pid_t group, pid_t exclude) {
 }
 
 // Orphan rules held: one generation left, serving, the only flock holder;
-// then a new supervisor adopts it, and a clean upgrade commits.
-void ExpectOrphanRulesThenAdoption(Cluster& c, pid_t group, pid_t exclude, pid_t old_pid, Survivor want) {
+// then a new supervisor re-attaches to it, and a clean upgrade commits.
+void ExpectOrphanRulesThenReattach(Cluster& c, pid_t group, pid_t exclude, pid_t old_pid, Survivor want) {
   auto left = SettledOrphans(group, exclude);
   ASSERT_EQ(left.size(), 1u) << "generations left: " << left.size() << "\n" << c.SupervisorLog().substr(0, 8000);
   const pid_t survivor = left[0];
@@ -67,13 +69,20 @@ void ExpectOrphanRulesThenAdoption(Cluster& c, pid_t group, pid_t exclude, pid_t
   EXPECT_FALSE(ownership::DataDirLock::Acquire(c.dir() + "/data")) << "nobody holds the data-dir lock";
   EXPECT_EQ(ownership::RecordedHolder(c.dir() + "/data"), survivor);
 
+  // Serving with no supervisor and no handoff: it waits for the next one.
+  ASSERT_TRUE(c.WaitForReattachSocket(survivor, std::chrono::seconds(30))) << c.SupervisorLog().substr(0, 8000);
+  const size_t log_from = c.SupervisorLog().size();
   ASSERT_TRUE(c.RestartSupervisor()) << c.SupervisorLog().substr(0, 12000);
-  EXPECT_TRUE(ProcessesInGroup(group).empty() ||
-              (ProcessesInGroup(group).size() == 1 && ProcessesInGroup(group)[0] == exclude))
-      << "the orphan outlived the adoption";
-  EXPECT_NE(c.SupervisorLog().find("supervisor.listener_adopted"), std::string::npos)
+  const std::string log = c.SupervisorLog().substr(log_from);
+  EXPECT_NE(log.find("\"event\":\"supervisor.reattach\""), std::string::npos) << log;
+  EXPECT_NE(log.find("supervisor.listener_adopted"), std::string::npos)
       << "the listener was bound afresh instead of taken over";
+  // Neither drained nor replaced by the re-attach.
+  EXPECT_EQ(log.find("\"event\":\"child.spawn\""), std::string::npos) << log;
+  EXPECT_EQ(log.find("\"event\":\"supervisor.orphan_term\""), std::string::npos) << log;
   const pid_t serving = c.IncumbentPid();
+  EXPECT_EQ(serving, survivor);
+  EXPECT_TRUE(ProcessRunning(survivor));
   EXPECT_EQ(ownership::RecordedHolder(c.dir() + "/data"), serving);
   auto next = c.Upgrade(BinPath("kvd"));
   EXPECT_EQ(next.exit_code, 0) << next.out << next.err;
@@ -81,7 +90,7 @@ void ExpectOrphanRulesThenAdoption(Cluster& c, pid_t group, pid_t exclude, pid_t
 
 class SupervisorCrashTest : public ::testing::TestWithParam<SupervisorCase> {};
 
-TEST_P(SupervisorCrashTest, OrphansResolveAndANewSupervisorAdopts) {
+TEST_P(SupervisorCrashTest, OrphansResolveAndANewSupervisorReattaches) {
   const SupervisorCase& sc = GetParam();
   ASSERT_TRUE(crashpoints::Find(sc.point)) << sc.point;
   Cluster::Options opts;
@@ -101,7 +110,7 @@ TEST_P(SupervisorCrashTest, OrphansResolveAndANewSupervisorAdopts) {
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == crashpoints::kCrashExitCode) << "status " << status;
   EXPECT_NE(c.SupervisorLog().find(std::string("baton crashpoint ") + sc.point), std::string::npos)
       << "the point never fired";
-  ExpectOrphanRulesThenAdoption(c, group, -1, old_pid, sc.survivor);
+  ExpectOrphanRulesThenReattach(c, group, -1, old_pid, sc.survivor);
   ExpectCleanLoad(c.FinishLoad(), sc.successor_may_die_serving);
   EXPECT_EQ(ZombiesAfterSettling(c.supervisor_pid()), 0);
 }
@@ -140,7 +149,9 @@ TEST(SupervisorCrashCoverageTest, EverySupervisorPointIsCovered) {
                         "supervisor.after_recv_drained", "supervisor.after_send_seal",
                         "supervisor.after_recv_seal_complete", "supervisor.after_send_begin",
                         "supervisor.after_recv_ready", "supervisor.after_send_commit",
-                        "supervisor.after_recv_commit_ack", "supervisor.after_send_resume"}) {
+                        "supervisor.after_recv_commit_ack", "supervisor.after_send_resume",
+                        // reattach_test.cc
+                        "supervisor.reattach_before_hello"}) {
     covered.insert(p);
   }
   for (const auto& info : crashpoints::All()) {
@@ -186,7 +197,7 @@ TEST_P(SupervisorHangTest, IncumbentResumesByItsOwnDeadline) {
   c.KillSupervisor();
   auto r = upgrade.get();
   EXPECT_EQ(r.exit_code, 5) << r.out << r.err;
-  ExpectOrphanRulesThenAdoption(c, group, -1, old_pid, Survivor::kIncumbent);
+  ExpectOrphanRulesThenReattach(c, group, -1, old_pid, Survivor::kIncumbent);
   ExpectCleanLoad(c.FinishLoad());
 }
 

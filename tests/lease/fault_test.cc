@@ -200,10 +200,11 @@ TEST_F(LeaseFaultTest, SupervisorCrashAfterTheTransferLeavesExactlyOneHolder) {
   const auto serving = Clock::now() + std::chrono::seconds(10);
   while (Clock::now() < serving && ServingEpoch(*c) != epoch) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   EXPECT_EQ(ServingEpoch(*c), epoch);
-  // A new supervisor takes the service over from the orphan (it ends the
-  // orphan, whose lease then passes on) and the next handoff commits.
+  // A new supervisor re-attaches to the orphan, which serves on with its
+  // lease, and the next handoff commits.
+  ASSERT_TRUE(c->WaitForReattachSocket(incumbent, std::chrono::seconds(30))) << c->SupervisorLog();
   ASSERT_TRUE(c->RestartSupervisor()) << c->SupervisorLog();
-  EXPECT_FALSE(harness::ProcessRunning(incumbent)) << "the orphan outlived the adoption";
+  EXPECT_EQ(c->IncumbentPid(), incumbent) << "the orphan was replaced instead of re-attached";
   auto next = c->Upgrade();
   EXPECT_EQ(next.exit_code, 0) << next.out << next.err;
   ExpectNoOverlap(LeaderIntervals(c->SupervisorLog()));

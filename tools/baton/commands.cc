@@ -155,12 +155,12 @@ int RunStatus(const StatusArgs& args) {
         "{{\"generation\":{},\"state\":{},\"supervisor_pid\":{},\"incumbent_pid\":{},\"build_id\":{},\"binary\":{},"
         "\"protocol\":{},\"strategy\":{},"
         "\"uptime_ms\":{},\"incumbent_uptime_ms\":{},\"restarts\":{},\"handoff_in_progress\":{},\"last_handoff\":{},"
-        "\"pinned\":[{}],\"probation_left_ms\":{},\"last_revert\":{}}}\n",
+        "\"pinned\":[{}],\"probation_left_ms\":{},\"last_revert\":{},\"takeover\":{}}}\n",
         s.generation(), JsonQuote(s.state()), s.supervisor_pid(), s.incumbent_pid(), JsonQuote(s.build_id()), JsonQuote(s.binary()),
         JsonQuote(s.protocol()), JsonQuote(s.strategy()),
         s.uptime_ms(), s.incumbent_uptime_ms(), s.restarts(), JsonQuote(s.handoff_in_progress()),
         s.has_last_handoff() ? ResultJson(s.last_handoff()) : "null", pinned, s.probation_left_ms(),
-        JsonQuote(s.last_revert()));
+        JsonQuote(s.last_revert()), JsonQuote(s.takeover()));
     return kExitOk;
   }
   fmt::print("generation  {}\n", s.generation());
@@ -181,6 +181,7 @@ int RunStatus(const StatusArgs& args) {
     fmt::print("probation   {:.1f} s left\n", static_cast<double>(s.probation_left_ms()) / 1000.0);
   }
   if (!s.last_revert().empty()) fmt::print("revert      {}\n", s.last_revert());
+  if (!s.takeover().empty()) fmt::print("takeover    {}\n", s.takeover());
   if (s.has_last_handoff()) {
     const auto& r = s.last_handoff();
     fmt::print("last        {} {}: {} ({:.1f} ms)\n", r.handoff_id(), OutcomeText(r.outcome()), r.reason(),

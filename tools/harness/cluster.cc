@@ -263,20 +263,45 @@ void Cluster::KillSupervisor() {
   sup_pid_ = -1;
 }
 
-bool Cluster::RestartSupervisor(std::chrono::milliseconds timeout) {
+bool Cluster::RespawnSupervisor(bool keep_crash_env) {
   std::vector<std::string> env;
   for (const auto& e : opts_.env) {
-    if (e.rfind("BATON_CRASH_AT=", 0) != 0 && e.rfind("BATON_CRASH_ACTION=", 0) != 0) env.push_back(e);
+    if (keep_crash_env || (e.rfind("BATON_CRASH_AT=", 0) != 0 && e.rfind("BATON_CRASH_ACTION=", 0) != 0)) {
+      env.push_back(e);
+    }
   }
-  if (!SpawnSupervisor(env)) return false;
+  return SpawnSupervisor(env);
+}
+
+bool Cluster::RestartSupervisor(std::chrono::milliseconds timeout) {
+  const size_t log_before = SupervisorLog().size();
+  if (!RespawnSupervisor()) return false;
   const auto end = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < end) {
     const pid_t serving = IncumbentPid();
-    // Serving, and by a child of the new supervisor (not an orphan).
-    if (serving > 0 && ::getpgid(serving) == sup_pid_ && Healthy()) return true;
+    // Serving, and by a child of the new supervisor or by the orphan it
+    // re-attached to.
+    const bool ours = serving > 0 && (::getpgid(serving) == sup_pid_ ||
+                                      SupervisorLog().find("\"event\":\"supervisor.reattach\"", log_before) !=
+                                          std::string::npos);
+    if (ours && Healthy()) return true;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   return false;
+}
+
+std::string Cluster::ReattachSocket(pid_t generation) const {
+  return dir() + "/run/gen-" + std::to_string(generation) + ".sock";
+}
+
+bool Cluster::WaitForReattachSocket(pid_t generation, std::chrono::milliseconds timeout) const {
+  const auto end = std::chrono::steady_clock::now() + timeout;
+  struct stat st {};
+  while (::stat(ReattachSocket(generation).c_str(), &st) != 0) {
+    if (std::chrono::steady_clock::now() >= end) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return true;
 }
 
 bool Cluster::Healthy() {

@@ -93,8 +93,15 @@ class Cluster {
   // SIGKILLs the supervisor (e.g. a hung one) and waits for it.
   void KillSupervisor();
   // Starts a new supervisor with the same arguments and environment minus
-  // BATON_CRASH_AT; true once a generation it started itself serves.
+  // BATON_CRASH_AT; true once a generation serves under it: one it started
+  // itself (adoption), or the orphan it re-attached to (its log says so).
   bool RestartSupervisor(std::chrono::milliseconds timeout = std::chrono::seconds(60));
+  // Only starts it (keeping BATON_CRASH_AT when asked); false if it could not.
+  bool RespawnSupervisor(bool keep_crash_env = false);
+  // The socket a generation whose supervisor is gone listens at for the next
+  // one (docs/design.md §15), and waiting for it to be there.
+  std::string ReattachSocket(pid_t generation) const;
+  bool WaitForReattachSocket(pid_t generation, std::chrono::milliseconds timeout) const;
   // Every process group this cluster's supervisors ever had.
   const std::vector<pid_t>& groups() const { return groups_; }
 
