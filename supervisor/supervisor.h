@@ -59,6 +59,11 @@ struct SupervisorOptions {
   NotifyOptions notify;
   // ---- probation, revert, pinned binaries, crash-loop limit (§16)
   ProbationOptions probation;
+  // ---- re-executed in place by `baton upgrade --self` (docs/design.md §15):
+  // the sealed memfd of the state and the previous binary, both inherited
+  // (-1: a normal start).
+  int resume_state_fd = -1;
+  int resume_previous_fd = -1;
 };
 
 class Supervisor {
@@ -81,6 +86,9 @@ class Supervisor {
   // SIGHUP: hand over to `binary` with `args` (empty: the current ones, as
   // `baton upgrade` without --binary); the outcome is only reported as events.
   virtual void UpgradeTo(const std::string& binary, const std::vector<std::string>& args) = 0;
+  // SIGUSR2: re-execute `binary` (empty: the path we were started from) in
+  // place, as `baton upgrade --self`; the outcome is only reported as events.
+  virtual void SelfUpgrade(const std::string& binary) = 0;
 };
 
 }  // namespace baton::supervisor

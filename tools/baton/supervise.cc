@@ -164,6 +164,8 @@ int RunSupervise(const SuperviseArgs& args) {
                                       log);
   supervisor::SupervisorOptions opts = ToOptions(*cfg);
   surface.Attach(opts);
+  opts.resume_state_fd = args.resume_state_fd;
+  opts.resume_previous_fd = args.resume_previous_fd;
   auto sup = supervisor::Supervisor::Create(io, std::move(opts), log);
   if (!sup) {
     PrintError(sup.error().message);
@@ -195,6 +197,8 @@ int RunSupervise(const SuperviseArgs& args) {
   }
   // SIGTERM/SIGINT: drain the serving generation, then exit. SIGHUP: upgrade
   // to the configured binary (systemd's ExecReload can also run `baton upgrade`).
+  // A self-upgrade's exec keeps signal dispositions at their defaults, so a
+  // signal between the exec and these handlers acts as without baton.
   boost::asio::signal_set stop_signals(io, SIGTERM, SIGINT);
   stop_signals.async_wait([&](const boost::system::error_code& ec, int) {
     if (ec) return;
@@ -225,6 +229,17 @@ int RunSupervise(const SuperviseArgs& args) {
     });
   };
   wait_hup();
+  // SIGUSR2 (systemd's ExecReload=/bin/kill -USR2 $MAINPID): re-execute
+  // baton itself in place, as `baton upgrade --self` (docs/operations.md).
+  boost::asio::signal_set usr2(io, SIGUSR2);
+  std::function<void()> wait_usr2 = [&] {
+    usr2.async_wait([&](const boost::system::error_code& ec, int) {
+      if (ec) return;
+      (*sup)->SelfUpgrade("");
+      wait_usr2();
+    });
+  };
+  wait_usr2();
   (*sup)->Start();
   io.run();
   return kExitOk;
