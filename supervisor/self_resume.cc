@@ -220,6 +220,12 @@ Status SupervisorImpl::Resume(const selfstate::v1::SelfState& s, int caller_fd, 
 
 void SupervisorImpl::FinishResume() {
   auto r = std::move(resumed_);
+  // Proof of life at once: the channel's heartbeat clock restarted with
+  // this image, and back-to-back self-upgrades must not starve the
+  // generation of frames until its liveness timeout.
+  v1::Envelope beat;
+  beat.mutable_heartbeat()->set_seq(0);
+  incumbent_->channel->Send(beat);
   StartNotify(incumbent_);
   UpdateAdoptionRecord();
   // The watchdog may go; it is our child (same pid), reaped here.

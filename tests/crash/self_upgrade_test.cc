@@ -72,7 +72,12 @@ void ExpectUntouched(Cluster& c, pid_t serving, size_t log_from) {
 class SelfUpgradeTest : public ::testing::TestWithParam<bool> {};  // --close
 
 TEST_P(SelfUpgradeTest, FiftyInPlaceUnderLoadThenAHandoff) {
-  Cluster c({});
+  // A liveness timeout well below the 50 rounds' total: every resumed image
+  // must give the generation a frame at once, or back-to-back exec's
+  // starve it until it gives up on its supervisor.
+  Cluster::Options opts;
+  opts.supervise_args = {"--timeout", "liveness=3s"};
+  Cluster c(opts);
   const pid_t serving = StartLoaded(c, GetParam());
   ASSERT_GT(serving, 0);
   const size_t log_from = c.SupervisorLog().size();
