@@ -102,6 +102,13 @@ std::vector<std::string> CleanEnvironment(const std::vector<std::string>& extra)
   return env;
 }
 
+sigset_t SupervisorSignals() {
+  sigset_t s;
+  sigemptyset(&s);
+  for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR2}) sigaddset(&s, sig);
+  return s;
+}
+
 Status SetCloexec(int fd, bool on) {
   const int flags = ::fcntl(fd, F_GETFD);
   if (flags < 0) return ErrnoError(fmt::format("fcntl(F_GETFD, {})", fd), errno);

@@ -6,6 +6,7 @@
 // self_resume.cc do).
 #pragma once
 
+#include <signal.h>
 #include <sys/types.h>
 
 #include <cstdint>
@@ -46,6 +47,10 @@ Result<std::vector<std::string>> ResumeArgv(std::vector<std::string> argv, int s
 std::vector<std::string> CleanEnvironment(const std::vector<std::string>& extra = {});
 
 Status SetCloexec(int fd, bool on);
+
+// The signals `baton supervise` handles (TERM, INT, HUP, USR2): blocked
+// over a self-upgrade's exec, unblocked once the new image handles them.
+sigset_t SupervisorSignals();
 
 // `bytes` in a memfd sealed against any change, not close-on-exec.
 Result<OwnedFd> SealedMemfd(const std::string& bytes);

@@ -78,6 +78,9 @@ Status Validate(const selfstate::v1::SelfState& s, const SupervisorOptions& opts
   if (s.caller_fd() >= 0) {
     if (auto st = CheckSocket(s.caller_fd(), SOCK_STREAM, false, "the caller's connection"); !st) return st;
   }
+  if (s.metrics_fd() >= 0) {
+    if (auto st = CheckSocket(s.metrics_fd(), SOCK_STREAM, true, "the metrics listener"); !st) return st;
+  }
   struct stat st {};
   if (::fstat(s.resumed_fd(), &st) != 0 || !S_ISFIFO(st.st_mode)) {
     return Error(Errc::kFailedPrecondition, fmt::format("resumed fd {} is not a pipe", s.resumed_fd()));
@@ -167,6 +170,7 @@ Result<std::unique_ptr<Supervisor>> CreateResumed(asio::io_context& io, Supervis
   std::vector<int> fds = {state.admin_fd(), state.resumed_fd(), state.serving().control_fd(),
                           state.serving().notify_fd()};
   if (state.caller_fd() >= 0) fds.push_back(state.caller_fd());
+  if (state.metrics_fd() >= 0) fds.push_back(state.metrics_fd());
   for (const auto& l : state.listeners()) fds.push_back(l.fd());
   for (int fd : fds) (void)SetCloexec(fd, true);
   ::close(state_fd);
@@ -207,6 +211,8 @@ Status SupervisorImpl::Resume(const selfstate::v1::SelfState& s, int caller_fd, 
   takeover_ = s.takeover();
   last_revert_ = s.last_revert();
   started_ = RealClock().Now() - milliseconds(s.uptime_ms());
+  events_.Restore({s.recent_events().begin(), s.recent_events().end()});
+  inherited_metrics_fd_ = s.metrics_fd();
   resumed_ = std::make_unique<Resumed>();
   resumed_->resumed_fd = OwnedFd(s.resumed_fd());
   resumed_->watchdog = s.watchdog_pid();

@@ -222,6 +222,8 @@ Result<selfstate::v1::SelfState> SupervisorImpl::SelfStateNow(int caller_fd, int
   s.set_old_binary(self_binary_);
   s.set_new_binary(self_upgrade_->binary);
   s.set_requested_at_us(self_upgrade_->requested_at_us);
+  for (const auto& json : events_.recent()) s.add_recent_events(json);
+  s.set_metrics_fd(opts_.metrics_fd ? opts_.metrics_fd() : -1);
   return s;
 }
 
@@ -270,6 +272,7 @@ void SupervisorImpl::ExecSelf() {
   std::vector<int> carried = {state->admin_fd(), state->resumed_fd(), state->serving().control_fd(),
                               state->serving().notify_fd(), memfd->get(), previous.get()};
   if (caller_fd >= 0) carried.push_back(caller_fd);
+  if (state->metrics_fd() >= 0) carried.push_back(state->metrics_fd());
   for (const auto& l : state->listeners()) carried.push_back(l.fd());
   for (const auto& p : state->pins()) carried.push_back(p.fd());
   for (int fd : carried) {
@@ -285,8 +288,14 @@ void SupervisorImpl::ExecSelf() {
   BATON_CRASH_POINT(kSupervisorSelfBeforeExec);
   std::vector<std::string> env;
   for (char** e = environ; *e != nullptr; ++e) env.emplace_back(*e);
+  // A stop or another upgrade signal between the exec and the new image's
+  // handlers stays pending (the mask survives execve) instead of killing us
+  // by its default action; the new image unblocks them (supervise.cc).
+  sigset_t signals = SupervisorSignals(), before;
+  ::sigprocmask(SIG_BLOCK, &signals, &before);
   Error err = ExecImage(self_upgrade_->binary, -1, *exec_argv, env);
   // Still us: nothing changed.
+  ::sigprocmask(SIG_SETMASK, &before, nullptr);
   for (int fd : carried) (void)SetCloexec(fd, true);
   fail(v1::REFUSED, err.message);
 }

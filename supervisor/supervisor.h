@@ -64,6 +64,9 @@ struct SupervisorOptions {
   // (-1: a normal start).
   int resume_state_fd = -1;
   int resume_previous_fd = -1;
+  // The listening socket of GET /metrics, carried across a self-upgrade
+  // (null or -1: none).
+  std::function<int()> metrics_fd;
 };
 
 class Supervisor {
@@ -89,6 +92,9 @@ class Supervisor {
   // SIGUSR2: re-execute `binary` (empty: the path we were started from) in
   // place, as `baton upgrade --self`; the outcome is only reported as events.
   virtual void SelfUpgrade(const std::string& binary) = 0;
+  // After a self-upgrade: the metrics listener the previous image served
+  // (take it over instead of binding --metrics-listen again); -1 otherwise.
+  virtual int InheritedMetricsFd() const = 0;
 };
 
 }  // namespace baton::supervisor

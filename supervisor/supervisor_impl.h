@@ -111,6 +111,7 @@ class SupervisorImpl final : public Supervisor {
   std::vector<std::pair<std::string, int>> ListenerFds() const override;
   void UpgradeTo(const std::string& binary, const std::vector<std::string>& args) override;
   void SelfUpgrade(const std::string& binary) override;
+  int InheritedMetricsFd() const override { return inherited_metrics_fd_; }
 
   // ---- the new image of a self-upgrade (self_resume.cc): takes back the
   // serving generation and the rest of `state`; Start() then resumes.
@@ -274,6 +275,7 @@ class SupervisorImpl final : public Supervisor {
   std::unique_ptr<Resumed> resumed_;              // set when this image resumes a self-upgrade
   std::unique_ptr<ChildProcess> watchdog_;        // the last self-upgrade's watchdog, reaped here
   std::string self_binary_;                       // the file this image runs (/proc/self/exe)
+  int inherited_metrics_fd_ = -1;                 // the metrics listener a resumed image got
 
   EventFanOut events_;
   bool stopping_ = false;

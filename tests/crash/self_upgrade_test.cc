@@ -102,6 +102,36 @@ TEST_P(SelfUpgradeTest, FiftyInPlaceUnderLoadThenAHandoff) {
 INSTANTIATE_TEST_SUITE_P(Modes, SelfUpgradeTest, ::testing::Values(false, true),
                          [](const auto& info) { return std::string(info.param ? "Close" : "KeepAlive"); });
 
+// The metrics listener and `baton events`' ring go across the exec; SIGUSR2
+// self-upgrades like the command (the outcome only in the events).
+TEST(SelfUpgradeCarryTest, MetricsListenerEventsAndSigusr2) {
+  const int mport = FreePort();
+  Cluster::Options opts;
+  opts.supervise_args = {"--metrics-listen", "127.0.0.1:" + std::to_string(mport)};
+  Cluster c(opts);
+  const pid_t serving = StartLoaded(c);
+  ASSERT_GT(serving, 0);
+  const size_t log_from = c.SupervisorLog().size();
+  EXPECT_EQ(HttpStatus(HttpGet(mport, "/metrics")), 200);
+  ASSERT_EQ(SelfUpgrade(c).exit_code, 0);
+  EXPECT_EQ(HttpStatus(HttpGet(mport, "/metrics")), 200);
+  EXPECT_EQ(c.SupervisorLog().find("\"event\":\"metrics.listen\"", log_from), std::string::npos)
+      << "bound again instead of carried";
+  auto events = RunCommand({BinPath("baton"), "events", "--runtime-dir", c.dir() + "/run", "--json"},
+                           std::chrono::seconds(20));
+  EXPECT_NE(events.out.find("\"event\":\"supervisor.start\""), std::string::npos) << "the ring was not carried";
+  EXPECT_NE(events.out.find(kSelfUpgraded), std::string::npos);
+  ASSERT_EQ(::kill(c.supervisor_pid(), SIGUSR2), 0);
+  for (int i = 0; i < 1500 && Count(c.SupervisorLog().substr(log_from), kSelfUpgraded) < 2; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(Count(c.SupervisorLog().substr(log_from), kSelfUpgraded), 2u);
+  EXPECT_EQ(HttpStatus(HttpGet(mport, "/metrics")), 200);
+  ExpectUntouched(c, serving, log_from);
+  ExpectCleanLoad(c.FinishLoad());
+  EXPECT_EQ(c.Stop(), 0);
+}
+
 // The pre-flight refuses, nothing changes, and a good self-upgrade follows.
 void ExpectRefused(Cluster& c, pid_t serving, const std::string& binary, const std::string& why) {
   const size_t log_from = c.SupervisorLog().size();

@@ -14,6 +14,7 @@
 #include "supervisor/ops/operator_surface.h"
 #include "supervisor/ops/socket_activation.h"
 #include "supervisor/reaper.h"
+#include "supervisor/self_exec.h"
 #include "supervisor/supervisor.h"
 
 namespace baton::cli {
@@ -171,7 +172,12 @@ int RunSupervise(const SuperviseArgs& args) {
     PrintError(sup.error().message);
     return sup.error().Is(Errc::kInvalidArgument) ? kExitUsage : kExitUnreachable;
   }
-  if (!cfg->metrics_listen.empty()) {
+  if (const int inherited = (*sup)->InheritedMetricsFd(); inherited >= 0) {
+    if (auto st = surface.AdoptMetrics(io, inherited); !st) {
+      PrintError(st.error().message);
+      return kExitUnreachable;
+    }
+  } else if (!cfg->metrics_listen.empty()) {
     if (auto st = surface.ServeMetrics(io, cfg->metrics_listen); !st) {
       PrintError(st.error().message);
       return kExitUsage;
@@ -197,8 +203,6 @@ int RunSupervise(const SuperviseArgs& args) {
   }
   // SIGTERM/SIGINT: drain the serving generation, then exit. SIGHUP: upgrade
   // to the configured binary (systemd's ExecReload can also run `baton upgrade`).
-  // A self-upgrade's exec keeps signal dispositions at their defaults, so a
-  // signal between the exec and these handlers acts as without baton.
   boost::asio::signal_set stop_signals(io, SIGTERM, SIGINT);
   stop_signals.async_wait([&](const boost::system::error_code& ec, int) {
     if (ec) return;
@@ -240,6 +244,10 @@ int RunSupervise(const SuperviseArgs& args) {
     });
   };
   wait_usr2();
+  // Blocked over a self-upgrade's exec (docs/design.md §15): what arrived
+  // meanwhile is delivered now, to these handlers.
+  const sigset_t handled = supervisor::SupervisorSignals();
+  ::sigprocmask(SIG_UNBLOCK, &handled, nullptr);
   (*sup)->Start();
   io.run();
   return kExitOk;
