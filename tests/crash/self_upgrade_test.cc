@@ -23,25 +23,6 @@ namespace {
 
 const std::string kSelfUpgraded = "\"event\":\"supervisor.self_upgraded\"";
 
-pid_t StartLoaded(Cluster& c, bool close_mode = false) {
-  if (!c.Start()) {
-    ADD_FAILURE() << c.SupervisorLog();
-    return -1;
-  }
-  const pid_t serving = c.IncumbentPid();
-  EXPECT_GT(serving, 0);
-  c.StartLoad(8, "600s", close_mode);
-  bool writing = false;
-  for (int i = 0; i < 1500 && !writing; ++i) {
-    boost::system::error_code ec;
-    auto health = boost::json::parse(HttpBody(HttpGet(c.port(), "/healthz")), ec);
-    writing = !ec && health.is_object() && health.as_object().contains("revision") &&
-              health.at("revision").to_number<int64_t>() >= 100;
-    if (!writing) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  EXPECT_TRUE(writing) << "the load does not write";
-  return serving;
-}
 
 CommandResult SelfUpgrade(Cluster& c, const std::string& binary = "") {
   std::vector<std::string> argv = {BinPath("baton"), "upgrade", "--self", "--runtime-dir", c.dir() + "/run", "--json"};
