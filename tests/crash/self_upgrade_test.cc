@@ -16,6 +16,7 @@
 #include "crashpoints/crashpoints.h"
 #include "tests/integration/integration_util.h"
 #include "tools/harness/http.h"
+#include "tools/harness/slowdown.h"
 #include "tools/harness/subprocess.h"
 
 namespace baton::harness {
@@ -57,7 +58,7 @@ TEST_P(SelfUpgradeTest, FiftyInPlaceUnderLoadThenAHandoff) {
   // must give the generation a frame at once, or back-to-back exec's
   // starve it until it gives up on its supervisor.
   Cluster::Options opts;
-  opts.supervise_args = {"--timeout", "liveness=3s"};
+  opts.supervise_args = {"--timeout", "liveness=" + std::to_string(3 * kSanitizerSlowdown) + "s"};
   Cluster c(opts);
   const pid_t serving = StartLoaded(c, GetParam());
   ASSERT_GT(serving, 0);
