@@ -213,6 +213,7 @@ Status SupervisorImpl::Resume(const selfstate::v1::SelfState& s, int caller_fd, 
   started_ = RealClock().Now() - milliseconds(s.uptime_ms());
   events_.Restore({s.recent_events().begin(), s.recent_events().end()});
   inherited_metrics_fd_ = s.metrics_fd();
+  if (opts_.load_metrics && s.has_metrics()) opts_.load_metrics(s.metrics().SerializeAsString());
   resumed_ = std::make_unique<Resumed>();
   resumed_->resumed_fd = OwnedFd(s.resumed_fd());
   resumed_->watchdog = s.watchdog_pid();

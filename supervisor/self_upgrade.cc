@@ -224,6 +224,9 @@ Result<selfstate::v1::SelfState> SupervisorImpl::SelfStateNow(int caller_fd, int
   s.set_requested_at_us(self_upgrade_->requested_at_us);
   for (const auto& json : events_.recent()) s.add_recent_events(json);
   s.set_metrics_fd(opts_.metrics_fd ? opts_.metrics_fd() : -1);
+  if (opts_.save_metrics && !s.mutable_metrics()->ParseFromString(opts_.save_metrics())) {
+    return Error(Errc::kInternal, "the metrics do not serialise");
+  }
   return s;
 }
 

@@ -67,6 +67,10 @@ struct SupervisorOptions {
   // The listening socket of GET /metrics, carried across a self-upgrade
   // (null or -1: none).
   std::function<int()> metrics_fd;
+  // The metrics' counters as bytes to carry, and back in the new image
+  // (null: none).
+  std::function<std::string()> save_metrics;
+  std::function<void(const std::string&)> load_metrics;
 };
 
 class Supervisor {

@@ -33,6 +33,8 @@ void OperatorSurface::Attach(SupervisorOptions& opts) {
   opts.on_event = [this](const Event& e, const std::string& json) { OnEvent(e, json); };
   opts.metrics_text = [this] { return MetricsText(); };
   opts.metrics_fd = [this] { return http_ ? http_->native_handle() : -1; };
+  opts.save_metrics = [this] { return metrics_.Save(); };
+  opts.load_metrics = [this](const std::string& bytes) { metrics_.Load(bytes); };
   opts.on_counted = [this](const Event& e) { metrics_.OnEvent(e, WallMs()); };
 }
 
