@@ -37,6 +37,20 @@ constexpr size_t kPreflightOutputMax = 16 * 1024;
 
 std::string ExitText(int wait_status) { return ChildExit::FromWaitStatus(wait_status).Describe(); }
 
+// The `baton upgrade --self` caller's answer from this image (none for SIGUSR2).
+void Answer(const std::shared_ptr<AdminConnection>& conn, v1::Outcome outcome, const std::string& reason,
+            const std::string& old_binary, const std::string& new_binary) {
+  if (!conn) return;
+  v1::Envelope reply;
+  auto* r = reply.mutable_self_upgrade_result();
+  r->set_outcome(outcome);
+  r->set_reason(reason);
+  r->set_supervisor_pid(static_cast<uint32_t>(::getpid()));
+  r->set_old_binary(old_binary);
+  r->set_new_binary(new_binary);
+  conn->SendAndClose(reply);
+}
+
 }  // namespace
 
 uint64_t MonotonicMicros() {
@@ -63,15 +77,7 @@ void SupervisorImpl::StartSelfUpgrade(std::string binary, std::shared_ptr<AdminC
   const auto refuse = [&](const std::string& why) {
     Emit(MakeEvent(Level::kWarn, "supervisor.self_upgrade_refused", "self-upgrade to {} refused: {}", binary, why)
              .With("reason", why));
-    if (!conn) return;
-    v1::Envelope reply;
-    auto* r = reply.mutable_self_upgrade_result();
-    r->set_outcome(v1::REFUSED);
-    r->set_reason(why);
-    r->set_supervisor_pid(static_cast<uint32_t>(::getpid()));
-    r->set_old_binary(self_binary_);
-    r->set_new_binary(binary);
-    conn->SendAndClose(reply);
+    Answer(conn, v1::REFUSED, why, self_binary_, binary);
   };
   if (auto busy = SelfBusyReason(); !busy.empty()) return refuse(busy);
   if (auto st = CheckExecutable(binary); !st) return refuse(st.error().message);
@@ -163,15 +169,7 @@ void SupervisorImpl::SelfUpgradeEnded(v1::Outcome outcome, const std::string& re
   Emit(MakeEvent(outcome == v1::REFUSED ? Level::kWarn : Level::kError, "supervisor.self_upgrade_refused",
                  "self-upgrade to {} {}: {}", run->binary, outcome == v1::REFUSED ? "refused" : "failed", reason)
            .With("reason", reason));
-  if (!run->client) return;
-  v1::Envelope reply;
-  auto* r = reply.mutable_self_upgrade_result();
-  r->set_outcome(outcome);
-  r->set_reason(reason);
-  r->set_supervisor_pid(static_cast<uint32_t>(::getpid()));
-  r->set_old_binary(self_binary_);
-  r->set_new_binary(run->binary);
-  run->client->SendAndClose(reply);
+  Answer(run->client, outcome, reason, self_binary_, run->binary);
 }
 
 Result<selfstate::v1::SelfState> SupervisorImpl::SelfStateNow(int caller_fd, int resumed_fd, pid_t watchdog) const {
