@@ -7,6 +7,7 @@
 // after the exec (a crash point) is replaced by the watchdog with the
 // previous binary, which re-attaches. The daemon never notices.
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -169,6 +170,31 @@ TEST(SelfUpgradeFallbackTest, AResumeFailureRunsThePreviousBinaryAgain) {
   // The previous binary, re-executed, upgrades itself again.
   EXPECT_EQ(SelfUpgrade(c).exit_code, 0);
   ExpectUntouched(c, serving, log_from);
+  ExpectCleanLoad(c.FinishLoad());
+  EXPECT_EQ(c.Stop(), 0);
+}
+
+// The file stops being executable between the pre-flight and the exec:
+// execve fails, the image that tried it carries on (same pid, descriptors
+// close-on-exec again, the watchdog released and reaped) and says why.
+TEST(SelfUpgradeFallbackTest, AFailedExecChangesNothing) {
+  Cluster c({});
+  const pid_t serving = StartLoaded(c);
+  const size_t log_from = c.SupervisorLog().size();
+  const std::string slow =
+      c.Script("baton-vanishing", "[ \"$1\" = self-check ] && sleep 2\nexec " + BinPath("baton") + " \"$@\"");
+  auto self = std::async(std::launch::async, [&] { return SelfUpgrade(c, slow); });
+  ASSERT_TRUE(c.WaitForLog("\"event\":\"supervisor.self_upgrade\"", std::chrono::seconds(30)));
+  ASSERT_EQ(::chmod(slow.c_str(), 0644), 0);
+  auto r = self.get();
+  EXPECT_EQ(r.exit_code, 4) << r.out << r.err;
+  EXPECT_NE(r.out.find("Permission denied"), std::string::npos) << r.out;
+  EXPECT_NE(c.SupervisorLog().find("\"event\":\"supervisor.self_exec\"", log_from), std::string::npos);
+  ExpectUntouched(c, serving, log_from);
+  EXPECT_EQ(ZombiesAfterSettling(c.supervisor_pid()), 0) << "the watchdog was not reaped";
+  // Still in charge, and able to upgrade itself and the daemon.
+  EXPECT_EQ(SelfUpgrade(c).exit_code, 0);
+  EXPECT_EQ(c.Upgrade(BinPath("kvd")).exit_code, 0);
   ExpectCleanLoad(c.FinishLoad());
   EXPECT_EQ(c.Stop(), 0);
 }
