@@ -16,6 +16,8 @@
 
 #include <fmt/format.h>
 
+#include "supervisor/self_state.pb.h"
+
 extern char** environ;
 
 namespace baton::supervisor {
@@ -194,6 +196,47 @@ Error ExecImage(const std::string& path, int fd, const std::vector<std::string>&
     ::execve(path.c_str(), a.data(), e.data());
   }
   return ErrnoError(fmt::format("exec {}", fd >= 0 ? fmt::format("fd {} ({})", fd, path) : path), errno);
+}
+
+Error ReexecPrevious(int state_fd, int previous_fd, const std::string& why, const std::vector<std::string>& extra) {
+  if (std::getenv(kFallbackEnv) != nullptr) {
+    return Error(Errc::kFailedPrecondition, fmt::format("the previous binary cannot resume either: {}", why));
+  }
+  if (state_fd < 0 || previous_fd < 0) return Error(Errc::kFailedPrecondition, "no previous binary handed over");
+  // The previous image's own command line when the state still says it
+  // (the new binary may have been started through a wrapper that changed
+  // it), else ours.
+  auto own = OwnArgv();
+  if (auto bytes = ReadSealedMemfd(state_fd); bytes) {
+    selfstate::v1::SelfState s;
+    if (s.ParseFromString(*bytes) && s.argv_size() > 0) own = std::vector<std::string>(s.argv().begin(), s.argv().end());
+  }
+  if (!own) return own.error();
+  auto argv = ResumeArgv(*own, state_fd, previous_fd);
+  if (!argv) return argv.error();
+  std::string reason = why;
+  for (char& c : reason) c = c == '\n' ? ' ' : c;
+  std::vector<std::string> env = extra;
+  env.push_back(std::string(kFallbackEnv) + "=" + reason);
+  return ExecImage("previous binary", previous_fd, *argv, CleanEnvironment(env));
+}
+
+std::optional<std::pair<int, int>> ResumeFdsIn(int argc, char** argv) {
+  int state = -1, previous = -1;
+  for (int i = 1; i + 1 < argc && std::string_view(argv[i]) != "--"; ++i) {
+    if (std::string_view(argv[i]) == kResumeStateFlag) state = std::atoi(argv[i + 1]);
+    if (std::string_view(argv[i]) == kResumePreviousFlag) previous = std::atoi(argv[i + 1]);
+  }
+  if (state < 0 || previous < 0) return std::nullopt;
+  return std::make_pair(state, previous);
+}
+
+std::vector<std::string> ActivationEnvironment() {
+  std::vector<std::string> out;
+  for (const char* name : {"LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"}) {
+    if (const char* v = std::getenv(name); v != nullptr) out.push_back(std::string(name) + "=" + v);
+  }
+  return out;
 }
 
 std::string FormatSelfCheck(const SelfCheck& c) {

@@ -10,7 +10,9 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/errors.h"
@@ -71,6 +73,20 @@ struct WatchdogPlan {
 // re-attach), waits up to 10 s for `reattach_socket`, and execs the previous
 // binary as a fresh supervisor, which re-attaches (docs/design.md §15).
 Result<pid_t> ForkWatchdog(const WatchdogPlan& plan);
+
+// Re-executes the previous binary (`previous_fd`) in place with the same
+// state and descriptors, marked with kFallbackEnv=`why`, plus `extra`
+// environment (the socket activation this image was given); returns only
+// when that is not possible (a fallback cannot fall back again).
+Error ReexecPrevious(int state_fd, int previous_fd, const std::string& why, const std::vector<std::string>& extra);
+
+// The resume flags' values in a raw command line (before any "--"), when
+// both are there: (state fd, previous binary fd).
+std::optional<std::pair<int, int>> ResumeFdsIn(int argc, char** argv);
+
+// LISTEN_PID, LISTEN_FDS and LISTEN_FDNAMES as in our environment now (to
+// hand on: the first look at them takes them out).
+std::vector<std::string> ActivationEnvironment();
 
 // execve of `path`, or (fd >= 0) execveat(fd, "", AT_EMPTY_PATH). Returns
 // only on failure.

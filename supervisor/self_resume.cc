@@ -109,23 +109,6 @@ Status Validate(const selfstate::v1::SelfState& s, const SupervisorOptions& opts
   return {};
 }
 
-// Re-executes the previous binary with the same state and descriptors;
-// returns only when that is not possible.
-Error FallBack(const SupervisorOptions& opts, const std::string& why) {
-  if (std::getenv(kFallbackEnv) != nullptr) {
-    return Error(Errc::kFailedPrecondition, fmt::format("the previous binary cannot resume either: {}", why));
-  }
-  if (opts.resume_previous_fd < 0) return Error(Errc::kFailedPrecondition, "no previous binary handed over");
-  auto own = OwnArgv();
-  if (!own) return own.error();
-  auto argv = ResumeArgv(*own, opts.resume_state_fd, opts.resume_previous_fd);
-  if (!argv) return argv.error();
-  std::string reason = why;
-  for (char& c : reason) c = c == '\n' ? ' ' : c;
-  return ExecImage("previous binary", opts.resume_previous_fd, *argv,
-                   CleanEnvironment({std::string(kFallbackEnv) + "=" + reason}));
-}
-
 }  // namespace
 
 // Supervisor::Create's branch for a resumed image.
@@ -142,7 +125,7 @@ Result<std::unique_ptr<Supervisor>> CreateResumed(asio::io_context& io, Supervis
     log.Emit(MakeEvent(Level::kError, "supervisor.self_resume_failed",
                        "cannot resume the supervisor state: {}; re-executing the previous binary", valid.error().message)
                  .With("reason", valid.error().message));
-    return FallBack(opts, valid.error().message);
+    return ReexecPrevious(opts.resume_state_fd, opts.resume_previous_fd, valid.error().message, opts.activation_env);
   }
   BATON_CRASH_POINT(kSupervisorSelfMidResume);
   // From here descriptors are taken: a failure is final (the watchdog).

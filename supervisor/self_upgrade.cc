@@ -12,8 +12,10 @@
 
 #include <cerrno>
 #include <cstring>
+#include <map>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "base/log.h"
 #include "crashpoints/crashpoints.h"
@@ -172,6 +174,38 @@ void SupervisorImpl::SelfUpgradeEnded(v1::Outcome outcome, const std::string& re
   Answer(run->client, outcome, reason, self_binary_, run->binary);
 }
 
+Result<std::vector<std::string>> SupervisorImpl::ExecEnvironment() const {
+  // Ours, with systemd's socket activation announced again: sd_listen_fds()
+  // took it out of our environment at start, and the new image parses its
+  // configuration (listeners = "systemd") as any start does. The sockets
+  // are still at 3, 4, ... (a listener keeps the descriptor it inherited).
+  std::vector<std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string_view s(*e);
+    if (s.rfind("LISTEN_PID=", 0) != 0 && s.rfind("LISTEN_FDS=", 0) != 0 && s.rfind("LISTEN_FDNAMES=", 0) != 0) {
+      env.emplace_back(s);
+    }
+  }
+  std::map<int, std::string> activated;
+  for (const auto& l : listeners_) {
+    if (l.spec().inherited_fd >= 0) activated[l.fd()] = l.name();
+  }
+  if (activated.empty()) return env;
+  std::vector<std::string> names;
+  int expect = 3;  // SD_LISTEN_FDS_START
+  for (const auto& [fd, name] : activated) {
+    if (fd != expect++) {
+      return Error(Errc::kFailedPrecondition,
+                   fmt::format("socket-activated listener {} is fd {}, not where LISTEN_FDS could name it", name, fd));
+    }
+    names.push_back(name);
+  }
+  env.push_back(fmt::format("LISTEN_PID={}", ::getpid()));
+  env.push_back(fmt::format("LISTEN_FDS={}", activated.size()));
+  env.push_back(fmt::format("LISTEN_FDNAMES={}", fmt::join(names, ":")));
+  return env;
+}
+
 Result<selfstate::v1::SelfState> SupervisorImpl::SelfStateNow(int caller_fd, int resumed_fd, pid_t watchdog) const {
   selfstate::v1::SelfState s;
   s.set_version(kSelfStateVersion);
@@ -221,6 +255,9 @@ Result<selfstate::v1::SelfState> SupervisorImpl::SelfStateNow(int caller_fd, int
   s.set_new_binary(self_upgrade_->binary);
   s.set_requested_at_us(self_upgrade_->requested_at_us);
   for (const auto& json : events_.recent()) s.add_recent_events(json);
+  if (auto argv = OwnArgv(); argv) {
+    for (const auto& a : *argv) s.add_argv(a);
+  }
   s.set_metrics_fd(opts_.metrics_fd ? opts_.metrics_fd() : -1);
   if (opts_.save_metrics && !s.mutable_metrics()->ParseFromString(opts_.save_metrics())) {
     return Error(Errc::kInternal, "the metrics do not serialise");
@@ -268,6 +305,8 @@ void SupervisorImpl::ExecSelf() {
   if (!memfd) return fail(v1::REFUSED, memfd.error().message);
   auto exec_argv = ResumeArgv(*argv, memfd->get(), previous.get());
   if (!exec_argv) return fail(v1::REFUSED, exec_argv.error().message);
+  auto env = ExecEnvironment();
+  if (!env) return fail(v1::REFUSED, env.error().message);
   // Every descriptor the new image takes back stays open across execve;
   // nothing else does.
   std::vector<int> carried = {state->admin_fd(), state->resumed_fd(), state->serving().control_fd(),
@@ -287,14 +326,12 @@ void SupervisorImpl::ExecSelf() {
                  self_upgrade_->binary, ::getpid(), kSelfStateVersion, bytes.size(), incumbent_->pid)
            .With("binary", self_upgrade_->binary));
   BATON_CRASH_POINT(kSupervisorSelfBeforeExec);
-  std::vector<std::string> env;
-  for (char** e = environ; *e != nullptr; ++e) env.emplace_back(*e);
   // A stop or another upgrade signal between the exec and the new image's
   // handlers stays pending (the mask survives execve) instead of killing us
   // by its default action; the new image unblocks them (supervise.cc).
   sigset_t signals = SupervisorSignals(), before;
   ::sigprocmask(SIG_BLOCK, &signals, &before);
-  Error err = ExecImage(self_upgrade_->binary, -1, *exec_argv, env);
+  Error err = ExecImage(self_upgrade_->binary, -1, *exec_argv, *env);
   // Still us: nothing changed.
   ::sigprocmask(SIG_SETMASK, &before, nullptr);
   for (int fd : carried) (void)SetCloexec(fd, true);

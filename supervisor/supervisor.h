@@ -64,6 +64,9 @@ struct SupervisorOptions {
   // (-1: a normal start).
   int resume_state_fd = -1;
   int resume_previous_fd = -1;
+  // The socket activation the resumed image was given (LISTEN_*), handed
+  // on to a fallback.
+  std::vector<std::string> activation_env;
   // The listening socket of GET /metrics, carried across a self-upgrade
   // (null or -1: none).
   std::function<int()> metrics_fd;

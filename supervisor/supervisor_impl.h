@@ -156,6 +156,8 @@ class SupervisorImpl final : public Supervisor {
   void OnPreflightDone(int wait_status);
   void ExecSelf();
   Result<selfstate::v1::SelfState> SelfStateNow(int caller_fd, int resumed_fd, pid_t watchdog) const;
+  // The new image's environment: ours, socket activation announced again.
+  Result<std::vector<std::string>> ExecEnvironment() const;
   // Ends the self-upgrade in this image (refused or failed) and answers.
   void SelfUpgradeEnded(v1::Outcome outcome, const std::string& reason);
   void FinishResume();

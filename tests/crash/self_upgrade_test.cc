@@ -170,6 +170,16 @@ TEST(SelfUpgradeFallbackTest, AResumeFailureRunsThePreviousBinaryAgain) {
   // The previous binary, re-executed, upgrades itself again.
   EXPECT_EQ(SelfUpgrade(c).exit_code, 0);
   ExpectUntouched(c, serving, log_from);
+  // A baton that does not take the running one's command line (here: it
+  // adds a flag it does not know) hands back the same way.
+  const std::string strict = c.Script(
+      "baton-strict", "[ \"$1\" = self-check ] && exec " + baton + " \"$@\"\nfirst=$1\nshift\nexec " + baton +
+                          " \"$first\" --no-such-flag \"$@\"");
+  auto r2 = SelfUpgrade(c, strict);
+  EXPECT_EQ(r2.exit_code, 3) << r2.out << r2.err;
+  EXPECT_NE(r2.out.find("its command line"), std::string::npos) << r2.out;
+  EXPECT_EQ(SelfUpgrade(c).exit_code, 0);
+  ExpectUntouched(c, serving, log_from);
   ExpectCleanLoad(c.FinishLoad());
   EXPECT_EQ(c.Stop(), 0);
 }

@@ -135,6 +135,15 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     const int rc = app.exit(e);
+    // A self-upgrade's new image that does not take the old command line
+    // hands back to the previous binary (docs/design.md §15).
+    if (rc != 0) {
+      if (auto fds = baton::supervisor::ResumeFdsIn(argc, argv)) {
+        auto err = baton::supervisor::ReexecPrevious(fds->first, fds->second, std::string("its command line: ") + e.what(),
+                                                     baton::supervisor::ActivationEnvironment());
+        std::fprintf(stderr, "baton: %s\n", err.message.c_str());
+      }
+    }
     return rc == 0 ? 0 : kExitUsage;
   }
   if (*version) return RunVersion(version_json);

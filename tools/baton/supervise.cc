@@ -152,7 +152,16 @@ int RunSupervise(const SuperviseArgs& args) {
     PrintError(st.error().message);
     return kExitUsage;
   }
+  // A self-upgrade's new image (docs/design.md §15): what it cannot start
+  // from goes back to the previous binary, with the activation it was given.
+  const bool resuming = args.resume_state_fd >= 0;
+  const std::vector<std::string> activation = resuming ? supervisor::ActivationEnvironment() : std::vector<std::string>{};
   auto cfg = Resolve(args);
+  if (!cfg && resuming) {
+    PrintError(fmt::format("{}; re-executing the previous binary", cfg.error().message));
+    cfg = supervisor::ReexecPrevious(args.resume_state_fd, args.resume_previous_fd,
+                                     "its configuration: " + cfg.error().message, activation);
+  }
   if (!cfg) {
     PrintError(cfg.error().message);
     return kExitUsage;
@@ -167,6 +176,7 @@ int RunSupervise(const SuperviseArgs& args) {
   surface.Attach(opts);
   opts.resume_state_fd = args.resume_state_fd;
   opts.resume_previous_fd = args.resume_previous_fd;
+  opts.activation_env = activation;
   auto sup = supervisor::Supervisor::Create(io, std::move(opts), log);
   if (!sup) {
     PrintError(sup.error().message);
@@ -196,7 +206,8 @@ int RunSupervise(const SuperviseArgs& args) {
     }
     reaper = std::move(*r);
   }
-  if (cfg->fd_store && supervisor::SdNotifier::Enabled()) {
+  // (A self-upgrade's new image finds them parked by the first one.)
+  if (cfg->fd_store && supervisor::SdNotifier::Enabled() && args.resume_state_fd < 0) {
     if (auto st = surface.ParkListeners(**sup); !st) {
       log.Emit(MakeEvent(Level::kWarn, "notify.fd_store_failed", "{}", st.error().message));
     }
