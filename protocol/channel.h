@@ -64,6 +64,12 @@ class Channel : public std::enable_shared_from_this<Channel> {
   // New heartbeat/liveness settings (e.g. from HelloAck), effective at once.
   void SetLivenessOptions(LivenessOptions opts);
 
+  // Carrying the channel across an exec (docs/design.md §15): the bytes
+  // read but not yet decoded (a partial frame), and, on the new side before
+  // Start(), the same bytes fed back so that no frame is lost or cut.
+  std::string Unconsumed() const { return std::string(decoder_.unconsumed()); }
+  void Prime(std::string_view bytes) { decoder_.Feed(bytes); }
+
   bool closed() const { return closed_; }
   int native_handle() { return socket_.native_handle(); }
   uint64_t frames_received() const { return frames_received_; }

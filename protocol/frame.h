@@ -61,6 +61,9 @@ class FrameDecoder {
   std::optional<FrameError> Finish() const;
 
   size_t buffered() const { return buf_.size() - pos_; }
+  // The bytes fed but not yet decoded (a partial frame), e.g. to carry a
+  // stream across an exec into a new decoder.
+  std::string_view unconsumed() const { return std::string_view(buf_).substr(pos_); }
   bool failed() const { return error_.has_value(); }
 
  private:

@@ -12,6 +12,7 @@ void SupervisorImpl::OnAdminRequest(std::shared_ptr<AdminConnection> conn, const
   switch (env.msg_case()) {
     case v1::Envelope::kUpgradeRequest: return OnUpgrade(std::move(conn), env.upgrade_request());
     case v1::Envelope::kRollbackRequest: return OnRollback(std::move(conn), env.rollback_request());
+    case v1::Envelope::kSelfUpgradeRequest: return StartSelfUpgrade(env.self_upgrade_request().binary(), std::move(conn));
     case v1::Envelope::kStatusRequest: {
       v1::Envelope reply;
       FillStatus(reply.mutable_status_reply());

@@ -155,6 +155,16 @@ Result<std::unique_ptr<AdminServer>> AdminServer::Create(asio::io_context& io, c
   return server;
 }
 
+std::unique_ptr<AdminServer> AdminServer::Adopt(asio::io_context& io, const std::string& runtime_dir, int fd,
+                                                std::set<uid_t> allowed_uids,
+                                                AdminConnection::RequestHandler on_request) {
+  auto server = std::unique_ptr<AdminServer>(
+      new AdminServer(io, runtime_dir + "/baton.sock", std::move(allowed_uids), std::move(on_request)));
+  server->acceptor_.assign(asio::local::stream_protocol(), fd);
+  server->Accept();
+  return server;
+}
+
 AdminServer::AdminServer(asio::io_context& io, std::string path, std::set<uid_t> allowed,
                          AdminConnection::RequestHandler on_request)
     : acceptor_(io), path_(std::move(path)), allowed_(std::move(allowed)), on_request_(std::move(on_request)) {}

@@ -38,6 +38,7 @@ class AdminConnection : public std::enable_shared_from_this<AdminConnection> {
   void CloseAfterWrites();
   void Close();
   bool closed() const { return closed_; }
+  int native_handle() { return socket_.native_handle(); }
   // Called once when the connection closes (peer gone or Close()).
   void OnClose(std::function<void()> fn) { on_close_ = std::move(fn); }
 
@@ -65,8 +66,13 @@ class AdminServer {
   static Result<std::unique_ptr<AdminServer>> Create(boost::asio::io_context& io, const std::string& runtime_dir,
                                                      std::set<uid_t> allowed_uids,
                                                      AdminConnection::RequestHandler on_request);
+  // Takes `fd`, the listening admin socket of <runtime_dir> that this
+  // process bound before its own exec (docs/design.md §15).
+  static std::unique_ptr<AdminServer> Adopt(boost::asio::io_context& io, const std::string& runtime_dir, int fd,
+                                            std::set<uid_t> allowed_uids, AdminConnection::RequestHandler on_request);
   ~AdminServer();
   const std::string& path() const { return path_; }
+  int native_handle() { return acceptor_.native_handle(); }
 
  private:
   AdminServer(boost::asio::io_context& io, std::string path, std::set<uid_t> allowed,

@@ -21,7 +21,7 @@ namespace {
 // The supervisor's end of `g`'s control channel over `fd` (taken over),
 // and the watch on its exit.
 void StartChannel(asio::io_context& io, const std::shared_ptr<Child>& g, int fd,
-                  const protocol::LivenessOptions& liveness, ChildCallbacks callbacks) {
+                  const protocol::LivenessOptions& liveness, ChildCallbacks callbacks, std::string_view unconsumed = {}) {
   protocol::UnixSocket socket(io);
   socket.assign(asio::local::stream_protocol(), fd);
   std::weak_ptr<Child> weak = g;
@@ -32,6 +32,7 @@ void StartChannel(asio::io_context& io, const std::shared_ptr<Child>& g, int fd,
                                           [weak, cb = callbacks.on_closed](const Error& e) {
                                             if (auto g = weak.lock()) cb(g, e);
                                           }});
+  g->channel->Prime(unconsumed);
   g->channel->Start();
   g->proc->AsyncWaitExit([g, cb = callbacks.on_exit](int status) { cb(g, ChildExit::FromWaitStatus(status)); });
 }
@@ -152,6 +153,18 @@ Result<std::shared_ptr<Child>> AttachChild(asio::io_context& io, pid_t pid, int 
   g->started = RealClock().Now();
   g->reattaching = true;
   StartChannel(io, g, control_fd, liveness, std::move(callbacks));
+  return g;
+}
+
+Result<std::shared_ptr<Child>> ResumeChild(asio::io_context& io, pid_t pid, int control_fd, std::string_view unconsumed,
+                                           const protocol::LivenessOptions& liveness, ChildCallbacks callbacks) {
+  auto proc = ChildProcess::Adopt(io.get_executor(), pid);
+  if (!proc) return proc.error();
+  auto g = std::make_shared<Child>();
+  g->pid = pid;
+  g->proc = std::move(*proc);
+  g->started = RealClock().Now();
+  StartChannel(io, g, control_fd, liveness, std::move(callbacks), unconsumed);
   return g;
 }
 

@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
@@ -128,5 +129,12 @@ Result<std::shared_ptr<Child>> SpawnChild(boost::asio::io_context& io, const std
 // started with `liveness`. Marked `reattaching` until its Hello is accepted.
 Result<std::shared_ptr<Child>> AttachChild(boost::asio::io_context& io, pid_t pid, int control_fd,
                                            const protocol::LivenessOptions& liveness, ChildCallbacks callbacks);
+
+// The serving generation, still our child, after our own exec
+// (docs/design.md §15): its channel on the inherited `control_fd`, the
+// bytes the previous image had read but not decoded fed first.
+Result<std::shared_ptr<Child>> ResumeChild(boost::asio::io_context& io, pid_t pid, int control_fd,
+                                           std::string_view unconsumed, const protocol::LivenessOptions& liveness,
+                                           ChildCallbacks callbacks);
 
 }  // namespace baton::supervisor

@@ -25,6 +25,10 @@ class EventFanOut {
   // Sends the recent events to `conn`; then every new one if `follow`, else
   // closes it once they are written.
   void Serve(const std::shared_ptr<AdminConnection>& conn, bool follow);
+  // The recent events, oldest first: carried across a self-upgrade's exec
+  // and put back, before any new one, with Restore().
+  const std::deque<std::string>& recent() const { return recent_; }
+  void Restore(std::deque<std::string> recent) { recent_ = std::move(recent); }
 
  private:
   std::deque<std::string> recent_;

@@ -55,8 +55,9 @@ void SupervisorImpl::Reply(const std::shared_ptr<AdminConnection>& conn, v1::Upg
   conn->SendAndClose(e);
 }
 
-std::string SupervisorImpl::BusyReason() const {
+std::string SupervisorImpl::BusyReason(bool self) const {
   if (handoff_) return fmt::format("busy: handoff {} is in progress", handoff_->machine.handoff_id());
+  if (self_upgrade_ && !self) return "busy: the supervisor is upgrading itself (baton upgrade --self)";
   if (stopping_) return "the supervisor is stopping";
   if (probation_) {
     return fmt::format("busy: generation pid {} is on probation (`baton rollback` reverts it now)",

@@ -30,6 +30,11 @@ class NotifySocket : public std::enable_shared_from_this<NotifySocket> {
   // Binds `path` (an existing file there is replaced: it can only be a
   // stale socket of ours). Reading starts with Start().
   static Result<std::shared_ptr<NotifySocket>> Bind(boost::asio::io_context& io, const std::string& path);
+  // Takes `fd`, a socket Bind() made at `path` before our own exec.
+  static std::shared_ptr<NotifySocket> Adopt(boost::asio::io_context& io, const std::string& path, int fd) {
+    return std::shared_ptr<NotifySocket>(new NotifySocket(io, path, fd));
+  }
+  int native_handle() { return sock_.native_handle(); }
   ~NotifySocket();
 
   void Start(OnDatagram on_datagram);

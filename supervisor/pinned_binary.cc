@@ -63,6 +63,22 @@ std::string ReadElfBuildId(int fd) {
   return "";
 }
 
+Result<std::shared_ptr<PinnedBinary>> PinnedBinary::Inherit(int fd, std::string path, std::vector<std::string> args,
+                                                            std::string build_id, bool script) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    return Error(Errc::kFailedPrecondition, fmt::format("pinned binary {}: fd {} is not an open regular file", path, fd));
+  }
+  if (::fcntl(fd, F_SETFD, FD_CLOEXEC) != 0) return ErrnoError(fmt::format("pinned binary {}: FD_CLOEXEC", path), errno);
+  auto pin = std::shared_ptr<PinnedBinary>(new PinnedBinary());
+  pin->fd = fd;
+  pin->path = std::move(path);
+  pin->args = std::move(args);
+  pin->build_id = std::move(build_id);
+  pin->script = script;
+  return pin;
+}
+
 PinnedBinary::~PinnedBinary() {
   if (fd >= 0) ::close(fd);
 }

@@ -34,6 +34,10 @@ struct PinnedBinary {
   // is a regular executable file and reads its ELF build id. Errors name the
   // path (kNotFound, kPermissionDenied, kFailedPrecondition).
   static Result<std::shared_ptr<PinnedBinary>> Open(const std::string& path, std::vector<std::string> args);
+  // A pin carried across the supervisor's own exec (docs/design.md §15):
+  // takes `fd` (checked to be a regular file; O_CLOEXEC again).
+  static Result<std::shared_ptr<PinnedBinary>> Inherit(int fd, std::string path, std::vector<std::string> args,
+                                                       std::string build_id, bool script);
 
   int fd = -1;  // owned; O_CLOEXEC
   std::string path;

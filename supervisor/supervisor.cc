@@ -14,6 +14,7 @@
 #include "supervisor/hello.h"
 #include "supervisor/launch.h"
 #include "supervisor/reattach.h"
+#include "supervisor/self_exec.h"
 #include "supervisor/supervisor_impl.h"
 
 namespace baton::supervisor {
@@ -81,9 +82,11 @@ SupervisorImpl::SupervisorImpl(asio::io_context& io, SupervisorOptions opts, Log
       pins_(opts_.probation.keep_binaries),
       probation_timer_(io),
       probation_probe_timer_(io),
-      fd_store_(opts_.notify.fd_store_max, ListenerNames(listeners_)) {}
+      fd_store_(opts_.notify.fd_store_max, ListenerNames(listeners_)),
+      self_binary_(OwnBinaryPath()) {}
 
 void SupervisorImpl::Start() {
+  if (resumed_) return FinishResume();
   Emit(MakeEvent(Level::kInfo, "supervisor.start", "supervising {} on {}", opts_.binary, fmt::join(Addresses(), ", "))
            .With("pid", int64_t{::getpid()}));
   if (orphans_.empty()) {
@@ -385,6 +388,7 @@ void SupervisorImpl::Emit(Event e) {
 }
 
 Result<std::unique_ptr<Supervisor>> Supervisor::Create(asio::io_context& io, SupervisorOptions opts, LogSink& log) {
+  if (opts.resume_state_fd >= 0) return CreateResumed(io, std::move(opts), log);
   if (opts.binary.empty()) return Error(Errc::kInvalidArgument, "no daemon binary given (after --)");
   if (auto st = CheckExecutable(opts.binary); !st) return st.error();
   if (opts.data_dir.empty()) return Error(Errc::kInvalidArgument, "--data-dir is required");

@@ -59,6 +59,21 @@ struct SupervisorOptions {
   NotifyOptions notify;
   // ---- probation, revert, pinned binaries, crash-loop limit (§16)
   ProbationOptions probation;
+  // ---- re-executed in place by `baton upgrade --self` (docs/design.md §15):
+  // the sealed memfd of the state and the previous binary, both inherited
+  // (-1: a normal start).
+  int resume_state_fd = -1;
+  int resume_previous_fd = -1;
+  // The socket activation the resumed image was given (LISTEN_*), handed
+  // on to a fallback.
+  std::vector<std::string> activation_env;
+  // The listening socket of GET /metrics, carried across a self-upgrade
+  // (null or -1: none).
+  std::function<int()> metrics_fd;
+  // The metrics' counters as bytes to carry, and back in the new image
+  // (null: none).
+  std::function<std::string()> save_metrics;
+  std::function<void(const std::string&)> load_metrics;
 };
 
 class Supervisor {
@@ -81,6 +96,12 @@ class Supervisor {
   // SIGHUP: hand over to `binary` with `args` (empty: the current ones, as
   // `baton upgrade` without --binary); the outcome is only reported as events.
   virtual void UpgradeTo(const std::string& binary, const std::vector<std::string>& args) = 0;
+  // SIGUSR2: re-execute `binary` (empty: the path we were started from) in
+  // place, as `baton upgrade --self`; the outcome is only reported as events.
+  virtual void SelfUpgrade(const std::string& binary) = 0;
+  // After a self-upgrade: the metrics listener the previous image served
+  // (take it over instead of binding --metrics-listen again); -1 otherwise.
+  virtual int InheritedMetricsFd() const = 0;
 };
 
 }  // namespace baton::supervisor

@@ -7,6 +7,8 @@
 //                       the crash-loop limit (docs/design.md §16)
 //   takeover.cc         taking over from a dead supervisor: re-attach to
 //                       its serving generation (reattach.h), else adoption
+//   self_upgrade.cc     `baton upgrade --self`: pre-flight, state, exec
+//   self_resume.cc      ...and the new image taking it all back
 //
 // Threading: everything runs on the one io_context, from one thread.
 #pragma once
@@ -34,6 +36,7 @@
 #include "supervisor/adoption_record.h"
 #include "supervisor/fd_store.h"
 #include "supervisor/notify_handoff.h"
+#include "supervisor/self_upgrade.h"
 #include "supervisor/supervisor.h"
 
 namespace baton::supervisor {
@@ -91,6 +94,10 @@ struct Probation {
 // Which part a child plays in the handoff in progress.
 enum class HandoffPart { kNone, kSuccessor, kIncumbent };
 
+// Supervisor::Create() for an image re-executed by a self-upgrade
+// (self_resume.cc): the state and descriptors opts.resume_state_fd names.
+Result<std::unique_ptr<Supervisor>> CreateResumed(boost::asio::io_context& io, SupervisorOptions opts, LogSink& log);
+
 class SupervisorImpl final : public Supervisor {
  public:
   SupervisorImpl(boost::asio::io_context& io, SupervisorOptions opts, LogSink& log, std::vector<Listener> listeners,
@@ -103,6 +110,12 @@ class SupervisorImpl final : public Supervisor {
   std::vector<std::string> Addresses() const override;
   std::vector<std::pair<std::string, int>> ListenerFds() const override;
   void UpgradeTo(const std::string& binary, const std::vector<std::string>& args) override;
+  void SelfUpgrade(const std::string& binary) override;
+  int InheritedMetricsFd() const override { return inherited_metrics_fd_; }
+
+  // ---- the new image of a self-upgrade (self_resume.cc): takes back the
+  // serving generation and the rest of `state`; Start() then resumes.
+  Status Resume(const selfstate::v1::SelfState& state, int caller_fd, const std::string& fallback);
 
   // ---- admin requests (admin_requests.cc)
   void OnAdminRequest(std::shared_ptr<AdminConnection> conn, const v1::Envelope& env);
@@ -136,10 +149,24 @@ class SupervisorImpl final : public Supervisor {
   void MaybeStopped();
   void Emit(Event e);
 
+  // ---- re-executing ourselves in place (self_upgrade.cc, self_resume.cc)
+  void StartSelfUpgrade(std::string binary, std::shared_ptr<AdminConnection> conn);
+  // Why a self-upgrade cannot start now ("" = it can).
+  std::string SelfBusyReason() const;
+  void OnPreflightDone(int wait_status);
+  void ExecSelf();
+  Result<selfstate::v1::SelfState> SelfStateNow(int caller_fd, int resumed_fd, pid_t watchdog) const;
+  // The new image's environment: ours, socket activation announced again.
+  Result<std::vector<std::string>> ExecEnvironment() const;
+  // Ends the self-upgrade in this image (refused or failed) and answers.
+  void SelfUpgradeEnded(v1::Outcome outcome, const std::string& reason);
+  void FinishResume();
+
   // ---- the handoff (handoff_driver.cc)
   void OnUpgrade(std::shared_ptr<AdminConnection> conn, const v1::UpgradeRequest& req);
-  // Why a handoff cannot start now ("" = it can).
-  std::string BusyReason() const;
+  // Why a handoff cannot start now ("" = it can); `self`: the self-upgrade
+  // asking, which does not count itself.
+  std::string BusyReason(bool self = false) const;
   void BeginHandoff(HandoffKind kind, std::shared_ptr<PinnedBinary> pin, std::vector<std::string> args,
                     std::shared_ptr<AdminConnection> conn, bool progress, std::optional<Duration> probation);
   void Reply(const std::shared_ptr<AdminConnection>& conn, v1::UpgradeResult result);
@@ -245,6 +272,12 @@ class SupervisorImpl final : public Supervisor {
   FdStore fd_store_;
   std::set<NotifyReject> rejected_logged_;  // kinds already logged once
   std::map<uint64_t, Duration> watchdog_periods_;  // by child number, when changed by WATCHDOG_USEC=
+
+  std::unique_ptr<SelfUpgradeRun> self_upgrade_;  // this image's, until it execs or ends
+  std::unique_ptr<Resumed> resumed_;              // set when this image resumes a self-upgrade
+  std::unique_ptr<ChildProcess> watchdog_;        // the last self-upgrade's watchdog, reaped here
+  std::string self_binary_;                       // the file this image runs (/proc/self/exe)
+  int inherited_metrics_fd_ = -1;                 // the metrics listener a resumed image got
 
   EventFanOut events_;
   bool stopping_ = false;

@@ -28,6 +28,10 @@ class Metrics {
   // `wall_ms`: when the event happened, milliseconds since the epoch.
   void OnEvent(const Event& e, int64_t wall_ms);
   std::string Render() const;
+  // The counters carried across a self-upgrade's exec (metrics_state.cc):
+  // a serialised selfstate::v1::MetricsState, and back.
+  std::string Save() const;
+  void Load(const std::string& bytes);
 
  private:
   struct Histogram {

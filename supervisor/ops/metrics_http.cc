@@ -1,5 +1,7 @@
 #include "supervisor/ops/metrics_http.h"
 
+#include <sys/socket.h>
+
 #include <charconv>
 
 #include <boost/asio/ip/tcp.hpp>
@@ -82,6 +84,20 @@ class Server final : public MetricsHttpServer {
     Accept();
     return {};
   }
+  Status Assign(int fd) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof(ss);
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0 ||
+        (ss.ss_family != AF_INET && ss.ss_family != AF_INET6)) {
+      return Error(Errc::kFailedPrecondition, fmt::format("metrics listener fd {}: not a TCP socket", fd));
+    }
+    boost::system::error_code ec;
+    acceptor_.assign(ss.ss_family == AF_INET ? tcp::v4() : tcp::v6(), fd, ec);
+    if (ec) return Error(Errc::kFailedPrecondition, fmt::format("metrics listener fd {}: {}", fd, ec.message()));
+    Accept();
+    return {};
+  }
+  int native_handle() override { return acceptor_.native_handle(); }
   std::string Address() const override {
     boost::system::error_code ec;
     return Describe(acceptor_.local_endpoint(ec));
@@ -105,6 +121,13 @@ class Server final : public MetricsHttpServer {
 };
 
 }  // namespace
+
+Result<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Adopt(asio::io_context& io, int fd,
+                                                                    std::function<std::string()> render) {
+  auto server = std::make_unique<Server>(io, std::move(render));
+  if (auto st = server->Assign(fd); !st) return st.error();
+  return std::unique_ptr<MetricsHttpServer>(std::move(server));
+}
 
 Result<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(asio::io_context& io, const std::string& listen,
                                                                     std::function<std::string()> render) {

@@ -21,7 +21,11 @@ class MetricsHttpServer {
   // Binds HOST:PORT (port 0 = any; see Address()).
   static Result<std::unique_ptr<MetricsHttpServer>> Start(boost::asio::io_context& io, const std::string& listen,
                                                            std::function<std::string()> render);
+  // Takes over `fd`, a metrics listener served before our own exec.
+  static Result<std::unique_ptr<MetricsHttpServer>> Adopt(boost::asio::io_context& io, int fd,
+                                                           std::function<std::string()> render);
   virtual ~MetricsHttpServer() = default;
+  virtual int native_handle() = 0;
   // "127.0.0.1:9100" as actually bound.
   virtual std::string Address() const = 0;
 };

@@ -32,6 +32,9 @@ OperatorSurface::OperatorSurface(OperatorOptions opts, LogSink& log)
 void OperatorSurface::Attach(SupervisorOptions& opts) {
   opts.on_event = [this](const Event& e, const std::string& json) { OnEvent(e, json); };
   opts.metrics_text = [this] { return MetricsText(); };
+  opts.metrics_fd = [this] { return http_ ? http_->native_handle() : -1; };
+  opts.save_metrics = [this] { return metrics_.Save(); };
+  opts.load_metrics = [this](const std::string& bytes) { metrics_.Load(bytes); };
   opts.on_counted = [this](const Event& e) { metrics_.OnEvent(e, WallMs()); };
 }
 
@@ -64,6 +67,13 @@ void OperatorSurface::OnEvent(const Event& e, const std::string& json) {
 
 Status OperatorSurface::ServeMetrics(boost::asio::io_context& io, const std::string& listen) {
   auto s = MetricsHttpServer::Start(io, listen, [this] { return MetricsText(); });
+  if (!s) return s.error();
+  http_ = std::move(*s);
+  return {};
+}
+
+Status OperatorSurface::AdoptMetrics(boost::asio::io_context& io, int fd) {
+  auto s = MetricsHttpServer::Adopt(io, fd, [this] { return MetricsText(); });
   if (!s) return s.error();
   http_ = std::move(*s);
   return {};

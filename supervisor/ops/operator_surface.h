@@ -38,6 +38,8 @@ class OperatorSurface {
   void Attach(SupervisorOptions& opts);
   // Serves GET /metrics on `listen` (HOST:PORT).
   Status ServeMetrics(boost::asio::io_context& io, const std::string& listen);
+  // ...or on `fd`, the listener a self-upgrade carried across its exec.
+  Status AdoptMetrics(boost::asio::io_context& io, int fd);
   std::string MetricsAddress() const { return http_ ? http_->Address() : ""; }
   // Parks the listeners in systemd's FD store (FDSTORE=1, FDNAME=<name>).
   Status ParkListeners(const Supervisor& sup);

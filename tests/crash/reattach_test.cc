@@ -33,28 +33,6 @@ void KillAndAwaitSocket(Cluster& c, pid_t serving) {
   EXPECT_TRUE(c.Healthy());
 }
 
-// Starts a cluster (with `env`, e.g. a crash point) under load; its
-// serving generation's pid.
-pid_t StartLoaded(Cluster& c, bool close_mode = false) {
-  if (!c.Start()) {
-    ADD_FAILURE() << c.SupervisorLog();
-    return -1;
-  }
-  const pid_t serving = c.IncumbentPid();
-  EXPECT_GT(serving, 0);
-  c.StartLoad(8, "600s", close_mode);
-  // The load is writing: kvd's revision counts acknowledged writes.
-  bool writing = false;
-  for (int i = 0; i < 1500 && !writing; ++i) {
-    boost::system::error_code ec;
-    auto health = boost::json::parse(HttpBody(HttpGet(c.port(), "/healthz")), ec);
-    writing = !ec && health.is_object() && health.as_object().contains("revision") &&
-              health.at("revision").to_number<int64_t>() >= 100;
-    if (!writing) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  EXPECT_TRUE(writing) << "the load does not write";
-  return serving;
-}
 
 // Starts a new supervisor (RestartSupervisor: it serves); what it logged.
 std::string Restart(Cluster& c) {

@@ -151,7 +151,10 @@ TEST(SupervisorCrashCoverageTest, EverySupervisorPointIsCovered) {
                         "supervisor.after_recv_ready", "supervisor.after_send_commit",
                         "supervisor.after_recv_commit_ack", "supervisor.after_send_resume",
                         // reattach_test.cc
-                        "supervisor.reattach_before_hello"}) {
+                        "supervisor.reattach_before_hello",
+                        // self_upgrade_test.cc
+                        "supervisor.self_before_exec", "supervisor.self_after_exec",
+                        "supervisor.self_mid_resume"}) {
     covered.insert(p);
   }
   for (const auto& info : crashpoints::All()) {

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include "tools/harness/cluster.h"
+#include "tools/harness/http.h"
 
 namespace baton::harness {
 
@@ -58,6 +59,30 @@ inline int ZombiesAfterSettling(pid_t pid) {
 inline std::string TestNameOf(std::string point) {
   for (auto& ch : point) ch = ch == '.' || ch == '@' ? '_' : ch;
   return point;
+}
+
+// Starts the cluster and a load of 8 connections (--close in `close_mode`)
+// and waits until it writes; the serving generation's pid (-1 and a
+// failure if it did not start).
+inline pid_t StartLoaded(Cluster& c, bool close_mode = false) {
+  if (!c.Start()) {
+    ADD_FAILURE() << c.SupervisorLog();
+    return -1;
+  }
+  const pid_t serving = c.IncumbentPid();
+  EXPECT_GT(serving, 0);
+  c.StartLoad(8, "600s", close_mode);
+  // The load is writing: kvd's revision counts acknowledged writes.
+  bool writing = false;
+  for (int i = 0; i < 1500 && !writing; ++i) {
+    boost::system::error_code ec;
+    auto health = boost::json::parse(HttpBody(HttpGet(c.port(), "/healthz")), ec);
+    writing = !ec && health.is_object() && health.as_object().contains("revision") &&
+              health.at("revision").to_number<int64_t>() >= 100;
+    if (!writing) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(writing) << "the load does not write";
+  return serving;
 }
 
 inline std::string Outcome(const CommandResult& r) {

@@ -116,7 +116,7 @@ TEST(OpsSystemdTest, ListenersParkedInTheFdStoreSurviveASupervisorRestart) {
   ::kill(-sup, SIGKILL);
 }
 
-TEST(OpsSystemdTest, SocketActivatedListenerServesAndSurvivesAnUpgrade) {
+TEST(OpsSystemdTest, SocketActivatedListenerServesAndSurvivesAnUpgradeAndASelfUpgrade) {
   const TempDir tmp("sa");
   const std::string& dir = tmp.path();
   ::mkdir((dir + "/data").c_str(), 0755);
@@ -141,6 +141,14 @@ TEST(OpsSystemdTest, SocketActivatedListenerServesAndSurvivesAnUpgrade) {
   EXPECT_NE(HttpGet(port, "/healthz").find(" 200 "), std::string::npos);
   auto st = Baton({"status", "--runtime-dir", dir + "/run", "--json"});
   EXPECT_EQ(JInt(st.json, {"supervisor_pid"}), pid);  // systemd-socket-activate exec'd the supervisor
+  // baton re-executed in place: the new image parses `http = "systemd"` as
+  // any start does, so the activation is announced to it again.
+  auto self = Baton({"upgrade", "--self", "--runtime-dir", dir + "/run", "--json"});
+  EXPECT_EQ(self.exit_code, 0) << self.out << self.err << ReadAll(dir + "/err");
+  EXPECT_NE(HttpGet(port, "/healthz").find(" 200 "), std::string::npos);
+  auto after = Baton({"status", "--runtime-dir", dir + "/run", "--json"});
+  EXPECT_EQ(JInt(after.json, {"supervisor_pid"}), pid);
+  EXPECT_EQ(JInt(after.json, {"incumbent_pid"}), JInt(st.json, {"incumbent_pid"}));
   ::kill(pid, SIGTERM);
   EXPECT_GE(WaitFor(pid, seconds(30)), 0);
   ::kill(-pid, SIGKILL);
@@ -160,6 +168,12 @@ TEST(OpsSystemdTest, WithoutConfiguredListenersEveryActivatedSocketIsAdopted) {
     if (got.find(" 200 ") == std::string::npos) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   EXPECT_NE(got.find(" 200 "), std::string::npos) << ReadAll(dir + "/err");
+  // Re-executed in place, baton learns its listeners from the activation
+  // again: the self-upgrade announces it to the new image.
+  auto self = Baton({"upgrade", "--self", "--runtime-dir", dir + "/run", "--json"});
+  EXPECT_EQ(self.exit_code, 0) << self.out << self.err << ReadAll(dir + "/err");
+  EXPECT_EQ(JInt(self.json, {"supervisor_pid"}), pid);
+  EXPECT_NE(HttpGet(port, "/healthz").find(" 200 "), std::string::npos) << ReadAll(dir + "/err");
   ::kill(pid, SIGTERM);
   EXPECT_GE(WaitFor(pid, seconds(30)), 0);
   ::kill(-pid, SIGKILL);

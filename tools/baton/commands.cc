@@ -11,6 +11,7 @@
 #include "base/log.h"
 #include "crashpoints/crashpoints.h"
 #include "protocol/version.h"
+#include "supervisor/self_exec.h"
 #include "tools/baton/admin_client.h"
 #include "tools/baton/event_format.h"
 #include "tools/baton/progress.h"
@@ -53,7 +54,64 @@ int RunCrashpoints(const std::string& role_filter, bool names_only) {
   return kExitOk;
 }
 
+int RunSelfCheck() {
+  supervisor::SelfCheck c;
+  c.state_version = supervisor::SelfStateVersionRead();
+  c.protocol_min = protocol::kProtocolMin;
+  c.protocol_max = protocol::kProtocolMax;
+  c.version = BATON_VERSION;
+  fmt::print("{}", supervisor::FormatSelfCheck(c));
+  return kExitOk;
+}
+
+// `baton upgrade --self`: one request, one answer, from whichever binary
+// supervises once it is over (docs/design.md §15).
+int RunSelfUpgrade(const UpgradeArgs& args) {
+  if (!args.probation.empty()) {
+    PrintError("--probation does not apply to --self");
+    return kExitUsage;
+  }
+  auto client = ConnectOrSay(Dir(args.runtime_dir));
+  if (!client) return kExitUnreachable;
+  v1::Envelope req;
+  req.mutable_self_upgrade_request()->set_binary(args.binary);
+  if (auto st = client->Send(req); !st) {
+    PrintError(st.error().message);
+    return kExitUnreachable;
+  }
+  auto env = client->Receive(std::nullopt);
+  if (!env) {
+    PrintError(fmt::format("lost the supervisor during the self-upgrade: {} (see `baton status`)", env.error().message));
+    return kExitFailed;
+  }
+  if (env->has_error()) {
+    PrintError(env->error().message());
+    return env->error().code() == v1::Error::PERMISSION_DENIED ? kExitUnreachable : kExitFailed;
+  }
+  if (!env->has_self_upgrade_result()) {
+    PrintError("unexpected reply from the supervisor");
+    return kExitFailed;
+  }
+  const auto& r = env->self_upgrade_result();
+  const int code = ExitCodeFor(r.outcome());
+  if (args.json) {
+    fmt::print("{{\"outcome\":{},\"exit_code\":{},\"reason\":{},\"supervisor_pid\":{},\"old_binary\":{},"
+               "\"new_binary\":{},\"state_version\":{},\"total_us\":{}}}\n",
+               JsonQuote(v1::Outcome_Name(r.outcome())), code, JsonQuote(r.reason()), r.supervisor_pid(),
+               JsonQuote(r.old_binary()), JsonQuote(r.new_binary()), r.state_version(), r.total_us());
+  } else if (!args.quiet) {
+    if (r.outcome() == v1::COMMITTED) {
+      fmt::print("self-upgrade committed: {} supervises as pid {} ({} ms)\n", r.new_binary(), r.supervisor_pid(),
+                 r.total_us() / 1000);
+    } else {
+      fmt::print("self-upgrade {}: {}\n", code == kExitRefused ? "refused" : "not done", r.reason());
+    }
+  }
+  return code;
+}
+
 int RunUpgrade(const UpgradeArgs& args) {
+  if (args.self) return RunSelfUpgrade(args);
   const std::string dir = Dir(args.runtime_dir);
   auto client = ConnectOrSay(dir);
   if (!client) return kExitUnreachable;

@@ -27,6 +27,9 @@ struct SuperviseArgs {
   std::string protocol;  // "" = the config's (default baton)
   std::string strategy;
   bool subreaper = false;
+  // Set by a self-upgrade's exec (docs/design.md §15), never by hand.
+  int resume_state_fd = -1;
+  int resume_previous_fd = -1;
   std::vector<std::string> command;
 };
 struct UpgradeArgs {
@@ -37,6 +40,7 @@ struct UpgradeArgs {
   bool plain = false;  // no live lines even on a terminal
   std::string probation;  // "" = the supervisor's configured window, answered at commit; "0" = none
   bool rollback = false;  // `baton rollback`: back to the previous pinned binary
+  bool self = false;      // `baton upgrade --self`: re-execute the supervisor itself
 };
 struct StatusArgs {
   std::string runtime_dir;
@@ -49,6 +53,9 @@ struct EventsArgs {
 };
 
 int RunVersion(bool json);
+// `baton self-check`: the supervisor state format and protocol range this
+// binary reads (a self-upgrade's pre-flight runs it).
+int RunSelfCheck();
 int RunCrashpoints(const std::string& role_filter, bool names_only);
 int RunSupervise(const SuperviseArgs& args);
 int RunCheckConfig(const std::string& path);

@@ -9,6 +9,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include "supervisor/self_exec.h"
 #include "tools/baton/commands.h"
 #include "tools/baton/lease_cmd.h"
 
@@ -72,7 +73,13 @@ int main(int argc, char** argv) {
       "Example: baton supervise --listen http=tcp://127.0.0.1:8080 --data-dir /var/lib/kvd -- /usr/bin/kvd\n"
       "         baton supervise --config /etc/baton/kvd.toml\n"
       "Signals: SIGTERM/SIGINT drain the serving generation and exit; SIGHUP upgrades to the binary the config\n"
-      "file names now (binary and args are re-read), or to the current one.");
+      "file names now (binary and args are re-read), or to the current one; SIGUSR2 re-executes baton itself\n"
+      "in place (as `baton upgrade --self`).");
+
+  auto* self_check = app.add_subcommand(
+      "self-check", "Print the supervisor state format and control protocol range this binary reads (for upgrade --self)");
+  supervise->add_option(baton::supervisor::kResumeStateFlag, sup.resume_state_fd)->group("");
+  supervise->add_option(baton::supervisor::kResumePreviousFlag, sup.resume_previous_fd)->group("");
 
   std::string check_path;
   auto* check = app.add_subcommand("check-config", "Validate a config file without starting anything (exit 0 ok, 2 bad)");
@@ -85,6 +92,9 @@ int main(int argc, char** argv) {
   upgrade->add_flag("--json", up.json, "Print one JSON object with the outcome, pids and phase timings");
   upgrade->add_flag("--quiet", up.quiet, "Print nothing; the exit code says it all");
   upgrade->add_flag("--plain", up.plain, "Plain lines even on a terminal (the default when stdout is not one)");
+  upgrade->add_flag("--self", up.self,
+                    "Re-execute the supervisor itself in place (same pid; --binary: the new baton, default the path "
+                    "it was started from); the daemon is not touched");
   upgrade->add_option("--probation", up.probation,
                       "Watch the new generation this long after the commit (e.g. 30s; 0 = off) and wait for the "
                       "verdict: exit 0 it survived, 6 it was reverted");
@@ -125,12 +135,22 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     const int rc = app.exit(e);
+    // A self-upgrade's new image that does not take the old command line
+    // hands back to the previous binary (docs/design.md §15).
+    if (rc != 0) {
+      if (auto fds = baton::supervisor::ResumeFdsIn(argc, argv)) {
+        auto err = baton::supervisor::ReexecPrevious(fds->first, fds->second, std::string("its command line: ") + e.what(),
+                                                     baton::supervisor::ActivationEnvironment());
+        std::fprintf(stderr, "baton: %s\n", err.message.c_str());
+      }
+    }
     return rc == 0 ? 0 : kExitUsage;
   }
   if (*version) return RunVersion(version_json);
   if (*crash) return RunCrashpoints(role, names_only);
   if (*supervise) return RunSupervise(sup);
   if (*check) return RunCheckConfig(check_path);
+  if (*self_check) return RunSelfCheck();
   if (*metrics) return RunMetrics(metrics_dir);
   if (*upgrade) return RunUpgrade(up);
   if (*rollback) return RunUpgrade(rb);

@@ -14,6 +14,7 @@
 #include "supervisor/ops/operator_surface.h"
 #include "supervisor/ops/socket_activation.h"
 #include "supervisor/reaper.h"
+#include "supervisor/self_exec.h"
 #include "supervisor/supervisor.h"
 
 namespace baton::cli {
@@ -151,7 +152,16 @@ int RunSupervise(const SuperviseArgs& args) {
     PrintError(st.error().message);
     return kExitUsage;
   }
+  // A self-upgrade's new image (docs/design.md §15): what it cannot start
+  // from goes back to the previous binary, with the activation it was given.
+  const bool resuming = args.resume_state_fd >= 0;
+  const std::vector<std::string> activation = resuming ? supervisor::ActivationEnvironment() : std::vector<std::string>{};
   auto cfg = Resolve(args);
+  if (!cfg && resuming) {
+    PrintError(fmt::format("{}; re-executing the previous binary", cfg.error().message));
+    cfg = supervisor::ReexecPrevious(args.resume_state_fd, args.resume_previous_fd,
+                                     "its configuration: " + cfg.error().message, activation);
+  }
   if (!cfg) {
     PrintError(cfg.error().message);
     return kExitUsage;
@@ -164,12 +174,20 @@ int RunSupervise(const SuperviseArgs& args) {
                                       log);
   supervisor::SupervisorOptions opts = ToOptions(*cfg);
   surface.Attach(opts);
+  opts.resume_state_fd = args.resume_state_fd;
+  opts.resume_previous_fd = args.resume_previous_fd;
+  opts.activation_env = activation;
   auto sup = supervisor::Supervisor::Create(io, std::move(opts), log);
   if (!sup) {
     PrintError(sup.error().message);
     return sup.error().Is(Errc::kInvalidArgument) ? kExitUsage : kExitUnreachable;
   }
-  if (!cfg->metrics_listen.empty()) {
+  if (const int inherited = (*sup)->InheritedMetricsFd(); inherited >= 0) {
+    if (auto st = surface.AdoptMetrics(io, inherited); !st) {
+      PrintError(st.error().message);
+      return kExitUnreachable;
+    }
+  } else if (!cfg->metrics_listen.empty()) {
     if (auto st = surface.ServeMetrics(io, cfg->metrics_listen); !st) {
       PrintError(st.error().message);
       return kExitUsage;
@@ -188,7 +206,8 @@ int RunSupervise(const SuperviseArgs& args) {
     }
     reaper = std::move(*r);
   }
-  if (cfg->fd_store && supervisor::SdNotifier::Enabled()) {
+  // (A self-upgrade's new image finds them parked by the first one.)
+  if (cfg->fd_store && supervisor::SdNotifier::Enabled() && args.resume_state_fd < 0) {
     if (auto st = surface.ParkListeners(**sup); !st) {
       log.Emit(MakeEvent(Level::kWarn, "notify.fd_store_failed", "{}", st.error().message));
     }
@@ -225,6 +244,21 @@ int RunSupervise(const SuperviseArgs& args) {
     });
   };
   wait_hup();
+  // SIGUSR2 (systemd's ExecReload=/bin/kill -USR2 $MAINPID): re-execute
+  // baton itself in place, as `baton upgrade --self` (docs/operations.md).
+  boost::asio::signal_set usr2(io, SIGUSR2);
+  std::function<void()> wait_usr2 = [&] {
+    usr2.async_wait([&](const boost::system::error_code& ec, int) {
+      if (ec) return;
+      (*sup)->SelfUpgrade("");
+      wait_usr2();
+    });
+  };
+  wait_usr2();
+  // Blocked over a self-upgrade's exec (docs/design.md §15): what arrived
+  // meanwhile is delivered now, to these handlers.
+  const sigset_t handled = supervisor::SupervisorSignals();
+  ::sigprocmask(SIG_UNBLOCK, &handled, nullptr);
   (*sup)->Start();
   io.run();
   return kExitOk;
