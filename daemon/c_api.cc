@@ -23,16 +23,38 @@
 #include "baton/errors.h"
 #include "baton/log.h"
 #include "baton/testing.h"
-
-struct baton_error {
-  int code;
-  std::string message;
-};
+#include "daemon/c_api_impl.h"
 
 struct baton_hook_ctx {
   const char* hook;     // "warm", ...
   std::string message;  // set by baton_hook_fail
 };
+
+namespace baton::capi {
+
+// Handed out when even the error cannot be allocated; never freed.
+baton_error g_out_of_memory{BATON_INTERNAL, "out of memory"};
+
+baton_error* OutOfMemory() { return &g_out_of_memory; }
+
+int Fail(baton_error** err, int code, std::string message) {
+  if (err != nullptr) {
+    baton_error_free(*err);
+    *err = new (std::nothrow) baton_error{code, std::move(message)};
+    if (*err == nullptr) *err = &g_out_of_memory;
+  }
+  return code;
+}
+
+int Fail(baton_error** err, const baton::Error& e) { return Fail(err, static_cast<int>(e.code), e.message); }
+
+int NullArgument(baton_error** err, const char* function, const char* argument) {
+  return Fail(err, BATON_INVALID_ARGUMENT, fmt::format("{}: {} is NULL", function, argument));
+}
+
+}  // namespace baton::capi
+
+using namespace baton::capi;
 
 namespace {
 
@@ -56,43 +78,6 @@ static_assert(BATON_LEVEL_ERROR == static_cast<int>(baton::Level::kError));
 
 constexpr int kLastErrc = BATON_IO_ERROR;
 constexpr size_t kMaxFingerprint = 1024;
-
-// Handed out when even the error cannot be allocated; never freed.
-baton_error g_out_of_memory{BATON_INTERNAL, "out of memory"};
-
-int Fail(baton_error** err, int code, std::string message) {
-  if (err != nullptr) {
-    baton_error_free(*err);
-    *err = new (std::nothrow) baton_error{code, std::move(message)};
-    if (*err == nullptr) *err = &g_out_of_memory;
-  }
-  return code;
-}
-
-int Fail(baton_error** err, const baton::Error& e) { return Fail(err, static_cast<int>(e.code), e.message); }
-
-int NullArgument(baton_error** err, const char* function, const char* argument) {
-  return Fail(err, BATON_INVALID_ARGUMENT, fmt::format("{}: {} is NULL", function, argument));
-}
-
-template <class F>
-int Guarded(baton_error** err, const char* function, F&& body) noexcept {
-  try {
-    return body();
-  } catch (const std::bad_alloc&) {
-    if (err != nullptr) {
-      baton_error_free(*err);
-      *err = &g_out_of_memory;
-    }
-    return BATON_INTERNAL;
-  } catch (const std::exception& e) {
-    try {
-      return Fail(err, BATON_INTERNAL, fmt::format("{}: {}", function, e.what()));
-    } catch (...) {
-      return BATON_INTERNAL;
-    }
-  }
-}
 
 // Copies a caller's sized struct into `out` (zeroed first). Callers built
 // against an older header pass less (the rest stays zero = default); a
@@ -219,7 +204,11 @@ struct baton_daemon {
   std::unique_ptr<CHooks> hooks;
   std::atomic<bool> started{false};
   std::unique_ptr<baton::Daemon> impl;
+  baton::capi::TakenQueue taken;
 };
+
+baton::Daemon& baton::capi::DaemonOf(baton_daemon* d) { return *d->impl; }
+baton::capi::TakenQueue& baton::capi::TakenOf(baton_daemon* d) { return d->taken; }
 
 extern "C" {
 

@@ -28,6 +28,7 @@
 #include "base/log.h"
 #include "crashpoints/crashpoints.h"
 #include "daemon/daemon_impl.h"
+#include "daemon/handover_link.h"
 #include "daemon/hook_runner.h"
 #include "daemon/reattach_point.h"
 #include "incumbent/incumbent_session.h"
@@ -60,6 +61,7 @@ class DaemonImpl final : public Daemon {
         pidfd_(io_),
         flush_timer_(io_) {
     log_ = opts_.log != nullptr ? opts_.log : own_log_.get();
+    handover_link_ = std::make_unique<detail::HandoverLink>(handover_, *log_);
     if (lease) {
       lease_op_timeout_ = lease->op_timeout;
       lease_ = std::make_unique<ownership::LeaseClient>(io_.get_executor(), std::move(*lease), RealClock(), *log_);
@@ -142,6 +144,13 @@ class DaemonImpl final : public Daemon {
     cv_.notify_all();
   }
 
+  Status HandOver(HandoverKind kind, std::string_view name, int fd, std::string_view metadata) override {
+    return handover_.Give(kind, name, fd, metadata);
+  }
+  Status SetHandoverState(std::string_view bytes) override { return handover_.SetState(bytes); }
+  std::vector<HandedOverFd> TakeHandedOver() override { return handover_.Take(); }
+  std::optional<std::string> TakeHandoverState() override { return handover_.TakeState(); }
+
   Status ReportUnhealthy(std::string_view reason) override {
     if (role_ == Role::kStandalone) {
       return Error(Errc::kFailedPrecondition, "ReportUnhealthy: no supervisor (standalone)");
@@ -214,6 +223,9 @@ class DaemonImpl final : public Daemon {
                                       },
                                       [this, epoch](const Error& e) {
                                         if (epoch == channel_epoch_) OnClosed(e);
+                                      },
+                                      [this, epoch](v1::Envelope env, std::vector<OwnedFd> fds) {
+                                        if (epoch == channel_epoch_) OnFds(std::move(env), std::move(fds));
                                       }});
   }
 
@@ -278,11 +290,35 @@ class DaemonImpl final : public Daemon {
       }
     }
     if (reattaching_) return FinishReattach(env);
+    if (auto st = handover_link_->OnMessage(HandoverPhase(), env); !st) return BadInput(st.error());
     if (incumbent_) {
       Execute(incumbent_->OnMessage(env, RealClock().Now()));
     } else {
       Execute(successor_->OnMessage(env));
     }
+  }
+
+  // ---- descriptor handover (daemon/handover_link.h) ----------------------
+
+  detail::HandoverLink::Phase HandoverPhase() const {
+    using P = detail::HandoverLink::Phase;
+    if (reattaching_) return P::kNone;
+    if (incumbent_) return incumbent_->state() == incumbent::IncumbentSession::State::kSealed ? P::kSealed : P::kNone;
+    return successor_ && successor_->state() == successor::SuccessorSession::State::kAwaitBegin ? P::kAwaitingBegin
+                                                                                               : P::kNone;
+  }
+
+  void OnFds(v1::Envelope env, std::vector<OwnedFd> fds) {
+    const std::string& id = incumbent_ ? incumbent_->handoff_id() : successor_->handoff_id();
+    if (auto st = handover_link_->OnFds(HandoverPhase(), id, env, std::move(fds)); !st) BadInput(st.error());
+  }
+
+  // The supervisor sent what no supervisor may: say so and treat the
+  // channel as lost (the sessions' rules for a lost supervisor apply).
+  void BadInput(const Error& e) {
+    log_->Emit(MakeEvent(Level::kError, "daemon.bad_input", "{}", e.message));
+    channel_->SendErrorAndClose(v1::Error::UNEXPECTED, e);
+    OnClosed(e);
   }
 
   void OnClosed(const Error& e) {
@@ -316,12 +352,15 @@ class DaemonImpl final : public Daemon {
     // "after X sent" crash points fire once the frame is really written.
     if (a.env.has_ready()) after = [] { BATON_CRASH_POINT(kSuccessorAfterReady); };
     if (a.env.has_seal_complete()) after = [] { BATON_CRASH_POINT(kIncumbentAfterSealComplete); };
+    handover_link_->BeforeSend(*channel_, a.env);
     if (!channel_->closed()) channel_->Send(a.env, std::move(after));
   }
 
   void Do(protocol::RunHookAction& a) {
+    handover_link_->BeforeHook(a.hook);
     hooks_runner_->Post([this, a] {
       HookDone done = detail::RunHook(*hooks_, *log_, a);
+      handover_link_->AfterHook(a.hook);
       asio::post(io_, [this, done] { OnHookDone(done); });
     });
   }
@@ -472,6 +511,8 @@ class DaemonImpl final : public Daemon {
   bool reattach_broken_ = false;  // the socket could not be opened
   std::optional<successor::SuccessorSession> successor_;
   std::optional<incumbent::IncumbentSession> incumbent_;
+  detail::HandoverStore handover_;  // thread-safe: hooks give and take, the io thread sends and receives
+  std::unique_ptr<detail::HandoverLink> handover_link_;
   std::thread io_thread_;
   std::unique_ptr<detail::HookRunner> hooks_runner_;
   std::unique_ptr<ownership::LeaseClient> lease_;  // io thread only (epoch() from any)

@@ -64,6 +64,7 @@ class IncumbentSession {
 
   std::optional<TimePoint> NextDeadline() const { return deadline_; }
   State state() const { return state_; }
+  const std::string& handoff_id() const { return handoff_id_; }
 
  private:
   protocol::SessionActions ResumeSelf(std::string why, TimePoint now);

@@ -1,6 +1,9 @@
 #include "protocol/channel.h"
 
+#include <fcntl.h>
 #include <sys/socket.h>
+
+#include <cstring>
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
@@ -40,10 +43,64 @@ void Channel::SetLivenessOptions(LivenessOptions opts) {
 
 void Channel::ReadSome() {
   if (closed_) return;
-  socket_.async_read_some(boost::asio::buffer(read_buf_),
-                          [self = shared_from_this()](const boost::system::error_code& ec, size_t n) {
-                            self->OnRead(ec, n);
-                          });
+  // Readiness, then recvmsg: a plain read would drop (close) any
+  // descriptors the peer attached.
+  socket_.async_wait(UnixSocket::wait_read,
+                     [self = shared_from_this()](const boost::system::error_code& ec) { self->OnReadable(ec); });
+}
+
+void Channel::OnReadable(const boost::system::error_code& ec) {
+  if (closed_) return;
+  if (ec) {
+    OnRead(ec, 0);
+    return;
+  }
+  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFdsPerFrame)];
+  struct iovec iov {read_buf_, sizeof(read_buf_)};
+  struct msghdr msg {};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof(control);
+  const ssize_t n = ::recvmsg(socket_.native_handle(), &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+  if (n < 0) {
+    const int err = errno;
+    if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR) {
+      ReadSome();
+      return;
+    }
+    OnRead(boost::system::error_code(err, boost::system::system_category()), 0);
+    return;
+  }
+  // Take every descriptor first, so that whatever happens next closes them.
+  std::vector<OwnedFd> fds;
+  for (struct cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    const size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < count; ++i) {
+      int fd;
+      std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+      fds.emplace_back(fd);
+    }
+  }
+  if ((msg.msg_flags & MSG_CTRUNC) != 0) {
+    BadInput(v1::Error::BAD_FRAME,
+             Error(Errc::kProtocolError, fmt::format("channel: peer sent more than {} descriptors in one message",
+                                                     kMaxFdsPerFrame)));
+    return;
+  }
+  if (n == 0) {
+    OnRead(boost::asio::error::eof, 0);
+    return;
+  }
+  if (!fds.empty()) fds_in_.emplace_back(bytes_received_ + static_cast<uint64_t>(n) - 1, std::move(fds));
+  bytes_received_ += static_cast<uint64_t>(n);
+  OnRead({}, static_cast<size_t>(n));
+}
+
+void Channel::BadInput(v1::Error::Code code, const Error& e) {
+  SendErrorAndClose(code, e);
+  if (callbacks_.on_closed) callbacks_.on_closed(e);
 }
 
 void Channel::OnRead(const boost::system::error_code& ec, size_t n) {
@@ -62,30 +119,56 @@ void Channel::OnRead(const boost::system::error_code& ec, size_t n) {
   }
   liveness_.OnFrameReceived(clock_.Now());  // any byte is proof of life
   decoder_.Feed(std::string_view(read_buf_, n));
+  if (DeliverFrames()) ReadSome();
+}
+
+bool Channel::DeliverFrames() {
   for (;;) {
+    // The stream offset where the next frame starts.
+    const uint64_t start = bytes_received_ - decoder_.buffered();
     DecodeResult r = decoder_.Next();
     if (std::holds_alternative<NeedMore>(r)) break;
     if (auto* err = std::get_if<FrameError>(&r)) {
-      SendErrorAndClose(v1::Error::BAD_FRAME, err->ToError());
-      if (callbacks_.on_closed) callbacks_.on_closed(err->ToError());
-      return;
+      BadInput(v1::Error::BAD_FRAME, err->ToError());
+      return false;
+    }
+    const uint64_t end = bytes_received_ - decoder_.buffered();
+    std::vector<OwnedFd> fds;
+    if (!fds_in_.empty() && fds_in_.front().first < end) {
+      if (fds_in_.front().first != start) {
+        BadInput(v1::Error::BAD_FRAME,
+                 Error(Errc::kProtocolError, "channel: descriptors arrived on a byte that does not start a frame"));
+        return false;
+      }
+      fds = std::move(fds_in_.front().second);
+      fds_in_.pop_front();
     }
     auto& env = std::get<v1::Envelope>(r);
     ++frames_received_;
-    if (env.has_heartbeat()) {
+    if (!fds.empty() && !callbacks_.on_message_with_fds) {
+      BadInput(v1::Error::UNEXPECTED,
+               Error(Errc::kProtocolError, fmt::format("channel: a {} frame carried {} descriptors where none are "
+                                                       "accepted",
+                                                       MessageName(env), fds.size())));
+      return false;
+    }
+    if (env.has_heartbeat() && fds.empty()) {
       ++heartbeats_received_;
       continue;
     }
     if (env.msg_case() == v1::Envelope::MSG_NOT_SET) {
-      Error e(Errc::kProtocolError, "channel: peer sent an envelope with no message this build knows");
-      SendErrorAndClose(v1::Error::UNRECOGNISED, e);
-      if (callbacks_.on_closed) callbacks_.on_closed(e);
-      return;
+      BadInput(v1::Error::UNRECOGNISED,
+               Error(Errc::kProtocolError, "channel: peer sent an envelope with no message this build knows"));
+      return false;
     }
-    if (callbacks_.on_message) callbacks_.on_message(std::move(env));
-    if (closed_) return;  // the callback may close us
+    if (!fds.empty()) {
+      callbacks_.on_message_with_fds(std::move(env), std::move(fds));
+    } else if (callbacks_.on_message) {
+      callbacks_.on_message(std::move(env));
+    }
+    if (closed_) return false;  // the callback may close us
   }
-  ReadSome();
+  return true;
 }
 
 void Channel::Send(const v1::Envelope& env, std::function<void()> on_written) {
@@ -95,8 +178,27 @@ void Channel::Send(const v1::Envelope& env, std::function<void()> on_written) {
     Fail(frame.error());
     return;
   }
-  out_.push_back({std::move(*frame), std::move(on_written)});
+  out_.push_back({std::move(*frame), std::move(on_written), {}});
   WriteNext();
+}
+
+Status Channel::SendWithFds(const v1::Envelope& env, const std::vector<int>& fds, std::function<void()> on_written) {
+  if (fds.size() > kMaxFdsPerFrame) {
+    return Error(Errc::kInvalidArgument,
+                 fmt::format("channel: {} descriptors in one frame (at most {})", fds.size(), kMaxFdsPerFrame));
+  }
+  if (closed_) return Error(Errc::kUnavailable, "channel: closed");
+  auto frame = EncodeFrame(env);
+  if (!frame) return frame.error();
+  std::vector<OwnedFd> dups;
+  for (int fd : fds) {
+    OwnedFd d(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
+    if (!d.valid()) return ErrnoError(fmt::format("channel: dup descriptor {}", fd), errno);
+    dups.push_back(std::move(d));
+  }
+  out_.push_back({std::move(*frame), std::move(on_written), std::move(dups)});
+  WriteNext();
+  return {};
 }
 
 void Channel::WriteNext() {
@@ -104,6 +206,10 @@ void Channel::WriteNext() {
   writing_ = true;
   liveness_.OnWriteStarted(clock_.Now());
   Rearm();
+  if (!out_.front().fds.empty()) {
+    SendFdsByte();
+    return;
+  }
   // Asio sends on stream sockets with MSG_NOSIGNAL on Linux, so a dead peer
   // is an EPIPE result here, never a SIGPIPE.
   boost::asio::async_write(socket_, boost::asio::buffer(out_.front().frame),
@@ -123,6 +229,51 @@ void Channel::WriteNext() {
                              self->WriteNext();
                              self->Rearm();  // the next heartbeat may now be due earlier
                            });
+}
+
+// The first byte of a frame with descriptors goes alone, with them, so
+// that the receiver can tell which frame they belong to.
+void Channel::SendFdsByte() {
+  socket_.async_wait(UnixSocket::wait_write, [self = shared_from_this()](const boost::system::error_code& ec) {
+    if (self->closed_) return;
+    if (ec) {
+      self->writing_ = false;
+      self->Fail(SystemError(ec, fmt::format("channel: write: {}", ec.message())));
+      return;
+    }
+    Outgoing& o = self->out_.front();
+    std::vector<char> control(CMSG_SPACE(sizeof(int) * o.fds.size()));
+    struct iovec iov {o.frame.data(), 1};
+    struct msghdr msg {};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.data();
+    msg.msg_controllen = control.size();
+    struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int) * o.fds.size());
+    for (size_t i = 0; i < o.fds.size(); ++i) {
+      const int fd = o.fds[i].get();
+      std::memcpy(CMSG_DATA(c) + i * sizeof(int), &fd, sizeof(int));
+    }
+    const ssize_t n = ::sendmsg(self->socket_.native_handle(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0) {
+      const int err = errno;
+      if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR) {
+        self->SendFdsByte();
+        return;
+      }
+      self->writing_ = false;
+      self->Fail(ErrnoError("channel: sendmsg (descriptors)", err));
+      return;
+    }
+    // In flight: the kernel holds its own references now.
+    o.fds.clear();
+    o.frame.erase(0, 1);
+    self->writing_ = false;
+    self->WriteNext();
+  });
 }
 
 void Channel::SendHeartbeat() {

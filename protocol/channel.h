@@ -7,6 +7,15 @@
 // that executor; callbacks run on it too.
 // Ownership: the Channel owns its socket (O_CLOEXEC as Asio opens/assigns
 // it). Handlers hold a shared_ptr, so the Channel outlives pending I/O.
+//
+// Descriptors (SCM_RIGHTS): a frame sent with SendWithFds carries them on
+// its first byte, which goes alone in one sendmsg; Linux never merges that
+// byte's ancillary data with later bytes, and a recvmsg that returns
+// descriptors ends with that byte. So the receiver binds the descriptors
+// of a read to the frame starting at the read's last byte; descriptors on
+// any other byte, a truncated control message (MSG_CTRUNC) or descriptors
+// where the owner takes none close the channel as bad input. Received
+// descriptors are O_CLOEXEC (MSG_CMSG_CLOEXEC).
 #pragma once
 
 #include <sys/types.h>
@@ -22,6 +31,7 @@
 
 #include "base/clock.h"
 #include "base/errors.h"
+#include "base/owned_fd.h"
 #include "protocol/control.pb.h"
 #include "protocol/frame.h"
 #include "protocol/liveness.h"
@@ -36,7 +46,13 @@ struct ChannelCallbacks {
   // Called exactly once when the channel closes for any reason other than a
   // local Close(): peer EOF, bad frame, silence, stuck send, I/O error.
   std::function<void(const Error&)> on_closed;
+  // Frames that carried descriptors (owned by the callee from here). Unset:
+  // such a frame is bad input (Error UNEXPECTED, then closed).
+  std::function<void(v1::Envelope, std::vector<OwnedFd>)> on_message_with_fds;
 };
+
+// The kernel's limit of descriptors in one message (SCM_MAX_FD).
+inline constexpr size_t kMaxFdsPerFrame = 253;
 
 class Channel : public std::enable_shared_from_this<Channel> {
  public:
@@ -51,6 +67,11 @@ class Channel : public std::enable_shared_from_this<Channel> {
   // `on_written` (optional) runs once the frame is fully written to the
   // socket: the point where "after sending X" is true.
   void Send(const v1::Envelope& env, std::function<void()> on_written = {});
+  // Like Send, with `fds` attached to the frame (at most kMaxFdsPerFrame).
+  // The caller keeps its descriptors: the channel sends duplicates, closed
+  // once the frame's first byte is written (the kernel then holds them) or
+  // the channel closes. Fails (and sends nothing) if a dup fails.
+  Status SendWithFds(const v1::Envelope& env, const std::vector<int>& fds, std::function<void()> on_written = {});
   // Frames queued or being written.
   size_t pending_writes() const { return out_.size(); }
   // Runs `fn` once every frame queued so far is written, or the channel has
@@ -79,7 +100,12 @@ class Channel : public std::enable_shared_from_this<Channel> {
   Channel(UnixSocket socket, LivenessOptions opts, const Clock& clock, ChannelCallbacks callbacks);
 
   void ReadSome();
+  void OnReadable(const boost::system::error_code& ec);
   void OnRead(const boost::system::error_code& ec, size_t n);
+  // Decodes what was read; false if the channel closed meanwhile.
+  bool DeliverFrames();
+  void BadInput(v1::Error::Code code, const Error& e);
+  void SendFdsByte();
   void WriteNext();
   void OnTimer();
   void Rearm();
@@ -96,6 +122,7 @@ class Channel : public std::enable_shared_from_this<Channel> {
   struct Outgoing {
     std::string frame;
     std::function<void()> on_written;
+    std::vector<OwnedFd> fds;  // sent with the first byte, then closed
   };
   std::deque<Outgoing> out_;
   std::vector<std::function<void()>> flushed_;  // WhenFlushed callbacks waiting for out_ to empty
@@ -105,6 +132,9 @@ class Channel : public std::enable_shared_from_this<Channel> {
   uint64_t heartbeat_seq_ = 0;
   uint64_t frames_received_ = 0;
   uint64_t heartbeats_received_ = 0;
+  uint64_t bytes_received_ = 0;  // stream offset of the next byte read
+  // Descriptors received, by the stream offset of the byte that carried them.
+  std::deque<std::pair<uint64_t, std::vector<OwnedFd>>> fds_in_;
   char read_buf_[64 * 1024];
 };
 

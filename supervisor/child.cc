@@ -31,6 +31,10 @@ void StartChannel(asio::io_context& io, const std::shared_ptr<Child>& g, int fd,
                                           },
                                           [weak, cb = callbacks.on_closed](const Error& e) {
                                             if (auto g = weak.lock()) cb(g, e);
+                                          },
+                                          [weak, cb = callbacks.on_message_with_fds](v1::Envelope env,
+                                                                                     std::vector<OwnedFd> fds) {
+                                            if (auto g = weak.lock()) cb(g, std::move(env), std::move(fds));
                                           }});
   g->channel->Prime(unconsumed);
   g->channel->Start();

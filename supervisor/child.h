@@ -104,6 +104,8 @@ class CrashRoute {
 // Called on the executor with the generation they concern.
 struct ChildCallbacks {
   std::function<void(const std::shared_ptr<Child>&, const v1::Envelope&)> on_message;
+  // A frame that carried descriptors (now owned by the callee).
+  std::function<void(const std::shared_ptr<Child>&, v1::Envelope, std::vector<OwnedFd>)> on_message_with_fds;
   std::function<void(const std::shared_ptr<Child>&, const Error&)> on_closed;
   std::function<void(const std::shared_ptr<Child>&, const ChildExit& how)> on_exit;
 };

@@ -9,19 +9,6 @@
 
 namespace baton::supervisor {
 
-OwnedFd& OwnedFd::operator=(OwnedFd&& o) noexcept {
-  if (this != &o) {
-    Reset();
-    fd_ = std::exchange(o.fd_, -1);
-  }
-  return *this;
-}
-
-void OwnedFd::Reset() {
-  if (fd_ >= 0) ::close(fd_);
-  fd_ = -1;
-}
-
 FdStore::AddResult FdStore::Add(const std::string& name, std::vector<OwnedFd> fds) {
   AddResult r;
   for (size_t i = 0; i < fds.size(); ++i) {

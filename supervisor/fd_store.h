@@ -21,26 +21,9 @@
 #include <utility>
 #include <vector>
 
+#include "base/owned_fd.h"
+
 namespace baton::supervisor {
-
-// One descriptor, closed on destruction.
-class OwnedFd {
- public:
-  OwnedFd() = default;
-  explicit OwnedFd(int fd) : fd_(fd) {}
-  OwnedFd(OwnedFd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-  OwnedFd& operator=(OwnedFd&& o) noexcept;
-  OwnedFd(const OwnedFd&) = delete;
-  OwnedFd& operator=(const OwnedFd&) = delete;
-  ~OwnedFd() { Reset(); }
-  int get() const { return fd_; }
-  // Gives the descriptor up to the caller.
-  int Release() { return std::exchange(fd_, -1); }
-  void Reset();
-
- private:
-  int fd_ = -1;
-};
 
 class FdStore {
  public:

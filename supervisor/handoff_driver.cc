@@ -204,6 +204,7 @@ void SupervisorImpl::Do(SpawnRestore&) {
 
 void SupervisorImpl::Do(SendToSuccessor& a) {
   if (handoff_->successor && handoff_->successor->channel && !handoff_->successor->channel->closed()) {
+    if (a.env.has_begin()) SendHeld(handoff_->successor, a.env);
     v1::Envelope env = a.env;
     handoff_->successor->channel->Send(a.env, [env] { AfterSentCrashPoint(env); });
     if (env.has_hello_ack() && env.hello_ack().accepted()) {
@@ -214,6 +215,7 @@ void SupervisorImpl::Do(SendToSuccessor& a) {
 
 void SupervisorImpl::Do(SendToIncumbent& a) {
   if (handoff_->incumbent && handoff_->incumbent->channel && !handoff_->incumbent->channel->closed()) {
+    if (a.env.has_resume()) SendHeld(handoff_->incumbent, a.env);
     v1::Envelope env = a.env;
     handoff_->incumbent->channel->Send(a.env, [env] { AfterSentCrashPoint(env); });
   }
@@ -245,6 +247,7 @@ void SupervisorImpl::Do(PhaseDone& a) {
 }
 
 void SupervisorImpl::Do(PromoteSuccessor&) {
+  CloseHeld("the successor is ready and has its own");
   incumbent_ = handoff_->successor;
   // From now on this binary is the service: restarts and later upgrades
   // without --binary use it.
@@ -257,6 +260,7 @@ void SupervisorImpl::Do(PromoteSuccessor&) {
 }
 
 void SupervisorImpl::Do(Finished& a) {
+  CloseHeld(a.outcome == Outcome::kCommitted ? "committed" : "the incumbent is gone");
   v1::UpgradeResult r = handoff_->phases;
   r.set_handoff_id(handoff_->machine.handoff_id());
   r.set_outcome(ToProto(a.outcome));

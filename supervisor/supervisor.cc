@@ -162,6 +162,9 @@ void SupervisorImpl::Stop(std::function<void()> done) {
 
 ChildCallbacks SupervisorImpl::Callbacks() {
   return {[this](const auto& g, const v1::Envelope& env) { OnChildMessage(g, env); },
+          [this](const auto& g, v1::Envelope env, std::vector<OwnedFd> fds) {
+            OnChildFds(g, std::move(env), std::move(fds));
+          },
           [this](const auto& g, const Error& e) { OnChildClosed(g, e); },
           [this](const auto& g, const ChildExit& how) { OnChildExit(g, how); }};
 }
@@ -266,6 +269,7 @@ void SupervisorImpl::OnChildMessage(const std::shared_ptr<Child>& g, const v1::E
     g->said_hello = true;
     if (g->pin) g->pin->schema = protocol::VersionRange{env.hello().state_schema().min(), env.hello().state_schema().max()};
   }
+  if (!CheckHandoverCount(g, env)) return;
   // Not part of any handoff: the daemon's own health word (§16).
   if (env.has_health_report()) return OnHealthReport(g, env.health_report());
   switch (PartOf(g)) {

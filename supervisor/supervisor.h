@@ -36,6 +36,9 @@ struct SupervisorOptions {
   std::string binary;
   std::vector<std::string> args;
   HandoffTimeouts timeouts;
+  // The most descriptors (connections, state) an incumbent may hand over in
+  // one handoff (docs/protocol.md, "Descriptor handover"); more is bad input.
+  size_t max_handover_fds = 1024;
   // Heartbeats and liveness on every child's channel (after its Hello).
   protocol::LivenessOptions liveness;
   Duration restart_backoff_min = milliseconds(100);

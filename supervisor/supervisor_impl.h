@@ -34,6 +34,7 @@
 #include "supervisor/child.h"
 #include "supervisor/handoff_machine.h"
 #include "supervisor/adoption_record.h"
+#include "protocol/handover.h"
 #include "supervisor/fd_store.h"
 #include "supervisor/notify_handoff.h"
 #include "supervisor/self_upgrade.h"
@@ -69,6 +70,10 @@ struct Handoff {
   // again by a sequential rollback.
   std::unique_ptr<NotifyHandoffMachine> notify;
   std::shared_ptr<Child> restored;
+  // The incumbent's handed-over descriptors (handover_driver.cc): held from
+  // its SealComplete until the successor is Ready (then closed: the
+  // successor has its own), or sent back to it with Resume.
+  std::vector<protocol::HandedFd> held{};
 };
 
 // The probation of the generation a handoff just committed to
@@ -145,6 +150,15 @@ class SupervisorImpl final : public Supervisor {
   HandoffPart PartOf(const std::shared_ptr<Child>& g) const;
   void OnChildMessage(const std::shared_ptr<Child>& g, const v1::Envelope& env);
   void OnChildClosed(const std::shared_ptr<Child>& g, const Error& e);
+  // ---- descriptor handover (handover_driver.cc)
+  void OnChildFds(const std::shared_ptr<Child>& g, v1::Envelope env, std::vector<OwnedFd> fds);
+  // Closes g's channel as bad input (an Error frame, then closed).
+  void RefuseChild(const std::shared_ptr<Child>& g, v1::Error::Code code, const Error& why);
+  // false (and the session closed) if a SealComplete's count does not match what arrived.
+  bool CheckHandoverCount(const std::shared_ptr<Child>& g, const v1::Envelope& env);
+  // Sends the held descriptors before `env` (a Begin or a Resume) and sets its count.
+  void SendHeld(const std::shared_ptr<Child>& to, v1::Envelope& env);
+  void CloseHeld(const char* why);
   void OnChildExit(const std::shared_ptr<Child>& g, const ChildExit& exit);
   void MaybeStopped();
   void Emit(Event e);

@@ -2,6 +2,7 @@
 
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <array>
 #include <optional>
@@ -11,6 +12,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/string.hpp>
+#include <boost/beast/core/buffers_to_string.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <fmt/format.h>
 
@@ -26,6 +28,9 @@ using baton::Errc;
 using baton::Error;
 using boost::system::error_code;
 
+// Beast's default header limit.
+constexpr size_t kMaxHeaderBytes = 8192;
+
 // One connection. Owned by the server's map and by every pending handler.
 class HttpSession : public std::enable_shared_from_this<HttpSession> {
  public:
@@ -36,6 +41,30 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 
   State state() const { return state_; }
   void Start() { WaitForRequest(); }
+
+  // Handover: between requests, or before a request's header is complete
+  // (every byte of it is still raw in buffer_, see ReadRequest).
+  bool HandOverable() const {
+    return state_ == State::kIdle || (state_ == State::kReading && header_pending_);
+  }
+  // Gives up the connection without closing it: its fd and unread bytes.
+  HandedConnection Release() {
+    HandedConnection c;
+    c.unread = boost::beast::buffers_to_string(buffer_.data());
+    state_ = State::kClosed;  // the cancelled handlers see this and return
+    error_code ec;
+    timer_.cancel();
+    c.fd = socket_.release(ec);
+    if (ec) c.fd = -1;
+    server_.Forget(id_);
+    return c;
+  }
+  // Handed over to us: what the previous generation read but did not process.
+  void Prefill(const std::string& bytes) {
+    auto b = buffer_.prepare(bytes.size());
+    asio::buffer_copy(b, asio::buffer(bytes));
+    buffer_.commit(bytes.size());
+  }
 
   // Drain, idle deadline: close unless a request has begun to arrive.
   void CloseIfIdle() {
@@ -84,6 +113,14 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 
   void ReadRequest() {
     state_ = State::kReading;
+    // Until a request's header is complete its bytes stay raw in buffer_
+    // (Beast's parser would consume the request line early), so the
+    // connection can still be handed over with everything unprocessed.
+    header_pending_ = !HeaderBuffered();
+    if (header_pending_) {
+      ReadMoreHeader();
+      return;
+    }
     parser_.emplace();
     parser_->body_limit(server_.opts_.body_limit);
     http::async_read_header(socket_, buffer_, *parser_, [self = shared_from_this()](error_code ec, size_t) {
@@ -96,6 +133,38 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
       asio::async_write(self->socket_, asio::buffer(kContinue),
                         [self](error_code write_ec, size_t) { self->ReadBody(write_ec); });
+    });
+  }
+
+  bool HeaderBuffered() const {
+    const auto d = buffer_.data();
+    const std::string_view v(static_cast<const char*>(d.data()), d.size());
+    // Past the parser's header limit the parser reports the error.
+    return v.find("\r\n\r\n") != std::string_view::npos || v.size() >= kMaxHeaderBytes;
+  }
+
+  // Readiness, then a non-blocking recv committed at once: a read that
+  // completed but whose handler had not run yet would lose its bytes if
+  // the connection were released for a handover meanwhile.
+  void ReadMoreHeader() {
+    socket_.async_wait(Protocol::socket::wait_read, [self = shared_from_this()](error_code ec) {
+      if (self->state_ != State::kReading) return;
+      if (ec) {
+        self->CloseNow();
+        return;
+      }
+      auto space = self->buffer_.prepare(4096);
+      const ssize_t n = ::recv(self->socket_.native_handle(), space.data(), space.size(), MSG_DONTWAIT);
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        self->ReadMoreHeader();
+        return;
+      }
+      if (n <= 0) {  // the client went away, between requests or in the middle of one
+        self->CloseNow();
+        return;
+      }
+      self->buffer_.commit(static_cast<size_t>(n));
+      self->ReadRequest();
     });
   }
 
@@ -147,7 +216,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     if (state_ != State::kProcessing) return;  // closed meanwhile
     // Decided now, not when the request arrived: a drain that started while
     // the handler ran still turns this into the connection's last response.
-    close_after_ = !keep_alive_ || server_.draining_;
+    close_after_ = !keep_alive_ || (server_.draining_ && !server_.handover_);
     res.version(version_);
     res.keep_alive(!close_after_);
     res.prepare_payload();
@@ -215,6 +284,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   State state_ = State::kIdle;
   bool keep_alive_ = true;
   bool close_after_ = false;
+  bool header_pending_ = false;  // reading: the header is not complete yet
   unsigned version_ = 11;
 };
 
@@ -280,6 +350,8 @@ uint16_t HttpServer::port() const {
 
 void HttpServer::StartAccepting() {
   draining_ = false;
+  handover_ = false;
+  handover_done_ = nullptr;
   idle_expired_ = false;
   past_deadline_ = false;
   drain_done_ = nullptr;
@@ -354,6 +426,58 @@ void HttpServer::StartDrain(std::chrono::milliseconds deadline, std::chrono::mil
   CheckDrained();
 }
 
+void HttpServer::DrainForHandover(std::chrono::milliseconds deadline,
+                                  std::function<void(std::vector<HandedConnection>)> done) {
+  handover_ = true;
+  handover_done_ = std::move(done);
+  // Idle connections wait for the hard deadline: they are handed over long before.
+  StartDrain(deadline, deadline, [this] { FinishHandover(); });
+}
+
+void HttpServer::FinishHandover() {
+  std::vector<std::shared_ptr<HttpSession>> all;
+  for (auto& [id, s] : sessions_) all.push_back(s);
+  std::vector<HandedConnection> out;
+  uint64_t unread = 0;
+  for (auto& s : all) {
+    if (!s->HandOverable()) continue;
+    HandedConnection c = s->Release();
+    unread += c.unread.size();
+    if (c.fd >= 0) out.push_back(std::move(c));
+  }
+  handover_ = false;
+  auto done = std::move(handover_done_);
+  handover_done_ = nullptr;
+  log_.Emit(kvd::MakeEvent(baton::Level::kInfo, "kvd.http.handover",
+                           "{} connections released for handover, {} bytes read but not processed", out.size(), unread)
+                .With("connections", uint64_t{out.size()})
+                .With("unread_bytes", unread));
+  done(std::move(out));
+}
+
+baton::Status HttpServer::Adopt(int fd, const std::string& unread) {
+  sockaddr_storage addr{};
+  socklen_t len = sizeof addr;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    const int err = errno;
+    ::close(fd);
+    return baton::ErrnoError("adopt: getsockname", err);
+  }
+  Protocol::socket socket(acceptor_.get_executor());
+  error_code ec;
+  socket.assign(Protocol(addr.ss_family, addr.ss_family == AF_UNIX ? 0 : IPPROTO_TCP), fd, ec);
+  if (ec) {
+    ::close(fd);
+    return baton::ErrnoError("adopt", ec.value());
+  }
+  const uint64_t id = next_id_++;
+  auto session = std::make_shared<HttpSession>(*this, id, std::move(socket));
+  session->Prefill(unread);
+  sessions_.emplace(id, session);
+  session->Start();
+  return {};
+}
+
 void HttpServer::OnIdleDeadline() {
   idle_expired_ = true;
   std::vector<std::shared_ptr<HttpSession>> all;
@@ -381,6 +505,7 @@ void HttpServer::OnHardDeadline() {
 void HttpServer::CheckDrained() {
   if (!draining_ || !drain_done_) return;
   for (auto& [id, s] : sessions_) {
+    if (handover_ && s->HandOverable()) continue;
     if (s->state() != HttpSession::State::kLingering && s->state() != HttpSession::State::kClosed) return;
   }
   idle_deadline_.cancel();

@@ -25,6 +25,12 @@
 //     still get their response, written under a short guard timer.
 //  `done` runs once no session is reading, processing or writing.
 //
+// DrainForHandover (docs/integrate.md): the same, except that responses keep
+// their connections open and idle ones are not closed; once no session is
+// past a request's header, processing or writing, every open connection is
+// released (its fd, not closed, and the bytes read but not parsed) for the
+// next generation, which serves it with Adopt.
+//
 // Threading: everything runs on the io_context's single thread; every public
 // method must be called there. The handler's Respond may be called later, also
 // on that thread, exactly once.
@@ -35,6 +41,8 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/basic_socket_acceptor.hpp>
@@ -64,6 +72,13 @@ struct HttpOptions {
 
 class HttpSession;
 
+// A connection for the next generation: the fd (owned by whoever took it)
+// and what was read from it but not processed yet.
+struct HandedConnection {
+  int fd = -1;
+  std::string unread;
+};
+
 class HttpServer {
  public:
   HttpServer(boost::asio::io_context& io, Handler handler, baton::LogSink& log, HttpOptions options = {});
@@ -80,6 +95,11 @@ class HttpServer {
   void StopAccepting();
   // See the file comment. A second Drain replaces the first's callback.
   void Drain(std::chrono::milliseconds deadline, std::function<void()> done);
+  // See the file comment. The connections released go to `done`.
+  void DrainForHandover(std::chrono::milliseconds deadline, std::function<void(std::vector<HandedConnection>)> done);
+  // Serves a handed-over connection (the fd is ours from here, closed on
+  // error); `unread` is parsed before anything read from the socket.
+  baton::Status Adopt(int fd, const std::string& unread);
   // For stopping for good (SIGTERM, Retire): a drain with `grace` that closes
   // idle sessions at once (nobody would answer a retry on a new connection
   // anyway), then waits (at most `linger` more) for lingering sessions to
@@ -106,6 +126,7 @@ class HttpServer {
   void OnHardDeadline();
   void Forget(uint64_t id);
   void CheckStopped();
+  void FinishHandover();
 
   Handler handler_;
   baton::LogSink& log_;
@@ -121,6 +142,8 @@ class HttpServer {
   bool idle_expired_ = false;  // drain: idle sessions are closed from now on
   bool past_deadline_ = false;
   std::function<void()> drain_done_;
+  bool handover_ = false;  // DrainForHandover: connections stay open and are released
+  std::function<void(std::vector<HandedConnection>)> handover_done_;
   boost::asio::steady_timer stop_timer_;
   std::function<void()> stop_done_;
   uint64_t next_id_ = 1;

@@ -82,6 +82,26 @@ Status KvdHooks::Warm() {
 Status KvdHooks::Drain(Deadline deadline_at) {
   const auto deadline = std::max(std::chrono::milliseconds(0), std::chrono::duration_cast<std::chrono::milliseconds>(
                                                                     deadline_at - std::chrono::steady_clock::now()));
+  if (opts_.hand_over && daemon_ != nullptr) {
+    auto conns = OnIo<std::vector<HandedConnection>>([this, deadline](auto done) {
+      service_.set_phase("draining");
+      server_.DrainForHandover(deadline, [this, done](std::vector<HandedConnection> released) {
+        service_.WhenIdle([done, released] { done(released); });
+      });
+    });
+    // Until the commit they stay ours (the library keeps them); a rollback
+    // gives them back to Resume.
+    size_t n = 0;
+    for (auto& c : conns) {
+      if (auto st = daemon_->HandOver(baton::HandoverKind::kConnection, fmt::format("http-{}", n++), c.fd, c.unread);
+          !st) {
+        log_.Emit(kvd::MakeEvent(baton::Level::kWarn, "kvd.handover_failed", "closing a connection instead: {}",
+                                 st.error().message));
+        ::close(c.fd);
+      }
+    }
+    return {};
+  }
   return OnIo<Status>([this, deadline](auto done) {
     service_.set_phase("draining");
     server_.Drain(deadline, [this, done] {
@@ -162,9 +182,38 @@ Status KvdHooks::Resume(bool data_changed) {
           }
         }
       }
-      done(Serve("serving"));
+      auto st = Serve("serving");
+      if (st) AdoptOnIo();  // a rollback gave our connections back
+      done(st);
     });
   });
+}
+
+void KvdHooks::AdoptHandedOver() {
+  OnIo<bool>([this](auto done) {
+    AdoptOnIo();
+    done(true);
+  });
+}
+
+void KvdHooks::AdoptOnIo() {
+  if (daemon_ == nullptr) return;
+  size_t adopted = 0;
+  for (auto& h : daemon_->TakeHandedOver()) {
+    if (h.kind != baton::HandoverKind::kConnection) {
+      ::close(h.fd);
+      continue;
+    }
+    if (auto st = server_.Adopt(h.fd, h.metadata); !st) {
+      log_.Emit(kvd::MakeEvent(baton::Level::kWarn, "kvd.adopt_failed", "{}: {}", h.name, st.error().message));
+      continue;
+    }
+    ++adopted;
+  }
+  if (adopted > 0) {
+    log_.Emit(kvd::MakeEvent(baton::Level::kInfo, "kvd.adopted", "serving {} handed-over connections", adopted)
+                  .With("connections", uint64_t{adopted}));
+  }
 }
 
 void KvdHooks::Retire() { (void)Shutdown(opts_.retire_grace); }

@@ -33,6 +33,10 @@ struct HookOptions {
   // that on a busy machine the incumbent, still serving, keeps its CPU. 0:
   // the same priority.
   int warm_nice = 10;
+  // Drain hands idle and partly read connections to the successor instead
+  // of closing them (docs/integrate.md); false: they are closed at response
+  // boundaries as before, and clients reconnect.
+  bool hand_over = true;
 };
 
 class KvdHooks final : public baton::Hooks {
@@ -44,9 +48,11 @@ class KvdHooks final : public baton::Hooks {
   // Successor: read-only replay of the WAL as it is now (in passes, until
   // the tail is small); remembers where it stopped.
   baton::Status Warm() override;
-  // Incumbent: stop accepting, answer in-flight and next requests with
-  // Connection: close, close idle keep-alive connections by the deadline;
-  // returns once no request is in flight and every acked write is fsynced.
+  // Incumbent: stop accepting, answer in-flight requests; hand every
+  // connection between requests (or before a request's header is complete)
+  // over to the successor with its unread bytes (without hand_over: answer
+  // with Connection: close and close idle ones by the deadline); returns
+  // once no request is in flight and every acked write is fsynced.
   baton::Status Drain(Deadline deadline) override;
   // Incumbent: fsync + close the WAL; reports revision and fingerprint.
   baton::Result<baton::SealReport> Seal() override;
@@ -54,8 +60,14 @@ class KvdHooks final : public baton::Hooks {
   // seal, open the writer, accept on the inherited listener.
   baton::Status Begin(const baton::SealedState& sealed) override;
   // Incumbent after a rollback: reload if the data changed, reopen the
-  // writer, accept again on the same listener.
+  // writer, accept again on the same listener, serve the connections it
+  // had handed over (they come back).
   baton::Status Resume(bool data_changed) override;
+  // Successor, once Daemon::Start returned (Ready is sent: nobody else can
+  // serve them now): serve the connections the incumbent handed over.
+  void AdoptHandedOver();
+  // The Daemon whose HandOver and TakeHandedOver the hooks use (none: no handover).
+  void set_daemon(baton::Daemon* daemon) { daemon_ = daemon; }
   // Incumbent after Commit: finish what is left and stop serving.
   void Retire() override;
 
@@ -71,12 +83,15 @@ class KvdHooks final : public baton::Hooks {
   template <class T>
   T OnIo(std::function<void(std::function<void(T)>)> f);
   baton::Status Serve(const char* phase);
+  // On the io thread: serves every connection the library has for us.
+  void AdoptOnIo();
 
   boost::asio::io_context& io_;
   KvService& service_;
   HttpServer& server_;
   baton::LogSink& log_;
   HookOptions opts_;
+  baton::Daemon* daemon_ = nullptr;
 };
 
 }  // namespace kvd

@@ -51,6 +51,7 @@ struct Flags {
   bool exit_at_start = false;
   bool hang_in_warm = false;
   bool fail_begin = false;
+  bool no_hand_over = false;
   std::string crash_at;
   int64_t exit_after_serving_ms = -1;
   int64_t unhealthy_after_serving_ms = -1;
@@ -150,6 +151,9 @@ int main(int argc, char** argv) {
   app.add_flag("--exit-at-start", f.exit_at_start, "test knob: exit 1 at once");
   app.add_flag("--hang-in-warm", f.hang_in_warm, "test knob: never return from the warm hook");
   app.add_flag("--fail-begin", f.fail_begin, "test knob: the begin hook fails after its replay");
+  app.add_flag("--no-hand-over", f.no_hand_over,
+               "at an upgrade, close keep-alive connections at response boundaries instead of handing them to "
+               "the new generation");
   app.add_flag("--hang-at-exit", f.hang_at_exit,
                "test knob: once this generation is done (retired after a commit, or stopped), never exit");
   app.add_option("--leave-orphan-ms", f.leave_orphan_ms,
@@ -266,7 +270,9 @@ int main(int argc, char** argv) {
                        .hang_in_warm = f.hang_in_warm,
                        .fail_begin = f.fail_begin,
                        .seal_delay = std::chrono::milliseconds(f.seal_delay_ms),
-                       .warm_nice = f.warm_nice});
+                       .warm_nice = f.warm_nice,
+                       .hand_over = !f.no_hand_over});
+  hooks.set_daemon(&daemon);
 
   // The listener: inherited from the supervisor (it stays open there across
   // generations), or our own when nobody supervises us.
@@ -319,6 +325,8 @@ int main(int argc, char** argv) {
   }
   if (daemon.role() != baton::Role::kSuccessor) {
     if (auto st = hooks.StartServing(); !st) return finish(Fail(log, 1, "recovery", st.error()));
+  } else {
+    hooks.AdoptHandedOver();
   }
   if (!f.port_file.empty()) WritePortFile(f.port_file, server.port());
   // Test knobs: a release that fails after it began serving.

@@ -46,7 +46,7 @@ extern "C" {
 /* ABI version: major << 16 | minor. A minor bump only adds functions or
  * struct fields at the end; a major bump breaks. Check at start-up:
  * baton_abi_version() >> 16 == BATON_ABI_VERSION >> 16. */
-#define BATON_ABI_VERSION ((1u << 16) | 1u)
+#define BATON_ABI_VERSION ((1u << 16) | 2u)
 BATON_EXPORT uint32_t baton_abi_version(void);
 
 /* Status codes; each says what the caller should do next. */
@@ -244,6 +244,55 @@ BATON_EXPORT int baton_request_exit(baton_daemon* daemon, int exit_code, baton_e
  * accepted by the supervisor (call it after baton_start returned), or a
  * supervisor too old to take health reports. Any thread. ABI 1.1. */
 BATON_EXPORT int baton_report_unhealthy(baton_daemon* daemon, const char* reason, baton_error** err);
+
+/* ---- Descriptor and state handover (docs/integrate.md) --------------------
+ * ABI 1.2. The incumbent hands connections (and other descriptors, and a
+ * state blob of any size) to the successor instead of closing them; until
+ * the commit they stay the incumbent's: nobody serves them meanwhile, and a
+ * rollback gives every one back to its resume hook. */
+enum baton_handover_kind {
+  BATON_HANDOVER_CONNECTION = 0, /* a connected SOCK_STREAM socket */
+  BATON_HANDOVER_FILE = 1        /* any other descriptor, unchecked */
+};
+/* Incumbent, only from inside the drain or seal hook: hands `fd` over under
+ * `name` (unique in the handoff; copied) with `metadata_len` bytes of
+ * `metadata` (at most 256 KiB; copied; may be NULL when the length is 0),
+ * e.g. the bytes read but not yet processed. On success the library owns
+ * `fd`: stop using it at once. On error the caller still owns it.
+ * FAILED_PRECONDITION: not inside drain or seal, or over the per-handoff
+ * maximum (1024 by default); INVALID_ARGUMENT: NULL or empty name, a bad
+ * kind, a "connection" that is no connected stream socket, too much
+ * metadata. Any thread (while the hook runs). */
+BATON_EXPORT int baton_hand_over(baton_daemon* daemon, int kind, const char* name, int fd, const void* metadata,
+                                 size_t metadata_len, baton_error** err);
+/* Incumbent, only from inside the drain or seal hook: `len` bytes of `data`
+ * (copied into a sealed memfd; any size) become the successor's state; a
+ * second call replaces the first. Any thread (while the hook runs). */
+BATON_EXPORT int baton_set_handover_state(baton_daemon* daemon, const void* data, size_t len, baton_error** err);
+/* One handed-over descriptor, as received; opaque. */
+typedef struct baton_handed_fd baton_handed_fd;
+/* Successor from its begin hook on (the incumbent's), incumbent from its
+ * resume hook on after a rollback (its own, back): the next descriptor not
+ * taken yet, or *next = NULL when none is left. Free it with
+ * baton_handed_fd_free. Any thread. */
+BATON_EXPORT int baton_take_handed_over(baton_daemon* daemon, baton_handed_fd** next, baton_error** err);
+/* Its name (valid until freed; "" for NULL). */
+BATON_EXPORT const char* baton_handed_fd_name(const baton_handed_fd* h);
+/* Its kind, a baton_handover_kind (-1 for NULL). */
+BATON_EXPORT int baton_handed_fd_kind(const baton_handed_fd* h);
+/* The descriptor (O_CLOEXEC; -1 for NULL). The caller owns it from
+ * baton_take_handed_over on: baton_handed_fd_free does not close it. */
+BATON_EXPORT int baton_handed_fd_fd(const baton_handed_fd* h);
+/* Its metadata: *len bytes at the result (valid until freed; NULL and 0 for
+ * NULL). `len` may be NULL. */
+BATON_EXPORT const void* baton_handed_fd_metadata(const baton_handed_fd* h, size_t* len);
+BATON_EXPORT void baton_handed_fd_free(baton_handed_fd* h); /* NULL is fine */
+/* Like baton_take_handed_over, for the state blob: *data (malloc'd; free it
+ * with baton_free) and *len, or *data = NULL and *len = 0 when there is
+ * none (or it was taken). */
+BATON_EXPORT int baton_take_handover_state(baton_daemon* daemon, void** data, size_t* len, baton_error** err);
+/* Frees memory the library handed out to be freed by the caller. NULL is fine. */
+BATON_EXPORT void baton_free(void* p);
 
 /* The lease epoch under which this process may act as leader right now, or
  * 0 when it may not (or has no lease). Use it as the fencing token of your

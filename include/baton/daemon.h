@@ -57,6 +57,23 @@ struct SealedState {
   uint64_t lease_epoch = 0;
 };
 
+// What a descriptor handed over in a handoff is (docs/integrate.md,
+// "Handing over connections").
+enum class HandoverKind {
+  kConnection,  // a connected SOCK_STREAM socket (TCP, Unix)
+  kFile,        // any other descriptor, unchecked
+};
+
+// A descriptor handed over, as the successor's Begin (or, after a
+// rollback, the incumbent's Resume) receives it. `fd` is O_CLOEXEC and
+// owned by whoever called Daemon::TakeHandedOver.
+struct HandedOverFd {
+  std::string name{};      // as the incumbent named it
+  HandoverKind kind = HandoverKind::kFile;
+  int fd = -1;
+  std::string metadata{};  // the incumbent's bytes, e.g. what it read but did not process
+};
+
 // What a daemon's seal reports.
 struct SealReport {
   uint64_t revision = 0;    // the last durable revision
@@ -172,6 +189,30 @@ class BATON_EXPORT Daemon {
   // accepted this generation (cold start: after Start() returned), or a
   // supervisor too old to take health reports. Thread-safe.
   virtual Status ReportUnhealthy(std::string_view reason) = 0;
+
+  // ---- descriptor and state handover (docs/integrate.md) ----
+  // Incumbent, only from inside Drain or Seal: hands `fd` to the successor
+  // instead of closing it, under `name` (unique in this handoff), with
+  // `metadata` (at most 256 KiB, opaque to baton). On success the library
+  // owns `fd`: stop using it at once. On error the caller still owns it.
+  // Until the commit it stays this generation's: the library keeps it, no
+  // process serves it, and on any rollback TakeHandedOver returns it to this
+  // generation's Resume. A kConnection must be a connected SOCK_STREAM socket.
+  // kFailedPrecondition: not inside Drain or Seal, or over the supervisor's
+  // per-handoff maximum (1024 by default); kInvalidArgument: a bad name,
+  // kind or metadata. Thread-safe.
+  virtual Status HandOver(HandoverKind kind, std::string_view name, int fd, std::string_view metadata) = 0;
+  // Incumbent, only from inside Drain or Seal: `bytes` (any size; copied
+  // into a sealed memfd) go to the successor as its state; a second call
+  // replaces the first. On rollback it comes back to Resume. Thread-safe.
+  virtual Status SetHandoverState(std::string_view bytes) = 0;
+  // Successor from Begin on: the descriptors the incumbent handed over.
+  // Incumbent from Resume on (after a rollback): its own, back. Each call
+  // returns what has not been taken yet; the caller owns the fds.
+  // Thread-safe.
+  virtual std::vector<HandedOverFd> TakeHandedOver() = 0;
+  // Like TakeHandedOver, for the state blob; nullopt if there is none.
+  virtual std::optional<std::string> TakeHandoverState() = 0;
 };
 
 }  // namespace baton

@@ -43,6 +43,13 @@ class Reader {
         c_.events_max_bytes = static_cast<uint64_t>(n);
         return {};
       }
+      if (k == "max_handover_fds") {
+        int64_t n = 0;
+        if (auto st = Int(k, v, n); !st) return st;
+        if (n < 0 || n > 65536) return Bad(v, k, fmt::format("{} is out of range (0 .. 65536)", n));
+        c_.max_handover_fds = static_cast<size_t>(n);
+        return {};
+      }
       if (k == "admin_uids") return Uids(k, v);
       if (k == "listeners") return Listeners(v);
       if (k == "environment") return Environment(v);

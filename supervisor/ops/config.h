@@ -46,6 +46,8 @@ struct ServiceConfig {
   Duration liveness = seconds(5);
   Duration restart_backoff_min = milliseconds(100);
   Duration restart_backoff_max = seconds(5);
+  // Descriptors an incumbent may hand over in one handoff (docs/protocol.md).
+  size_t max_handover_fds = 1024;
   std::optional<LeaseConfig> lease;
   // Operator surface.
   std::string metrics_listen;         // HOST:PORT, "" = off

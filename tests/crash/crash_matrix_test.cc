@@ -70,7 +70,13 @@ TEST_P(CrashMatrixTest, InvariantsHold) {
   // became the service's binary, so name the clean one explicitly).
   auto next = c.Upgrade(BinPath("kvd"));
   EXPECT_EQ(next.exit_code, 0) << next.out << next.err;
-  ExpectCleanLoad(c.FinishLoad(), cc.process_dies_serving);
+  auto load = c.FinishLoad();
+  ExpectCleanLoad(load, cc.process_dies_serving);
+  // No connection was served by two generations, nor closed under its
+  // client: kvd hands them over, and a rollback gives every one back.
+  if (!cc.process_dies_serving) {
+    EXPECT_EQ(JInt(load.json, {"reconnects"}), 0) << load.out;
+  }
   EXPECT_EQ(ZombiesAfterSettling(c.supervisor_pid()), 0);
 }
 
@@ -82,9 +88,16 @@ INSTANTIATE_TEST_SUITE_P(
         CrashCase{"incumbent.in_drain", {0}, true}, CrashCase{"incumbent.in_seal", {0}, true},
         CrashCase{"incumbent.after_flock_release", {0}, true},
         CrashCase{"incumbent.after_seal_complete", {0}, true}, CrashCase{"incumbent.after_commit", {0}, true},
+        // Its connections were handed over, SealComplete not sent: not
+        // sealed, so the supervisor closes what it holds (they die with the
+        // incumbent, as any connection of a crashed process).
+        CrashCase{"incumbent.after_send_handover", {0}, true},
         // The successor dies before Ready: rolled back to the incumbent.
         CrashCase{"successor.before_hello", {3}, false}, CrashCase{"successor.in_warm", {3}, false},
         CrashCase{"successor.after_begin", {3}, false}, CrashCase{"successor.after_flock", {3}, false},
+        // The connections reached it (it serves none before Ready): every
+        // one goes back to the incumbent, and no client sees anything.
+        CrashCase{"successor.after_recv_handover", {3}, false},
         CrashCase{"successor.before_ready", {3}, true},
         // After Ready the successor owns the data. Its death races the old
         // generation's CommitAck: committed (then restarted) or failed (5);
@@ -110,6 +123,7 @@ TEST(CrashMatrixCoverageTest, EveryDaemonSidePointIsCovered) {
   std::set<std::string> covered = {"incumbent.in_drain", "incumbent.in_seal", "incumbent.after_flock_release",
                                    "incumbent.after_lease_transfer", "successor.after_lease_confirm",
                                    "incumbent.after_seal_complete", "incumbent.after_commit",
+                                   "incumbent.after_send_handover", "successor.after_recv_handover",
                                    "successor.before_hello", "successor.in_warm", "successor.after_begin",
                                    "successor.after_flock", "successor.before_ready", "successor.after_ready",
                                    "kvd.in_seal_fsync", "kvd.in_begin_replay", "kvd.after_wal_append",

@@ -129,6 +129,10 @@ INSTANTIATE_TEST_SUITE_P(
         SupervisorCase{"supervisor.after_recv_drained", Survivor::kIncumbent, false},
         SupervisorCase{"supervisor.after_send_seal", Survivor::kIncumbent, false},
         SupervisorCase{"supervisor.after_recv_seal_complete", Survivor::kIncumbent, false},
+        // kvd's connections are in flight (held by the dying supervisor):
+        // the incumbent resumes with its own references to them, and its
+        // clients see nothing.
+        SupervisorCase{"supervisor.after_recv_handover", Survivor::kIncumbent, false},
         // Begin sent: the successor exits if it notices the loss before its
         // Ready, and keeps the service if not; either way exactly one serves.
         SupervisorCase{"supervisor.after_send_begin", Survivor::kEither, false, true},
@@ -147,7 +151,8 @@ TEST(SupervisorCrashCoverageTest, EverySupervisorPointIsCovered) {
   for (const char* p : {"supervisor.after_spawn", "supervisor.after_recv_hello", "supervisor.after_send_hello_ack",
                         "supervisor.after_send_warm", "supervisor.after_recv_warmed", "supervisor.after_send_prepare",
                         "supervisor.after_recv_drained", "supervisor.after_send_seal",
-                        "supervisor.after_recv_seal_complete", "supervisor.after_send_begin",
+                        "supervisor.after_recv_seal_complete", "supervisor.after_recv_handover",
+                        "supervisor.after_send_begin",
                         "supervisor.after_recv_ready", "supervisor.after_send_commit",
                         "supervisor.after_recv_commit_ack", "supervisor.after_send_resume",
                         // reattach_test.cc

@@ -62,10 +62,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       }
       case 1: {
         v1::Envelope e;
-        switch (in.Below(4)) {
+        switch (in.Below(5)) {
           case 0: e.mutable_seal()->set_handoff_id(in.Id(id)); break;
           case 1: e.mutable_commit()->set_handoff_id(in.Id(id)); break;
-          case 2: e.mutable_resume()->set_handoff_id(in.Id(id)); break;
+          case 2:
+            e.mutable_resume()->set_handoff_id(in.Id(id));
+            e.mutable_resume()->set_handover_count(in.Byte());
+            break;
+          case 3: {
+            // The runtime takes Handover frames (and their descriptors)
+            // before the session; one that reaches it is just unexpected.
+            auto* h = e.mutable_handover();
+            h->set_handoff_id(in.Id(id));
+            h->add_entries()->set_name("conn-1");
+            break;
+          }
           default: e.mutable_begin()->set_handoff_id(in.Id(id)); break;
         }
         check(s.OnMessage(e, clock.Now()));

@@ -48,7 +48,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       case 0: {
         v1::Envelope e;
         const std::string id = in.Id("h");
-        switch (in.Below(6)) {
+        switch (in.Below(7)) {
           case 0: {
             auto* a = e.mutable_hello_ack();
             a->set_accepted(in.Below(4) != 0);
@@ -56,7 +56,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             break;
           }
           case 1: e.mutable_warm()->set_handoff_id(id); break;
-          case 2: e.mutable_begin()->set_handoff_id(id); break;
+          case 2:
+            e.mutable_begin()->set_handoff_id(id);
+            e.mutable_begin()->set_handover_count(in.Byte());
+            break;
+          case 5: e.mutable_handover()->set_handoff_id(id); break;
           case 3: e.mutable_abort()->set_handoff_id(id); break;
           case 4: e.mutable_error()->set_message("x"); break;
           default: e.mutable_commit()->set_handoff_id(id); break;

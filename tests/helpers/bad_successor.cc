@@ -6,8 +6,11 @@
 //   wrong-version  a well-formed Hello speaking protocol [9,9]
 //   wrong-pid      a Hello claiming another pid
 //   unknown        an envelope with no known message
+//   handover       a Handover frame carrying a descriptor (a successor never may)
+//   bare-handover  a Handover frame without its descriptors
 // It then waits (up to 30 s) for the supervisor to close the channel.
 #include <poll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -43,6 +46,31 @@ int main(int argc, char** argv) {
     out = *baton::protocol::EncodeFrame(hello);
   } else if (mode == "unknown") {
     out = std::string("\x00\x00\x00\x03\x9a\x06\x00", 7);
+  } else if (mode == "handover" || mode == "bare-handover") {
+    baton::v1::Envelope h;
+    h.mutable_handover()->set_handoff_id("x");
+    auto* e = h.mutable_handover()->add_entries();
+    e->set_name("conn");
+    e->set_kind("file");
+    out = *baton::protocol::EncodeFrame(h);
+    if (mode == "handover") {
+      // The first byte alone with the descriptor (our stdin), as the protocol sends them.
+      char control[CMSG_SPACE(sizeof(int))] = {};
+      iovec iov{out.data(), 1};
+      msghdr msg{};
+      msg.msg_iov = &iov;
+      msg.msg_iovlen = 1;
+      msg.msg_control = control;
+      msg.msg_controllen = sizeof(control);
+      cmsghdr* c = CMSG_FIRSTHDR(&msg);
+      c->cmsg_level = SOL_SOCKET;
+      c->cmsg_type = SCM_RIGHTS;
+      c->cmsg_len = CMSG_LEN(sizeof(int));
+      const int passed = 0;
+      std::memcpy(CMSG_DATA(c), &passed, sizeof(int));
+      if (::sendmsg(fd, &msg, 0) != 1) return 3;
+      out.erase(0, 1);
+    }
   } else {
     return 2;
   }

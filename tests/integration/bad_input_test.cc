@@ -77,7 +77,10 @@ INSTANTIATE_TEST_SUITE_P(
                       BadSuccessorCase{"truncated", 3, "successor"},
                       BadSuccessorCase{"wrong-version", 4, "no common protocol version"},
                       BadSuccessorCase{"wrong-pid", 3, "successor"},
-                      BadSuccessorCase{"unknown", 3, "no message this build knows"}),
+                      BadSuccessorCase{"unknown", 3, "no message this build knows"},
+                      // Descriptors come only from the incumbent, only while it seals.
+                      BadSuccessorCase{"handover", 3, "carried 1 descriptors where none are allowed"},
+                      BadSuccessorCase{"bare-handover", 3, "a Handover frame without descriptors"}),
     [](const auto& info) {
       std::string n = info.param.mode;
       for (auto& ch : n) ch = ch == '-' ? '_' : ch;

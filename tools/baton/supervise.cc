@@ -46,6 +46,7 @@ supervisor::SupervisorOptions ToOptions(const supervisor::ServiceConfig& c) {
   o.timeouts = c.timeouts;
   o.liveness = {c.heartbeat, c.liveness, c.liveness};
   o.restart_backoff_min = c.restart_backoff_min;
+  o.max_handover_fds = c.max_handover_fds;
   o.restart_backoff_max = c.restart_backoff_max;
   o.admin_uids = c.admin_uids;
   o.allowed_binaries = c.allowed_binaries;

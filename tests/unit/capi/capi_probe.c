@@ -4,6 +4,12 @@
  * returning the code on the file's first line with the rest as its message
  * (code 0 with a message: the hook returns 0 after baton_hook_fail).
  * DIR/fingerprint, if present, is what seal reports instead of "fp-<pid>".
+ * DIR/handover "N S", if present: drain hands over N connected socket pairs
+ * (each end: "conn-I", a connection with unread bytes "ping-<pid>-I" and
+ * metadata "meta-<pid>-I", and "peer-I", a file) and seal sets a state of S
+ * bytes starting "state-<pid>"; begin and resume trace what they receive
+ * (peeking at unread bytes, so a rollback finds them still unread), then
+ * close it.
  *
  *   capi_probe DIR
  *
@@ -11,12 +17,14 @@
  * arguments or environment. SIGTERM asks baton to exit with 0. */
 #define _GNU_SOURCE
 #include <baton/baton.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -69,6 +77,87 @@ static int knob(const char* hook, baton_hook_ctx* ctx) {
   return code;
 }
 
+/* Drain with DIR/handover: hand over socket pairs (and check the errors). */
+static void hand_over_pairs(void) {
+  const char* spec = read_knob("handover");
+  if (spec == NULL) return;
+  const int n = atoi(spec);
+  for (int i = 0; i < n; ++i) {
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return;
+    char ping[64], meta[64], name[32];
+    const int len = snprintf(ping, sizeof ping, "ping-%d-%d", (int)getpid(), i);
+    if (write(sv[0], ping, (size_t)len) != len) return;
+    const int mlen = snprintf(meta, sizeof meta, "meta-%d-%d", (int)getpid(), i);
+    snprintf(name, sizeof name, "conn-%d", i);
+    baton_error* err = NULL;
+    if (baton_hand_over(g_daemon, BATON_HANDOVER_CONNECTION, name, sv[1], meta, (size_t)mlen, &err) != 0) {
+      trace("hand_over %s failed %d %s", name, baton_error_code(err), baton_error_message(err));
+      baton_error_free(err);
+      return;
+    }
+    snprintf(name, sizeof name, "peer-%d", i);
+    if (baton_hand_over(g_daemon, BATON_HANDOVER_FILE, name, sv[0], NULL, 0, &err) != 0) {
+      trace("hand_over %s failed %d %s", name, baton_error_code(err), baton_error_message(err));
+      baton_error_free(err);
+      return;
+    }
+  }
+  /* A pipe is no connection, and a name goes once: refused, still ours. */
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) == 0) {
+    const int bad = baton_hand_over(g_daemon, BATON_HANDOVER_CONNECTION, "pipe", p[0], NULL, 0, NULL);
+    const int twice = n > 0 ? baton_hand_over(g_daemon, BATON_HANDOVER_FILE, "peer-0", p[0], NULL, 0, NULL) : 6;
+    trace("refused pipe=%d twice=%d open=%d", bad, twice, fcntl(p[0], F_GETFD) >= 0);
+    close(p[0]);
+    close(p[1]);
+  }
+}
+
+static void set_state(void) {
+  const char* spec = read_knob("handover");
+  if (spec == NULL) return;
+  const char* space = strchr(spec, ' ');
+  const size_t size = space != NULL ? (size_t)strtoull(space + 1, NULL, 10) : 0;
+  char* state = malloc(size + 64);
+  if (state == NULL) return;
+  memset(state, 'x', size + 64);
+  const int head = snprintf(state, 64, "state-%d", (int)getpid());
+  if ((size_t)head < size) state[head] = 'x';
+  baton_error* err = NULL;
+  if (baton_set_handover_state(g_daemon, state, size, &err) != 0) {
+    trace("set_state failed %d %s", baton_error_code(err), baton_error_message(err));
+    baton_error_free(err);
+  }
+  free(state);
+}
+
+/* Begin or resume: trace what was handed over (sorted by the order taken), then close it. */
+static void take_handed_over(const char* hook) {
+  for (;;) {
+    baton_handed_fd* h = NULL;
+    if (baton_take_handed_over(g_daemon, &h, NULL) != 0 || h == NULL) break;
+    size_t mlen = 0;
+    const char* meta = baton_handed_fd_metadata(h, &mlen);
+    char got[128] = "";
+    const int fd = baton_handed_fd_fd(h);
+    if (baton_handed_fd_kind(h) == BATON_HANDOVER_CONNECTION) {
+      const ssize_t r = recv(fd, got, sizeof got - 1, MSG_DONTWAIT | MSG_PEEK);
+      if (r > 0) got[r] = '\0';
+    }
+    trace("%s handed %s kind=%d meta=%.*s read=%s cloexec=%d", hook, baton_handed_fd_name(h),
+          baton_handed_fd_kind(h), (int)mlen, meta != NULL ? meta : "", got, (fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0);
+    close(fd);
+    baton_handed_fd_free(h);
+  }
+  void* state = NULL;
+  size_t len = 0;
+  if (baton_take_handover_state(g_daemon, &state, &len, NULL) == 0 && state != NULL) {
+    trace("%s state len=%zu head=%.*s", hook, len, (int)(len < 16 ? len : 16), (const char*)state);
+    baton_free(state);
+  }
+}
+
 static int on_warm(void* user, baton_hook_ctx* ctx) {
   (void)user;
   trace("warm");
@@ -83,6 +172,7 @@ static int on_drain(void* user, int64_t deadline_ns, int64_t remaining_ms, baton
   /* The two forms of the deadline agree (within scheduling noise). */
   const int agree = deadline_ns == INT64_MAX ? remaining_ms == INT64_MAX : llabs(left_ms - remaining_ms) <= 100;
   trace("drain remaining_ms=%lld agree=%d", (long long)remaining_ms, agree);
+  hand_over_pairs();
   return knob("drain", ctx);
 }
 
@@ -98,6 +188,7 @@ static int on_seal(void* user, baton_seal_report* report, baton_hook_ctx* ctx) {
   report->revision = 1000 + (uint64_t)getpid();
   report->fingerprint = fp;
   trace("seal size=%zu revision=%llu", report->size, (unsigned long long)report->revision);
+  set_state();
   return knob("seal", ctx);
 }
 
@@ -106,12 +197,14 @@ static int on_begin(void* user, const baton_sealed_state* s, baton_hook_ctx* ctx
   trace("begin size=%zu sealed=%d revision=%llu fingerprint=%s generation=%llu lease_epoch=%llu", s->size, s->sealed,
         (unsigned long long)s->revision, s->fingerprint, (unsigned long long)s->data_generation,
         (unsigned long long)s->lease_epoch);
+  take_handed_over("begin");
   return knob("begin", ctx);
 }
 
 static int on_resume(void* user, int data_changed, baton_hook_ctx* ctx) {
   (void)user;
   trace("resume data_changed=%d", data_changed);
+  take_handed_over("resume");
   return knob("resume", ctx);
 }
 
@@ -173,6 +266,8 @@ int main(int argc, char** argv) {
     baton_destroy(g_daemon);
     return 1;
   }
+  /* Outside drain and seal nothing may be handed over. */
+  trace("outside=%d", baton_hand_over(g_daemon, BATON_HANDOVER_FILE, "x", 0, NULL, 0, NULL));
   trace("serving");
   int code = -1;
   baton_wait_for_exit(g_daemon, &code, NULL);

@@ -29,10 +29,10 @@ struct Pair {
     asio::local::connect_pair(sa, sb);
     a = Channel::Create(std::move(sa), oa, RealClock(),
                         {[this](v1::Envelope e) { got_a.push_back(std::move(e)); },
-                         [this](const Error& e) { closed_a = e; }});
+                         [this](const Error& e) { closed_a = e; }, {}});
     b = Channel::Create(std::move(sb), ob, RealClock(),
                         {[this](v1::Envelope e) { got_b.push_back(std::move(e)); },
-                         [this](const Error& e) { closed_b = e; }});
+                         [this](const Error& e) { closed_b = e; }, {}});
   }
   template <class Pred>
   bool RunUntil(Pred pred, std::chrono::milliseconds limit = std::chrono::milliseconds(5000)) {
@@ -168,7 +168,7 @@ TEST(ChannelTest, GarbageGetsAnErrorFrameAndCloses) {
   asio::local::connect_pair(sa, sb);
   std::optional<Error> closed;
   int raw = sb.release();
-  auto a = Channel::Create(std::move(sa), Fast(), RealClock(), {[](v1::Envelope) {}, [&](const Error& e) { closed = e; }});
+  auto a = Channel::Create(std::move(sa), Fast(), RealClock(), {[](v1::Envelope) {}, [&](const Error& e) { closed = e; }, {}});
   a->Start();
   const char garbage[] = "\x00\x00\x00\x03\xff\xff\xff";
   ASSERT_EQ(::write(raw, garbage, 7), 7);
@@ -192,7 +192,7 @@ TEST(ChannelTest, StuckSendIsReported) {
   std::optional<Error> closed;
   LivenessOptions o = Fast();
   o.liveness_timeout = std::chrono::seconds(60);  // only the send timeout can fire
-  auto a = Channel::Create(std::move(sa), o, RealClock(), {[](v1::Envelope) {}, [&](const Error& e) { closed = e; }});
+  auto a = Channel::Create(std::move(sa), o, RealClock(), {[](v1::Envelope) {}, [&](const Error& e) { closed = e; }, {}});
   a->Start();
   v1::Envelope big;
   big.mutable_error()->set_message(std::string(512 * 1024, 'x'));
@@ -209,7 +209,7 @@ TEST(ChannelTest, UnrecognisedMessageIsAnsweredWithError) {
   asio::local::connect_pair(sa, sb);
   int raw = sb.release();
   std::optional<Error> closed;
-  auto a = Channel::Create(std::move(sa), Fast(), RealClock(), {[](v1::Envelope) {}, [&](const Error& e) { closed = e; }});
+  auto a = Channel::Create(std::move(sa), Fast(), RealClock(), {[](v1::Envelope) {}, [&](const Error& e) { closed = e; }, {}});
   a->Start();
   ASSERT_EQ(::write(raw, "\x00\x00\x00\x03\x9a\x06\x00", 7), 7);
   for (int i = 0; i < 200 && !closed; ++i) io.run_for(std::chrono::milliseconds(10));

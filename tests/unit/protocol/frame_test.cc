@@ -67,10 +67,10 @@ v1::Envelope Decode1(std::string_view bytes) {
 
 TEST(FrameTest, EveryMessageRoundTrips) {
   auto all = EveryMessage();
-  // The 19 control messages of docs/design.md §2-3 (HealthReport the newest)
+  // The 20 control messages of docs/design.md §2-3 (Handover the newest)
   // and the 14 admin ones (SelfUpgradeRequest and SelfUpgradeResult the
   // newest).
-  ASSERT_EQ(all.size(), 33u);
+  ASSERT_EQ(all.size(), 34u);
   for (const auto& env : all) {
     auto frame = EncodeFrame(env);
     ASSERT_TRUE(frame) << MessageName(env);

@@ -17,6 +17,7 @@ pass_environment = ["KVD_TOKEN"]
 metrics_listen = "127.0.0.1:9100"
 events_max_bytes = 65536
 fd_store = true
+max_handover_fds = 256
 
 [listeners]
 http = "tcp://127.0.0.1:8080"
@@ -64,6 +65,7 @@ TEST(ConfigTest, ParsesEveryKey) {
   EXPECT_EQ(c->metrics_listen, "127.0.0.1:9100");
   EXPECT_EQ(c->events_max_bytes, 65536u);
   EXPECT_TRUE(c->fd_store);
+  EXPECT_EQ(c->max_handover_fds, 256u);
   ASSERT_EQ(c->listeners.size(), 3u);
   EXPECT_EQ(c->listeners[0].name, "http");
   EXPECT_EQ(c->listeners[0].port, 8080);
@@ -124,6 +126,7 @@ TEST(ConfigTest, ErrorsNameTheFileLineAndKey) {
       {"args = \"--x\"\n", "bad.toml:1: args: expected an array of strings"},
       {"fd_store = \"yes\"\n", "bad.toml:1: fd_store: expected true or false"},
       {"events_max_bytes = 10\n", "bad.toml:1: events_max_bytes: 10 is too small"},
+      {"max_handover_fds = -1\n", "bad.toml:1: max_handover_fds: -1 is out of range (0 .. 65536)"},
       {"[restart]\nbackof_max = \"1s\"\n", "bad.toml:2: restart.backof_max: unknown key"},
       {"\n\n[lease]\nname = \"x\"\n", "bad.toml:3: lease: needs both dsn and name"},
       {"[lease]\ndsn = \"d\"\nname = \"n\"\nttl = \"1s\"\nop_timeout = \"2s\"\n",
