@@ -1,6 +1,7 @@
 """pykvd's HTTP/1.1 server: one thread accepts, one thread per connection
 serves it (keep-alive), and a drain that ends connections only at response
-boundaries. Knows nothing about baton.
+boundaries, or releases them at request boundaries for another process to
+adopt. Knows nothing about baton.
 
     PUT /kv/<key>  body = value; 200 "<revision>" once the record is fsynced
     GET /kv/<key>  200 + value, 404 if absent
@@ -17,7 +18,7 @@ import socket
 import sys
 import threading
 import time
-from typing import Optional, Set, Tuple
+from typing import List, Optional, Set, Tuple
 
 from kvstore import Store, StoreError
 
@@ -45,6 +46,8 @@ class Server:
         self._accepting = False
         self._stopped = False
         self._draining = False
+        self._releasing = False  # drain_for_handover: connections give themselves up
+        self._released: List[Tuple[socket.socket, bytes]] = []
         self._idle_deadline = 0.0  # drain: idle keep-alive connections close after it
         self._deadline = float("inf")  # drain: every connection closes at it
         self._conns: Set[_Connection] = set()
@@ -62,8 +65,11 @@ class Server:
         Starting also ends a drain."""
         with self._cv:
             self._accepting = on
-            if on and self._draining:
-                self._draining = False
+            if on and (self._draining or self._releasing):
+                self._draining = self._releasing = False
+                for sock, _ in self._released:  # released too late for the last drain
+                    sock.close()
+                self._released.clear()
                 while True:
                     try:
                         os.read(self.drain_r, 64)
@@ -94,6 +100,39 @@ class Server:
                         self._cv.wait()
                     break
                 self._cv.wait(None if left == float("inf") else left)
+
+    def drain_for_handover(self, deadline: Optional[float]) -> List[Tuple[socket.socket, bytes]]:
+        """Like :meth:`drain`, but keep-alive connections are released at a
+        request boundary (between requests, or with a request partly read)
+        instead of closed: returns each socket with the bytes read from it
+        and not processed, once no connection is served any more. What is
+        still served at ``deadline`` is closed."""
+        with self._cv:
+            self._deadline = deadline if deadline is not None else float("inf")
+            self._accepting = False
+            self._releasing = True
+            os.write(self._drain_w, b"x")  # wakes the connections waiting for bytes
+            self._wake()
+            while self._conns and not self._stopped:
+                left = self._deadline - time.monotonic()
+                if left <= 0:
+                    for c in self._conns:
+                        c.abort()
+                    while self._conns:
+                        self._cv.wait()
+                    break
+                self._cv.wait(None if left == float("inf") else left)
+            released, self._released = self._released, []
+            return released
+
+    def adopt(self, sock: socket.socket, unread: bytes) -> None:
+        """Serves a connection another process served before (released by
+        its :meth:`drain_for_handover`), starting with ``unread``."""
+        sock.setblocking(True)
+        conn = _Connection(self, sock, unread)
+        with self._cv:
+            self._conns.add(conn)
+        threading.Thread(target=conn.run, name="pykvd-conn", daemon=True).start()
 
     def stop(self) -> None:
         """Makes :meth:`run` return; closes every connection."""
@@ -149,6 +188,14 @@ class Server:
                 self._conns.add(conn)
                 threading.Thread(target=conn.run, name="pykvd-conn", daemon=True).start()
 
+    def _releasing_now(self) -> bool:
+        with self._cv:
+            return self._releasing and not self._stopped
+
+    def _release(self, conn: "_Connection") -> None:
+        with self._cv:
+            self._released.append((conn.sock, bytes(conn.buf)))
+
     def _forget(self, conn: "_Connection") -> None:
         with self._cv:
             self._conns.discard(conn)
@@ -183,13 +230,17 @@ class Server:
         return 405, b"method not allowed\n"
 
 
+class _Released(Exception):
+    """A connection gives itself up for handover."""
+
+
 class _Connection:
     """One client connection, served on its own thread."""
 
-    def __init__(self, server: Server, sock: socket.socket) -> None:
+    def __init__(self, server: Server, sock: socket.socket, unread: bytes = b"") -> None:
         self.server = server
         self.sock = sock
-        self.buf = bytearray()
+        self.buf = bytearray(unread)
 
     def abort(self) -> None:
         """Any thread: ends the connection now (its thread wakes and leaves)."""
@@ -199,12 +250,18 @@ class _Connection:
             pass
 
     def run(self) -> None:
+        released = False
         try:
             self._serve()
+        except _Released:
+            released = True
         except OSError:
             pass  # the client went away, or we aborted
         finally:
-            self.sock.close()
+            if released:
+                self.server._release(self)  # open, for the drain to hand over
+            else:
+                self.sock.close()
             self.server._forget(self)
 
     def _fill(self) -> bool:
@@ -212,6 +269,9 @@ class _Connection:
         the client closed, or a drain's deadline (the idle one if no
         request is under way) passed first."""
         while True:
+            # Called with no whole request in buf: a request boundary.
+            if self.server._releasing_now():
+                raise _Released()
             draining, until = self.server._wait_plan(idle=not self.buf)
             poller = select.poll()
             poller.register(self.sock, select.POLLIN)

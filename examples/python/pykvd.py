@@ -2,12 +2,17 @@
 """pykvd: kvd's HTTP key-value store in Python, upgradable in place by baton.
 
     pykvd.py [--data-dir DIR] [--listen-name NAME] [--build-id ID] [--port PORT]
-             [--schema-min N] [--schema-max N]
+             [--schema-min N] [--schema-max N] [--hand-over]
 
 Supervised (``baton supervise ... -- pykvd.py``) it serves the inherited
 listener NAME (default "http"); alone it binds 127.0.0.1:PORT (8080). The
 data dir defaults to $BATON_DATA_DIR. Exit codes: 0 clean exit, 1 could not
 start, 2 bad arguments or environment.
+
+With --hand-over the drain hands its keep-alive connections, with the bytes
+read and not processed, to the successor instead of closing them (clients
+see no reconnect); every generation serves what it is handed, so the
+successor needs no flag. Off by default, like rustkvd's.
 
 This file is the whole baton integration: the six hooks and main(). The
 store (kvstore.py) and the server (kvhttp.py) do not know baton exists.
@@ -36,8 +41,10 @@ class KvHooks(baton.Hooks):
     """The daemon's part of a handoff. Every exception a hook raises rolls
     the handoff back: an OSError as IO_ERROR, a baton.Error with its code."""
 
-    def __init__(self, store: Store, server: Server) -> None:
+    def __init__(self, store: Store, server: Server, daemon: Optional[baton.Daemon] = None,
+                 hand_over: bool = False) -> None:
         self.store, self.server = store, server
+        self.daemon, self.hand_over = daemon, hand_over
 
     def warm(self) -> None:
         # Successor, while the incumbent still writes: replay what is there,
@@ -46,8 +53,18 @@ class KvHooks(baton.Hooks):
 
     def drain(self, deadline: Optional[float]) -> None:
         # Incumbent: stop accepting, close keep-alive connections at response
-        # boundaries by the deadline. Every acknowledged PUT is already fsynced.
-        self.server.drain(deadline)
+        # boundaries by the deadline, or with --hand-over hand them to the
+        # successor with their unread bytes. Every acknowledged PUT is
+        # already fsynced.
+        if not self.hand_over or self.daemon is None:
+            self.server.drain(deadline)
+            return
+        for i, (sock, unread) in enumerate(self.server.drain_for_handover(deadline)):
+            try:
+                self.daemon.hand_over(f"http-{i}", sock, unread)
+            except baton.Error as e:  # still ours: the client sees a close, as without handover
+                print(f"pykvd: closing a connection instead of handing it over: {e}", file=sys.stderr)
+                sock.close()
 
     def seal(self) -> baton.SealReport:
         # Incumbent: fsync and close the writer; report what is durable.
@@ -76,10 +93,22 @@ class KvHooks(baton.Hooks):
             self.store.replay(repair=True)
         self.store.open_writer()
         self.server.set_accepting(True)
+        if self.daemon is not None:
+            adopt_handed_over(self.daemon, self.server)  # ours again
 
     def retire(self) -> None:
         # Incumbent after the commit: the successor serves; stop.
         self.server.stop()
+
+
+def adopt_handed_over(daemon: baton.Daemon, server: Server) -> None:
+    """Serves every connection handed over to this process (by the
+    incumbent, or its own back after a rollback); closes anything else."""
+    for h in daemon.take_handed_over():
+        if h.socket is not None:
+            server.adopt(h.socket, h.metadata)
+        else:
+            h.close()
 
 
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
@@ -93,6 +122,8 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     # handoff between pykvd and them is refused before any side effect.
     p.add_argument("--schema-min", type=int, default=3, help="oldest on-disk state schema this build reads")
     p.add_argument("--schema-max", type=int, default=3, help="newest on-disk state schema this build reads")
+    p.add_argument("--hand-over", action="store_true",
+                   help="drain: hand keep-alive connections to the successor instead of closing them")
     return p.parse_args(argv)
 
 
@@ -111,7 +142,7 @@ def main(argv: Optional[List[str]] = None, hooks_class: Type[KvHooks] = KvHooks)
             # Cold start / standalone: takes the data-dir lock and returns.
             # Successor: runs warm and begin, returns once we own the data.
             try:
-                daemon.start(hooks_class(store, server))
+                daemon.start(hooks_class(store, server, daemon, args.hand_over))
             except baton.Error as e:
                 print(f"pykvd: start: {e}", file=sys.stderr)
                 return 1
@@ -123,6 +154,9 @@ def main(argv: Optional[List[str]] = None, hooks_class: Type[KvHooks] = KvHooks)
                     print(f"pykvd: recovery: {e}", file=sys.stderr)
                     return 1
                 server.set_accepting(True)
+            # A successor serves what the incumbent handed over only now that
+            # start returned: until then a rollback gives it back.
+            adopt_handed_over(daemon, server)
             print(f"pykvd: serving at revision {store.revision}", file=sys.stderr)
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, lambda *_: daemon.request_exit(0))

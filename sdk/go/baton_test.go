@@ -169,3 +169,53 @@ func TestStandaloneLifeCycle(t *testing.T) {
 		t.Error("the Log callback received no event")
 	}
 }
+
+// Outside a Drain or Seal hook nothing may be handed over, and a refused
+// descriptor stays the caller's; with nothing handed over the takes are
+// empty. (Real handoffs: tests/sdk/handover_test.cc with
+// internal/handoverprobe.)
+func TestHandoverOutsideAHandoff(t *testing.T) {
+	d, err := baton.New(baton.Options{DataDir: t.TempDir(), Log: func(baton.Level, string, string, string) {}})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	defer d.Close()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	if err := d.HandOver(baton.HandoverFile, "x", r, []byte("meta")); !errors.Is(err, baton.FailedPrecondition) {
+		t.Errorf("HandOver outside drain = %v, want FailedPrecondition", err)
+	}
+	if err := d.HandOver(baton.HandoverConnection, "x", r, nil); !errors.Is(err, baton.InvalidArgument) {
+		t.Errorf("HandOver of a pipe as a connection = %v, want InvalidArgument", err)
+	}
+	if err := d.HandOver(baton.HandoverFile, "x", nil, nil); !errors.Is(err, baton.InvalidArgument) {
+		t.Errorf("HandOver(nil) = %v, want InvalidArgument", err)
+	}
+	if err := d.HandOverFD(baton.HandoverKind(7), "x", 0, nil); !errors.Is(err, baton.InvalidArgument) {
+		t.Errorf("HandOverFD with kind 7 = %v, want InvalidArgument", err)
+	}
+	// Every refusal left r open and ours.
+	if _, err := w.WriteString("ok"); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 2)
+	if _, err := r.Read(buf); err != nil || string(buf) != "ok" {
+		t.Errorf("the refused pipe reads %q, %v", buf, err)
+	}
+	if err := d.SetHandoverState([]byte("state")); !errors.Is(err, baton.FailedPrecondition) {
+		t.Errorf("SetHandoverState outside drain = %v, want FailedPrecondition", err)
+	}
+	if handed, err := d.TakeHandedOver(); len(handed) != 0 || err != nil {
+		t.Errorf("TakeHandedOver = %v, %v; want nothing", handed, err)
+	}
+	if state, err := d.TakeHandoverState(); state != nil || err != nil {
+		t.Errorf("TakeHandoverState = %q, %v; want nil", state, err)
+	}
+	if baton.HandoverConnection.String() != "connection" || baton.HandoverFile.String() != "file" {
+		t.Errorf("kind names: %v %v", baton.HandoverConnection, baton.HandoverFile)
+	}
+}

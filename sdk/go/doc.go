@@ -24,6 +24,16 @@
 // channels, contexts and net/http freely. A returned error rolls the
 // handoff back and its text reaches `baton upgrade`'s output.
 //
+// # Handing over connections
+//
+// Instead of closing its connections in Drain, the incumbent can hand them
+// to the successor with Daemon.HandOver (and a state blob with
+// Daemon.SetHandoverState); the successor takes them from Begin on with
+// Daemon.TakeHandedOver and Daemon.TakeHandoverState, and after a rollback
+// the incumbent takes its own back the same way in Resume. HandOver gives
+// the library a dup of the connection's descriptor and closes the
+// connection only on success.
+//
 // # Errors
 //
 // Every failure is an *Error with a Code, the numbers of the C ABI's

@@ -27,12 +27,15 @@ See ``docs/sdk-python.md`` for the whole contract.
 
 from .daemon import Daemon, LogFunction, abi_version
 from .errors import Errc, Error
+from .handover import Handed, HandoverKind
 from .hooks import Hooks, Level, Role, SealedState, SealReport
 
 __all__ = [
     "Daemon",
     "Errc",
     "Error",
+    "Handed",
+    "HandoverKind",
     "Hooks",
     "Level",
     "LogFunction",

@@ -12,6 +12,7 @@ from typing import Callable, Dict, List, Optional, Set, Tuple, Union
 
 from . import _ffi
 from .errors import Errc, Error
+from .handover import HandoverMixin
 from .hooks import Hooks, Level, Role, SealedState, SealReport
 
 #: ``log(level, event, message, json)``: see :class:`Daemon`.
@@ -168,7 +169,7 @@ def _close_all() -> None:
         d.close()
 
 
-class Daemon:
+class Daemon(HandoverMixin):
     """One generation of an upgradable daemon.
 
     Create it first thing in ``main``, before starting threads: it reads and

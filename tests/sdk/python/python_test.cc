@@ -3,8 +3,9 @@
 // tests/crash: upgrades under keep-alive and connection-per-request load
 // with no error and no lost write; the rollbacks (exit 3, the old generation
 // still serving); the daemon-side crash points, which live in libbaton and
-// so fire in Python too; and the state-schema refusal (exit 4) before any
-// side effect.
+// so fire in Python too; the state-schema refusal (exit 4) before any side
+// effect; and with --hand-over, keep-alive connections moving between
+// generations with no reconnect.
 #include <dirent.h>
 
 #include <thread>
@@ -63,6 +64,33 @@ void TwentyUpgradesUnderLoad(bool close_mode) {
 
 TEST(PythonSdkTest, TwentyUpgradesUnderKeepAliveLoad) { TwentyUpgradesUnderLoad(false); }
 TEST(PythonSdkTest, TwentyUpgradesUnderConnectionPerRequestLoad) { TwentyUpgradesUnderLoad(true); }
+
+// pykvd --hand-over: keep-alive connections move to the next generation
+// with their unread bytes, so the clients see no reconnect across upgrades;
+// a failing begin after they moved gives them back to the incumbent, which
+// serves them on.
+TEST(PythonSdkTest, HandOverMovesKeepAliveConnectionsWithNoReconnect) {
+  Cluster c(Pykvd({"--hand-over"}));
+  ASSERT_TRUE(c.Start()) << c.SupervisorLog();
+  c.StartLoad(8, "600s");
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  for (int i = 0; i < 10; ++i) {
+    auto r = c.Upgrade();
+    ASSERT_EQ(r.exit_code, 0) << "upgrade " << i << ": " << r.out << r.err << "\n" << c.SupervisorLog().substr(0, 6000);
+  }
+  const pid_t before = c.IncumbentPid();
+  auto r = c.Upgrade(c.Script("successor", "exec " + kFaulty + " --fault fail-begin \"$@\""));
+  EXPECT_EQ(r.exit_code, 3) << r.out << r.err << "\n" << c.SupervisorLog().substr(0, 6000);
+  EXPECT_EQ(c.IncumbentPid(), before);
+  r = c.Upgrade();
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  auto load = c.FinishLoad();
+  ExpectCleanLoad(load);
+  EXPECT_EQ(JInt(load.json, {"reconnects"}), 0) << load.out;
+  EXPECT_TRUE(c.WaitForLog("handover.passed", std::chrono::seconds(5))) << c.SupervisorLog().substr(0, 4000);
+  EXPECT_EQ(ZombiesAfterSettling(c.supervisor_pid()), 0);
+  EXPECT_EQ(c.SupervisorLog().find("Traceback"), std::string::npos) << c.SupervisorLog().substr(0, 4000);
+}
 
 // ---- rollbacks ------------------------------------------------------------
 

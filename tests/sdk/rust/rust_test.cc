@@ -4,7 +4,8 @@
 // error and no lost write; each rollback leaves the old generation serving
 // (exit 3); the daemon-side crash points keep the crash matrix's
 // invariants; a successor with a disjoint state schema is refused (exit 4)
-// before any side effect.
+// before any side effect; with --hand-over, keep-alive connections move
+// between generations with no reconnect.
 #include <dirent.h>
 
 #include <set>
@@ -60,6 +61,32 @@ void TwentyUpgradesUnderLoad(bool close_mode) {
 
 TEST(RustSdkTest, TwentyUpgradesUnderKeepAliveLoad) { TwentyUpgradesUnderLoad(false); }
 TEST(RustSdkTest, TwentyUpgradesUnderConnectionPerRequestLoad) { TwentyUpgradesUnderLoad(true); }
+
+// rustkvd --hand-over: keep-alive connections move to the next generation
+// with their unread bytes, so the clients see no reconnect across upgrades;
+// a failing begin after they moved gives them back to the incumbent, which
+// serves them on.
+TEST(RustSdkTest, HandOverMovesKeepAliveConnectionsWithNoReconnect) {
+  Cluster c(RustkvdOptions({"--hand-over"}));
+  ASSERT_TRUE(c.Start()) << c.SupervisorLog();
+  c.StartLoad(8, "600s");
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  for (int i = 0; i < 10; ++i) {
+    auto r = c.Upgrade();
+    ASSERT_EQ(r.exit_code, 0) << "upgrade " << i << ": " << r.out << r.err << "\n" << c.SupervisorLog().substr(0, 6000);
+  }
+  const pid_t before = c.IncumbentPid();
+  auto r = c.Upgrade(c.Script("successor", "exec " + kRustkvd + " \"$@\" --fail-begin"));
+  EXPECT_EQ(r.exit_code, 3) << r.out << r.err << "\n" << c.SupervisorLog().substr(0, 6000);
+  EXPECT_EQ(c.IncumbentPid(), before);
+  r = c.Upgrade();
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  auto load = c.FinishLoad();
+  ExpectCleanLoad(load);
+  EXPECT_EQ(JInt(load.json, {"reconnects"}), 0) << load.out;
+  EXPECT_TRUE(c.WaitForLog("handover.passed", std::chrono::seconds(5))) << c.SupervisorLog().substr(0, 4000);
+  EXPECT_EQ(ZombiesAfterSettling(c.supervisor_pid()), 0);
+}
 
 // A rollback: exit 3 with `reason` in the output, the old generation still
 // serving, nothing lost; then (if the cluster can) a clean upgrade commits.

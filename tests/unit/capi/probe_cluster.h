@@ -1,6 +1,7 @@
 // `baton supervise` running capi_probe (tests/unit/capi/capi_probe.c), a C
 // daemon using only baton.h, in a temporary directory: upgrades, the
-// probes' trace and their knobs.
+// probes' trace and their knobs. The SDKs' handover probes
+// (tests/sdk/handover_test.cc) follow the same conventions and run here too.
 #pragma once
 
 #include <signal.h>
@@ -12,6 +13,7 @@
 #include <regex>
 #include <string>
 #include <thread>
+#include <utility>
 
 #include "tools/harness/cluster.h"
 #include "tools/harness/subprocess.h"
@@ -23,7 +25,11 @@ using std::chrono::seconds;
 
 class ProbeCluster {
  public:
-  ProbeCluster() : dir_("capi") { ::mkdir((dir() + "/data").c_str(), 0755); }
+  // `daemon`: the executable the supervisor runs, with the directory as its
+  // only argument.
+  explicit ProbeCluster(std::string daemon = HelperPath("capi_probe")) : dir_("capi"), daemon_(std::move(daemon)) {
+    ::mkdir((dir() + "/data").c_str(), 0755);
+  }
   ~ProbeCluster() {
     if (pid_ > 0) Stop();
   }
@@ -33,10 +39,10 @@ class ProbeCluster {
 
   // Starts the supervisor; true once a first generation serves.
   bool Start() {
-    pid_ = SpawnBackground({BinPath("baton"), "supervise", "--listen",
-                            "http=tcp://127.0.0.1:" + std::to_string(FreePort()), "--data-dir", dir() + "/data",
-                            "--runtime-dir", dir() + "/run", "--", HelperPath("capi_probe"), dir()},
-                           {}, dir() + "/supervise.out", dir() + "/supervise.err");
+    pid_ = SpawnBackground(
+        {BinPath("baton"), "supervise", "--listen", "http=tcp://127.0.0.1:" + std::to_string(FreePort()), "--data-dir",
+         dir() + "/data", "--runtime-dir", dir() + "/run", "--", daemon_, dir()},
+        {}, dir() + "/supervise.out", dir() + "/supervise.err");
     return WaitForTrace(std::regex(R"((\d+) serving)"), seconds(20));
   }
 
@@ -86,6 +92,7 @@ class ProbeCluster {
 
  private:
   TempDir dir_;
+  std::string daemon_;
   pid_t pid_ = -1;
 };
 

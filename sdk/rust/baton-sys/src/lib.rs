@@ -10,7 +10,7 @@
 use std::os::raw::{c_char, c_int, c_void};
 
 /// The ABI version this crate was written against: major << 16 | minor.
-pub const BATON_ABI_VERSION: u32 = 1 << 16;
+pub const BATON_ABI_VERSION: u32 = (1 << 16) | 2;
 
 /// Success.
 pub const BATON_OK: c_int = 0;
@@ -55,6 +55,11 @@ pub const BATON_LEVEL_WARN: c_int = 2;
 /// Log level: error.
 pub const BATON_LEVEL_ERROR: c_int = 3;
 
+/// Handover kind: a connected `SOCK_STREAM` socket (ABI 1.2).
+pub const BATON_HANDOVER_CONNECTION: c_int = 0;
+/// Handover kind: any other descriptor, unchecked (ABI 1.2).
+pub const BATON_HANDOVER_FILE: c_int = 1;
+
 /// An error: code + message. Opaque; freed with [`baton_error_free`].
 #[repr(C)]
 pub struct baton_error {
@@ -64,6 +69,13 @@ pub struct baton_error {
 /// One generation of a daemon. Opaque; freed with [`baton_destroy`].
 #[repr(C)]
 pub struct baton_daemon {
+    _private: [u8; 0],
+}
+
+/// One handed-over descriptor, as received. Opaque; freed with
+/// [`baton_handed_fd_free`] (which does not close its fd).
+#[repr(C)]
+pub struct baton_handed_fd {
     _private: [u8; 0],
 }
 
@@ -219,6 +231,52 @@ extern "C" {
     pub fn baton_request_exit(daemon: *mut baton_daemon, exit_code: c_int, err: *mut *mut baton_error) -> c_int;
     /// Tells the supervisor this generation is unhealthy (ABI 1.1).
     pub fn baton_report_unhealthy(daemon: *mut baton_daemon, reason: *const c_char, err: *mut *mut baton_error) -> c_int;
+    /// Incumbent, inside drain or seal: hands `fd` over under `name` with
+    /// `metadata` (both copied). On success the library owns `fd` (ABI 1.2).
+    pub fn baton_hand_over(
+        daemon: *mut baton_daemon,
+        kind: c_int,
+        name: *const c_char,
+        fd: c_int,
+        metadata: *const c_void,
+        metadata_len: usize,
+        err: *mut *mut baton_error,
+    ) -> c_int;
+    /// Incumbent, inside drain or seal: `len` bytes of `data` (copied) become
+    /// the successor's state; a second call replaces the first (ABI 1.2).
+    pub fn baton_set_handover_state(
+        daemon: *mut baton_daemon,
+        data: *const c_void,
+        len: usize,
+        err: *mut *mut baton_error,
+    ) -> c_int;
+    /// The next handed-over descriptor not taken yet, or `*next = NULL` (ABI 1.2).
+    pub fn baton_take_handed_over(
+        daemon: *mut baton_daemon,
+        next: *mut *mut baton_handed_fd,
+        err: *mut *mut baton_error,
+    ) -> c_int;
+    /// Its name, valid until freed ("" for NULL).
+    pub fn baton_handed_fd_name(h: *const baton_handed_fd) -> *const c_char;
+    /// Its kind, a `BATON_HANDOVER_*` (-1 for NULL).
+    pub fn baton_handed_fd_kind(h: *const baton_handed_fd) -> c_int;
+    /// The descriptor (O_CLOEXEC), the caller's from the take on (-1 for NULL).
+    pub fn baton_handed_fd_fd(h: *const baton_handed_fd) -> c_int;
+    /// Its metadata: `*len` bytes, valid until freed (NULL and 0 for NULL).
+    pub fn baton_handed_fd_metadata(h: *const baton_handed_fd, len: *mut usize) -> *const c_void;
+    /// Frees a handed-over descriptor's record, not the fd. NULL is fine.
+    pub fn baton_handed_fd_free(h: *mut baton_handed_fd);
+    /// The handover state: `*data` (free with [`baton_free`]) and `*len`, or
+    /// `*data = NULL` when there is none (ABI 1.2).
+    pub fn baton_take_handover_state(
+        daemon: *mut baton_daemon,
+        data: *mut *mut c_void,
+        len: *mut usize,
+        err: *mut *mut baton_error,
+    ) -> c_int;
+    /// Frees memory the library handed out. NULL is fine.
+    pub fn baton_free(p: *mut c_void);
+
     /// The lease epoch under which this process may lead now, or 0.
     pub fn baton_lease_epoch(daemon: *const baton_daemon, epoch: *mut u64, err: *mut *mut baton_error) -> c_int;
 

@@ -34,11 +34,19 @@
 //! }
 //! ```
 //!
+//! Instead of closing its connections in `drain`, the incumbent can hand
+//! them (and a state blob) to the successor: [`Daemon::hand_over`],
+//! [`Daemon::set_handover_state`], and in the successor's `begin` (or the
+//! incumbent's `resume` after a rollback) [`Daemon::take_handed_over`] and
+//! [`Daemon::take_handover_state`]. Hooks reach the daemon through a
+//! `Weak<Daemon>` (an `Arc` would keep it alive forever).
+//!
 //! The whole protocol and its state machines live in libbaton; this crate
 //! only translates types. See `docs/sdk-rust.md` for the hook contract.
 #![warn(missing_docs)]
 
 mod error;
+mod handover;
 mod hooks;
 
 use std::ffi::{CStr, CString};
@@ -52,6 +60,7 @@ use std::time::Duration;
 use baton_sys as sys;
 
 pub use error::{Code, Error};
+pub use handover::{HandOverError, Handed, HandoverKind};
 pub use hooks::{Hooks, SealReport, SealedState};
 
 use hooks::HookBox;

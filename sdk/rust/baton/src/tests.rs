@@ -86,6 +86,28 @@ fn a_standalone_daemon_starts_and_exits_on_request() {
     assert_eq!(d.listener("").err().unwrap().code(), Code::InvalidArgument);
     assert_eq!(d.lease_epoch(), 0);
 
+    // Handover outside a drain or seal: refused, the descriptor given back
+    // still open; nothing to take. (Real handoffs: tests/sdk/handover_test.cc
+    // with examples/handover_probe.rs.)
+    let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+    let e = d.hand_over(HandoverKind::Connection, "x", a, b"unread").unwrap_err();
+    assert_eq!(e.error().code(), Code::FailedPrecondition, "{}", e);
+    let e = d.hand_over(HandoverKind::Connection, "a\0b", e.into_fd(), b"").unwrap_err();
+    assert_eq!(e.error().code(), Code::InvalidArgument, "{}", e);
+    let mut a = std::os::unix::net::UnixStream::from(e.into_fd());
+    {
+        use std::io::{Read, Write};
+        b.write_all(b"ok").unwrap();
+        let mut buf = [0u8; 2];
+        a.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"ok");
+    }
+    let as_error: Error = d.hand_over(HandoverKind::File, "x", a, b"").unwrap_err().into();
+    assert_eq!(as_error.code(), Code::FailedPrecondition);
+    assert_eq!(d.set_handover_state(b"state").unwrap_err().code(), Code::FailedPrecondition);
+    assert!(d.take_handed_over().unwrap().is_empty());
+    assert_eq!(d.take_handover_state(), Ok(None));
+
     // Standalone: start takes the data-dir lock, calls no hook.
     let calls = Arc::new(AtomicUsize::new(0));
     d.start(CountingHooks(calls.clone())).unwrap();

@@ -4,8 +4,14 @@
 //!
 //! ```text
 //! rustkvd [--data-dir DIR] [--listen-name NAME] [--build-id ID] [--port PORT]
-//!         [--schema-min N] [--schema-max N]
+//!         [--schema-min N] [--schema-max N] [--hand-over]
 //! ```
+//!
+//! With `--hand-over` the drain hands its keep-alive connections, with the
+//! bytes read and not processed, to the successor instead of closing them
+//! (its clients see no reconnect); every generation serves what it is
+//! handed, so the successor needs no flag. Off by default: a successor that
+//! takes nothing (gokvd, or an older rustkvd) would leave them unserved.
 //!
 //! Supervised (`baton supervise ... -- rustkvd`) it serves the inherited
 //! listener NAME (default "http"); alone it listens on 127.0.0.1:PORT. The
@@ -18,12 +24,12 @@
 mod server;
 mod store;
 
-use std::net::TcpListener;
+use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::{Arc, Weak};
 use std::time::Instant;
 
-use baton::{Code, Daemon, Error, Hooks, Options, Role, SealReport, SealedState};
+use baton::{Code, Daemon, Error, HandoverKind, Hooks, Options, Role, SealReport, SealedState};
 use server::Server;
 use store::Store;
 
@@ -32,6 +38,8 @@ struct App {
     store: Arc<Store>,
     server: Arc<Server>,
     listener: TcpListener, // serve() gets a dup; a drain closes only that
+    daemon: Weak<Daemon>,  // for handover (an Arc would keep the daemon alive)
+    hand_over: bool,       // drain hands keep-alive connections to the successor
     fail_begin: bool,
     fail_seal: bool,
 }
@@ -50,10 +58,23 @@ impl Hooks for App {
         Ok(self.store.replay(true)?)
     }
 
-    // Stop accepting, finish requests, close keep-alive connections.
+    // Stop accepting, finish requests, close keep-alive connections, or
+    // with --hand-over hand them to the successor with their unread bytes.
     // Every acknowledged PUT is already fsynced.
     fn drain(&self, deadline: Option<Instant>) -> Result<(), Error> {
-        self.server.drain(deadline);
+        let daemon = match self.daemon.upgrade() {
+            Some(d) if self.hand_over => d,
+            _ => {
+                self.server.drain(deadline);
+                return Ok(());
+            }
+        };
+        for (i, (c, unread)) in self.server.drain_for_handover(deadline).into_iter().enumerate() {
+            if let Err(e) = daemon.hand_over(HandoverKind::Connection, &format!("http-{}", i), c, &unread) {
+                // Dropped with the error: the client sees a close, as without handover.
+                eprintln!("rustkvd: closing a connection instead of handing it over: {}", e);
+            }
+        }
         Ok(())
     }
 
@@ -84,10 +105,15 @@ impl Hooks for App {
         self.open()
     }
 
-    // After a rollback: reload if another process wrote, then serve.
+    // After a rollback: reload if another process wrote, then serve, the
+    // connections handed over included (they are ours again).
     fn resume(&self, data_changed: bool) -> Result<(), Error> {
         if data_changed { self.store.reload()? } else { self.store.replay(false)? }
-        self.open()
+        self.open()?;
+        if let Some(d) = self.daemon.upgrade() {
+            adopt_handed_over(&d, &self.server)?;
+        }
+        Ok(())
     }
 
     // The successor serves: stop.
@@ -119,6 +145,8 @@ fn main() {
         store: store.clone(),
         server: Server::new(store.clone()),
         listener: listener.unwrap_or_else(|e| die(2, &e)),
+        daemon: Arc::downgrade(&daemon),
+        hand_over: args.hand_over,
         fail_begin: args.fail_begin,
         fail_seal: args.fail_seal,
     };
@@ -132,6 +160,9 @@ fn main() {
         let opened = store.replay(false).and_then(|_| store.open_writer());
         opened.and_then(|_| server.serve(listener)).unwrap_or_else(|e| die(1, &e.into()));
     }
+    // A successor serves the connections the incumbent handed over only now
+    // that start returned: until then a rollback gives them back.
+    adopt_handed_over(&daemon, &server).unwrap_or_else(|e| die(1, &e));
     eprintln!("rustkvd: serving at revision {}", store.state().0);
     let weak: Weak<Daemon> = Arc::downgrade(&daemon);
     std::thread::spawn(move || wait_for_signal(signals, weak));
@@ -146,6 +177,17 @@ fn main() {
     drop(daemon); // releases the data-dir lock
     eprintln!("rustkvd: exiting with {}", code);
     std::process::exit(code);
+}
+
+/// Serves every connection handed over to this process (by the incumbent,
+/// or its own back after a rollback); closes anything else.
+fn adopt_handed_over(daemon: &Daemon, server: &Arc<Server>) -> Result<(), Error> {
+    for h in daemon.take_handed_over()? {
+        if h.kind == HandoverKind::Connection {
+            server.adopt(TcpStream::from(h.fd), h.metadata);
+        }
+    }
+    Ok(())
 }
 
 fn die(code: i32, e: &Error) -> ! {
@@ -189,6 +231,7 @@ struct Args {
     exit_at_start: bool, // testing: exit 1 at once
     fail_begin: bool,    // testing: the begin hook fails
     fail_seal: bool,     // testing: the seal hook fails
+    hand_over: bool,     // drain hands keep-alive connections over
 }
 
 impl Args {
@@ -206,6 +249,7 @@ impl Args {
             exit_at_start: false,
             fail_begin: false,
             fail_seal: false,
+            hand_over: false,
         };
         let mut it = std::env::args().skip(1);
         while let Some(arg) = it.next() {
@@ -226,6 +270,7 @@ impl Args {
                 "--exit-at-start" => a.exit_at_start = true,
                 "--fail-begin" => a.fail_begin = true,
                 "--fail-seal" => a.fail_seal = true,
+                "--hand-over" => a.hand_over = true,
                 _ => usage(format!("unexpected argument {:?}", arg)),
             }
         }
@@ -236,7 +281,7 @@ impl Args {
 fn usage(msg: String) -> ! {
     eprintln!("rustkvd: {}", msg);
     eprintln!("usage: rustkvd [--data-dir DIR] [--listen-name NAME] [--build-id ID] [--port PORT] \
-               [--schema-min N] [--schema-max N]");
+               [--schema-min N] [--schema-max N] [--hand-over]");
     std::process::exit(2);
 }
 

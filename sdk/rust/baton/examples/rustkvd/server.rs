@@ -24,12 +24,15 @@ struct State {
     idle_deadline: Option<Instant>,
     /// Every connection not in the middle of a request closes.
     closing: bool,
+    /// Connections given up by a drain for handover, with their unread bytes.
+    released: Vec<(TcpStream, Vec<u8>)>,
 }
 
 /// The server; shared by its threads (`Arc`).
 pub struct Server {
     store: Arc<Store>,
     draining: AtomicBool, // answers say Connection: close
+    releasing: AtomicBool, // connections give themselves up at a request boundary
     state: Mutex<State>,
     changed: Condvar,
     accept: Mutex<Option<(Arc<AtomicBool>, JoinHandle<()>)>>,
@@ -41,6 +44,7 @@ impl Server {
         Arc::new(Server {
             store,
             draining: AtomicBool::new(false),
+            releasing: AtomicBool::new(false),
             state: Mutex::default(),
             changed: Condvar::new(),
             accept: Mutex::new(None),
@@ -54,10 +58,12 @@ impl Server {
         l.set_nonblocking(true)?;
         self.stop_accepting();
         self.draining.store(false, Ordering::SeqCst);
+        self.releasing.store(false, Ordering::SeqCst);
         {
             let mut st = self.state.lock().unwrap();
             st.idle_deadline = None;
             st.closing = false;
+            st.released.clear(); // released too late for the last drain: close them
         }
         let stop = Arc::new(AtomicBool::new(false));
         let (server, flag) = (self.clone(), stop.clone());
@@ -72,20 +78,31 @@ impl Server {
             // SAFETY: one valid pollfd.
             unsafe { libc::poll(&mut pfd, 1, TICK.as_millis() as i32) };
             match l.accept() {
-                Ok((c, _)) => {
-                    self.state.lock().unwrap().connections += 1;
-                    let server = self.clone();
-                    std::thread::spawn(move || {
-                        let _ = server.connection(c);
-                        server.state.lock().unwrap().connections -= 1;
-                        server.changed.notify_all();
-                    });
-                }
+                Ok((c, _)) => self.spawn_connection(c, Vec::new()),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(_) => std::thread::sleep(TICK), // e.g. out of fds: try again
             }
         }
         // Dropping l closes our dup; the listening socket stays open.
+    }
+
+    /// Serves `c` on a thread of its own, `unread` being bytes already read
+    /// from it and not processed.
+    fn spawn_connection(self: &Arc<Self>, c: TcpStream, unread: Vec<u8>) {
+        self.state.lock().unwrap().connections += 1;
+        let server = self.clone();
+        std::thread::spawn(move || {
+            let _ = server.connection(c, unread);
+            server.state.lock().unwrap().connections -= 1;
+            server.changed.notify_all();
+        });
+    }
+
+    /// Serves a connection another process served before (released by its
+    /// `drain_for_handover`), starting with the bytes it read and did not
+    /// process.
+    pub fn adopt(self: &Arc<Self>, c: TcpStream, unread: Vec<u8>) {
+        self.spawn_connection(c, unread);
     }
 
     /// Stops accepting and waits for the accept loop to end.
@@ -120,6 +137,26 @@ impl Server {
         }
     }
 
+    /// Like `drain`, but instead of closing its keep-alive connections it
+    /// releases them at a request boundary (between requests, or with a
+    /// request partly read): returns each with the bytes it read and did
+    /// not process, once no connection is served any more. At the deadline
+    /// the rest close as in `drain`.
+    pub fn drain_for_handover(&self, deadline: Option<Instant>) -> Vec<(TcpStream, Vec<u8>)> {
+        self.releasing.store(true, Ordering::SeqCst);
+        self.stop_accepting();
+        let mut st = self.state.lock().unwrap();
+        while st.connections > 0 {
+            let left = deadline.map_or(Duration::from_secs(3600), |d| d.saturating_duration_since(Instant::now()));
+            if left.is_zero() {
+                st.closing = true;
+                break;
+            }
+            st = self.changed.wait_timeout(st, left.min(TICK * 10)).unwrap().0;
+        }
+        std::mem::take(&mut st.released)
+    }
+
     /// Ends serving: no listener; connections close at their next
     /// response boundary (waits up to 2 s for them).
     pub fn stop(&self) {
@@ -140,11 +177,10 @@ impl Server {
     }
 
     /// Serves one connection until either side ends it.
-    fn connection(&self, mut c: TcpStream) -> io::Result<()> {
+    fn connection(&self, mut c: TcpStream, mut buf: Vec<u8>) -> io::Result<()> {
         c.set_nonblocking(false)?;
         c.set_nodelay(true)?;
         c.set_read_timeout(Some(TICK))?;
-        let mut buf: Vec<u8> = Vec::new();
         let mut chunk = vec![0u8; 64 << 10];
         loop {
             // Read until a whole request is in buf.
@@ -162,6 +198,11 @@ impl Server {
                     }
                 } else if buf.len() > MAX_HEADER {
                     return respond(&mut c, 431, b"header too large\n", true);
+                }
+                // A request boundary: no whole request unprocessed in buf.
+                if self.releasing.load(Ordering::SeqCst) {
+                    self.state.lock().unwrap().released.push((c, buf));
+                    return Ok(());
                 }
                 match c.read(&mut chunk) {
                     Ok(0) => return Ok(()),
