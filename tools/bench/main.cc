@@ -72,6 +72,28 @@ struct Flags {
   int reps = 5;
 };
 
+// Writes `doc` to `path`; false (said on stderr) if it could not.
+bool WriteJson(const std::string& path, const boost::json::value& doc) {
+  std::ofstream out(path);
+  out << boost::json::serialize(doc) << "\n";
+  if (!out) fmt::print(stderr, "baton-bench: cannot write {}\n", path);
+  return static_cast<bool>(out);
+}
+
+// The exit code of an interleaved mode: runs[i] are every run of item i.
+int ExitCodeOf(const std::vector<std::vector<MeasuredRun>>& runs, bool interrupted) {
+  bool setup_failed = false, ok = true;
+  for (const auto& item_runs : runs) {
+    for (const auto& m : item_runs) {
+      if (!m.run.setup_error.empty()) setup_failed = true;
+      if (!m.analysis.invariants_ok) ok = false;
+    }
+  }
+  if (setup_failed) return kExitSetup;
+  if (!ok) return kExitInvariant;
+  return interrupted || g_stop.load() ? kExitInterrupted : kExitOk;
+}
+
 MeasuredRun Measure(const RunConfig& cfg, bool every_progress) {
   auto progress = [every_progress](const UpgradeSample& u, int total) {
     if (every_progress || !u.committed() || u.index % 10 == 0 || u.index == total) {
@@ -162,12 +184,7 @@ int RunBench(const Flags& f, bool upgrades_given) {
     for (const auto& m : runs) all.push_back(ToJson(m));
     boost::json::value doc = runs.size() == 1 && !f.sweep ? boost::json::value(all.front())
                                                           : boost::json::value(boost::json::object{{"runs", all}});
-    std::ofstream out(f.json_file);
-    out << boost::json::serialize(doc) << "\n";
-    if (!out) {
-      fmt::print(stderr, "baton-bench: cannot write {}\n", f.json_file);
-      return kExitUsage;
-    }
+    if (!WriteJson(f.json_file, doc)) return kExitUsage;
   }
   bool setup_failed = false;
   bool ok = !runs.empty();
@@ -218,23 +235,9 @@ int RunLanguagesBench(const Flags& f, const std::vector<DaemonSpec>& specs, bool
       for (const auto& m : r.runs[i]) reps.push_back(ToJson(m));
       all.push_back(boost::json::object{{"label", r.specs[i].label}, {"command", r.specs[i].command}, {"runs", reps}});
     }
-    std::ofstream out(f.json_file);
-    out << boost::json::serialize(boost::json::object{{"languages", all}}) << "\n";
-    if (!out) {
-      fmt::print(stderr, "baton-bench: cannot write {}\n", f.json_file);
-      return kExitUsage;
-    }
+    if (!WriteJson(f.json_file, boost::json::object{{"languages", all}})) return kExitUsage;
   }
-  bool setup_failed = false, ok = true;
-  for (const auto& runs : r.runs) {
-    for (const auto& m : runs) {
-      if (!m.run.setup_error.empty()) setup_failed = true;
-      if (!m.analysis.invariants_ok) ok = false;
-    }
-  }
-  if (setup_failed) return kExitSetup;
-  if (!ok) return kExitInvariant;
-  return r.interrupted || g_stop.load() ? kExitInterrupted : kExitOk;
+  return ExitCodeOf(r.runs, r.interrupted);
 }
 
 // The supervisor mode: handoff, self-upgrade, kill + re-attach, kill +
@@ -274,23 +277,9 @@ int RunSupervisorMode(const Flags& f, int runs) {
       for (const auto& m : r.runs[i]) kind_runs.push_back(ToJson(m));
       all.push_back(boost::json::object{{"event", TriggerName(kSupervisorTriggers[i])}, {"runs", kind_runs}});
     }
-    std::ofstream out(f.json_file);
-    out << boost::json::serialize(boost::json::object{{"supervisor", all}}) << "\n";
-    if (!out) {
-      fmt::print(stderr, "baton-bench: cannot write {}\n", f.json_file);
-      return kExitUsage;
-    }
+    if (!WriteJson(f.json_file, boost::json::object{{"supervisor", all}})) return kExitUsage;
   }
-  bool setup_failed = false, ok = true;
-  for (const auto& kind_runs : r.runs) {
-    for (const auto& m : kind_runs) {
-      if (!m.run.setup_error.empty()) setup_failed = true;
-      if (!m.analysis.invariants_ok) ok = false;
-    }
-  }
-  if (setup_failed) return kExitSetup;
-  if (!ok) return kExitInvariant;
-  return r.interrupted || g_stop.load() ? kExitInterrupted : kExitOk;
+  return ExitCodeOf(r.runs, r.interrupted);
 }
 
 // The load and pacing options the handoff and supervisor modes share.
