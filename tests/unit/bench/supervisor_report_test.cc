@@ -1,6 +1,7 @@
 // The pure part of `baton-bench supervisor`: pooling every run of one kind
 // of event (timings over completed events, the load's errors summed), the
-// ratios to the handoff, the target verdict and the table.
+// ratios to the handoff, the target verdict and the table; and the
+// self-upgrade command's answer read as a sample.
 #include "tools/bench/supervisor_report.h"
 
 #include <gtest/gtest.h>
@@ -108,6 +109,35 @@ TEST(BenchSupervisor, TargetIsNoErrorAndNoLargerWindowThanAHandoff) {
             "MISSED (3 errors)")
       << "2 refused + 1 reset";
   EXPECT_EQ(TargetVerdict(SummarizeTrigger(Trigger::kKillReattach, {}), handoff), "MISSED (nothing measured)");
+}
+
+// `baton upgrade --self --json` answers in capitals and in microseconds.
+TEST(BenchSupervisor, SelfUpgradeAnswerIsASample) {
+  harness::CommandResult r;
+  r.exit_code = 0;
+  r.out = R"({"outcome":"COMMITTED","exit_code":0,"reason":"","supervisor_pid":7,"total_us":78394})";
+  r.json = boost::json::parse(r.out);
+  const UpgradeSample u = UpgradeCommandSample(3, "", 1000, 1135, r);
+  EXPECT_TRUE(u.committed());
+  EXPECT_EQ(u.index, 3);
+  EXPECT_DOUBLE_EQ(u.client_ms(), 135);
+  EXPECT_DOUBLE_EQ(u.total_ms, 78.394);
+  EXPECT_DOUBLE_EQ(u.phases_ms[0], -1) << "a self-upgrade has no handoff phases";
+  r.exit_code = 3;
+  r.out = R"({"outcome":"ROLLED_BACK","exit_code":3,"reason":"bad state","total_us":5000})";
+  r.json = boost::json::parse(r.out);
+  const UpgradeSample back = UpgradeCommandSample(4, "", 0, 1, r);
+  EXPECT_FALSE(back.committed());
+  EXPECT_EQ(back.outcome, "rolled_back");
+  EXPECT_EQ(back.reason, "bad state");
+  // A handoff's answer keeps its total_ms.
+  r.exit_code = 0;
+  r.out = R"({"outcome":"committed","total_ms":12.5,"phases_ms":{"spawn":1.5}})";
+  r.json = boost::json::parse(r.out);
+  const UpgradeSample h = UpgradeCommandSample(5, "", 0, 20, r);
+  EXPECT_TRUE(h.committed());
+  EXPECT_DOUBLE_EQ(h.total_ms, 12.5);
+  EXPECT_DOUBLE_EQ(h.phases_ms[0], 1.5);
 }
 
 TEST(BenchSupervisor, TableHasARowPerKind) {
