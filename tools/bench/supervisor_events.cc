@@ -8,6 +8,7 @@
 #include <cstring>
 #include <iterator>
 #include <string>
+#include <vector>
 
 namespace baton::bench {
 namespace {
@@ -72,7 +73,8 @@ UpgradeSample KillAndRestart(harness::Cluster& c, bool adopt, int index) {
 UpgradeSample SupervisorEvent(harness::Cluster& c, Trigger t, int index) {
   if (t == Trigger::kKillReattach || t == Trigger::kKillAdopt) return KillAndRestart(c, t == Trigger::kKillAdopt, index);
   const double t0 = MonoNowMs();
-  const harness::CommandResult res = c.Upgrade("", {"--self"});
+  const harness::CommandResult res =
+      c.Upgrade("", t == Trigger::kSelfUpgrade ? std::vector<std::string>{"--self"} : std::vector<std::string>{});
   const double t1 = MonoNowMs();
   return UpgradeCommandSample(index, "", t0, t1, res);
 }

@@ -23,9 +23,10 @@
 
 namespace baton::bench {
 
-// One event of kind `t` (not kHandoff), numbered `index`:
-// * kSelfUpgrade: `baton upgrade --self --json`; the sample is that
-//   command's (trigger -> return, its outcome, total_ms from its total_us).
+// One event of kind `t`, numbered `index`:
+// * kHandoff, kSelfUpgrade: `baton upgrade [--self] --json`; the sample is
+//   that command's (UpgradeCommandSample: trigger -> return, its outcome,
+//   total_ms; a self-upgrade has no phases).
 // * kKillReattach, kKillAdopt: trigger_ms just before the SIGKILL,
 //   return_ms once a generation serves under the restarted supervisor (the
 //   harness polls `baton status` and /healthz every 50 ms). The sample is

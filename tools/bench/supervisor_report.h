@@ -47,8 +47,6 @@ struct TriggerSummary {
   double window_p50_ratio = 0;
   double window_p99_ratio = 0;
   double window_max_ratio = 0;
-
-  bool clean() const { return events > 0 && completed == events && errors == 0 && lost_writes == 0; }
 };
 
 TriggerSummary SummarizeTrigger(Trigger t, const std::vector<MeasuredRun>& runs);
