@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <sys/wait.h>
 
+#include <cctype>
 #include <filesystem>
 #include <sstream>
 #include <thread>
@@ -12,6 +13,7 @@
 #include <boost/json.hpp>
 
 #include "tools/bench/prefill.h"
+#include "tools/bench/supervisor_events.h"
 #include "tools/harness/http.h"
 #include "tools/harness/cluster.h"
 #include "tools/harness/subprocess.h"
@@ -134,18 +136,25 @@ class LoadProcess {
   int exit_code_ = -1;
 };
 
-UpgradeSample ToSample(int index, const std::string& binary, double t0, double t1, const harness::CommandResult& r) {
+}  // namespace
+
+UpgradeSample UpgradeCommandSample(int index, const std::string& binary, double t0, double t1,
+                                   const harness::CommandResult& r) {
   UpgradeSample u;
   u.index = index;
   u.binary = binary;
   u.trigger_ms = t0;
   u.return_ms = t1;
   u.exit_code = r.exit_code;
+  // `baton upgrade --self --json` names the outcome in capitals
+  // ("COMMITTED") and its duration in total_us.
   u.outcome = Str(r.json, "outcome");
+  for (char& ch : u.outcome) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
   u.reason = Str(r.json, "reason");
   u.old_pid = static_cast<int64_t>(Num(r.json, "old_pid"));
   u.new_pid = static_cast<int64_t>(Num(r.json, "new_pid"));
   u.total_ms = Num(r.json, "total_ms", -1);
+  if (u.total_ms < 0 && Num(r.json, "total_us", -1) >= 0) u.total_ms = Num(r.json, "total_us") / 1000;
   const json::value* phases = r.json.is_object() ? r.json.as_object().if_contains("phases_ms") : nullptr;
   for (std::size_t p = 0; p < kPhases.size(); ++p) {
     u.phases_ms[p] = phases != nullptr ? Num(*phases, kPhases[p], -1) : -1;
@@ -154,6 +163,8 @@ UpgradeSample ToSample(int index, const std::string& binary, double t0, double t
   if (!u.committed()) u.raw += r.err;
   return u;
 }
+
+namespace {
 
 void ParseLoad(const harness::CommandResult& c, RunResult& r) {
   LoadSummary& l = r.load;
@@ -259,10 +270,14 @@ void Measure(harness::Cluster& c, const RunConfig& cfg, const std::function<void
     }
     std::string binary;
     if (cfg.alternate_binaries) binary = i % 2 == 1 ? alt : BinPath("kvd");
-    const double t0 = MonoNowMs();
-    const harness::CommandResult res = c.Upgrade(binary);
-    const double t1 = MonoNowMs();
-    r.upgrades.push_back(ToSample(i, binary, t0, t1, res));
+    if (cfg.trigger == Trigger::kHandoff) {
+      const double t0 = MonoNowMs();
+      const harness::CommandResult res = c.Upgrade(binary);
+      const double t1 = MonoNowMs();
+      r.upgrades.push_back(UpgradeCommandSample(i, binary, t0, t1, res));
+    } else {
+      r.upgrades.push_back(SupervisorEvent(c, cfg.trigger, i));
+    }
     if (progress) progress(r.upgrades.back(), cfg.upgrades);
     if (!r.upgrades.back().committed() && ++failed >= cfg.max_failed_upgrades) break;
     if (i < cfg.upgrades && !SleepUnlessStopped(cfg.pause, stop)) r.interrupted = true;
@@ -275,6 +290,20 @@ void Measure(harness::Cluster& c, const RunConfig& cfg, const std::function<void
 }
 
 }  // namespace
+
+std::string_view TriggerName(Trigger t) {
+  switch (t) {
+    case Trigger::kHandoff:
+      return "handoff";
+    case Trigger::kSelfUpgrade:
+      return "self-upgrade";
+    case Trigger::kKillReattach:
+      return "kill+reattach";
+    case Trigger::kKillAdopt:
+      return "kill+adopt";
+  }
+  return "?";
+}
 
 double MonoNowMs() {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();

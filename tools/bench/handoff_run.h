@@ -13,14 +13,29 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "tools/bench/handoff_stats.h"
+#include "tools/harness/cluster.h"
 
 namespace baton::bench {
 
+// What each of a run's `upgrades` events is: a daemon handoff (`baton
+// upgrade`), or one of the supervisor's own events (supervisor_events.h).
+enum class Trigger {
+  kHandoff,       // `baton upgrade`: the daemon is handed off to a new generation
+  kSelfUpgrade,   // `baton upgrade --self`: the supervisor re-executes itself in place
+  kKillReattach,  // SIGKILL the supervisor, start it again: it re-attaches to the generation
+  kKillAdopt,     // the same with the re-attach socket removed: it adopts (drain + cold start)
+};
+
+// "handoff", "self-upgrade", "kill+reattach", "kill+adopt".
+std::string_view TriggerName(Trigger t);
+
 struct RunConfig {
-  int upgrades = 100;
+  Trigger trigger = Trigger::kHandoff;
+  int upgrades = 100;  // events, whatever the trigger
   int connections = 32;
   bool close_mode = false;
   double write_ratio = 0.5;
@@ -64,6 +79,11 @@ struct RunResult {
 // cleaned up.
 RunResult RunHandoff(const RunConfig& cfg, const std::function<void(const UpgradeSample&, int total)>& progress,
                      const std::atomic<bool>& stop);
+
+// One `baton upgrade [--self] --json` call, triggered at `trigger_ms` and
+// returned at `return_ms`, as a sample.
+UpgradeSample UpgradeCommandSample(int index, const std::string& binary, double trigger_ms, double return_ms,
+                                   const harness::CommandResult& r);
 
 // CLOCK_MONOTONIC now, in ms.
 double MonoNowMs();

@@ -136,4 +136,24 @@ Analysis Analyze(const std::vector<UpgradeSample>& upgrades, const std::vector<W
   return a;
 }
 
+void Pool(const std::vector<UpgradeSample>& upgrades, const Analysis& a, Pooled& into) {
+  for (std::size_t i = 0; i < upgrades.size(); ++i) {
+    const UpgradeSample& u = upgrades[i];
+    ++into.upgrades;
+    if (!u.committed()) continue;
+    ++into.committed;
+    into.wall_ms.push_back(u.client_ms());
+    if (u.total_ms >= 0) into.total_ms.push_back(u.total_ms);
+    for (std::size_t p = 0; p < kPhases.size(); ++p) {
+      if (u.phases_ms[p] >= 0) into.phases_ms[p].push_back(u.phases_ms[p]);
+    }
+    if (i < a.per_upgrade.size()) {
+      const UpgradeWindow& w = a.per_upgrade[i];
+      into.window_ms.push_back(w.window_ms);
+      if (w.below_threshold) ++into.windows_below_threshold;
+      if (w.baseline_valid) into.baseline_ms.push_back(w.baseline_ms);
+    }
+  }
+}
+
 }  // namespace baton::bench

@@ -124,4 +124,20 @@ struct Analysis {
 Analysis Analyze(const std::vector<UpgradeSample>& upgrades, const std::vector<WriteGap>& gaps, double threshold_ms,
                  const LoadSummary& load, double load_end_ms);
 
+// The committed upgrades of one or more runs, pooled: what the per-language
+// and supervisor tables summarise. `upgrades - committed` did not commit;
+// their numbers are left out.
+struct Pooled {
+  int upgrades = 0;
+  int committed = 0;
+  int windows_below_threshold = 0;
+  std::vector<double> wall_ms;   // client_ms(): the trigger -> return wall time
+  std::vector<double> total_ms;  // the supervisor's total_ms, where known
+  std::array<std::vector<double>, kPhases.size()> phases_ms;
+  std::vector<double> window_ms;    // client-seen write window
+  std::vector<double> baseline_ms;  // its baseline, where valid
+};
+// Adds one run: `a` is Analyze() of `upgrades` (per_upgrade[i] belongs to upgrades[i]).
+void Pool(const std::vector<UpgradeSample>& upgrades, const Analysis& a, Pooled& into);
+
 }  // namespace baton::bench

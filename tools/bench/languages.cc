@@ -95,33 +95,19 @@ LanguageSummary SummarizeLanguage(const DaemonSpec& spec, const std::vector<Lang
   s.label = spec.label;
   s.command = spec.command;
   s.reps = static_cast<int>(reps.size());
-  std::vector<double> wall, total, window, baseline;
-  std::array<std::vector<double>, kPhases.size()> phases;
+  Pooled pooled;
   for (const LanguageRep& rep : reps) {
     if (!rep.error.empty() || !rep.analysis.invariants_ok) ++s.failed_reps;
-    for (std::size_t i = 0; i < rep.upgrades.size(); ++i) {
-      const UpgradeSample& u = rep.upgrades[i];
-      ++s.upgrades;
-      if (!u.committed()) continue;
-      ++s.committed;
-      wall.push_back(u.client_ms());
-      if (u.total_ms >= 0) total.push_back(u.total_ms);
-      for (std::size_t p = 0; p < kPhases.size(); ++p) {
-        if (u.phases_ms[p] >= 0) phases[p].push_back(u.phases_ms[p]);
-      }
-      if (i < rep.analysis.per_upgrade.size()) {
-        const UpgradeWindow& w = rep.analysis.per_upgrade[i];
-        window.push_back(w.window_ms);
-        if (w.below_threshold) ++s.windows_below_threshold;
-        if (w.baseline_valid) baseline.push_back(w.baseline_ms);
-      }
-    }
+    Pool(rep.upgrades, rep.analysis, pooled);
   }
-  s.wall_ms = SpreadOf(std::move(wall));
-  s.total_ms = SpreadOf(std::move(total));
-  for (std::size_t p = 0; p < kPhases.size(); ++p) s.phases_ms[p] = SpreadOf(std::move(phases[p]));
-  s.window_ms = SpreadOf(std::move(window));
-  s.baseline_ms = SpreadOf(std::move(baseline));
+  s.upgrades = pooled.upgrades;
+  s.committed = pooled.committed;
+  s.windows_below_threshold = pooled.windows_below_threshold;
+  s.wall_ms = SpreadOf(std::move(pooled.wall_ms));
+  s.total_ms = SpreadOf(std::move(pooled.total_ms));
+  for (std::size_t p = 0; p < kPhases.size(); ++p) s.phases_ms[p] = SpreadOf(std::move(pooled.phases_ms[p]));
+  s.window_ms = SpreadOf(std::move(pooled.window_ms));
+  s.baseline_ms = SpreadOf(std::move(pooled.baseline_ms));
   return s;
 }
 

@@ -17,6 +17,7 @@
 #include "tools/bench/languages_run.h"
 #include "tools/bench/lease_run.h"
 #include "tools/bench/report.h"
+#include "tools/bench/supervisor_events.h"
 
 namespace {
 
@@ -70,6 +71,28 @@ struct Flags {
   std::vector<std::string> daemons;  // --daemon LABEL=COMMAND: the per-language mode
   int reps = 5;
 };
+
+// Writes `doc` to `path`; false (said on stderr) if it could not.
+bool WriteJson(const std::string& path, const boost::json::value& doc) {
+  std::ofstream out(path);
+  out << boost::json::serialize(doc) << "\n";
+  if (!out) fmt::print(stderr, "baton-bench: cannot write {}\n", path);
+  return static_cast<bool>(out);
+}
+
+// The exit code of an interleaved mode: runs[i] are every run of item i.
+int ExitCodeOf(const std::vector<std::vector<MeasuredRun>>& runs, bool interrupted) {
+  bool setup_failed = false, ok = true;
+  for (const auto& item_runs : runs) {
+    for (const auto& m : item_runs) {
+      if (!m.run.setup_error.empty()) setup_failed = true;
+      if (!m.analysis.invariants_ok) ok = false;
+    }
+  }
+  if (setup_failed) return kExitSetup;
+  if (!ok) return kExitInvariant;
+  return interrupted || g_stop.load() ? kExitInterrupted : kExitOk;
+}
 
 MeasuredRun Measure(const RunConfig& cfg, bool every_progress) {
   auto progress = [every_progress](const UpgradeSample& u, int total) {
@@ -161,12 +184,7 @@ int RunBench(const Flags& f, bool upgrades_given) {
     for (const auto& m : runs) all.push_back(ToJson(m));
     boost::json::value doc = runs.size() == 1 && !f.sweep ? boost::json::value(all.front())
                                                           : boost::json::value(boost::json::object{{"runs", all}});
-    std::ofstream out(f.json_file);
-    out << boost::json::serialize(doc) << "\n";
-    if (!out) {
-      fmt::print(stderr, "baton-bench: cannot write {}\n", f.json_file);
-      return kExitUsage;
-    }
+    if (!WriteJson(f.json_file, doc)) return kExitUsage;
   }
   bool setup_failed = false;
   bool ok = !runs.empty();
@@ -217,23 +235,73 @@ int RunLanguagesBench(const Flags& f, const std::vector<DaemonSpec>& specs, bool
       for (const auto& m : r.runs[i]) reps.push_back(ToJson(m));
       all.push_back(boost::json::object{{"label", r.specs[i].label}, {"command", r.specs[i].command}, {"runs", reps}});
     }
-    std::ofstream out(f.json_file);
-    out << boost::json::serialize(boost::json::object{{"languages", all}}) << "\n";
-    if (!out) {
-      fmt::print(stderr, "baton-bench: cannot write {}\n", f.json_file);
-      return kExitUsage;
-    }
+    if (!WriteJson(f.json_file, boost::json::object{{"languages", all}})) return kExitUsage;
   }
-  bool setup_failed = false, ok = true;
-  for (const auto& runs : r.runs) {
-    for (const auto& m : runs) {
-      if (!m.run.setup_error.empty()) setup_failed = true;
-      if (!m.analysis.invariants_ok) ok = false;
+  return ExitCodeOf(r.runs, r.interrupted);
+}
+
+// The supervisor mode: handoff, self-upgrade, kill + re-attach, kill +
+// adoption, `runs` runs of each, interleaved.
+int RunSupervisorMode(const Flags& f, int runs) {
+  InstallSignalHandlers();
+  const RunConfig base = Plan(f, true).front();
+  fmt::print(stderr, "supervisor: {} kinds x {} runs x {} events\n", std::size(kSupervisorTriggers), runs,
+             base.upgrades);
+  auto progress = [&](const Slot& slot, const MeasuredRun& m) {
+    const auto& a = m.analysis;
+    const std::string_view kind = TriggerName(m.run.config.trigger);
+    if (!m.run.setup_error.empty()) {
+      fmt::print(stderr, "run {}/{} {}: could not run: {}\n", slot.rep + 1, runs, kind, m.run.setup_error);
+    } else {
+      fmt::print(stderr, "run {}/{} {}: {}/{} completed, trigger->done p50 {} ms, window p50 {} ms max {} ms, {} errors, "
+                 "{} lost{}\n",
+                 slot.rep + 1, runs, kind, a.committed, a.upgrades, FormatMs(a.client_ms.p50),
+                 FormatMs(a.window_ms.p50), FormatMs(a.window_ms.max), m.run.load.errors_total(),
+                 m.run.load.lost_writes, a.invariants_ok ? "" : " — INVARIANT BROKEN (see above)");
     }
+    for (const auto& u : m.run.upgrades) {
+      if (f.verbose || !u.committed()) fmt::print(stderr, "  {}: {}\n", kind, ProgressLine(u, m.run.config.upgrades));
+      if (!u.committed() && !u.reason.empty()) fmt::print(stderr, "    {}\n", u.reason);
+    }
+    if (!m.run.supervisor_log_tail.empty() && (!a.invariants_ok || !m.run.setup_error.empty())) {
+      fmt::print(stderr, "--- supervisor log (tail) ---\n{}\n---\n", m.run.supervisor_log_tail);
+    }
+  };
+  const SupervisorBenchResult r = RunSupervisorBench(base, runs, progress, g_stop);
+  fmt::print("{}", SupervisorMarkdown(r.setup, r.summaries));
+  std::fflush(stdout);
+  if (!f.json_file.empty()) {
+    boost::json::array all;
+    for (std::size_t i = 0; i < r.runs.size(); ++i) {
+      boost::json::array kind_runs;
+      for (const auto& m : r.runs[i]) kind_runs.push_back(ToJson(m));
+      all.push_back(boost::json::object{{"event", TriggerName(kSupervisorTriggers[i])}, {"runs", kind_runs}});
+    }
+    if (!WriteJson(f.json_file, boost::json::object{{"supervisor", all}})) return kExitUsage;
   }
-  if (setup_failed) return kExitSetup;
-  if (!ok) return kExitInvariant;
-  return r.interrupted || g_stop.load() ? kExitInterrupted : kExitOk;
+  return ExitCodeOf(r.runs, r.interrupted);
+}
+
+// The load and pacing options the handoff and supervisor modes share.
+void AddLoadOptions(CLI::App* app, Flags& f, const char* between) {
+  app->add_option("--connections", f.connections, "baton-load connections")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 10000));
+  app->add_option("--mode", f.mode, "keepalive or close (one connection per request)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"keepalive", "close"}));
+  app->add_option("--write-ratio", f.write_ratio, "Share of PUTs in the load")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
+  app->add_option("--rate", f.rate, "Total requests/s of the load (0 = as fast as it goes)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app->add_option("--gaps-over", f.gaps_over_ms, "Write-ack gaps longer than this (ms) are logged")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app->add_option("--pause-ms", f.pause_ms, fmt::format("Pause between {}", between))
+      ->capture_default_str()
+      ->check(CLI::Range(0, 60000));
 }
 
 }  // namespace
@@ -279,24 +347,7 @@ int main(int argc, char** argv) {
       handoff->add_option("--upgrades", f.upgrades, "Upgrades per run (sweep default: 30; per language: 10 per rep)")
           ->capture_default_str()
           ->check(CLI::Range(1, 100000));
-  handoff->add_option("--connections", f.connections, "baton-load connections")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 10000));
-  handoff->add_option("--mode", f.mode, "keepalive or close (one connection per request)")
-      ->capture_default_str()
-      ->check(CLI::IsMember({"keepalive", "close"}));
-  handoff->add_option("--write-ratio", f.write_ratio, "Share of PUTs in the load")
-      ->capture_default_str()
-      ->check(CLI::Range(0.0, 1.0));
-  handoff->add_option("--rate", f.rate, "Total requests/s of the load (0 = as fast as it goes)")
-      ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
-  handoff->add_option("--gaps-over", f.gaps_over_ms, "Write-ack gaps longer than this (ms) are logged")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  handoff->add_option("--pause-ms", f.pause_ms, "Pause between upgrades")
-      ->capture_default_str()
-      ->check(CLI::Range(0, 60000));
+  AddLoadOptions(handoff, f, "upgrades");
   handoff->add_option("--prefill", f.prefill, "Pre-fill kvd's WAL with this many 64-byte records")
       ->capture_default_str();
   handoff->add_option("--json", f.json_file, "Write every raw number to FILE")->option_text("FILE");
@@ -320,6 +371,24 @@ int main(int argc, char** argv) {
                        ->capture_default_str()
                        ->check(CLI::Range(1, 1000));
 
+  Flags sf;  // the supervisor mode's
+  sf.upgrades = 10;
+  sf.reps = 5;
+  auto* sup = app.add_subcommand(
+      "supervisor",
+      "Write window of the supervisor's own events vs a daemon handoff: baton upgrade, baton upgrade --self, "
+      "SIGKILL + restart (re-attach), SIGKILL + restart with the re-attach socket removed (adoption); each kind in "
+      "runs of its own under the same load, interleaved");
+  sup->option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  sup->add_option("--runs", sf.reps, "Runs per kind (each: its own supervisor, kvd and load), interleaved")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000));
+  sup->add_option("--events", sf.upgrades, "Events per run")->capture_default_str()->check(CLI::Range(1, 10000));
+  AddLoadOptions(sup, sf, "events");
+  sup->add_option("--json", sf.json_file, "Write every raw number to FILE")->option_text("FILE");
+  sup->add_flag("-v,--verbose", sf.verbose, "A line per event");
+  sup->add_flag("--keep", sf.keep, "Keep each run's temp dir (logs, data)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -330,6 +399,14 @@ int main(int argc, char** argv) {
     lease_cfg.ttl = std::chrono::milliseconds(lease_ttl_ms);
     try {
       return RunLease(lease_cfg);
+    } catch (const std::exception& e) {
+      fmt::print(stderr, "baton-bench: {}\n", e.what());
+      return kExitSetup;
+    }
+  }
+  if (sup->parsed()) {
+    try {
+      return RunSupervisorMode(sf, sf.reps);
     } catch (const std::exception& e) {
       fmt::print(stderr, "baton-bench: {}\n", e.what());
       return kExitSetup;

@@ -50,6 +50,8 @@ std::string ErrorsText(const LoadSummary& l) {
 
 }  // namespace
 
+std::string FormatMs(double ms) { return Ms(ms); }
+
 std::string Describe(const RunResult& r) {
   const RunConfig& c = r.config;
   std::string wal = c.prefill_records == 0
@@ -237,7 +239,8 @@ json::object ToJson(const MeasuredRun& m) {
   const Analysis& a = m.analysis;
   const LoadSummary& l = r.load;
   json::object o;
-  o["config"] = {{"upgrades", c.upgrades},
+  o["config"] = {{"trigger", TriggerName(c.trigger)},
+                 {"upgrades", c.upgrades},
                  {"connections", c.connections},
                  {"mode", c.close_mode ? "close" : "keepalive"},
                  {"write_ratio", c.write_ratio},

@@ -21,6 +21,8 @@ inline constexpr double kTargetCommitP50Ms = 15;
 inline constexpr double kTargetWindowP50Ms = 5;
 inline constexpr double kTargetWindowP99Ms = 15;
 
+// A time in ms as every table shows it: "142", "8.1", "0.53"; "-" when unknown.
+std::string FormatMs(double ms);
 // "32 conns keep-alive, WAL 100000 records (9.6 MB)".
 std::string Describe(const RunResult& r);
 // A few lines: invariants, then the latency figures; ends with a newline.
