@@ -21,6 +21,7 @@ const std::string kKvd = BinPath("kvd");
 void ExpectNoReconnect(const CommandResult& load) {
   ExpectCleanLoad(load);
   EXPECT_EQ(JInt(load.json, {"reconnects"}), 0) << load.out;
+  EXPECT_EQ(JInt(load.json, {"server_closed"}), 0) << load.out;
 }
 
 // Busy keep-alive connections: every request on the way is answered.
@@ -136,6 +137,9 @@ TEST(HandoverTest, WithoutHandoverClientsReconnect) {
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   auto load = c.FinishLoad();
   ExpectCleanLoad(load);
+  // The drain closed keep-alive connections politely: counted as closes by
+  // the server, each followed by a new connection.
+  EXPECT_GT(JInt(load.json, {"server_closed"}), 0) << load.out;
   EXPECT_GT(JInt(load.json, {"reconnects"}), 0) << load.out;
 }
 

@@ -82,13 +82,15 @@ class BasicConnection final : public HttpConnection {
       // close into a "reset" that no real client would see; check first.
       if (stream_ && !IdleAndOpen()) {
         Close();
-        ++reconnects_;
+        ++server_closed_;
       }
       bool fresh = false;
       if (!stream_) {
         const error_code ec = co_await Connect(deadline);
         if (ec) co_return Failure(ec, Stage::kConnect);
         fresh = true;
+        if (keep_alive_ && connected_before_) ++reconnects_;
+        connected_before_ = true;
       }
       stream_->expires_at(deadline);
       auto [wec, written] = co_await http::async_write(*stream_, req, kTuple);
@@ -97,7 +99,7 @@ class BasicConnection final : public HttpConnection {
         // The server closed a reused connection before any byte of this
         // request went out: the request never existed for it, retry once.
         if (!fresh && attempt == 0 && written == 0 && IsPeerClosed(wec)) {
-          ++reconnects_;
+          ++server_closed_;
           continue;
         }
         co_return Failure(wec, Stage::kSend);
@@ -118,7 +120,7 @@ class BasicConnection final : public HttpConnection {
       if (!keep_alive_ || ex.server_closed) {
         // Graceful drain: the server ends the connection at a response
         // boundary; the next request reconnects.
-        if (keep_alive_) ++reconnects_;
+        if (keep_alive_) ++server_closed_;
         Close();
       }
       co_return ex;
@@ -135,6 +137,7 @@ class BasicConnection final : public HttpConnection {
   }
 
   uint64_t Reconnects() const override { return reconnects_; }
+  uint64_t ServerCloses() const override { return server_closed_; }
 
  private:
   // True if the connection is idle and the server has neither closed it nor
@@ -155,7 +158,9 @@ class BasicConnection final : public HttpConnection {
   bool keep_alive_;
   std::optional<Stream> stream_;
   beast::flat_buffer buffer_;
+  bool connected_before_ = false;
   uint64_t reconnects_ = 0;
+  uint64_t server_closed_ = 0;
 };
 
 }  // namespace

@@ -37,8 +37,15 @@ class HttpConnection {
 
   virtual void Close() = 0;
 
-  // Connections re-established transparently (see RoundTrip), since creation.
+  // Keep-alive mode, since creation: connections opened after the first
+  // (for whatever reason: the server closed the last one, or it failed).
   virtual uint64_t Reconnects() const = 0;
+  // Keep-alive mode, since creation: connections the server ended without
+  // an error being counted: a response with "Connection: close", an idle
+  // connection found closed before reuse, a reused one closed before the
+  // request's first byte went out (see RoundTrip). A close that cost a
+  // request is an error (reset), not counted here.
+  virtual uint64_t ServerCloses() const = 0;
 };
 
 // `target` must come from ParseTarget. `keep_alive` false: send "Connection: close" and use one connection per request.

@@ -91,6 +91,7 @@ asio::awaitable<void> LoadLoop(LoadRun& run, uint32_t conn) {
     }
   }
   run.recorder.AddReconnects(http->Reconnects());
+  run.recorder.AddServerCloses(http->ServerCloses());
 }
 
 asio::awaitable<void> Probe(const Target& target, Duration timeout, boost::system::error_code& out) {

@@ -38,6 +38,7 @@ void LoadRecorder::Fill(LoadReport& r, TimePoint end) const {
   r.writes_unknown = writes_unknown_;
   r.read_mismatches = read_mismatches_;
   r.reconnects = reconnects_;
+  r.server_closed = server_closed_;
   r.errors = errors_;
   r.p50_us = latency_.Percentile(0.50);
   r.p99_us = latency_.Percentile(0.99);

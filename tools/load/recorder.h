@@ -24,8 +24,9 @@ class LoadRecorder {
   // One finished request: `started` when it was issued, `done` when its
   // outcome was known.
   void Record(bool write, const Outcome& o, TimePoint started, TimePoint done);
-  // Connections re-established without an error being counted.
+  // HttpConnection::Reconnects and ServerCloses of one connection.
   void AddReconnects(uint64_t n) { reconnects_ += n; }
+  void AddServerCloses(uint64_t n) { server_closed_ += n; }
 
   uint64_t Requests() const { return requests_; }
   const ErrorCounts& Errors() const { return errors_; }
@@ -46,6 +47,7 @@ class LoadRecorder {
   uint64_t writes_unknown_ = 0;
   uint64_t read_mismatches_ = 0;
   uint64_t reconnects_ = 0;
+  uint64_t server_closed_ = 0;
 };
 
 }  // namespace baton::load

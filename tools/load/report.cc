@@ -36,6 +36,10 @@ std::string FormatHuman(const LoadReport& r) {
                  Ms(static_cast<double>(r.p50_us) / 1000.0), Ms(static_cast<double>(r.p99_us) / 1000.0),
                  Ms(static_cast<double>(r.max_us) / 1000.0));
   fmt::format_to(std::back_inserter(out), "; longest write gap {} ms", Ms(r.write_gap_max_ms));
+  if (r.mode == "keepalive") {
+    fmt::format_to(std::back_inserter(out), "; connections closed by the server {}, reconnects {}", r.server_closed,
+                   r.reconnects);
+  }
   return out;
 }
 
@@ -46,8 +50,9 @@ std::string FormatJson(const LoadReport& r) {
                  JsonQuote(r.mode), r.connections, Finite(r.duration_s));
   fmt::format_to(it,
                  "\"requests\":{},\"writes_acked\":{},\"reads\":{},\"writes_unknown\":{},"
-                 "\"read_mismatches\":{},\"reconnects\":{},",
-                 r.requests, r.writes_acked, r.reads, r.writes_unknown, r.read_mismatches, r.reconnects);
+                 "\"read_mismatches\":{},\"reconnects\":{},\"server_closed\":{},",
+                 r.requests, r.writes_acked, r.reads, r.writes_unknown, r.read_mismatches, r.reconnects,
+                 r.server_closed);
   fmt::format_to(it,
                  "\"errors\":{{\"refused\":{},\"reset\":{},\"timeout\":{},\"non2xx\":{},"
                  "\"other\":{}}},\"errors_total\":{},",

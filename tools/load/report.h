@@ -33,7 +33,11 @@ struct LoadReport {
   uint64_t reads = 0;            // successful GETs (value matched)
   uint64_t writes_unknown = 0;   // PUTs that failed after (maybe) reaching the server
   uint64_t read_mismatches = 0;  // GETs of acked keys with another value (counted in errors.other)
-  uint64_t reconnects = 0;       // transparent: server "Connection: close", idle closes
+  // Keep-alive mode: connections opened after each worker's first, and
+  // connections the server ended without costing a request
+  // (HttpConnection::Reconnects, ServerCloses). Both 0 in close mode.
+  uint64_t reconnects = 0;
+  uint64_t server_closed = 0;
   ErrorCounts errors;
 
   uint64_t verified = 0;  // acked writes read back intact

@@ -56,6 +56,7 @@ TEST(LoadEngine, CleanRunAgainstHealthyServer) {
   EXPECT_TRUE(log.Has("load.start"));
   EXPECT_TRUE(log.Has("load.verify"));
   EXPECT_EQ(report->reconnects, 0u);
+  EXPECT_EQ(report->server_closed, 0u);
 }
 
 TEST(LoadEngine, CloseModeUsesOneConnectionPerRequest) {
@@ -71,6 +72,7 @@ TEST(LoadEngine, CloseModeUsesOneConnectionPerRequest) {
   EXPECT_GT(report->writes_acked, 0u);
   EXPECT_EQ(report->lost_writes, 0u);
   EXPECT_EQ(report->reconnects, 0u) << "client-chosen closes are not reconnects";
+  EXPECT_EQ(report->server_closed, 0u);
 }
 
 TEST(LoadEngine, ServerConnectionCloseIsNotAnError) {
@@ -83,6 +85,11 @@ TEST(LoadEngine, ServerConnectionCloseIsNotAnError) {
   ASSERT_TRUE(report) << report.error().message;
   EXPECT_GT(server->ClosesSent(), 0u);
   EXPECT_EQ(report->errors.Total(), 0u) << Describe(*report);
+  // Every close the client saw was sent; each but the run's last ones led
+  // to a new connection.
+  EXPECT_GT(report->server_closed, 0u);
+  EXPECT_LE(report->server_closed, server->ClosesSent());
+  EXPECT_GE(report->reconnects + 4, report->server_closed) << Describe(*report);
   EXPECT_GT(report->reconnects, 0u);
   EXPECT_GT(report->writes_acked, 0u);
   EXPECT_EQ(report->lost_writes, 0u);
@@ -105,6 +112,8 @@ TEST(LoadEngine, IdleCloseWithoutHeaderIsNotAnError) {
   ASSERT_TRUE(report) << report.error().message;
   EXPECT_GT(server->IdleCloses(), 0u);
   EXPECT_EQ(report->errors.Total(), 0u) << Describe(*report);
+  EXPECT_GT(report->server_closed, 0u);
+  EXPECT_LE(report->server_closed, server->IdleCloses());
   EXPECT_GT(report->reconnects, 0u);
   EXPECT_GT(report->writes_acked, 0u);
   EXPECT_EQ(report->lost_writes, 0u);
@@ -122,6 +131,10 @@ TEST(LoadEngine, DroppedRequestCountsAsReset) {
   ASSERT_EQ(server->Dropped(), 1u);
   EXPECT_GE(report->errors.reset, 1u) << Describe(*report);
   EXPECT_EQ(report->errors.Total(), report->errors.reset) << Describe(*report);
+  // The dropped request is an error, not a polite close; the connection
+  // after it is a reconnect.
+  EXPECT_EQ(report->server_closed, 0u);
+  EXPECT_GE(report->reconnects, 1u);
   EXPECT_EQ(report->lost_writes, 0u) << "an unanswered PUT is unknown, not lost";
   EXPECT_EQ(ExitCodeFor(*report), kExitFailures);
   EXPECT_TRUE(log.Has("load.error"));

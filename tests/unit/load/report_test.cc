@@ -34,8 +34,12 @@ TEST(LoadFormatHuman, SummaryLine) {
   EXPECT_EQ(FormatHuman(Sample()),
             "requests 123456 (writes 61000, reads 62456) in 10.0 s = 12346 req/s; "
             "errors: refused 0, reset 0, timeout 0, non2xx 0, other 0; lost writes 0 of 61000; "
-            "latency p50 0.21 ms p99 1.3 ms max 12 ms; longest write gap 4.2 ms");
+            "latency p50 0.21 ms p99 1.3 ms max 12 ms; longest write gap 4.2 ms; "
+            "connections closed by the server 0, reconnects 0");
   LoadReport r = Sample();
+  r.mode = "close";
+  EXPECT_EQ(FormatHuman(r).find("closed by the server"), std::string::npos) << "close mode: the client closes";
+  r = Sample();
   r.verify_errors = 3;
   EXPECT_NE(FormatHuman(r).find("(3 could not be read back)"), std::string::npos);
 }
@@ -43,6 +47,8 @@ TEST(LoadFormatHuman, SummaryLine) {
 TEST(LoadFormatJson, ParsesAndHasEveryField) {
   LoadReport r = Sample();
   r.errors.reset = 2;
+  r.reconnects = 5;
+  r.server_closed = 4;
   r.target = "unix:/tmp/we\"ird\\path";
   const std::string text = FormatJson(r);
   boost::system::error_code ec;
@@ -56,6 +62,8 @@ TEST(LoadFormatJson, ParsesAndHasEveryField) {
   EXPECT_EQ(o.at("requests").to_number<uint64_t>(), 123456u);
   EXPECT_EQ(o.at("writes_acked").to_number<uint64_t>(), 61000u);
   EXPECT_EQ(o.at("reads").to_number<uint64_t>(), 62456u);
+  EXPECT_EQ(o.at("reconnects").to_number<uint64_t>(), 5u);
+  EXPECT_EQ(o.at("server_closed").to_number<uint64_t>(), 4u);
   const auto& errors = o.at("errors").as_object();
   for (const char* k : {"refused", "reset", "timeout", "non2xx", "other"}) {
     EXPECT_TRUE(errors.contains(k)) << k;
