@@ -130,6 +130,16 @@ class LeaseClientTest : public ::testing::Test {
   // A server of the test's own, outliving the clients (TearDown stops them).
   harness::PgServer& OwnPg() { return *(own_pg_ = std::make_unique<harness::PgServer>()); }
   std::unique_ptr<harness::PgServer> own_pg_;
+  // Clocks a test hands to Client(): they must outlive the clients, whose
+  // loop reads them until TearDown stopped it (a clock local to the test
+  // body was gone by then: UBSan, "does not point to an object of type").
+  template <class C>
+  C& KeepClock() {
+    auto c = std::make_shared<C>();
+    clocks_.push_back(c);
+    return *c;
+  }
+  std::vector<std::shared_ptr<const Clock>> clocks_;
   std::vector<std::unique_ptr<LeaseClient>> clients_;
 };
 
@@ -375,7 +385,7 @@ class SuspendableClock final : public Clock {
 TEST_F(LeaseClientTest, AHostThatWasSuspendedIsNotLeaderWhenItWakes) {
   auto& pg = SharedPg();
   ASSERT_TRUE(pg.running()) << pg.error();
-  SuspendableClock boot;
+  auto& boot = KeepClock<SuspendableClock>();
   auto& a = Client(FreshDatabase(pg), {.ttl = std::chrono::milliseconds(6000)}, boot);
   a.Campaign();
   ASSERT_TRUE(Eventually([&] { return a.epoch() != 0; }));
