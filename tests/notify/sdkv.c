@@ -10,8 +10,9 @@
  *   GET /healthz    200 "pid=<pid> gen=<n> fds=<LISTEN_FDNAMES>"
  *
  * HTTP/1.1 keep-alive. On SIGTERM/SIGINT/SIGQUIT: STOPPING=1, close the
- * listeners, answer "Connection: close" from then on, close idle
- * connections, exit 0 once none is left.
+ * listeners, answer "Connection: close" from then on, close connections
+ * idle after a response (300 ms) or that never sent a request (3 s), exit 0
+ * once none is left.
  *
  * Test switches: --never-ready, --exit-before-ready CODE, --errno N,
  * --stopping-before-ready, --ready-delay-ms N, --extend-ms N,
@@ -47,6 +48,7 @@ struct conn {
   char* out;
   size_t out_len, out_off;
   int close_after;
+  int served; /* responses written in full */
   long long last_ms;
 };
 
@@ -190,6 +192,7 @@ static int service(struct conn* c) {
       c->out_off += (size_t)w;
       if (c->out_off < c->out_len) return 1;
       c->out_len = c->out_off = 0;
+      ++c->served;
       if (c->close_after) return 0;
     }
     long used = handle(c);
@@ -361,8 +364,12 @@ int main(int argc, char** argv) {
       for (int fd = 0; fd < MAX_CONN; ++fd) {
         struct conn* c = conns[fd];
         if (!c) continue;
-        /* An idle keep-alive connection is closed at this boundary. */
-        if (c->in_len == 0 && c->out_len == 0 && now_ms() - c->last_ms > 300) {
+        /* An idle keep-alive connection is closed at this boundary. A
+         * new one that has not sent its first request yet is not idle:
+         * the request is on its way (the client connected to send it), so
+         * it gets longer before it counts as abandoned. */
+        const long long idle_ms = c->served ? 300 : 3000;
+        if (c->in_len == 0 && c->out_len == 0 && now_ms() - c->last_ms > idle_ms) {
           drop(ep, c);
           continue;
         }
