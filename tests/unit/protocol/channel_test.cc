@@ -61,8 +61,16 @@ LivenessOptions Fast() {
           .send_timeout = milliseconds(300)};
 }
 
+// For tests of ordering and flushing, not of liveness: a loaded machine (or
+// a sanitizer) can stall the reader of megabytes for longer than Fast()'s
+// 300 ms, which would close the channel and test the wrong thing.
+LivenessOptions Patient() {
+  return {.heartbeat_interval = milliseconds(20), .liveness_timeout = milliseconds(30000),
+          .send_timeout = milliseconds(30000)};
+}
+
 TEST(ChannelTest, MessagesFlowBothWaysInOrder) {
-  Pair p(Fast(), Fast());
+  Pair p(Patient(), Patient());
   p.a->Start();
   p.b->Start();
   for (int i = 0; i < 100; ++i) {
@@ -81,7 +89,7 @@ TEST(ChannelTest, MessagesFlowBothWaysInOrder) {
 }
 
 TEST(ChannelTest, WhenFlushedRunsOnceEverythingQueuedIsWritten) {
-  Pair p(Fast(), Fast());
+  Pair p(Patient(), Patient());
   p.a->Start();
   p.b->Start();
   int immediate = 0;
@@ -104,7 +112,9 @@ TEST(ChannelTest, WhenFlushedRunsOnceEverythingQueuedIsWritten) {
     written_at_flush = written;
   });
   EXPECT_EQ(flushed, 0);
-  ASSERT_TRUE(p.RunUntil([&] { return flushed == 1 && p.got_b.size() == 20; }));
+  ASSERT_TRUE(p.RunUntil([&] { return flushed == 1 && p.got_b.size() == 20; }, std::chrono::milliseconds(60000)))
+      << "flushed " << flushed << ", received " << p.got_b.size() << ", closed "
+      << (p.closed_a ? p.closed_a->message : "-");
   EXPECT_EQ(written_at_flush, 20u);  // not before the last frame was written
   EXPECT_EQ(p.a->pending_writes(), 0u);
 }
