@@ -143,6 +143,32 @@ TEST(SelfUpgradeNotifyWatchdogTest, AMissAfterASelfUpgradeIsStillCaught) {
   EXPECT_EQ(nc->Stop(), 0);
 }
 
+// A period the daemon set itself (WATCHDOG_USEC=, 600 ms against a
+// configured 60 s) is carried: a miss after the self-upgrades is caught
+// within the daemon's period, long before the configured one would.
+TEST(SelfUpgradeNotifyWatchdogTest, TheDaemonsOwnPeriodIsCarried) {
+  NotifyCluster nc(kConfig + "watchdog = \"60s\"\n",
+                   {"--watchdog", "--watchdog-usec", "600000", "--watchdog-stop-file", "@CONF@/stop"});
+  ASSERT_TRUE(nc->Start()) << nc->SupervisorLog();
+  ASSERT_TRUE(WaitServing(*nc)) << nc->SupervisorLog();
+  const pid_t serving = nc->IncumbentPid();
+  const size_t log_from = nc->SupervisorLog().size();
+  for (int i = 0; i < 3; ++i) {
+    auto r = SelfUpgrade(*nc);
+    ASSERT_EQ(r.exit_code, 0) << i << ": " << r.out << r.err << nc->SupervisorLog().substr(log_from);
+    EXPECT_EQ(JInt(r.json, {"state_version"}), 2) << r.out;
+  }
+  ExpectUntouched(nc, serving, log_from);
+  const std::string stop = nc.Write("stop", "");
+  ASSERT_TRUE(nc.WaitForEvent("child.watchdog", 20s)) << nc->SupervisorLog().substr(log_from);
+  EXPECT_NE(nc->SupervisorLog().find("pid " + std::to_string(serving) + " missed its watchdog (600 ms)", log_from),
+            std::string::npos)
+      << nc->SupervisorLog().substr(log_from);
+  std::remove(stop.c_str());
+  EXPECT_GT(nc.WaitForNewIncumbent(serving, 20s), 0) << nc->SupervisorLog().substr(log_from);
+  EXPECT_EQ(nc->Stop(), 0);
+}
+
 // What is refused: nothing changes, and the caller is told why.
 void ExpectRefused(NotifyCluster& nc, const std::string& binary, const std::vector<std::string>& why) {
   const size_t log_from = nc->SupervisorLog().size();
