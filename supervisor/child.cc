@@ -172,4 +172,16 @@ Result<std::shared_ptr<Child>> ResumeChild(asio::io_context& io, pid_t pid, int 
   return g;
 }
 
+Result<std::shared_ptr<Child>> ResumePlainChild(asio::io_context& io, pid_t pid, ChildCallbacks callbacks) {
+  auto proc = ChildProcess::Adopt(io.get_executor(), pid);
+  if (!proc) return proc.error();
+  auto g = std::make_shared<Child>();
+  g->pid = pid;
+  g->proc = std::move(*proc);
+  g->started = RealClock().Now();
+  g->plain = true;
+  g->proc->AsyncWaitExit([g, cb = callbacks.on_exit](int status) { cb(g, ChildExit::FromWaitStatus(status)); });
+  return g;
+}
+
 }  // namespace baton::supervisor

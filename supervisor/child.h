@@ -138,5 +138,8 @@ Result<std::shared_ptr<Child>> AttachChild(boost::asio::io_context& io, pid_t pi
 Result<std::shared_ptr<Child>> ResumeChild(boost::asio::io_context& io, pid_t pid, int control_fd,
                                            std::string_view unconsumed, const protocol::LivenessOptions& liveness,
                                            ChildCallbacks callbacks);
+// The same for a generation of protocol notify (`plain`): no channel, only
+// the watch on its exit (`callbacks.on_exit`).
+Result<std::shared_ptr<Child>> ResumePlainChild(boost::asio::io_context& io, pid_t pid, ChildCallbacks callbacks);
 
 }  // namespace baton::supervisor

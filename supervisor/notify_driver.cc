@@ -26,9 +26,12 @@ void SupervisorImpl::StartNotify(const std::shared_ptr<Child>& g) {
     if (auto g = weak.lock()) OnNotify(g, d, std::move(fds));
   });
   // Like systemd, the watchdog runs from the start: a generation that hangs
-  // before it is ready is caught too. Every WATCHDOG=1 re-arms it.
-  if (opts_.notify.watchdog > Duration::zero()) ArmWatchdog(g, opts_.notify.watchdog);
-  if (!g->plain) return;
+  // before it is ready is caught too. Every WATCHDOG=1 re-arms it, with
+  // the period its WATCHDOG_USEC= set if it did (kept across a self-upgrade).
+  auto period = watchdog_periods_.find(g->number);
+  ArmWatchdog(g, period != watchdog_periods_.end() ? period->second : opts_.notify.watchdog);  // 0: off
+  // A generation resumed by a self-upgrade may be ready already.
+  if (!g->plain || g->ready) return;
   // Outside a handoff nothing else bounds a start that never gets ready: a
   // generation that is not ready in time is hung, ended, and restarted.
   g->ready_timer = std::make_unique<asio::steady_timer>(io_, opts_.notify.ready);

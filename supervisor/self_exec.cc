@@ -37,10 +37,13 @@ bool IsResumeFlag(const std::string& a) { return a == kResumeStateFlag || a == k
 
 }  // namespace
 
-uint32_t SelfStateVersionRead() {
+StateFormats SelfStateVersionsRead() {
   const char* v = std::getenv("BATON_TEST_SELF_STATE_VERSION");
-  if (v != nullptr && *v != '\0') return static_cast<uint32_t>(std::strtoul(v, nullptr, 10));
-  return kSelfStateVersion;
+  if (v != nullptr && *v != '\0') {
+    const auto n = static_cast<uint32_t>(std::strtoul(v, nullptr, 10));
+    return {n, n};
+  }
+  return {kSelfStateVersionMin, kSelfStateVersion};
 }
 
 std::string OwnBinaryPath() {
@@ -177,8 +180,9 @@ Result<pid_t> ForkWatchdog(const WatchdogPlan& plan) {
   for (int fd = 3; fd < 65536; ++fd) {
     if (fd != plan.previous_fd) ::close(fd);
   }
+  // (A generation of protocol notify never listens: no socket to wait for.)
   struct stat st {};
-  for (int i = 0; i < kReattachWaitSteps && ::stat(socket_path, &st) != 0; ++i) {
+  for (int i = 0; i < kReattachWaitSteps && *socket_path != '\0' && ::stat(socket_path, &st) != 0; ++i) {
     const timespec step{0, 20 * 1000 * 1000};
     ::nanosleep(&step, nullptr);
   }
@@ -240,8 +244,8 @@ std::vector<std::string> ActivationEnvironment() {
 }
 
 std::string FormatSelfCheck(const SelfCheck& c) {
-  return fmt::format("baton-self-check state_version={} protocol={}-{} version={}\n", c.state_version, c.protocol_min,
-                     c.protocol_max, c.version);
+  return fmt::format("baton-self-check state_version={} state_min={} protocol={}-{} version={}\n", c.state_version,
+                     c.state_min, c.protocol_min, c.protocol_max, c.version);
 }
 
 Result<SelfCheck> ParseSelfCheck(const std::string& out) {
@@ -254,18 +258,24 @@ Result<SelfCheck> ParseSelfCheck(const std::string& out) {
   std::istringstream line(out.substr(at, out.find('\n', at) - at));
   std::string word;
   SelfCheck c;
-  bool state = false, protocol = false;
+  bool state = false, protocol = false, state_min = false;
   while (line >> word) {
     if (word.rfind("state_version=", 0) == 0) {
       c.state_version = static_cast<uint32_t>(std::strtoul(word.c_str() + 14, nullptr, 10));
       state = true;
+    } else if (word.rfind("state_min=", 0) == 0) {
+      c.state_min = static_cast<uint32_t>(std::strtoul(word.c_str() + 10, nullptr, 10));
+      state_min = true;
     } else if (word.rfind("protocol=", 0) == 0) {
       protocol = std::sscanf(word.c_str() + 9, "%u-%u", &c.protocol_min, &c.protocol_max) == 2;
     } else if (word.rfind("version=", 0) == 0) {
       c.version = word.substr(8);
     }
   }
-  if (!state || !protocol) return Error(Errc::kFailedPrecondition, fmt::format("bad self-check line: {:.200}", out));
+  if (!state || !protocol || (state_min && c.state_min > c.state_version)) {
+    return Error(Errc::kFailedPrecondition, fmt::format("bad self-check line: {:.200}", out));
+  }
+  if (!state_min) c.state_min = c.state_version;
   return c;
 }
 

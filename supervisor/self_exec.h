@@ -20,13 +20,20 @@
 
 namespace baton::supervisor {
 
-// The state format this build writes and reads (supervisor/self_state.proto).
-inline constexpr uint32_t kSelfStateVersion = 1;
+// The state formats this build writes and reads (supervisor/self_state.proto):
+// the newest, and the oldest it still reads. A self-upgrade writes the
+// oldest format both binaries read that can carry everything it holds.
+inline constexpr uint32_t kSelfStateVersion = 2;
+inline constexpr uint32_t kSelfStateVersionMin = 1;
 
-// The format this binary reads: kSelfStateVersion, unless the test-only
-// BATON_TEST_SELF_STATE_VERSION says otherwise (a stand-in for a release
-// with another format).
-uint32_t SelfStateVersionRead();
+// The formats this binary reads, [min, max]: [kSelfStateVersionMin,
+// kSelfStateVersion], unless the test-only BATON_TEST_SELF_STATE_VERSION=N
+// says [N, N] (a stand-in for a release that reads another format).
+struct StateFormats {
+  uint32_t min = 0;
+  uint32_t max = 0;
+};
+StateFormats SelfStateVersionsRead();
 
 // Set in the environment of the previous binary re-executed after a new one
 // failed to resume: why. A failed resume with it set does not fall back
@@ -66,12 +73,13 @@ struct WatchdogPlan {
   int previous_fd = -1;    // the binary to start again (O_RDONLY)
   std::vector<std::string> argv;  // a plain `baton supervise ...` (no resume flags)
   std::vector<std::string> env;
-  std::string reattach_socket;  // the serving generation's re-attach socket
+  std::string reattach_socket;  // the serving generation's re-attach socket ("" = none: protocol notify)
 };
 // Forks the watchdog. On EOF it closes every descriptor but the previous
 // binary's (so the serving generation's channel closes and it listens for a
 // re-attach), waits up to 10 s for `reattach_socket`, and execs the previous
-// binary as a fresh supervisor, which re-attaches (docs/design.md §15).
+// binary as a fresh supervisor, which re-attaches (docs/design.md §15), or
+// adopts a generation of protocol notify (no socket: it starts at once).
 Result<pid_t> ForkWatchdog(const WatchdogPlan& plan);
 
 // Re-executes the previous binary (`previous_fd`) in place with the same
@@ -93,9 +101,13 @@ std::vector<std::string> ActivationEnvironment();
 Error ExecImage(const std::string& path, int fd, const std::vector<std::string>& argv,
                 const std::vector<std::string>& env);
 
-// The one line `baton self-check` prints, and its parse.
+// The one line `baton self-check` prints, and its parse. `state_min` is
+// printed as `state_min=` after `state_version=` (the newest format); a
+// line without it (a build that reads one format) parses as state_min =
+// state_version.
 struct SelfCheck {
   uint32_t state_version = 0;
+  uint32_t state_min = 0;
   uint32_t protocol_min = 0;
   uint32_t protocol_max = 0;
   std::string version;

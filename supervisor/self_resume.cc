@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <set>
 
 #include <fmt/format.h>
 
@@ -58,12 +59,54 @@ std::string UnixPathOf(int fd) {
   return std::string(a.sun_path);
 }
 
+// What format 2 adds (self_state.proto): a generation of protocol notify,
+// its STATUS= and watchdog period, the FD store. Checked against the
+// configuration this image loaded: nothing it could not hold is dropped.
+Status ValidateNotify(const selfstate::v1::SelfState& s, const SupervisorOptions& opts) {
+  const auto& g = s.serving();
+  if (s.version() < 2 && (g.plain() || !g.status().empty() || g.watchdog_usec() != 0 || s.fd_store_size() > 0)) {
+    return Error(Errc::kFailedPrecondition,
+                 fmt::format("state format {} cannot carry protocol notify's state", s.version()));
+  }
+  const bool plain = opts.notify.protocol == ChildProtocol::kNotify;
+  if (g.plain() != plain) {
+    return Error(Errc::kFailedPrecondition,
+                 fmt::format("the generation speaks protocol {}, the configuration now says {}",
+                             g.plain() ? "notify" : "baton", plain ? "notify" : "baton"));
+  }
+  if (g.plain() && g.control_fd() != -1) {
+    return Error(Errc::kFailedPrecondition, "a generation of protocol notify with a control channel");
+  }
+  if (static_cast<size_t>(s.fd_store_size()) > opts.notify.fd_store_max) {
+    return Error(Errc::kFailedPrecondition, fmt::format("the FD store holds {} descriptor(s), fd_store_max is now {}",
+                                                        s.fd_store_size(), opts.notify.fd_store_max));
+  }
+  std::set<std::string> names;
+  for (const auto& spec : opts.listeners) names.insert(spec.name);
+  for (const auto& e : s.fd_store()) {
+    if (!names.insert(e.name()).second) {
+      return Error(Errc::kFailedPrecondition, fmt::format("FD store entry {}: the name is taken", e.name()));
+    }
+    struct stat st {};
+    if (e.fd() < 0 || ::fstat(e.fd(), &st) != 0) {
+      return Error(Errc::kFailedPrecondition, fmt::format("FD store entry {}: fd {} is not open", e.name(), e.fd()));
+    }
+    if (static_cast<uint64_t>(st.st_dev) != e.dev() || static_cast<uint64_t>(st.st_ino) != e.ino()) {
+      return Error(Errc::kFailedPrecondition,
+                   fmt::format("FD store entry {}: fd {} is not the file that was stored", e.name(), e.fd()));
+    }
+  }
+  return {};
+}
+
 // Everything `s` names is what it says, before anything is taken over.
 Status Validate(const selfstate::v1::SelfState& s, const SupervisorOptions& opts) {
-  if (s.version() != SelfStateVersionRead()) {
-    return Error(Errc::kFailedPrecondition, fmt::format("state format {}: this binary reads format {}", s.version(),
-                                                        SelfStateVersionRead()));
+  const StateFormats formats = SelfStateVersionsRead();
+  if (s.version() < formats.min || s.version() > formats.max) {
+    return Error(Errc::kFailedPrecondition,
+                 fmt::format("state format {}: this binary reads formats {}-{}", s.version(), formats.min, formats.max));
   }
+  if (auto st = ValidateNotify(s, opts); !st) return st;
   for (const auto& spec : opts.listeners) {
     const selfstate::v1::ListenerFd* found = nullptr;
     for (const auto& l : s.listeners()) found = l.name() == spec.name ? &l : found;
@@ -98,7 +141,9 @@ Status Validate(const selfstate::v1::SelfState& s, const SupervisorOptions& opts
       return Error(Errc::kFailedPrecondition, fmt::format("pid {} is not the generation the state names", g.pid()));
     }
   }
-  if (auto c = CheckSocket(g.control_fd(), SOCK_STREAM, false, "the generation's control channel"); !c) return c;
+  if (!g.plain()) {
+    if (auto c = CheckSocket(g.control_fd(), SOCK_STREAM, false, "the generation's control channel"); !c) return c;
+  }
   if (auto c = CheckSocket(g.notify_fd(), SOCK_DGRAM, false, "the generation's notify socket"); !c) return c;
   if (s.pins().empty()) return Error(Errc::kFailedPrecondition, "no pinned binary handed over");
   for (const auto& p : s.pins()) {
@@ -150,8 +195,9 @@ Result<std::unique_ptr<Supervisor>> CreateResumed(asio::io_context& io, Supervis
                                     }));
   if (auto st = impl->Resume(state, state.caller_fd(), fallback ? fallback : ""); !st) return st.error();
   // Nothing inherited leaks into the children we spawn from now on.
-  std::vector<int> fds = {state.admin_fd(), state.resumed_fd(), state.serving().control_fd(),
-                          state.serving().notify_fd()};
+  std::vector<int> fds = {state.admin_fd(), state.resumed_fd(), state.serving().notify_fd()};
+  if (state.serving().control_fd() >= 0) fds.push_back(state.serving().control_fd());
+  for (const auto& e : state.fd_store()) fds.push_back(e.fd());
   if (state.caller_fd() >= 0) fds.push_back(state.caller_fd());
   if (state.metrics_fd() >= 0) fds.push_back(state.metrics_fd());
   for (const auto& l : state.listeners()) fds.push_back(l.fd());
@@ -173,15 +219,29 @@ Status SupervisorImpl::Resume(const selfstate::v1::SelfState& s, int caller_fd, 
   }
   for (auto it = pins.rbegin(); it != pins.rend(); ++it) pins_.Serving(*it);
   const auto& gs = s.serving();
-  auto g = ResumeChild(io_, static_cast<pid_t>(gs.pid()), gs.control_fd(), gs.unconsumed(), opts_.liveness,
-                       Callbacks());
+  auto g = gs.plain() ? ResumePlainChild(io_, static_cast<pid_t>(gs.pid()), Callbacks())
+                      : ResumeChild(io_, static_cast<pid_t>(gs.pid()), gs.control_fd(), gs.unconsumed(),
+                                    opts_.liveness, Callbacks());
   if (!g) return g.error();
   (*g)->number = gs.number();
   (*g)->role = gs.role() == "successor" ? ChildRole::kSuccessor : ChildRole::kCold;
   (*g)->binary = gs.binary();
   (*g)->pin = pins.front();
-  (*g)->hello = gs.hello();
-  (*g)->said_hello = true;
+  if (!gs.plain()) {
+    (*g)->hello = gs.hello();
+    (*g)->said_hello = true;
+  }
+  (*g)->ready = gs.ready();
+  (*g)->status = gs.status();
+  if (gs.watchdog_usec() != 0) watchdog_periods_[gs.number()] = std::chrono::microseconds(gs.watchdog_usec());
+  // Validate() checked the names, the count and the files: nothing is refused.
+  for (const auto& e : s.fd_store()) {
+    std::vector<OwnedFd> one;
+    one.emplace_back(e.fd());
+    if (fd_store_.Add(e.name(), std::move(one)).stored != 1) {
+      return Error(Errc::kInternal, fmt::format("FD store entry {} was not taken back", e.name()));
+    }
+  }
   (*g)->record = RecordedProcess{(*g)->pid, gs.start_time(), gs.role()};
   (*g)->started = RealClock().Now() - milliseconds(gs.uptime_ms());
   (*g)->notify = NotifySocket::Adopt(io_, gs.notify_path(), gs.notify_fd());
@@ -204,6 +264,7 @@ Status SupervisorImpl::Resume(const selfstate::v1::SelfState& s, int caller_fd, 
   resumed_->old_binary = s.old_binary();
   resumed_->new_binary = s.new_binary();
   resumed_->requested_at_us = s.requested_at_us();
+  resumed_->state_version = s.version();
   resumed_->fallback = fallback;
   return {};
 }
@@ -213,9 +274,13 @@ void SupervisorImpl::FinishResume() {
   // Proof of life at once: the channel's heartbeat clock restarted with
   // this image, and back-to-back self-upgrades must not starve the
   // generation of frames until its liveness timeout.
-  v1::Envelope beat;
-  beat.mutable_heartbeat()->set_seq(0);
-  incumbent_->channel->Send(beat);
+  if (incumbent_->channel) {
+    v1::Envelope beat;
+    beat.mutable_heartbeat()->set_seq(0);
+    incumbent_->channel->Send(beat);
+  }
+  // Its notify socket is read again (datagrams sent meanwhile waited in the
+  // socket) and its watchdog re-armed for a whole period.
   StartNotify(incumbent_);
   UpdateAdoptionRecord();
   // The watchdog may go; it is our child (same pid), reaped here.
@@ -232,15 +297,22 @@ void SupervisorImpl::FinishResume() {
   result.set_supervisor_pid(static_cast<uint32_t>(::getpid()));
   result.set_old_binary(r->old_binary);
   result.set_new_binary(r->new_binary);
-  result.set_state_version(kSelfStateVersion);
+  result.set_state_version(r->state_version);
   result.set_total_us(took_us);
   if (r->fallback.empty()) {
     result.set_outcome(v1::COMMITTED);
-    Emit(MakeEvent(Level::kInfo, "supervisor.self_upgraded",
-                   "now running {} in place (pid {}): generation pid {} resumed, nothing drained or started, {} ms",
-                   r->new_binary, ::getpid(), incumbent_->pid, took_us / 1000)
-             .With("binary", r->new_binary)
-             .With("pid", int64_t{incumbent_->pid}));
+    Event e = MakeEvent(Level::kInfo, "supervisor.self_upgraded",
+                        "now running {} in place (pid {}): generation pid {} resumed, nothing drained or started, {} ms",
+                        r->new_binary, ::getpid(), incumbent_->pid, took_us / 1000)
+                  .With("binary", r->new_binary)
+                  .With("pid", int64_t{incumbent_->pid})
+                  .With("state_version", int64_t{r->state_version});
+    if (plain()) {
+      e.With("protocol", std::string("notify"))
+          .With("status", incumbent_->status)
+          .With("fd_store", static_cast<int64_t>(fd_store_.size()));
+    }
+    Emit(std::move(e));
   } else {
     result.set_outcome(v1::ROLLED_BACK);
     result.set_reason(fmt::format("{} could not resume: {}; the previous binary runs again with the same state",

@@ -6,10 +6,12 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <map>
@@ -65,13 +67,30 @@ void SupervisorImpl::SelfUpgrade(const std::string& binary) { StartSelfUpgrade(b
 
 std::string SupervisorImpl::SelfBusyReason() const {
   if (self_upgrade_) return "busy: a self-upgrade is already in progress";
+  // A start still bounded by its ready deadline (and maybe probed) is not
+  // carried: the state holds a serving generation, not a starting one.
+  if (plain() && incumbent_ && incumbent_->alive && !incumbent_->ready && !stopping_ && !handoff_) {
+    return fmt::format("busy: generation pid {} (protocol notify) is not ready yet (READY=1 or its probe); try again",
+                       incumbent_->pid);
+  }
   if (auto busy = BusyReason(); !busy.empty()) return busy;
-  if (plain()) return "protocol notify: re-executing the supervisor in place is not supported yet";
   if (!orphans_.empty() || reattaching_) return "busy: still taking over from a previous supervisor";
   if (children_.size() != 1) return "busy: a retired generation is still exiting; try again";
-  if (!incumbent_->channel || incumbent_->channel->closed()) return "the serving generation has no open control channel";
+  if (!plain() && (!incumbent_->channel || incumbent_->channel->closed())) {
+    return "the serving generation has no open control channel";
+  }
   if (!incumbent_->notify) return "the serving generation has no notify socket";
   return "";
+}
+
+std::vector<std::string> SupervisorImpl::SelfStateNeeds() const {
+  // What format 1 cannot carry (supervisor/self_state.proto).
+  std::vector<std::string> needs;
+  if (plain()) needs.push_back("a generation of protocol notify");
+  if (fd_store_.size() > 0) needs.push_back(fmt::format("an FD store of {} descriptor(s)", fd_store_.size()));
+  if (incumbent_ && !incumbent_->status.empty()) needs.push_back("the generation's STATUS=");
+  if (incumbent_ && watchdog_periods_.count(incumbent_->number) != 0) needs.push_back("a WATCHDOG_USEC= period");
+  return needs;
 }
 
 void SupervisorImpl::StartSelfUpgrade(std::string binary, std::shared_ptr<AdminConnection> conn) {
@@ -143,26 +162,49 @@ void SupervisorImpl::OnPreflightDone(int wait_status) {
   }
   auto check = ParseSelfCheck(out);
   if (!check) return SelfUpgradeEnded(v1::REFUSED, fmt::format("{}: {}", what, check.error().message));
-  if (check->state_version != kSelfStateVersion) {
-    return SelfUpgradeEnded(v1::REFUSED, fmt::format("{}: it reads supervisor state format {}, this supervisor "
-                                                     "hands over format {}",
-                                                     what, check->state_version, kSelfStateVersion));
+  // The oldest format both read that carries everything (self_state.proto).
+  const std::vector<std::string> needs = SelfStateNeeds();
+  const uint32_t format = std::max({kSelfStateVersionMin, check->state_min, needs.empty() ? 1u : 2u});
+  if (format > check->state_version || format > kSelfStateVersion) {
+    const std::string range = check->state_min == check->state_version
+                                  ? fmt::format("format {}", check->state_version)
+                                  : fmt::format("formats {}-{}", check->state_min, check->state_version);
+    const std::string ours =
+        needs.empty() ? fmt::format("this supervisor writes formats {}-{}", kSelfStateVersionMin, kSelfStateVersion)
+                      : fmt::format("this supervisor's state needs format {} or later ({})", format,
+                                    fmt::join(needs, ", "));
+    return SelfUpgradeEnded(v1::REFUSED, fmt::format("{}: it reads supervisor state {}, {}", what, range, ours));
   }
-  // The version the serving generation's channel speaks must stay spoken.
-  const uint32_t daemon_max = incumbent_ ? incumbent_->hello.protocol().max() : protocol::kProtocolMax;
-  const uint32_t spoken = std::min(daemon_max, protocol::kProtocolMax);
-  if (spoken < check->protocol_min || spoken > check->protocol_max) {
-    return SelfUpgradeEnded(v1::REFUSED, fmt::format("{}: it speaks control protocol {}-{}, the serving generation's "
-                                                     "channel speaks {}",
-                                                     what, check->protocol_min, check->protocol_max, spoken));
+  run.state_version = format;
+  // The version the serving generation's channel speaks must stay spoken
+  // (a generation of protocol notify has none).
+  if (!plain()) {
+    const uint32_t daemon_max = incumbent_ ? incumbent_->hello.protocol().max() : protocol::kProtocolMax;
+    const uint32_t spoken = std::min(daemon_max, protocol::kProtocolMax);
+    if (spoken < check->protocol_min || spoken > check->protocol_max) {
+      return SelfUpgradeEnded(v1::REFUSED, fmt::format("{}: it speaks control protocol {}-{}, the serving generation's "
+                                                       "channel speaks {}",
+                                                       what, check->protocol_min, check->protocol_max, spoken));
+    }
   }
-  if (auto busy = BusyReason(/*self=*/true); !busy.empty()) return SelfUpgradeEnded(v1::REFUSED, busy);
-  Emit(MakeEvent(Level::kInfo, "supervisor.self_preflight", "{} passed: state format {}, protocol {}-{}, version {}",
-                 what, check->state_version, check->protocol_min, check->protocol_max, check->version));
+  if (auto busy = SelfBusyReasonAfterPreflight(); !busy.empty()) return SelfUpgradeEnded(v1::REFUSED, busy);
+  Emit(MakeEvent(Level::kInfo, "supervisor.self_preflight",
+                 "{} passed: state formats {}-{} (writing {}), protocol {}-{}, version {}", what, check->state_min,
+                 check->state_version, format, check->protocol_min, check->protocol_max, check->version));
+  if (plain()) return ExecSelf();  // no channel: nothing queued to it
   // No frame may be cut by the exec: wait until everything queued to the
   // serving generation is written (what it sent us and we read but did not
   // decode yet goes along in the state).
   incumbent_->channel->WhenFlushed([this] { ExecSelf(); });
+}
+
+std::string SupervisorImpl::SelfBusyReasonAfterPreflight() const {
+  if (auto busy = BusyReason(/*self=*/true); !busy.empty()) return busy;
+  // The generation the pre-flight began with may have been replaced
+  // meanwhile (a crash and its restart): the same checks as at the start.
+  if (children_.size() != 1) return "busy: a retired generation is still exiting; try again";
+  if (!incumbent_->notify) return "the serving generation has no notify socket";
+  return "";
 }
 
 void SupervisorImpl::SelfUpgradeEnded(v1::Outcome outcome, const std::string& reason) {
@@ -208,7 +250,7 @@ Result<std::vector<std::string>> SupervisorImpl::ExecEnvironment() const {
 
 Result<selfstate::v1::SelfState> SupervisorImpl::SelfStateNow(int caller_fd, int resumed_fd, pid_t watchdog) const {
   selfstate::v1::SelfState s;
-  s.set_version(kSelfStateVersion);
+  s.set_version(self_upgrade_->state_version);
   for (const auto& l : listeners_) {
     auto* e = s.add_listeners();
     e->set_name(l.name());
@@ -223,14 +265,36 @@ Result<selfstate::v1::SelfState> SupervisorImpl::SelfStateNow(int caller_fd, int
   gen->set_number(g.number);
   gen->set_pid(static_cast<uint32_t>(g.pid));
   gen->set_start_time(g.record.start_time);
-  gen->set_control_fd(g.channel->native_handle());
-  gen->set_unconsumed(g.channel->Unconsumed());
-  *gen->mutable_hello() = g.hello;
+  if (g.channel) {
+    gen->set_control_fd(g.channel->native_handle());
+    gen->set_unconsumed(g.channel->Unconsumed());
+    *gen->mutable_hello() = g.hello;
+  } else {
+    gen->set_control_fd(-1);
+  }
   gen->set_binary(g.binary);
   gen->set_notify_fd(g.notify->native_handle());
   gen->set_notify_path(g.notify->path());
   gen->set_role(std::string(ChildRoleName(g.role)));
   gen->set_uptime_ms(static_cast<uint64_t>(ToMillis(RealClock().Now() - g.started)));
+  if (s.version() >= 2) {
+    gen->set_plain(g.plain);
+    gen->set_ready(g.ready);
+    gen->set_status(g.status);
+    if (auto it = watchdog_periods_.find(g.number); it != watchdog_periods_.end()) {
+      const auto usec = std::chrono::duration_cast<std::chrono::microseconds>(it->second).count();
+      gen->set_watchdog_usec(static_cast<uint64_t>(usec));
+    }
+    for (const auto& [name, fd] : fd_store_.Entries()) {
+      struct stat st {};
+      if (::fstat(fd, &st) != 0) return ErrnoError(fmt::format("FD store entry {}: fstat", name), errno);
+      auto* e = s.add_fd_store();
+      e->set_name(name);
+      e->set_fd(fd);
+      e->set_dev(static_cast<uint64_t>(st.st_dev));
+      e->set_ino(static_cast<uint64_t>(st.st_ino));
+    }
+  }
   for (const auto& pin : pins_.all()) {
     auto* p = s.add_pins();
     p->set_fd(pin->fd);
@@ -267,8 +331,8 @@ Result<selfstate::v1::SelfState> SupervisorImpl::SelfStateNow(int caller_fd, int
 
 void SupervisorImpl::ExecSelf() {
   if (!self_upgrade_) return;
-  if (auto busy = BusyReason(/*self=*/true); !busy.empty()) return SelfUpgradeEnded(v1::REFUSED, busy);
-  if (!incumbent_->channel || incumbent_->channel->closed()) {
+  if (auto busy = SelfBusyReasonAfterPreflight(); !busy.empty()) return SelfUpgradeEnded(v1::REFUSED, busy);
+  if (!plain() && (!incumbent_->channel || incumbent_->channel->closed())) {
     return SelfUpgradeEnded(v1::REFUSED, "the serving generation's channel closed");
   }
   auto argv = OwnArgv();
@@ -286,7 +350,9 @@ void SupervisorImpl::ExecSelf() {
   plan.previous_fd = previous.get();
   plan.argv = *argv;
   plan.env = CleanEnvironment();
-  plan.reattach_socket = protocol::ReattachSocketPath(opts_.runtime_dir, incumbent_->pid);
+  // A generation of protocol notify never listens for a re-attach: the
+  // watchdog's supervisor adopts it at once.
+  if (!plain()) plan.reattach_socket = protocol::ReattachSocketPath(opts_.runtime_dir, incumbent_->pid);
   auto watchdog = ForkWatchdog(plan);
   if (!watchdog) return SelfUpgradeEnded(v1::REFUSED, watchdog.error().message);
   resumed_read.Reset();
@@ -309,8 +375,10 @@ void SupervisorImpl::ExecSelf() {
   if (!env) return fail(v1::REFUSED, env.error().message);
   // Every descriptor the new image takes back stays open across execve;
   // nothing else does.
-  std::vector<int> carried = {state->admin_fd(), state->resumed_fd(), state->serving().control_fd(),
-                              state->serving().notify_fd(), memfd->get(), previous.get()};
+  std::vector<int> carried = {state->admin_fd(), state->resumed_fd(), state->serving().notify_fd(), memfd->get(),
+                              previous.get()};
+  if (state->serving().control_fd() >= 0) carried.push_back(state->serving().control_fd());
+  for (const auto& e : state->fd_store()) carried.push_back(e.fd());
   if (caller_fd >= 0) carried.push_back(caller_fd);
   if (state->metrics_fd() >= 0) carried.push_back(state->metrics_fd());
   for (const auto& l : state->listeners()) carried.push_back(l.fd());
@@ -323,7 +391,7 @@ void SupervisorImpl::ExecSelf() {
   }
   Emit(MakeEvent(Level::kInfo, "supervisor.self_exec",
                  "re-executing {} in place (pid {}, state format {}, {} bytes; serving generation pid {})",
-                 self_upgrade_->binary, ::getpid(), kSelfStateVersion, bytes.size(), incumbent_->pid)
+                 self_upgrade_->binary, ::getpid(), state->version(), bytes.size(), incumbent_->pid)
            .With("binary", self_upgrade_->binary));
   BATON_CRASH_POINT(kSupervisorSelfBeforeExec);
   // A stop or another upgrade signal between the exec and the new image's

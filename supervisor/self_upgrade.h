@@ -28,6 +28,7 @@ struct SelfUpgradeRun {
   OwnedFd check_out;
   std::unique_ptr<boost::asio::steady_timer> check_timer;
   bool check_timed_out = false;
+  uint32_t state_version = 0;  // the format to write, once the pre-flight chose it
 };
 
 // In the image that resumed, until Start() answered and let the watchdog go.
@@ -39,6 +40,7 @@ struct Resumed {
   std::string new_binary;
   uint64_t requested_at_us = 0;
   std::string fallback;  // set: we are the previous binary, re-executed because the new one failed (why)
+  uint32_t state_version = 0;  // the format it was handed
 };
 
 // CLOCK_MONOTONIC in microseconds: it runs on across an exec.

@@ -165,8 +165,12 @@ class SupervisorImpl final : public Supervisor {
 
   // ---- re-executing ourselves in place (self_upgrade.cc, self_resume.cc)
   void StartSelfUpgrade(std::string binary, std::shared_ptr<AdminConnection> conn);
-  // Why a self-upgrade cannot start now ("" = it can).
+  // Why a self-upgrade cannot start now ("" = it can); and, once its
+  // pre-flight passed, why it cannot go on to the exec.
   std::string SelfBusyReason() const;
+  std::string SelfBusyReasonAfterPreflight() const;
+  // What the state holds that format 1 cannot carry (empty: format 1 will do).
+  std::vector<std::string> SelfStateNeeds() const;
   void OnPreflightDone(int wait_status);
   void ExecSelf();
   Result<selfstate::v1::SelfState> SelfStateNow(int caller_fd, int resumed_fd, pid_t watchdog) const;

@@ -150,6 +150,23 @@ TEST(SelfUpgradeRefusalTest, AnIncompatibleStateFormat) {
   ExpectCleanLoad(c.FinishLoad());
 }
 
+// A baton that reads only state format 1 is handed format 1: a daemon of
+// the baton protocol holds nothing format 2 adds (protocol notify's state,
+// tests/crash/self_upgrade_notify_test.cc).
+TEST(SelfUpgradeFormatTest, AnOlderFormatIsWrittenWhenItCarriesEverything) {
+  Cluster c({});
+  const pid_t serving = StartLoaded(c);
+  const size_t log_from = c.SupervisorLog().size();
+  const std::string old = c.Script("baton-format-1", "BATON_TEST_SELF_STATE_VERSION=1 exec " + BinPath("baton") + " \"$@\"");
+  auto r = SelfUpgrade(c, old);
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(JInt(r.json, {"state_version"}), 1) << r.out;
+  ExpectUntouched(c, serving, log_from);
+  EXPECT_EQ(SelfUpgrade(c).exit_code, 0);
+  ExpectCleanLoad(c.FinishLoad());
+  EXPECT_EQ(c.Stop(), 0);
+}
+
 // The pre-flight passes but the exec'd image cannot read the state: it
 // re-executes the previous binary (same pid), which answers the caller.
 TEST(SelfUpgradeFallbackTest, AResumeFailureRunsThePreviousBinaryAgain) {

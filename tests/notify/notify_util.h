@@ -31,11 +31,14 @@ struct NotifyCluster {
 
   // In `config` and in files written later with Write(), @PORT@ stands for
   // the cluster's port and @CONF@ for a directory of the test's own.
+  // `env`: for the supervisor (and so its children), e.g. BATON_CRASH_AT.
   explicit NotifyCluster(const std::string& config, std::vector<std::string> args = {},
-                         const std::string& binary = BinPath("sdkv"), std::vector<std::string> extra_flags = {}) {
+                         const std::string& binary = BinPath("sdkv"), std::vector<std::string> extra_flags = {},
+                         std::vector<std::string> env = {}) {
     const std::string path = conf.path() + "/baton.toml";
     Cluster::Options o;
     o.binary = binary;
+    o.env = std::move(env);
     for (auto& a : args) o.kvd_args.push_back(Expand(a, 0));
     o.supervise_args = {"--config", path, "--timeout", "drain=3s", "--timeout", "term-grace=2s"};
     for (auto& f : extra_flags) o.supervise_args.push_back(std::move(f));

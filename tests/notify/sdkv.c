@@ -19,7 +19,9 @@
  * --ignore-term, --store-state (keep a generation counter in a memfd parked
  * in the FD store), --store-extra N (park N more, fresh descriptors),
  * --watchdog (WATCHDOG=1 at a third of WATCHDOG_USEC), --watchdog-stop-ms N
- * (stop that after N ms), --junk (send bad datagrams after READY=1),
+ * (stop that after N ms), --watchdog-stop-file PATH (stop it once PATH
+ * exists), --watchdog-usec N (set its own period with WATCHDOG_USEC=N
+ * after READY=1 and ping at a third of that), --junk (send bad datagrams after READY=1),
  * --mainpid, --fail-healthz (GET /healthz answers 503). */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -256,6 +258,8 @@ int main(int argc, char** argv) {
   int never_ready = 0, exit_before_ready = -1, errno_before = 0, stopping_before = 0, ready_delay = 0, extend = 0;
   if (getenv("BATON_DATA_DIR")) data_dir = getenv("BATON_DATA_DIR");
   int ignore_term = 0, want_state = 0, extra = 0, watchdog = 0, watchdog_stop = -1, junk = 0, mainpid = 0;
+  const char* watchdog_stop_file = NULL;
+  long long watchdog_usec = 0;
   for (int i = 1; i < argc; ++i) {
     const char* a = argv[i];
     const char* v = i + 1 < argc ? argv[i + 1] : "0";
@@ -271,6 +275,8 @@ int main(int argc, char** argv) {
     else if (!strcmp(a, "--store-extra")) extra = atoi(v), ++i;
     else if (!strcmp(a, "--watchdog")) watchdog = 1;
     else if (!strcmp(a, "--watchdog-stop-ms")) watchdog_stop = atoi(v), ++i;
+    else if (!strcmp(a, "--watchdog-stop-file")) watchdog_stop_file = v, ++i;
+    else if (!strcmp(a, "--watchdog-usec")) watchdog_usec = atoll(v), ++i;
     else if (!strcmp(a, "--junk")) junk = 1;
     else if (!strcmp(a, "--mainpid")) mainpid = 1;
     else if (!strcmp(a, "--fail-healthz")) fail_healthz = 1;
@@ -345,6 +351,12 @@ int main(int argc, char** argv) {
   if (junk) send_junk();
   const char* wd = getenv("WATCHDOG_USEC");
   long long wd_every = watchdog && wd ? atoll(wd) / 3000 : 0, wd_next = now_ms(), started = now_ms();
+  if (watchdog && watchdog_usec > 0) {
+    char m[64];
+    snprintf(m, sizeof(m), "WATCHDOG_USEC=%lld", watchdog_usec);
+    notify(m);
+    wd_every = watchdog_usec / 3000;
+  }
   int stopping = 0;
   long long stop_deadline = 0;
   for (;;) {
@@ -355,7 +367,8 @@ int main(int argc, char** argv) {
       for (int i = 0; i < n_listeners; ++i) close(listeners[i]);
       n_listeners = 0;
     }
-    if (wd_every > 0 && now_ms() >= wd_next && (watchdog_stop < 0 || now_ms() - started < watchdog_stop)) {
+    if (wd_every > 0 && now_ms() >= wd_next && (watchdog_stop < 0 || now_ms() - started < watchdog_stop) &&
+        (!watchdog_stop_file || access(watchdog_stop_file, F_OK) != 0)) {
       notify("WATCHDOG=1");
       wd_next = now_ms() + wd_every;
     }

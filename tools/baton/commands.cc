@@ -56,7 +56,9 @@ int RunCrashpoints(const std::string& role_filter, bool names_only) {
 
 int RunSelfCheck() {
   supervisor::SelfCheck c;
-  c.state_version = supervisor::SelfStateVersionRead();
+  const supervisor::StateFormats formats = supervisor::SelfStateVersionsRead();
+  c.state_version = formats.max;
+  c.state_min = formats.min;
   c.protocol_min = protocol::kProtocolMin;
   c.protocol_max = protocol::kProtocolMax;
   c.version = BATON_VERSION;

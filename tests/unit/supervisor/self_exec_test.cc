@@ -56,22 +56,31 @@ TEST(SealedMemfdTest, AnythingElseIsRefused) {
 }
 
 TEST(SelfCheckTest, FormatsAndParses) {
-  SelfCheck c{3, 1, 2, "1.4.0"};
+  SelfCheck c{3, 2, 1, 2, "1.4.0"};
   auto back = ParseSelfCheck("some noise\n" + FormatSelfCheck(c));
   ASSERT_TRUE(back) << back.error().message;
   EXPECT_EQ(back->state_version, 3u);
+  EXPECT_EQ(back->state_min, 2u);
   EXPECT_EQ(back->protocol_min, 1u);
   EXPECT_EQ(back->protocol_max, 2u);
   EXPECT_EQ(back->version, "1.4.0");
   EXPECT_FALSE(ParseSelfCheck("usage: baton ..."));
   EXPECT_FALSE(ParseSelfCheck("baton-self-check version=1"));
+  // A build that reads one format prints no state_min: it reads just that.
+  auto one = ParseSelfCheck("baton-self-check state_version=1 protocol=1-2 version=0.9.0");
+  ASSERT_TRUE(one) << one.error().message;
+  EXPECT_EQ(one->state_min, 1u);
+  EXPECT_EQ(one->state_version, 1u);
+  EXPECT_FALSE(ParseSelfCheck("baton-self-check state_version=1 state_min=2 protocol=1-2 version=x"));
 }
 
 TEST(SelfCheckTest, TheTestVariableStandsInForAnotherFormat) {
   ::unsetenv("BATON_TEST_SELF_STATE_VERSION");
-  EXPECT_EQ(SelfStateVersionRead(), kSelfStateVersion);
+  EXPECT_EQ(SelfStateVersionsRead().max, kSelfStateVersion);
+  EXPECT_EQ(SelfStateVersionsRead().min, kSelfStateVersionMin);
   ::setenv("BATON_TEST_SELF_STATE_VERSION", "99", 1);
-  EXPECT_EQ(SelfStateVersionRead(), 99u);
+  EXPECT_EQ(SelfStateVersionsRead().min, 99u);
+  EXPECT_EQ(SelfStateVersionsRead().max, 99u);
   ::unsetenv("BATON_TEST_SELF_STATE_VERSION");
 }
 
