@@ -62,7 +62,7 @@ std::unique_ptr<NotifyCluster> Gunicorn() {
 class GunicornTest : public ::testing::TestWithParam<bool> {};
 
 TEST_P(GunicornTest, OverlapUpgradesUnderLoadHaveNoErrors) {
-  if (!Exists("/usr/lib/python3/dist-packages/gunicorn")) GTEST_SKIP() << "python3-gunicorn is not installed (tools/setup)";
+  ASSERT_TRUE(Exists("/usr/lib/python3/dist-packages/gunicorn")) << "python3-gunicorn is not installed (tools/setup)";
   auto nc = Gunicorn();
   ASSERT_TRUE((*nc)->Start()) << (*nc)->SupervisorLog();
   ExpectCleanLoad(UpgradeUnderLoad(*nc, GetParam()));
@@ -127,9 +127,8 @@ std::string LighttpdDiagnostics(NotifyCluster& nc, const CommandResult& load) {
 }
 
 TEST(LighttpdTest, SequentialUpgradesUnderLoadRefuseNothing) {
-  if (!Exists("/usr/sbin/lighttpd") || !Exists("/usr/lib/lighttpd/mod_webdav.so")) {
-    GTEST_SKIP() << "lighttpd and lighttpd-mod-webdav are not installed (tools/setup)";
-  }
+  ASSERT_TRUE(Exists("/usr/sbin/lighttpd") && Exists("/usr/lib/lighttpd/mod_webdav.so"))
+      << "lighttpd and lighttpd-mod-webdav are not installed (tools/setup)";
   NotifyCluster nc(
       "[notify]\nstrategy = \"sequential\"\nstop_signal = \"SIGINT\"\nreadiness = \"http\"\n"
       "probe_address = \"127.0.0.1:@PORT@\"\nprobe_path = \"/healthz\"\nprobe_interval = \"50ms\"\n",
