@@ -12,6 +12,7 @@
 #include <cstdio>
 
 #include "crashpoints/crashpoints.h"
+#include "tests/crash/self_upgrade_util.h"
 #include "tests/notify/notify_util.h"
 
 namespace baton::harness {
@@ -20,19 +21,6 @@ namespace {
 using namespace std::chrono_literals;
 
 const std::string kConfig = "[notify]\nstrategy = \"overlap\"\nready_timeout = \"5s\"\n";
-const std::string kSelfUpgraded = "\"event\":\"supervisor.self_upgraded\"";
-
-CommandResult SelfUpgrade(Cluster& c, const std::string& binary = "") {
-  std::vector<std::string> argv = {BinPath("baton"), "upgrade", "--self", "--runtime-dir", c.dir() + "/run", "--json"};
-  if (!binary.empty()) argv.insert(argv.end(), {"--binary", binary});
-  return RunCommand(argv, std::chrono::seconds(60));
-}
-
-size_t Count(const std::string& hay, const std::string& needle) {
-  size_t n = 0;
-  for (size_t at = hay.find(needle); at != std::string::npos; at = hay.find(needle, at + 1)) ++n;
-  return n;
-}
 
 // Waits until `baton status` says the generation is ready ("serving"):
 // the HTTP health check Start() waits for comes before READY=1.

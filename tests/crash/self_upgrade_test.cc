@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "crashpoints/crashpoints.h"
+#include "tests/crash/self_upgrade_util.h"
 #include "tests/integration/integration_util.h"
 #include "tools/harness/http.h"
 #include "tools/harness/slowdown.h"
@@ -22,21 +23,6 @@
 
 namespace baton::harness {
 namespace {
-
-const std::string kSelfUpgraded = "\"event\":\"supervisor.self_upgraded\"";
-
-
-CommandResult SelfUpgrade(Cluster& c, const std::string& binary = "") {
-  std::vector<std::string> argv = {BinPath("baton"), "upgrade", "--self", "--runtime-dir", c.dir() + "/run", "--json"};
-  if (!binary.empty()) argv.insert(argv.end(), {"--binary", binary});
-  return RunCommand(argv, std::chrono::seconds(60));
-}
-
-size_t Count(const std::string& hay, const std::string& needle) {
-  size_t n = 0;
-  for (size_t at = hay.find(needle); at != std::string::npos; at = hay.find(needle, at + 1)) ++n;
-  return n;
-}
 
 // The same supervisor process and the same generation serve, and nothing
 // was spawned or drained since `log_from`.
