@@ -75,7 +75,8 @@ enum class LeaseEndReason {
 BATON_EXPORT const char* LeaseEndReasonName(LeaseEndReason r) noexcept;
 
 // Called on the lease's own thread, in order, strictly alternating (a start
-// first, then its end, ...). A callback must not block for long (it delays
+// first, then its end, ...). The runner campaigns from inside Create, so
+// on_start may run before Create has returned. A callback must not block for long (it delays
 // renewals; keep it well below the TTL), must not throw, and must not call
 // LeaseRunner::Stop() nor destroy the runner. Stop work in on_end before
 // returning: the next holder may start as soon as it returns (after a

@@ -15,6 +15,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -192,14 +193,19 @@ int RunLeaseRun(const LeaseArgs& a) {
   std::atomic<int> lost{-1};  // a LeaseEndReason that ended our leadership, -1 none
   std::atomic<bool> spawn_failed{false};
   std::string name = a.name;
-  std::string holder;
+  // The runner's holder id, known once Create returns; but the runner
+  // campaigns from inside Create, so on_start may come first and waits for it
+  // (Create returns right after it posts the campaign).
+  std::optional<std::string> holder;
   std::mutex holder_mu;
+  std::condition_variable holder_cv;
   LeaseCallbacks cb;
   cb.on_start = [&](uint64_t epoch) {
     std::string h;
     {
-      std::lock_guard<std::mutex> lock(holder_mu);
-      h = holder;
+      std::unique_lock<std::mutex> lock(holder_mu);
+      holder_cv.wait(lock, [&] { return holder.has_value(); });
+      h = *holder;
     }
     Say(fmt::format("leader of '{}' at epoch {}: starting {}", name, epoch, a.command[0]));
     if (!child.Start(epoch, name, h)) spawn_failed = true;
@@ -226,6 +232,7 @@ int RunLeaseRun(const LeaseArgs& a) {
     std::lock_guard<std::mutex> lock(holder_mu);
     holder = (*runner)->holder_id();
   }
+  holder_cv.notify_all();
   const Duration stop_bound = std::max<Duration>(o.op_timeout * 2, milliseconds(1000));
   auto finish = [&](int rc) {
     (*runner)->Stop(std::chrono::duration_cast<std::chrono::milliseconds>(stop_bound));
