@@ -25,17 +25,19 @@ def ms(us):
 
 
 def read_log(rundir):
-    """(end times, latencies) in us, and statuses as strings, in file order
-    (each thread's file is in time order; the files are not merged)."""
-    ts, lats, sts = [], [], []
+    """(end times, latencies) in us, statuses as strings, in file order
+    (each thread's file is in time order; the files are not merged), and how
+    many responses said "Connection: close"."""
+    ts, lats, sts, closes = [], [], [], 0
     for path in sorted(glob.glob(os.path.join(rundir, "lat-*.log"))):
         with open(path) as f:
             v = f.read().split()
-        n = len(v) - len(v) % 3
-        ts += map(int, v[0:n:3])
-        lats += map(int, v[1:n:3])
-        sts += v[2:n:3]
-    return ts, lats, sts
+        n = len(v) - len(v) % 4
+        ts += map(int, v[0:n:4])
+        lats += map(int, v[1:n:4])
+        sts += v[2:n:4]
+        closes += sum(1 for c in v[3:n:4] if c == "1")
+    return ts, lats, sts, closes
 
 
 def lat_stats(lats):
@@ -43,8 +45,8 @@ def lat_stats(lats):
     return {"n": len(lats), "p50": ms(pct(lats, 50)), "p99": ms(pct(lats, 99)), "max": ms(lats[-1] if lats else None)}
 
 
-def analyse_run(rundir, start_ns, lead_s, control_s, upgrades, wrk):
-    ts, lats, sts = read_log(rundir)
+def analyse_run(rundir, start_ns, lead_s, control_s, upgrades, wrk, mode):
+    ts, lats, sts, close_responses = read_log(rundir)
     start_us = start_ns // 1000
     ctl_from = start_us + int(lead_s * 1e6)
     ctl_to = ctl_from + int(control_s * 1e6)
@@ -99,6 +101,12 @@ def analyse_run(rundir, start_ns, lead_s, control_s, upgrades, wrk):
         series.append((b * BUCKET_US / 1e6, ms(pct(vals, 50)), ms(vals[-1]), len(vals)))
 
     n_up = len(upgrades)
+    # Connections the server ended: a response saying "Connection: close", or
+    # a connection that failed under wrk after it was established (wrk counts
+    # a FIN or a reset while reading or writing as a read or write error, then
+    # reconnects). With one connection per request every response closes, so
+    # only keep-alive runs report it.
+    server_closed = None if mode == "close" else close_responses + wrk["read"] + wrk["write"]
     return {
         "upgrades": n_up,
         "upgrades_ok": sum(1 for u in upgrades if u["ok"]),
@@ -108,6 +116,8 @@ def analyse_run(rundir, start_ns, lead_s, control_s, upgrades, wrk):
         "non2xx": non2xx,
         "errors": socket_errors + non2xx,
         "errors_per_upgrade": (socket_errors + non2xx) / n_up if n_up else None,
+        "server_closed": server_closed,
+        "server_closed_per_upgrade": server_closed / n_up if n_up and server_closed is not None else None,
         "overall": lat_stats(lats),
         "control": lat_stats(control),
         "during_upgrades": lat_stats(during),
@@ -199,6 +209,7 @@ def summarise(results, names, modes):
                    for k in ("connect", "read", "write", "timeout")},
                 "non2xx": med_range([r["non2xx"] for r in rs]),
                 "errors_per_upgrade": med_range([r["errors_per_upgrade"] for r in rs]),
+                "server_closed_per_upgrade": med_range([r["server_closed_per_upgrade"] for r in rs]),
                 "p50": med_range([r["overall"]["p50"] for r in rs]),
                 "p99": med_range([r["overall"]["p99"] for r in rs]),
                 "max": med_range([r["overall"]["max"] for r in rs]),
@@ -221,7 +232,8 @@ def progress_line(r):
     s = r["socket_errors"]
     return (f"{r['system']:<17} {r['mode']:<9} rep {r['rep']}: {r['upgrades_ok']}/{r['upgrades']} upgrades, "
             f"{r['requests']} req, errors c/r/w/t {s['connect']}/{s['read']}/{s['write']}/{s['timeout']} "
-            f"non-2xx {r['non2xx']}, p99 {fmt_num(r['overall']['p99'])} ms "
+            f"non-2xx {r['non2xx']}, server closes {fmt_num(r['server_closed'])}, "
+            f"p99 {fmt_num(r['overall']['p99'])} ms "
             f"(control {fmt_num(r['control']['p99'])}, ±1 s {fmt_num(r['near_upgrade']['p99'])}), "
             f"pause {fmt_num(r['pause_control_ms'])}/{fmt_num(r['pause_upgrades_ms'])} ms, "
             f"old gone {fmt_num(statistics.median(r['gone_ms'])) if r['gone_ms'] else '–'} ms median")
@@ -230,6 +242,7 @@ def progress_line(r):
 TITLES = {
     "baton-kvd": "baton + kvd (reads)",
     "baton-kvd-writes": "baton + kvd (reads + baton-load writes)",
+    "baton-kvd-no-hand-over": "baton + kvd --no-hand-over (reads; connections closed at a response boundary)",
     "nginx-usr2": "nginx binary upgrade (USR2 → WINCH → QUIT)",
     "nginx-reload": "nginx -s reload",
     "haproxy": "HAProxy -W seamless reload",
@@ -255,9 +268,10 @@ def markdown(summary, names, modes, args):
                      + ("SIGHUP to the supervisor." if args.baton_trigger == "sighup" else "`baton upgrade --json`."))
         lines.append("")
         lines.append("| system | upgrades ok | requests | socket errors connect / read / write / timeout | non-2xx "
-                     "| errors per upgrade | longest pause in responses (ms): control | with upgrades "
+                     "| errors per upgrade | connections closed by the server per upgrade "
+                     "| longest pause in responses (ms): control | with upgrades "
                      "| trigger → old gone (ms), median | worst |")
-        lines.append("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|")
+        lines.append("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|")
         for name, s in rows:
             keys = ("connect", "read", "write", "timeout")
             sock = " / ".join(fmt_num(s[f"socket_{k}"]["median"]) for k in keys)
@@ -266,7 +280,9 @@ def markdown(summary, names, modes, args):
                                           for k in keys) + ")"
             lines.append(
                 f"| {TITLES.get(name, name)} | {s['upgrades_ok']}/{s['upgrades']} | {show(s['requests'])} | {sock} | "
-                f"{show(s['non2xx'])} | **{show(s['errors_per_upgrade'])}** | {show(s['pause_control_ms'])} | "
+                f"{show(s['non2xx'])} | **{show(s['errors_per_upgrade'])}** | "
+                f"{show(s['server_closed_per_upgrade']) if mode == 'keepalive' else 'all (by design)'} | "
+                f"{show(s['pause_control_ms'])} | "
                 f"{show(s['pause_upgrades_ms'])} | **{show(s['gone_ms'])}** | {show(s['gone_ms_max'])} |")
         lines.append("")
         lines.append("| system (latency, ms) | p50 | p99 | max | p99 within ±1 s of an upgrade | max within ±1 s "

@@ -1,5 +1,7 @@
--- wrk script: log every response as "<end time, us since the epoch> <latency us> <status>"
--- into one file per thread, $PEERS_LOG_PREFIX<thread>.log.
+-- wrk script: log every response as
+-- "<end time, us since the epoch> <latency us> <status> <closed>" into one file
+-- per thread, $PEERS_LOG_PREFIX<thread>.log; <closed> is 1 when the response
+-- said "Connection: close" (the server closes the connection after it).
 --
 -- Run with as many threads as connections (wrk -t N -c N): each thread then
 -- has one connection, whose requests and responses strictly alternate, so
@@ -38,5 +40,7 @@ end
 -- Buffered by stdio; wrk's exit flushes every open file.
 function response(status, headers, body)
   local t = now_us()
-  out:write(string.format("%d %d %d\n", t, t - started, status))
+  local c = headers["Connection"] or headers["connection"] or ""
+  local closed = (string.lower(c) == "close") and 1 or 0
+  out:write(string.format("%d %d %d %d\n", t, t - started, status, closed))
 end

@@ -97,7 +97,7 @@ def one_run(args, tools, name, mode, rep, root):
     procs.end_all()
     with open(os.path.join(rundir, "wrk.out")) as f:
         wrk_out = parse_wrk(f.read())
-    result = analyse.analyse_run(rundir, start_ns, LEAD_S, args.control, upgrades, wrk_out)
+    result = analyse.analyse_run(rundir, start_ns, LEAD_S, args.control, upgrades, wrk_out, mode)
     if side and "gaps" in side:
         result["write_pause"] = analyse.write_pauses(side.pop("gaps"), upgrades, (t0 + LEAD_S) * 1000,
                                                      (t0 + LEAD_S + args.control) * 1000, systems.WRITE_GAP_MS)
@@ -154,7 +154,7 @@ def main():
     ap.add_argument("--reps", type=int, default=3, help="repetitions of every system and mode (default 3)")
     ap.add_argument("--connections", type=int, default=32, help="wrk connections (= threads; default 32)")
     ap.add_argument("--systems", default=",".join(systems.ALL), help="comma-separated subset of: "
-                    + ", ".join(systems.KNOWN) + " (default: all but the gunicorn ones); 'gunicorn' stands for "
+                    + ", ".join(systems.KNOWN) + " (default: all but the gunicorn and no-hand-over ones); 'gunicorn' stands for "
                     + ",".join(systems.GUNICORN))
     ap.add_argument("--modes", default="keepalive,close", help="keepalive, close or both (default)")
     ap.add_argument("--out", default="", help="directory for results.json, results.md and the plot data "

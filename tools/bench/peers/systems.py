@@ -88,12 +88,18 @@ class Baton(System):
 
     path = "/kv/bench"
 
-    def __init__(self, tools, workdir, port, writes=False, trigger="sighup"):
+    def __init__(self, tools, workdir, port, writes=False, trigger="sighup", hand_over=True):
         super().__init__(tools, workdir, port)
         self.writes = writes
         self.trigger = trigger  # "sighup": kill -HUP the supervisor, like the peers' signals; "cli": baton upgrade
+        # False: kvd --no-hand-over, which ends each keep-alive connection
+        # politely at a response boundary instead of handing it over.
+        self.hand_over = hand_over
         self.name = "baton-kvd-writes" if writes else "baton-kvd"
         self.title = "baton + kvd, reads + writes" if writes else "baton + kvd, reads"
+        if not hand_over:
+            self.name += "-no-hand-over"
+            self.title += ", no hand-over"
         self.run = os.path.join(workdir, "run")
         self.data = os.path.join(workdir, "data")
         self.load = None
@@ -105,7 +111,8 @@ class Baton(System):
         os.makedirs(self.data)
         self.sup = procs.start([self.tools["baton"], "supervise", "--listen", f"http=tcp://127.0.0.1:{self.port}",
                                 "--data-dir", self.data, "--runtime-dir", self.run, "--",
-                                self.tools["kvd"], "--listen-name", "http"], self.log("supervisor.log"))
+                                self.tools["kvd"], "--listen-name", "http",
+                                *([] if self.hand_over else ["--no-hand-over"])], self.log("supervisor.log"))
         wait_ready(self.port, "/healthz", "baton supervise + kvd", self.sup)
         if http_status(self.port, "PUT", self.path, BODY) != 200:
             raise RuntimeError("kvd: PUT /kv/bench failed")
@@ -428,6 +435,8 @@ def make(name, tools, workdir, port, baton_trigger="sighup"):
         return Baton(tools, workdir, port, trigger=baton_trigger)
     if name == "baton-kvd-writes":
         return Baton(tools, workdir, port, writes=True, trigger=baton_trigger)
+    if name == "baton-kvd-no-hand-over":
+        return Baton(tools, workdir, port, trigger=baton_trigger, hand_over=False)
     if name == "nginx-usr2":
         return Nginx(tools, workdir, port, binary=True)
     if name == "nginx-reload":
@@ -454,4 +463,7 @@ ALL = ["baton-kvd", "baton-kvd-writes", "nginx-usr2", "nginx-reload", "haproxy",
 # Not in the default run: an unmodified Debian daemon under baton next to its
 # own reload and binary upgrade (--systems gunicorn; needs python3-gunicorn).
 GUNICORN = ["baton-gunicorn", "gunicorn-hup", "gunicorn-usr2"]
-KNOWN = ALL + GUNICORN
+# Not in the default run: kvd draining its keep-alive connections at a
+# response boundary instead of handing them over (--systems baton-kvd-no-hand-over).
+NO_HAND_OVER = ["baton-kvd-no-hand-over"]
+KNOWN = ALL + GUNICORN + NO_HAND_OVER
