@@ -104,6 +104,11 @@ void HttpServer::StartDrain(std::chrono::milliseconds deadline, std::chrono::mil
   log_.Emit(kvd::MakeEvent(baton::Level::kInfo, "kvd.http.drain", "draining {} sessions, deadline {} ms",
                              sessions_.size(), deadline.count())
                 .With("sessions", uint64_t{sessions_.size()}));
+  if (!handover_) {  // streams end now (with handover they move between two chunks)
+    std::vector<std::shared_ptr<HttpSession>> all;
+    for (auto& [id, s] : sessions_) all.push_back(s);
+    for (auto& s : all) s->OnDrain();
+  }
   CheckDrained();
 }
 
@@ -120,23 +125,29 @@ void HttpServer::FinishHandover() {
   for (auto& [id, s] : sessions_) all.push_back(s);
   std::vector<HandedConnection> out;
   uint64_t unread = 0;
+  uint64_t streams = 0;
   for (auto& s : all) {
     if (!s->HandOverable()) continue;
     HandedConnection c = s->Release();
     unread += c.unread.size();
-    if (c.fd >= 0) out.push_back(std::move(c));
+    if (c.fd < 0) continue;
+    if (c.stream) ++streams;
+    out.push_back(std::move(c));
   }
   handover_ = false;
   auto done = std::move(handover_done_);
   handover_done_ = nullptr;
   log_.Emit(kvd::MakeEvent(baton::Level::kInfo, "kvd.http.handover",
-                           "{} connections released for handover, {} bytes read but not processed", out.size(), unread)
+                           "{} connections released for handover ({} streams between two chunks), {} bytes read "
+                           "but not processed",
+                           out.size(), streams, unread)
                 .With("connections", uint64_t{out.size()})
+                .With("streams", streams)
                 .With("unread_bytes", unread));
   done(std::move(out));
 }
 
-baton::Status HttpServer::Adopt(int fd, const std::string& unread) {
+baton::Result<std::shared_ptr<HttpSession>> HttpServer::AdoptSession(int fd) {
   sockaddr_storage addr{};
   socklen_t len = sizeof addr;
   if (::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
@@ -153,9 +164,22 @@ baton::Status HttpServer::Adopt(int fd, const std::string& unread) {
   }
   const uint64_t id = next_id_++;
   auto session = std::make_shared<HttpSession>(*this, id, std::move(socket));
-  session->Prefill(unread);
   sessions_.emplace(id, session);
-  session->Start();
+  return session;
+}
+
+baton::Status HttpServer::Adopt(int fd, const std::string& unread) {
+  auto session = AdoptSession(fd);
+  if (!session) return session.error();
+  (*session)->Prefill(unread);
+  (*session)->Start();
+  return {};
+}
+
+baton::Status HttpServer::AdoptStream(int fd, std::shared_ptr<ChunkSource> source) {
+  auto session = AdoptSession(fd);
+  if (!session) return session.error();
+  (*session)->ContinueStream(std::move(source));
   return {};
 }
 

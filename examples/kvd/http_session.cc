@@ -2,9 +2,14 @@
 
 #include <sys/socket.h>
 
+#include <cerrno>
+#include <string_view>
+
+#include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/buffers_to_string.hpp>
 #include <boost/beast/core/string.hpp>
+#include <fmt/format.h>
 
 namespace kvd {
 
@@ -18,7 +23,14 @@ constexpr size_t kMaxHeaderBytes = 8192;
 
 HandedConnection HttpSession::Release() {
   HandedConnection c;
-  c.unread = boost::beast::buffers_to_string(buffer_.data());
+  if (stream_) {
+    // Between two chunks: the source is exactly at what was written. The
+    // connection is not reused after a stream, so nothing read counts.
+    c.stream = stream_->HandoverState();
+    stream_->CancelWait();
+  } else {
+    c.unread = boost::beast::buffers_to_string(buffer_.data());
+  }
   state_ = State::kClosed;  // the cancelled handlers see this and return
   error_code ec;
   timer_.cancel();
@@ -45,6 +57,7 @@ void HttpSession::CloseUnlessProcessing() {
 void HttpSession::CloseNow() {
   if (state_ == State::kClosed) return;
   state_ = State::kClosed;
+  if (stream_) stream_->CancelWait();
   error_code ignored;
   timer_.cancel();
   socket_.close(ignored);
@@ -173,9 +186,13 @@ void HttpSession::OnRequest(error_code ec) {
   keep_alive_ = req.keep_alive();
   version_ = req.version();
   std::weak_ptr<HttpSession> weak = shared_from_this();
-  server_.handler_(std::move(req), [weak](Response res) {
-    if (auto self = weak.lock()) self->OnResponse(std::move(res));
-  });
+  server_.handler_(std::move(req), Respond(
+                                       [weak](Response res) {
+                                         if (auto self = weak.lock()) self->OnResponse(std::move(res));
+                                       },
+                                       [weak](Response head, std::shared_ptr<ChunkSource> source) {
+                                         if (auto self = weak.lock()) self->OnStream(std::move(head), std::move(source));
+                                       }));
 }
 
 void HttpSession::OnResponse(Response res) {
@@ -235,6 +252,115 @@ void HttpSession::Discard() {
       self->CloseNow();
     } else {
       self->Discard();
+    }
+  });
+}
+
+// ---- streaming responses ----
+
+namespace {
+constexpr std::string_view kLastChunk = "0\r\n\r\n";
+
+void AppendChunk(std::string& out, std::string_view payload) {
+  fmt::format_to(std::back_inserter(out), "{:x}\r\n", payload.size());
+  out.append(payload);
+  out += "\r\n";
+}
+}  // namespace
+
+void HttpSession::OnStream(Response head, std::shared_ptr<ChunkSource> source) {
+  if (state_ != State::kProcessing) return;  // closed meanwhile
+  if (version_ < 11) {  // no chunked encoding: the handler should not have streamed
+    Response res{http::status::http_version_not_supported, version_};
+    res.body() = "streaming needs HTTP/1.1\n";
+    keep_alive_ = false;
+    OnResponse(std::move(res));
+    return;
+  }
+  // The head, written by hand: Beast's serializer would own the body too.
+  std::string out = fmt::format("HTTP/1.1 {} {}\r\n", head.result_int(), std::string_view(head.reason()));
+  head.erase(http::field::content_length);
+  head.erase(http::field::transfer_encoding);
+  for (const auto& f : head) {
+    fmt::format_to(std::back_inserter(out), "{}: {}\r\n", std::string_view(f.name_string()),
+                   std::string_view(f.value()));
+  }
+  out += "Transfer-Encoding: chunked\r\n\r\n";
+  stream_out_ = std::move(out);
+  StartStream(std::move(source));
+}
+
+void HttpSession::ContinueStream(std::shared_ptr<ChunkSource> source) {
+  stream_out_.clear();
+  StartStream(std::move(source));
+}
+
+void HttpSession::StartStream(std::shared_ptr<ChunkSource> source) {
+  state_ = State::kStreaming;
+  stream_ = std::move(source);
+  WatchForClose();
+  Pump();
+}
+
+void HttpSession::OnDrain() {
+  if (state_ == State::kStreaming && !stream_writing_) Pump();
+}
+
+// Writes whatever the source has, one write at a time; with nothing to
+// write, waits for the source (a chunk boundary: CheckDrained may hand the
+// connection over now).
+void HttpSession::Pump() {
+  if (state_ != State::kStreaming || stream_writing_) return;
+  std::string payload;
+  bool end = stream_->Next(payload);
+  if (server_.draining_ && !server_.handover_) end = true;  // a drain without handover ends streams
+  if (!payload.empty()) AppendChunk(stream_out_, payload);
+  if (end) stream_out_ += kLastChunk;
+  if (stream_out_.empty()) {
+    std::weak_ptr<HttpSession> weak = shared_from_this();
+    stream_->Wait([weak, ex = socket_.get_executor()] {
+      asio::post(ex, [weak] {
+        if (auto self = weak.lock()) self->Pump();
+      });
+    });
+    server_.CheckDrained();
+    return;
+  }
+  stream_writing_ = true;
+  stream_ending_ = end;
+  asio::async_write(socket_, asio::buffer(stream_out_),
+                    [self = shared_from_this()](error_code ec, size_t) { self->OnStreamWritten(ec); });
+}
+
+void HttpSession::OnStreamWritten(error_code ec) {
+  stream_writing_ = false;
+  stream_out_.clear();
+  if (state_ != State::kStreaming) return;
+  if (ec) {
+    CloseNow();
+    return;
+  }
+  if (stream_ending_) {
+    ++server_.responses_;
+    stream_->CancelWait();
+    Linger();
+    server_.CheckDrained();
+    return;
+  }
+  Pump();
+}
+
+// A watcher sends nothing; readable means it closed (or sent bytes, which
+// stay in the socket: peeked, never read, so nothing is lost for a handover).
+void HttpSession::WatchForClose() {
+  socket_.async_wait(Protocol::socket::wait_read, [self = shared_from_this()](error_code ec) {
+    if (self->state_ != State::kStreaming || ec) return;
+    char c;
+    const ssize_t n = ::recv(self->socket_.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+      self->CloseNow();
+    } else if (n < 0) {
+      self->WatchForClose();
     }
   });
 }
