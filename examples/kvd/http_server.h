@@ -25,11 +25,17 @@
 //     still get their response, written under a short guard timer.
 //  `done` runs once no session is reading, processing or writing.
 //
+// Streaming responses (ChunkSource, e.g. kvd's /watch) end at the start of
+// a drain: what the source has ready, then the terminating chunk, then a
+// lingering close.
+//
 // DrainForHandover (docs/integrate.md): the same, except that responses keep
-// their connections open and idle ones are not closed; once no session is
-// past a request's header, processing or writing, every open connection is
-// released (its fd, not closed, and the bytes read but not parsed) for the
-// next generation, which serves it with Adopt.
+// their connections open and idle ones are not closed, and streams go on;
+// once no session is past a request's header, processing or writing (a
+// stream: between two chunks, no write in flight), every open connection is
+// released (its fd, not closed, and the bytes read but not parsed, or the
+// stream's HandoverState) for the next generation, which serves it with
+// Adopt (AdoptStream).
 //
 // Threading: everything runs on the io_context's single thread; every public
 // method must be called there. The handler's Respond may be called later, also
