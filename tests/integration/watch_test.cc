@@ -283,5 +283,27 @@ TEST(WatchTest, RollbackAfterTheDescriptorsMovedGivesTheStreamBack) {
   ExpectUnbroken(w, 1, last);
 }
 
+// Without handover the drain ends the stream after a complete line with
+// the terminating chunk; the client picks up at last+1 from the next
+// generation, which has the rest.
+TEST(WatchTest, WithoutHandoverTheStreamEndsCleanlyAndResumesFromTheNextRevision) {
+  Cluster c({{"--no-hand-over"}, {}, {}});
+  ASSERT_TRUE(c.Start()) << c.SupervisorLog();
+  for (int i = 0; i < 10; ++i) ASSERT_GT(Put(c.port(), "pre" + std::to_string(i), "x"), 0u);
+  WatchClient w(c.port(), "?from=1");
+  Writer writer(c.port());
+  auto r = c.Upgrade(c.Script("plain", "exec " + kKvd + " \"$@\" --no-hand-over"));
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  auto p = w.WaitFor([](const WatchParse& x) { return x.ended; });
+  EXPECT_TRUE(p.ended) << w.raw().substr(0, 300);
+  EXPECT_EQ(p.bad, "");
+  EXPECT_TRUE(p.errors.empty());
+  ASSERT_FALSE(p.revs.empty());
+  EXPECT_EQ(CheckConsecutive(p.revs, 1, p.revs.back()), "");
+  WatchClient again(c.port(), "?from=" + std::to_string(p.revs.back() + 1));
+  const uint64_t last = writer.Stop();
+  ExpectUnbroken(again, p.revs.back() + 1, last);
+}
+
 }  // namespace
 }  // namespace baton::harness
