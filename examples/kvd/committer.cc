@@ -95,6 +95,7 @@ void Committer::FinishFlush(std::shared_ptr<Batch> batch) {
     durable_ = batch->end;
     for (auto& item : batch->items) {
       store_.Apply(item.revision, item.key, item.value);
+      if (applied_) applied_(item.revision, item.key, item.value);
       ++records_;
       item.done(item.revision);
     }

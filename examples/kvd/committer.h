@@ -27,6 +27,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
@@ -61,6 +62,10 @@ class Committer {
   // under now (0 = not the leader: writes are refused); each record is
   // stamped with it. Unset: no lease, records carry no epoch.
   void SetFence(std::function<uint64_t()> epoch) { fence_ = std::move(epoch); }
+  // Called with every record once durable, right after the Store applied
+  // it and before it is acknowledged (kvd: the watch history).
+  using Applied = std::function<void(uint64_t revision, std::string_view key, std::string_view value)>;
+  void SetApplied(Applied applied) { applied_ = std::move(applied); }
   // Queues key=value; `done` runs on the io thread once durable (or failed).
   void Submit(std::string key, std::string value, Done done);
   // Runs `done` on the io thread once nothing is queued or in flight.
@@ -104,6 +109,7 @@ class Committer {
   boost::asio::thread_pool disk_{1};
 
   std::function<uint64_t()> fence_;
+  Applied applied_;
   std::optional<WalWriter> writer_;
   WalPosition durable_;
   bool failed_ = false;

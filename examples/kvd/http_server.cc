@@ -4,289 +4,18 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <array>
-#include <optional>
 #include <vector>
 
-#include <boost/asio/ip/address.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/write.hpp>
-#include <boost/beast/core/string.hpp>
-#include <boost/beast/core/buffers_to_string.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
 #include <fmt/format.h>
 
+#include "http_session.h"
 #include "log.h"
 
 namespace kvd {
 
 namespace asio = boost::asio;
-namespace http = boost::beast::http;
-using asio::ip::tcp;
 using Protocol = asio::generic::stream_protocol;
-using baton::Errc;
-using baton::Error;
 using boost::system::error_code;
-
-// Beast's default header limit.
-constexpr size_t kMaxHeaderBytes = 8192;
-
-// One connection. Owned by the server's map and by every pending handler.
-class HttpSession : public std::enable_shared_from_this<HttpSession> {
- public:
-  enum class State { kIdle, kReading, kProcessing, kWriting, kLingering, kClosed };
-
-  HttpSession(HttpServer& server, uint64_t id, Protocol::socket socket)
-      : server_(server), id_(id), socket_(std::move(socket)), timer_(socket_.get_executor()) {}
-
-  State state() const { return state_; }
-  void Start() { WaitForRequest(); }
-
-  // Handover: between requests, or before a request's header is complete
-  // (every byte of it is still raw in buffer_, see ReadRequest).
-  bool HandOverable() const {
-    return state_ == State::kIdle || (state_ == State::kReading && header_pending_);
-  }
-  // Gives up the connection without closing it: its fd and unread bytes.
-  HandedConnection Release() {
-    HandedConnection c;
-    c.unread = boost::beast::buffers_to_string(buffer_.data());
-    state_ = State::kClosed;  // the cancelled handlers see this and return
-    error_code ec;
-    timer_.cancel();
-    c.fd = socket_.release(ec);
-    if (ec) c.fd = -1;
-    server_.Forget(id_);
-    return c;
-  }
-  // Handed over to us: what the previous generation read but did not process.
-  void Prefill(const std::string& bytes) {
-    auto b = buffer_.prepare(bytes.size());
-    asio::buffer_copy(b, asio::buffer(bytes));
-    buffer_.commit(bytes.size());
-  }
-
-  // Drain, idle deadline: close unless a request has begun to arrive.
-  void CloseIfIdle() {
-    if (state_ == State::kIdle && !RequestBytesWaiting()) CloseNow();
-  }
-  // Drain, hard deadline.
-  void CloseUnlessProcessing() {
-    if (state_ != State::kProcessing && state_ != State::kLingering) CloseNow();
-  }
-
-  void CloseNow() {
-    if (state_ == State::kClosed) return;
-    state_ = State::kClosed;
-    error_code ignored;
-    timer_.cancel();
-    socket_.close(ignored);
-    server_.Forget(id_);  // may drop the map's reference; callers hold their own
-    server_.CheckDrained();
-  }
-
- private:
-  bool RequestBytesWaiting() {
-    error_code ec;
-    return buffer_.size() > 0 || socket_.available(ec) > 0;
-  }
-
-  void WaitForRequest() {
-    if (server_.idle_expired_ && !RequestBytesWaiting()) {
-      CloseNow();
-      return;
-    }
-    if (buffer_.size() > 0) {  // a pipelined request is already here
-      ReadRequest();
-      return;
-    }
-    state_ = State::kIdle;
-    socket_.async_wait(Protocol::socket::wait_read, [self = shared_from_this()](error_code ec) {
-      if (self->state_ != State::kIdle) return;
-      if (ec) {
-        self->CloseNow();
-        return;
-      }
-      self->ReadRequest();
-    });
-  }
-
-  void ReadRequest() {
-    state_ = State::kReading;
-    // Until a request's header is complete its bytes stay raw in buffer_
-    // (Beast's parser would consume the request line early), so the
-    // connection can still be handed over with everything unprocessed.
-    header_pending_ = !HeaderBuffered();
-    if (header_pending_) {
-      ReadMoreHeader();
-      return;
-    }
-    parser_.emplace();
-    parser_->body_limit(server_.opts_.body_limit);
-    http::async_read_header(socket_, buffer_, *parser_, [self = shared_from_this()](error_code ec, size_t) {
-      if (self->state_ != State::kReading) return;
-      if (ec || !IsExpectContinue(self->parser_->get())) {
-        self->ReadBody(ec);
-        return;
-      }
-      // curl and others wait for this before sending a larger body.
-      static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-      asio::async_write(self->socket_, asio::buffer(kContinue),
-                        [self](error_code write_ec, size_t) { self->ReadBody(write_ec); });
-    });
-  }
-
-  bool HeaderBuffered() const {
-    const auto d = buffer_.data();
-    const std::string_view v(static_cast<const char*>(d.data()), d.size());
-    // Past the parser's header limit the parser reports the error.
-    return v.find("\r\n\r\n") != std::string_view::npos || v.size() >= kMaxHeaderBytes;
-  }
-
-  // Readiness, then a non-blocking recv committed at once: a read that
-  // completed but whose handler had not run yet would lose its bytes if
-  // the connection were released for a handover meanwhile.
-  void ReadMoreHeader() {
-    socket_.async_wait(Protocol::socket::wait_read, [self = shared_from_this()](error_code ec) {
-      if (self->state_ != State::kReading) return;
-      if (ec) {
-        self->CloseNow();
-        return;
-      }
-      auto space = self->buffer_.prepare(4096);
-      const ssize_t n = ::recv(self->socket_.native_handle(), space.data(), space.size(), MSG_DONTWAIT);
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-        self->ReadMoreHeader();
-        return;
-      }
-      if (n <= 0) {  // the client went away, between requests or in the middle of one
-        self->CloseNow();
-        return;
-      }
-      self->buffer_.commit(static_cast<size_t>(n));
-      self->ReadRequest();
-    });
-  }
-
-  static bool IsExpectContinue(const Request& req) {
-    auto it = req.find(http::field::expect);
-    return it != req.end() && boost::beast::iequals(it->value(), "100-continue");
-  }
-
-  void ReadBody(error_code ec) {
-    if (state_ != State::kReading) return;
-    if (ec || parser_->is_done()) {
-      OnRequest(ec);
-      return;
-    }
-    http::async_read(socket_, buffer_, *parser_, [self = shared_from_this()](error_code read_ec, size_t) {
-      self->OnRequest(read_ec);
-    });
-  }
-
-  void OnRequest(error_code ec) {
-    if (state_ != State::kReading) return;
-    if (ec) {
-      const bool malformed = ec.category() == http::make_error_code(http::error::bad_target).category() &&
-                             ec != http::error::end_of_stream && ec != http::error::partial_message;
-      if (!malformed) {  // the client went away (cleanly between requests, or mid-request)
-        CloseNow();
-        return;
-      }
-      // Answer a malformed request, then close: the next one cannot be found.
-      state_ = State::kProcessing;
-      keep_alive_ = false;
-      version_ = 11;
-      Response res{ec == http::error::body_limit ? http::status::payload_too_large : http::status::bad_request, 11};
-      res.body() = ec.message() + "\n";
-      OnResponse(std::move(res));
-      return;
-    }
-    state_ = State::kProcessing;
-    Request req = parser_->release();
-    keep_alive_ = req.keep_alive();
-    version_ = req.version();
-    std::weak_ptr<HttpSession> weak = shared_from_this();
-    server_.handler_(std::move(req), [weak](Response res) {
-      if (auto self = weak.lock()) self->OnResponse(std::move(res));
-    });
-  }
-
-  void OnResponse(Response res) {
-    if (state_ != State::kProcessing) return;  // closed meanwhile
-    // Decided now, not when the request arrived: a drain that started while
-    // the handler ran still turns this into the connection's last response.
-    close_after_ = !keep_alive_ || (server_.draining_ && !server_.handover_);
-    res.version(version_);
-    res.keep_alive(!close_after_);
-    res.prepare_payload();
-    res_.emplace(std::move(res));
-    state_ = State::kWriting;
-    if (server_.past_deadline_) {
-      timer_.expires_after(server_.opts_.write_guard);
-      timer_.async_wait([self = shared_from_this()](error_code ec) {
-        if (!ec && self->state_ == State::kWriting) self->CloseNow();
-      });
-    }
-    http::async_write(socket_, *res_, [self = shared_from_this()](error_code ec, size_t) { self->OnWritten(ec); });
-  }
-
-  void OnWritten(error_code ec) {
-    if (state_ != State::kWriting) return;
-    timer_.cancel();
-    res_.reset();
-    if (ec) {
-      CloseNow();
-      return;
-    }
-    ++server_.responses_;
-    if (close_after_) {
-      Linger();
-    } else {
-      WaitForRequest();
-    }
-    server_.CheckDrained();
-  }
-
-  // Lingering close: FIN first, then read and drop whatever the client still
-  // sends until it closes too. Closing with unread input would send a reset,
-  // and a reset can make the client discard the response it has not read yet.
-  void Linger() {
-    state_ = State::kLingering;
-    error_code ignored;
-    socket_.shutdown(Protocol::socket::shutdown_send, ignored);
-    timer_.expires_after(server_.opts_.linger);
-    timer_.async_wait([self = shared_from_this()](error_code ec) {
-      if (!ec) self->CloseNow();
-    });
-    Discard();
-  }
-
-  void Discard() {
-    socket_.async_read_some(asio::buffer(discard_), [self = shared_from_this()](error_code ec, size_t) {
-      if (self->state_ != State::kLingering) return;
-      if (ec) {
-        self->CloseNow();
-      } else {
-        self->Discard();
-      }
-    });
-  }
-
-  HttpServer& server_;
-  const uint64_t id_;
-  Protocol::socket socket_;
-  asio::steady_timer timer_;
-  boost::beast::flat_buffer buffer_;
-  std::optional<http::request_parser<http::string_body>> parser_;
-  std::optional<Response> res_;
-  std::array<char, 1024> discard_{};
-  State state_ = State::kIdle;
-  bool keep_alive_ = true;
-  bool close_after_ = false;
-  bool header_pending_ = false;  // reading: the header is not complete yet
-  unsigned version_ = 11;
-};
 
 HttpServer::HttpServer(asio::io_context& io, Handler handler, baton::LogSink& log, HttpOptions options)
     : handler_(std::move(handler)),
@@ -375,6 +104,11 @@ void HttpServer::StartDrain(std::chrono::milliseconds deadline, std::chrono::mil
   log_.Emit(kvd::MakeEvent(baton::Level::kInfo, "kvd.http.drain", "draining {} sessions, deadline {} ms",
                              sessions_.size(), deadline.count())
                 .With("sessions", uint64_t{sessions_.size()}));
+  if (!handover_) {  // streams end now (with handover they move between two chunks)
+    std::vector<std::shared_ptr<HttpSession>> all;
+    for (auto& [id, s] : sessions_) all.push_back(s);
+    for (auto& s : all) s->OnDrain();
+  }
   CheckDrained();
 }
 
@@ -391,23 +125,29 @@ void HttpServer::FinishHandover() {
   for (auto& [id, s] : sessions_) all.push_back(s);
   std::vector<HandedConnection> out;
   uint64_t unread = 0;
+  uint64_t streams = 0;
   for (auto& s : all) {
     if (!s->HandOverable()) continue;
     HandedConnection c = s->Release();
     unread += c.unread.size();
-    if (c.fd >= 0) out.push_back(std::move(c));
+    if (c.fd < 0) continue;
+    if (c.stream) ++streams;
+    out.push_back(std::move(c));
   }
   handover_ = false;
   auto done = std::move(handover_done_);
   handover_done_ = nullptr;
   log_.Emit(kvd::MakeEvent(baton::Level::kInfo, "kvd.http.handover",
-                           "{} connections released for handover, {} bytes read but not processed", out.size(), unread)
+                           "{} connections released for handover ({} streams between two chunks), {} bytes read "
+                           "but not processed",
+                           out.size(), streams, unread)
                 .With("connections", uint64_t{out.size()})
+                .With("streams", streams)
                 .With("unread_bytes", unread));
   done(std::move(out));
 }
 
-baton::Status HttpServer::Adopt(int fd, const std::string& unread) {
+baton::Result<std::shared_ptr<HttpSession>> HttpServer::AdoptSession(int fd) {
   sockaddr_storage addr{};
   socklen_t len = sizeof addr;
   if (::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
@@ -424,9 +164,22 @@ baton::Status HttpServer::Adopt(int fd, const std::string& unread) {
   }
   const uint64_t id = next_id_++;
   auto session = std::make_shared<HttpSession>(*this, id, std::move(socket));
-  session->Prefill(unread);
   sessions_.emplace(id, session);
-  session->Start();
+  return session;
+}
+
+baton::Status HttpServer::Adopt(int fd, const std::string& unread) {
+  auto session = AdoptSession(fd);
+  if (!session) return session.error();
+  (*session)->Prefill(unread);
+  (*session)->Start();
+  return {};
+}
+
+baton::Status HttpServer::AdoptStream(int fd, std::shared_ptr<ChunkSource> source) {
+  auto session = AdoptSession(fd);
+  if (!session) return session.error();
+  (*session)->ContinueStream(std::move(source));
   return {};
 }
 

@@ -25,11 +25,17 @@
 //     still get their response, written under a short guard timer.
 //  `done` runs once no session is reading, processing or writing.
 //
+// Streaming responses (ChunkSource, e.g. kvd's /watch) end at the start of
+// a drain: what the source has ready, then the terminating chunk, then a
+// lingering close.
+//
 // DrainForHandover (docs/integrate.md): the same, except that responses keep
-// their connections open and idle ones are not closed; once no session is
-// past a request's header, processing or writing, every open connection is
-// released (its fd, not closed, and the bytes read but not parsed) for the
-// next generation, which serves it with Adopt.
+// their connections open and idle ones are not closed, and streams go on;
+// once no session is past a request's header, processing or writing (a
+// stream: between two chunks, no write in flight), every open connection is
+// released (its fd, not closed, and the bytes read but not parsed, or the
+// stream's HandoverState) for the next generation, which serves it with
+// Adopt (AdoptStream).
 //
 // Threading: everything runs on the io_context's single thread; every public
 // method must be called there. The handler's Respond may be called later, also
@@ -41,6 +47,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -60,7 +67,47 @@ namespace kvd {
 
 using Request = boost::beast::http::request<boost::beast::http::string_body>;
 using Response = boost::beast::http::response<boost::beast::http::string_body>;
-using Respond = std::function<void(Response)>;
+
+// The body of a streaming response (HTTP/1.1, Transfer-Encoding: chunked),
+// produced as it goes (kvd: GET /watch). The session asks for the next
+// chunk only when no write of the stream is in flight (one outstanding
+// write per stream), so the source's position is exactly what was written
+// whenever the session is between writes: that is when it can be handed
+// over (HandoverState). io thread only.
+class ChunkSource {
+ public:
+  virtual ~ChunkSource() = default;
+  // Appends the next chunk's payload to `out` (nothing appended: nothing
+  // ready yet) and advances past it. true: the stream ends with it (the
+  // session then sends the terminating chunk and closes).
+  virtual bool Next(std::string& out) = 0;
+  // Runs `wake` once, when Next may have something; replaces a previous
+  // wait. `wake` may run inside another call to the source's owner: it
+  // only posts.
+  virtual void Wait(std::function<void()> wake) = 0;
+  virtual void CancelWait() = 0;
+  // Where the stream stands, for the next generation to continue it.
+  virtual std::string HandoverState() const = 0;
+};
+
+// How a handler answers a request, exactly once: with a whole response, or
+// with the head (status and fields, no body) of a streaming one.
+class Respond {
+ public:
+  using Whole = std::function<void(Response)>;
+  using Streaming = std::function<void(Response, std::shared_ptr<ChunkSource>)>;
+  explicit Respond(Whole whole, Streaming streaming = nullptr)
+      : whole_(std::move(whole)), streaming_(std::move(streaming)) {}
+  void operator()(Response res) const { whole_(std::move(res)); }
+  // Only for an HTTP/1.1 request (chunked encoding).
+  void Stream(Response head, std::shared_ptr<ChunkSource> source) const {
+    if (streaming_) streaming_(std::move(head), std::move(source));
+  }
+
+ private:
+  Whole whole_;
+  Streaming streaming_;
+};
 using Handler = std::function<void(Request&&, Respond)>;
 
 struct HttpOptions {
@@ -73,10 +120,12 @@ struct HttpOptions {
 class HttpSession;
 
 // A connection for the next generation: the fd (owned by whoever took it)
-// and what was read from it but not processed yet.
+// and what was read from it but not processed yet; or, for a streaming
+// response released between two chunks, its source's HandoverState.
 struct HandedConnection {
   int fd = -1;
   std::string unread;
+  std::optional<std::string> stream;
 };
 
 class HttpServer {
@@ -100,6 +149,9 @@ class HttpServer {
   // Serves a handed-over connection (the fd is ours from here, closed on
   // error); `unread` is parsed before anything read from the socket.
   baton::Status Adopt(int fd, const std::string& unread);
+  // Continues a streaming response handed over between two chunks (its
+  // head and earlier chunks already sent): the next chunk comes from `source`.
+  baton::Status AdoptStream(int fd, std::shared_ptr<ChunkSource> source);
   // For stopping for good (SIGTERM, Retire): a drain with `grace` that closes
   // idle sessions at once (nobody would answer a retry on a new connection
   // anyway), then waits (at most `linger` more) for lingering sessions to
@@ -127,6 +179,8 @@ class HttpServer {
   void Forget(uint64_t id);
   void CheckStopped();
   void FinishHandover();
+  // The session of an adopted fd (closed on error), not started yet.
+  baton::Result<std::shared_ptr<HttpSession>> AdoptSession(int fd);
 
   Handler handler_;
   baton::LogSink& log_;

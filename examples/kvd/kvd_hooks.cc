@@ -91,9 +91,14 @@ Status KvdHooks::Drain(Deadline deadline_at) {
     });
     // Until the commit they stay ours (the library keeps them); a rollback
     // gives them back to Resume.
+    // A keep-alive connection as "http-N" with its unread bytes; a watch
+    // stream, released between two chunks, as "watch-N" with its position
+    // ("kvd-watch/1 next=REV", watch_stream.h).
     size_t n = 0;
     for (auto& c : conns) {
-      if (auto st = daemon_->HandOver(baton::HandoverKind::kConnection, fmt::format("http-{}", n++), c.fd, c.unread);
+      const bool watch = c.stream.has_value();
+      const std::string name = fmt::format("{}-{}", watch ? "watch" : "http", n++);
+      if (auto st = daemon_->HandOver(baton::HandoverKind::kConnection, name, c.fd, watch ? *c.stream : c.unread);
           !st) {
         log_.Emit(kvd::MakeEvent(baton::Level::kWarn, "kvd.handover_failed", "closing a connection instead: {}",
                                  st.error().message));
@@ -204,7 +209,19 @@ void KvdHooks::AdoptOnIo() {
       ::close(h.fd);
       continue;
     }
-    if (auto st = server_.Adopt(h.fd, h.metadata); !st) {
+    baton::Status st;
+    if (h.name.starts_with("watch-")) {
+      auto source = service_.ResumeWatch(h.metadata);
+      if (source) {
+        st = server_.AdoptStream(h.fd, std::move(*source));
+      } else {
+        ::close(h.fd);
+        st = source.error();
+      }
+    } else {
+      st = server_.Adopt(h.fd, h.metadata);
+    }
+    if (!st) {
       log_.Emit(kvd::MakeEvent(baton::Level::kWarn, "kvd.adopt_failed", "{}: {}", h.name, st.error().message));
       continue;
     }

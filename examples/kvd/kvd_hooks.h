@@ -50,8 +50,10 @@ class KvdHooks final : public baton::Hooks {
   baton::Status Warm() override;
   // Incumbent: stop accepting, answer in-flight requests; hand every
   // connection between requests (or before a request's header is complete)
-  // over to the successor with its unread bytes (without hand_over: answer
-  // with Connection: close and close idle ones by the deadline); returns
+  // over to the successor with its unread bytes, and every /watch stream
+  // between two chunks with its next revision (without hand_over: answer
+  // with Connection: close, end streams with the terminating chunk and
+  // close idle connections by the deadline); returns
   // once no request is in flight and every acked write is fsynced.
   baton::Status Drain(Deadline deadline) override;
   // Incumbent: fsync + close the WAL; reports revision and fingerprint.

@@ -44,6 +44,7 @@ struct Flags {
   int64_t group_commit_us = 0;
   uint64_t rotate_bytes = 64u << 20;
   uint64_t checkpoint_bytes = 1u << 20;
+  uint64_t watch_history_bytes = 64u << 20;
   int64_t drain_idle_ms = 1000;
   int64_t shutdown_grace_ms = 5000;
   bool fail_seal = false;
@@ -143,6 +144,10 @@ int main(int argc, char** argv) {
   app.add_option("--checkpoint-bytes", f.checkpoint_bytes,
                  "write a snapshot of the store once the WAL has grown by this many bytes (or by the last "
                  "snapshot's size, if larger) since the last one, and remove the WAL before it; 0: never")
+      ->capture_default_str();
+  app.add_option("--watch-history-bytes", f.watch_history_bytes,
+                 "keep about this many bytes of recent writes in memory for GET /watch (a watch from an older "
+                 "revision gets 410 Gone)")
       ->capture_default_str();
   app.add_option("--drain-idle-ms", f.drain_idle_ms, "drain: how long to wait for the next request on an idle keep-alive connection before closing it (0: until the drain deadline)");
   app.add_option("--shutdown-grace-ms", f.shutdown_grace_ms, "drain deadline on SIGTERM (standalone)");
@@ -258,6 +263,7 @@ int main(int argc, char** argv) {
                           .rotate_bytes = f.rotate_bytes,
                           .checkpoint_bytes = f.checkpoint_bytes,
                           .group_commit = std::chrono::microseconds(f.group_commit_us),
+                          .watch_history_bytes = f.watch_history_bytes,
                           .lease_epoch = daemon.lease() == nullptr
                                              ? std::function<uint64_t()>()
                                              : [lease = daemon.lease()] { return lease->epoch(); }});

@@ -4,8 +4,10 @@
 
 #include <fmt/format.h>
 
+#include "json.h"
 #include "log.h"
 #include "snapshot.h"
+#include "watch_stream.h"
 
 namespace kvd {
 
@@ -13,34 +15,18 @@ namespace http = boost::beast::http;
 using baton::Errc;
 using baton::Error;
 
-namespace {
-
-// A JSON string literal (quotes included) for /healthz.
-std::string JsonString(std::string_view s) {
-  std::string out = "\"";
-  for (const unsigned char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20) {
-      out += fmt::format("\\u{:04x}", c);
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out + "\"";
-}
-
-}  // namespace
-
 KvService::KvService(boost::asio::io_context& io, baton::LogSink& log, ServiceOptions options)
     : log_(log),
       opts_(std::move(options)),
+      history_(opts_.watch_history_bytes),
       committer_(io, store_, log, opts_.group_commit),
       checkpointer_(io, log, store_, committer_,
                     {.data_dir = opts_.data_dir, .min_bytes = opts_.checkpoint_bytes,
                      .rotate_bytes = opts_.rotate_bytes}) {
   if (opts_.lease_epoch) committer_.SetFence(opts_.lease_epoch);
+  committer_.SetApplied([this](uint64_t revision, std::string_view key, std::string_view value) {
+    history_.Append(revision, key, value);
+  });
 }
 
 Status KvService::LoadSnapshot() {
@@ -49,12 +35,14 @@ Status KvService::LoadSnapshot() {
   store_.Clear();
   pos_ = WalPosition{};
   checkpointer_.Loaded({}, 0);
+  history_.Reset(1);
   if (!snap->has_value()) return {};
   LoadedSnapshot& s = **snap;
   const size_t keys = s.map.size();
   store_.Restore(std::move(s.map), s.revision, s.history);
   pos_ = s.position;
   checkpointer_.Loaded(s.position, s.bytes);
+  history_.Reset(s.revision + 1);  // what came before the snapshot is compacted
   log_.Emit(kvd::MakeEvent(baton::Level::kInfo, "kvd.snapshot.loaded", "loaded {} keys at revision {} from {}", keys,
                            s.revision, s.path)
                 .With("revision", s.revision)
@@ -92,6 +80,7 @@ Result<ReplayResult> KvService::Replay(ReplayMode mode) {
       opts_.data_dir, pos_, mode,
       [this](const WalRecord& rec) -> Status {
         store_.Apply(rec.revision, rec.key, rec.value);
+        history_.Append(rec.revision, rec.key, rec.value);
         return {};
       },
       &log_);
@@ -136,6 +125,11 @@ void KvService::Handle(Request&& req, Respond respond) {
   const std::string_view path = target.substr(0, target.find('?'));
   if (path.starts_with("/kv/")) {
     HandleKv(std::move(req), std::string(path.substr(4)), std::move(respond));
+    return;
+  }
+  if (path == "/watch") {
+    const auto q = target.find('?');
+    HandleWatch(req, q == std::string_view::npos ? std::string_view() : target.substr(q + 1), std::move(respond));
     return;
   }
   if (req.method() != http::verb::get) {
@@ -207,6 +201,54 @@ void KvService::HandleKv(Request&& req, std::string key, Respond respond) {
                       }
                       respond(std::move(res));
                     });
+}
+
+void KvService::HandleWatch(const Request& req, std::string_view query, Respond respond) {
+  if (req.method() != http::verb::get) {
+    Response res = Text(req, 405, "method not allowed\n");
+    res.set(http::field::allow, "GET");
+    respond(std::move(res));
+    return;
+  }
+  if (req.version() < 11) {
+    respond(Text(req, 400, "watch needs HTTP/1.1 (chunked encoding)\n"));
+    return;
+  }
+  const uint64_t next = store_.revision() + 1;
+  uint64_t from = next;
+  // Parameters other than `from` are ignored.
+  while (!query.empty()) {
+    const auto amp = query.find('&');
+    const std::string_view param = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    if (!param.starts_with("from=")) continue;
+    auto rev = WatchStream::ParseRevision(param.substr(5));
+    if (!rev) {
+      respond(Text(req, 400, "from must be a revision (a decimal number >= 1)\n"));
+      return;
+    }
+    from = *rev;
+  }
+  if (from > next) {
+    respond(Text(req, 400, fmt::format("from={} is in the future: the next revision is {}\n", from, next)));
+    return;
+  }
+  if (from < history_.oldest()) {
+    Response res{http::status::gone, req.version()};
+    res.set(http::field::content_type, "application/json");
+    res.body() = history_.CompactedLine();
+    respond(std::move(res));
+    return;
+  }
+  Response head{http::status::ok, req.version()};
+  head.set(http::field::content_type, "application/x-ndjson");
+  respond.Stream(std::move(head), std::make_shared<WatchStream>(history_, from));
+}
+
+Result<std::shared_ptr<ChunkSource>> KvService::ResumeWatch(std::string_view state) {
+  auto next = WatchStream::ParseHandoverState(state);
+  if (!next) return Error(Errc::kInvalidArgument, fmt::format("not a watch's handover state: '{}'", state.substr(0, 64)));
+  return std::shared_ptr<ChunkSource>(std::make_shared<WatchStream>(history_, *next));
 }
 
 }  // namespace kvd

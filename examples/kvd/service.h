@@ -8,6 +8,26 @@
 //                   writable, lease_epoch (0: no lease or not the leader)
 //   GET /stats      200 JSON: revision, fingerprint, keys, WAL position, batches,
 //                   checkpoints written and the last snapshot's revision
+//   GET /watch?from=REV
+//                   REV: decimal >= 1; absent = the current revision + 1.
+//                   200, Content-Type: application/x-ndjson,
+//                   Transfer-Encoding: chunked; every chunk holds one or more
+//                   complete lines, one per committed (fsynced, acknowledged)
+//                   write with revision >= REV, in revision order, each
+//                   revision exactly once (revisions are consecutive):
+//                     {"rev":N,"key":"...","value":"..."}\n
+//                   (key and value JSON-string-escaped). 410 Gone with body
+//                   {"error":"compacted","oldest":N} when REV is older than
+//                   the history kept (WatchHistory); 400 for a bad REV or
+//                   one in the future (> current + 1), or HTTP/1.0. A stream
+//                   that cannot continue (it fell behind the history, or a
+//                   next generation lacks it) ends with the line
+//                   {"error":"compacted","oldest":N} and the terminating
+//                   chunk. A drain without handover ends a stream after a
+//                   complete line with the terminating chunk (the client
+//                   reconnects with from=last+1); with handover the
+//                   connection moves between two chunks and the next
+//                   generation continues the same response.
 //
 // Threading: io thread only, like the server it serves.
 #pragma once
@@ -15,6 +35,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 
 #include <boost/asio/io_context.hpp>
@@ -24,6 +45,7 @@
 #include "committer.h"
 #include "http_server.h"
 #include "store.h"
+#include "watch_history.h"
 #include "wal.h"
 
 namespace baton {
@@ -43,6 +65,7 @@ struct ServiceOptions {
   uint64_t checkpoint_bytes = 1u << 20;
   std::chrono::microseconds group_commit{0};  // extra wait for a batch to fill
   size_t max_key_bytes = 1024;
+  uint64_t watch_history_bytes = 64u << 20;  // WatchHistory's bound
   // With a leader lease: the epoch writes may happen under now (0 = refuse
   // writes with 503). Each WAL record is stamped with it. Unset: no lease.
   std::function<uint64_t()> lease_epoch{};
@@ -67,8 +90,12 @@ class KvService {
   void WhenIdle(std::function<void()> done) { committer_.WhenIdle(std::move(done)); }
 
   void Handle(Request&& req, Respond respond);
+  // A GET /watch stream handed over (its HandoverState as `state`), to be
+  // continued with HttpServer::AdoptStream.
+  Result<std::shared_ptr<ChunkSource>> ResumeWatch(std::string_view state);
 
   const Store& store() const { return store_; }
+  const WatchHistory& history() const { return history_; }
   const WalPosition& position() const { return pos_; }
   bool writable() const { return committer_.writable(); }
   void set_phase(std::string phase) { phase_ = std::move(phase); }
@@ -79,10 +106,12 @@ class KvService {
   Status LoadSnapshot();
   Result<ReplayResult> Replay(ReplayMode mode);
   void HandleKv(Request&& req, std::string key, Respond respond);
+  void HandleWatch(const Request& req, std::string_view query, Respond respond);
 
   baton::LogSink& log_;
   ServiceOptions opts_;
   Store store_;
+  WatchHistory history_;
   WalPosition pos_;
   Committer committer_;
   Checkpointer checkpointer_;
