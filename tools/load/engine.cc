@@ -2,17 +2,17 @@
 
 #include <algorithm>
 #include <boost/asio/as_tuple.hpp>
-#include <charconv>
-#include <optional>
-#include <set>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <charconv>
 #include <exception>
+#include <optional>
 #include <random>
+#include <set>
 #include <string>
 
 #include "base/clock.h"

@@ -73,8 +73,7 @@ int main(int argc, char** argv) {
                  "without any, reusing the same connection")
       ->capture_default_str();
   app.add_option("--burst", burst, "With --idle-fraction: how long a busy period lasts")->capture_default_str();
-  app.add_option("--idle", idle, "With --idle-fraction: how long a connection then stays idle")
-      ->capture_default_str();
+  app.add_option("--idle", idle, "With --idle-fraction: how long a connection then stays idle")->capture_default_str();
   app.add_option("--watches", opts.watches,
                  "Watch streams (GET /watch?from=REV) checked for continuity beside the load (JSON \"watch\")")
       ->capture_default_str();

@@ -199,8 +199,8 @@ asio::awaitable<void> WatchStreams::RunOn(Stream& s, typename Protocol::endpoint
     sock->socket().close(ignored);
     if (compacted) {
       ++s.counts.compacted;
-      log(Level::kWarn, "load.watch_compacted", fmt::format("from={} is compacted away; stream given up",
-                                                              s.checker.Next()));
+      log(Level::kWarn, "load.watch_compacted",
+          fmt::format("from={} is compacted away; stream given up", s.checker.Next()));
       break;
     }
     if (failed) {
@@ -263,8 +263,8 @@ asio::awaitable<Result<uint64_t>> ReadRevision(const Target& target, Duration ti
     auto [p, ec] = std::from_chars(begin, end, rev);
     if (ec == std::errc() && p != begin) co_return rev;
   }
-  co_return Error(Errc::kProtocolError, fmt::format("GET /healthz: status {}, no \"revision\" in '{}'", res.status,
-                                                    res.body.substr(0, 200)));
+  co_return Error(Errc::kProtocolError,
+                  fmt::format("GET /healthz: status {}, no \"revision\" in '{}'", res.status, res.body.substr(0, 200)));
 }
 
 }  // namespace baton::load

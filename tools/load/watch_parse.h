@@ -85,14 +85,14 @@ class WatchResponseParser {
 
 // A stream's counters (the `watch` object of the report sums them).
 struct WatchCounts {
-  uint64_t events = 0;        // event lines received
-  uint64_t gaps = 0;          // an event whose rev skipped ahead of last + 1
-  uint64_t duplicates = 0;    // an event whose rev is <= the last one
-  uint64_t resets = 0;        // the connection failed mid-stream (EOF or error without the terminating chunk)
-  uint64_t server_ends = 0;   // the server ended the stream with the terminating chunk
-  uint64_t compacted = 0;     // a 410 or a compacted line: the stream cannot continue
-  uint64_t reconnects = 0;    // connections opened after the stream's first
-  uint64_t errors = 0;        // failed connects, bad statuses, malformed HTTP or lines
+  uint64_t events = 0;               // event lines received
+  uint64_t gaps = 0;                 // an event whose rev skipped ahead of last + 1
+  uint64_t duplicates = 0;           // an event whose rev is <= the last one
+  uint64_t resets = 0;               // the connection failed mid-stream (EOF or error without the terminating chunk)
+  uint64_t server_ends = 0;          // the server ended the stream with the terminating chunk
+  uint64_t compacted = 0;            // a 410 or a compacted line: the stream cannot continue
+  uint64_t reconnects = 0;           // connections opened after the stream's first
+  uint64_t errors = 0;               // failed connects, bad statuses, malformed HTTP or lines
   uint64_t first_gap_rev = 0;        // the first offending revision, 0 = none
   uint64_t first_duplicate_rev = 0;  // likewise
 

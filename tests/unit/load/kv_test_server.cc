@@ -1,5 +1,6 @@
 #include "tests/unit/load/kv_test_server.h"
 
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <boost/asio/as_tuple.hpp>
@@ -9,8 +10,8 @@
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/write.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/basic_stream.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/read.hpp>
@@ -23,8 +24,6 @@
 #include <string_view>
 #include <utility>
 #include <vector>
-
-#include <fmt/format.h>
 
 namespace baton::load::test {
 namespace {
@@ -113,9 +112,8 @@ struct KvTestServer::Impl {
     for (;;) {
       for (; next <= writes.size(); ++next) {
         if (next == faults.watch_skip_rev) continue;
-        const std::string line =
-            fmt::format("{{\"rev\":{},\"key\":\"{}\",\"value\":\"{}\"}}\n", next, writes[next - 1],
-                        data[writes[next - 1]]);
+        const std::string line = fmt::format("{{\"rev\":{},\"key\":\"{}\",\"value\":\"{}\"}}\n", next, writes[next - 1],
+                                             data[writes[next - 1]]);
         // Two chunks per line: the client must join lines across chunks.
         const std::string_view l(line);
         const std::size_t half = l.size() / 2;

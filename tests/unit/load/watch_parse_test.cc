@@ -1,9 +1,8 @@
 // The watch stream parser and the continuity check: pure, bytes in any split.
 #include "tools/load/watch_parse.h"
 
-#include <gtest/gtest.h>
-
 #include <fmt/format.h>
+#include <gtest/gtest.h>
 
 #include <string>
 #include <vector>
@@ -101,8 +100,7 @@ TEST(WatchResponseParser, LineSplitAcrossChunks) {
 }
 
 TEST(WatchResponseParser, ChunkExtensionsAndTrailers) {
-  const std::string bytes =
-      std::string(kHead) + "a;foo=bar\r\n" + R"({"rev":9}
+  const std::string bytes = std::string(kHead) + "a;foo=bar\r\n" + R"({"rev":9}
 )" + "\r\n0\r\nX-Trailer: 1\r\n\r\n";
   WatchResponseParser p;
   std::vector<WatchLine> out;
@@ -163,10 +161,10 @@ TEST(WatchResponseParser, EofMidStreamIsNotAnEnd) {
 
 TEST(WatchResponseParser, MalformedHttpFails) {
   const std::string chunked200 = std::string(kHead);
-  for (const std::string& bad : {std::string("SMTP 220 hello\r\n\r\n"),
-                                 std::string("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc"),
-                                 chunked200 + "zz\r\n", chunked200 + "3\r\nabcXY",
-                                 chunked200 + "3\nabc\r\n", chunked200 + Chunk("x") + std::string(kLastChunk) + "more"}) {
+  for (const std::string& bad :
+       {std::string("SMTP 220 hello\r\n\r\n"), std::string("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc"),
+        chunked200 + "zz\r\n", chunked200 + "3\r\nabcXY", chunked200 + "3\nabc\r\n",
+        chunked200 + Chunk("x") + std::string(kLastChunk) + "more"}) {
     WatchResponseParser p;
     std::vector<WatchLine> out;
     auto st = p.Feed(bad, out);
