@@ -147,6 +147,8 @@ uint64_t PickSeed(uint64_t requested) {
 
 Result<LoadReport> RunLoad(const LoadOptions& opts, LogSink& log) {
   if (auto st = Validate(opts); !st) return st.error();
+  // Bounds the probe, the revision read and each watch stream's connect.
+  const Duration connect_timeout = std::min(opts.request_timeout, Duration(seconds(5)));
   const Clock& clock = RealClock();
   asio::io_context ioc;
   std::exception_ptr failure;
@@ -157,7 +159,7 @@ Result<LoadReport> RunLoad(const LoadOptions& opts, LogSink& log) {
   // Phase 0: is anybody there? A run against a dead target is a usage
   // problem (exit 3), not a measurement.
   boost::system::error_code probe_ec;
-  asio::co_spawn(ioc, Probe(opts.target, std::min(opts.request_timeout, Duration(seconds(5))), probe_ec), on_done);
+  asio::co_spawn(ioc, Probe(opts.target, connect_timeout, probe_ec), on_done);
   ioc.run();
   ioc.restart();
   if (failure) return Error(Errc::kInternal, "probe: " + DescribeException(failure));
@@ -170,9 +172,8 @@ Result<LoadReport> RunLoad(const LoadOptions& opts, LogSink& log) {
   uint64_t watch_from = opts.watch_from.value_or(0);
   if (opts.watches > 0 && !opts.watch_from) {
     Result<uint64_t> rev = Error(Errc::kInternal, "not read");
-    const Duration timeout = std::min(opts.request_timeout, Duration(seconds(5)));
     asio::co_spawn(
-        ioc, [&]() -> asio::awaitable<void> { rev = co_await ReadRevision(opts.target, timeout); }, on_done);
+        ioc, [&]() -> asio::awaitable<void> { rev = co_await ReadRevision(opts.target, connect_timeout); }, on_done);
     ioc.run();
     ioc.restart();
     if (failure) return Error(Errc::kInternal, "watch: " + DescribeException(failure));
@@ -205,8 +206,7 @@ Result<LoadReport> RunLoad(const LoadOptions& opts, LogSink& log) {
   // The watch streams run beside the load; once the last connection is
   // done they get --watch-wait to reach the last acknowledged revision,
   // then stop.
-  WatchStreams watches(ioc.get_executor(), opts.target, opts.watches, watch_from,
-                       std::min(opts.request_timeout, Duration(seconds(5))), log);
+  WatchStreams watches(ioc.get_executor(), opts.target, opts.watches, watch_from, connect_timeout, log);
   watches.Start(on_done);
   const bool check_watches = opts.watches > 0 && opts.watch_wait > Duration::zero();
   int active = opts.connections;
