@@ -33,19 +33,6 @@ constexpr int kGenerationFdSlack = 16;
 constexpr int kConnections = 256;
 constexpr int kWatches = 32;
 
-bool WaitUntilWriting(Cluster& c) {
-  for (int i = 0; i < 1500; ++i) {
-    boost::system::error_code ec;
-    auto health = boost::json::parse(HttpBody(HttpGet(c.port(), "/healthz")), ec);
-    if (!ec && health.is_object() && health.as_object().contains("revision") &&
-        health.at("revision").to_number<int64_t>() >= 100) {
-      return true;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return false;
-}
-
 TEST(WatchLoadTest, StreamsAndHalfIdleConnectionsSeeNothingOfManyUpgrades) {
   Cluster c({});
   ASSERT_TRUE(c.Start()) << c.SupervisorLog();

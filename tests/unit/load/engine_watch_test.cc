@@ -6,6 +6,7 @@
 #include <string>
 
 #include "base/log.h"
+#include "tests/unit/load/engine_test_util.h"
 #include "tests/unit/load/kv_test_server.h"
 #include "tools/harness/subprocess.h"
 #include "tools/load/engine.h"
@@ -16,22 +17,14 @@ namespace {
 using test::KvFaults;
 using test::KvTestServer;
 
+using test::Describe;
+
 LoadOptions Options(const std::string& url, int watches, Duration duration = milliseconds(800)) {
-  LoadOptions o;
-  auto target = ParseTarget(url);
-  EXPECT_TRUE(target) << url;
-  if (target) o.target = *target;
-  o.connections = 4;
-  o.duration = duration;
-  o.seed = 4321;
-  o.request_timeout = seconds(5);
-  o.verify_timeout = seconds(30);
+  LoadOptions o = test::EngineOptions(url, duration);
   o.watches = watches;
   o.watch_wait = seconds(20);
   return o;
 }
-
-std::string Describe(const LoadReport& r) { return FormatJson(r); }
 
 TEST(LoadWatch, StreamsSeeEveryAcknowledgedWriteOnce) {
   auto server = KvTestServer::Start();
