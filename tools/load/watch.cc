@@ -33,8 +33,10 @@ namespace {
 
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 // After a failed connect or a broken stream, before the next connect: a
-// target that is down is not hammered (each failure is counted).
+// target that is down, or has no /watch, is not hammered (each failure is
+// counted). Doubles per failure in a row; a stream answered 200 resets it.
 constexpr auto kBackoff = milliseconds(10);
+constexpr auto kMaxBackoff = milliseconds(500);
 constexpr uint64_t kMaxLogged = 10;
 // While waiting for the streams to catch up at the end.
 constexpr auto kPollInterval = milliseconds(10);
@@ -98,6 +100,7 @@ asio::awaitable<void> WatchStreams::RunOn(Stream& s, typename Protocol::endpoint
                   .With("last_rev", s.checker.Last()));
   };
   bool connected_before = false;
+  Duration delay = kBackoff;
   std::array<char, 16 * 1024> buf{};
   std::vector<WatchLine> lines;
   while (!stopping_) {
@@ -156,6 +159,7 @@ asio::awaitable<void> WatchStreams::RunOn(Stream& s, typename Protocol::endpoint
           failed = true;
           break;
         }
+        if (parser.status() == 200) delay = kBackoff;
         for (const WatchLine& l : lines) {
           if (l.kind == WatchLine::Kind::kCompacted) {
             compacted = true;
@@ -204,8 +208,9 @@ asio::awaitable<void> WatchStreams::RunOn(Stream& s, typename Protocol::endpoint
       break;
     }
     if (failed) {
-      backoff.expires_after(kBackoff);
+      backoff.expires_after(delay);
       co_await backoff.async_wait(kTuple);
+      delay = std::min<Duration>(2 * delay, kMaxBackoff);
     }
   }
   s.close = nullptr;
