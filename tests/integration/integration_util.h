@@ -61,6 +61,21 @@ inline std::string TestNameOf(std::string point) {
   return point;
 }
 
+// Waits up to 30 s until kvd's revision, which counts acknowledged
+// writes, reaches 100: the load is writing.
+inline bool WaitUntilWriting(Cluster& c) {
+  for (int i = 0; i < 1500; ++i) {
+    boost::system::error_code ec;
+    auto health = boost::json::parse(HttpBody(HttpGet(c.port(), "/healthz")), ec);
+    if (!ec && health.is_object() && health.as_object().contains("revision") &&
+        health.at("revision").to_number<int64_t>() >= 100) {
+      return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
 // Starts the cluster and a load of 8 connections (--close in `close_mode`)
 // and waits until it writes; the serving generation's pid (-1 and a
 // failure if it did not start).
@@ -72,16 +87,7 @@ inline pid_t StartLoaded(Cluster& c, bool close_mode = false) {
   const pid_t serving = c.IncumbentPid();
   EXPECT_GT(serving, 0);
   c.StartLoad(8, "600s", close_mode);
-  // The load is writing: kvd's revision counts acknowledged writes.
-  bool writing = false;
-  for (int i = 0; i < 1500 && !writing; ++i) {
-    boost::system::error_code ec;
-    auto health = boost::json::parse(HttpBody(HttpGet(c.port(), "/healthz")), ec);
-    writing = !ec && health.is_object() && health.as_object().contains("revision") &&
-              health.at("revision").to_number<int64_t>() >= 100;
-    if (!writing) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  EXPECT_TRUE(writing) << "the load does not write";
+  EXPECT_TRUE(WaitUntilWriting(c)) << "the load does not write";
   return serving;
 }
 

@@ -20,8 +20,10 @@ constexpr const char* kDescription =
     "baton-load: drive an HTTP key-value server (kvd) on a loopback address or unix socket,\n"
     "then read back every acknowledged PUT.\n\n"
     "Durations take a unit: 250us, 500ms, 10s, 2m, 1h.\n"
-    "Exit codes: 0 no errors and no lost writes; 1 errors, lost writes or writes that could not\n"
-    "be read back; 2 usage error; 3 target unreachable at start.";
+    "Exit codes: 0 no errors and no lost writes; 1 errors, lost writes, writes that could not\n"
+    "be read back, or a watch stream that was not continuous or did not reach the last\n"
+    "acknowledged revision; 2 usage error; 3 target unreachable at start (or, with --watches,\n"
+    "its revision unreadable).";
 
 int Usage(const std::string& msg) {
   fmt::print(stderr, "baton-load: {}\n", msg);
@@ -40,6 +42,10 @@ int main(int argc, char** argv) {
   bool json = false;
   bool verbose = false;
   double gaps_over_ms = -1;
+  std::string burst = "1s";
+  std::string idle = "3s";
+  std::string watch_wait = "10s";
+  uint64_t watch_from = 0;
 
   app.add_option("--target", target, "http://HOST:PORT (loopback only) or unix:/PATH")->required();
   app.add_option("-c,--connections", opts.connections, "Concurrent connections")->capture_default_str();
@@ -62,6 +68,21 @@ int main(int argc, char** argv) {
                  "Also report every gap between write acks longer than MS milliseconds, with its\n"
                  "CLOCK_MONOTONIC start (JSON \"gaps\"; at most 100000)")
       ->check(CLI::NonNegativeNumber);
+  app.add_option("--idle-fraction", opts.idle_fraction,
+                 "Fraction of the keep-alive connections that alternate --burst of requests with --idle\n"
+                 "without any, reusing the same connection")
+      ->capture_default_str();
+  app.add_option("--burst", burst, "With --idle-fraction: how long a busy period lasts")->capture_default_str();
+  app.add_option("--idle", idle, "With --idle-fraction: how long a connection then stays idle")->capture_default_str();
+  app.add_option("--watches", opts.watches,
+                 "Watch streams (GET /watch?from=REV) checked for continuity beside the load (JSON \"watch\")")
+      ->capture_default_str();
+  app.add_option("--watch-from", watch_from, "First revision the streams ask for (default: current + 1)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--watch-wait", watch_wait,
+                 "After the load: how long the streams may take to reach the last acknowledged revision\n"
+                 "(0 = do not check)")
+      ->capture_default_str();
   app.add_flag("-v,--verbose", verbose, "Log progress events (JSON lines on stderr)");
 
   try {
@@ -76,11 +97,20 @@ int main(int argc, char** argv) {
   opts.target = *parsed_target;
   for (auto [text, out, name] : {std::tuple{&duration, &opts.duration, "--duration"},
                                  std::tuple{&request_timeout, &opts.request_timeout, "--request-timeout"},
-                                 std::tuple{&verify_timeout, &opts.verify_timeout, "--verify-timeout"}}) {
+                                 std::tuple{&verify_timeout, &opts.verify_timeout, "--verify-timeout"},
+                                 std::tuple{&burst, &opts.burst, "--burst"}, std::tuple{&idle, &opts.idle, "--idle"}}) {
     auto d = baton::load::ParseDuration(*text);
     if (!d) return Usage(fmt::format("{}: {}", name, d.error().message));
     *out = *d;
   }
+  if (watch_wait == "0") {
+    opts.watch_wait = baton::Duration::zero();
+  } else {
+    auto d = baton::load::ParseDuration(watch_wait);
+    if (!d) return Usage(fmt::format("--watch-wait: {}", d.error().message));
+    opts.watch_wait = *d;
+  }
+  if (watch_from != 0) opts.watch_from = watch_from;
   if (gaps_over_ms >= 0) {
     opts.gaps_over =
         std::chrono::duration_cast<baton::Duration>(std::chrono::duration<double, std::milli>(gaps_over_ms));

@@ -124,6 +124,17 @@ Status Validate(const LoadOptions& o) {
   }
   if (o.verify_connections < 1) return Invalid("--verify-connections: must be >= 1");
   if (o.gaps_over && *o.gaps_over < Duration::zero()) return Invalid("--gaps-over: must be >= 0");
+  if (!(o.idle_fraction >= 0.0 && o.idle_fraction <= 1.0)) {
+    return Invalid(fmt::format("--idle-fraction {}: must be in [0, 1]", o.idle_fraction));
+  }
+  if (o.idle_fraction > 0) {
+    if (o.close_mode) return Invalid("--idle-fraction: only for keep-alive connections (not with --close)");
+    if (o.burst <= Duration::zero()) return Invalid("--burst: must be positive");
+    if (o.idle <= Duration::zero()) return Invalid("--idle: must be positive");
+  }
+  if (o.watches < 0 || o.watches > 10000) return Invalid(fmt::format("--watches {}: must be in 0..10000", o.watches));
+  if (o.watch_from && *o.watch_from == 0) return Invalid("--watch-from: revisions start at 1");
+  if (o.watch_wait < Duration::zero()) return Invalid("--watch-wait: must be >= 0");
   return {};
 }
 

@@ -52,6 +52,23 @@ struct LoadOptions {
   int verify_connections = 4;  // capped by `connections`
   // Log every write-ack gap longer than this (absolute start times); unset = off.
   std::optional<Duration> gaps_over;
+
+  // Half-idle connections: this fraction of the keep-alive connections
+  // (spread evenly over them) alternates `burst` of requests with `idle`
+  // without any, on the same connection; each starts at a random point of
+  // its first burst. 0 = every connection is busy all the time.
+  double idle_fraction = 0;
+  Duration burst = seconds(1);
+  Duration idle = seconds(3);
+
+  // Watch streams (`GET /watch?from=REV`): how many, and the first
+  // revision they ask for (unset: the target's current revision + 1, read
+  // from /healthz once at start).
+  int watches = 0;
+  std::optional<uint64_t> watch_from;
+  // At the end of the load, how long the streams may take to reach the last
+  // revision acknowledged to a writer; zero = do not check.
+  Duration watch_wait = seconds(10);
 };
 
 // Range checks; kInvalidArgument naming the offending option.

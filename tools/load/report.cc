@@ -40,6 +40,25 @@ std::string FormatHuman(const LoadReport& r) {
     fmt::format_to(std::back_inserter(out), "; connections closed by the server {}, reconnects {}", r.server_closed,
                    r.reconnects);
   }
+  if (r.idle_connections > 0) {
+    fmt::format_to(std::back_inserter(out), "; {} of them idle between bursts", r.idle_connections);
+  }
+  if (r.watch.streams > 0) {
+    const WatchReport& w = r.watch;
+    const WatchCounts& c = w.counts;
+    fmt::format_to(std::back_inserter(out),
+                   "; watch {} streams from rev {}: events {}, gaps {}, duplicates {}, resets {}, server ends {}, "
+                   "compacted {}, reconnects {}, errors {}, {}",
+                   w.streams, w.from, c.events, c.gaps, c.duplicates, c.resets, c.server_ends, c.compacted,
+                   c.reconnects, c.errors, w.Continuous() ? "continuous" : "NOT continuous");
+    if (c.first_gap_rev != 0) fmt::format_to(std::back_inserter(out), " (first gap at rev {})", c.first_gap_rev);
+    if (c.first_duplicate_rev != 0) {
+      fmt::format_to(std::back_inserter(out), " (first duplicate rev {})", c.first_duplicate_rev);
+    }
+    if (w.checked) {
+      fmt::format_to(std::back_inserter(out), ", {} behind the last acked rev {}", w.behind, w.last_acked_rev);
+    }
+  }
   return out;
 }
 
@@ -80,6 +99,19 @@ std::string FormatJson(const LoadReport& r) {
                      Finite(r.gaps[i].start_mono_ms), Finite(r.gaps[i].gap_ms));
     }
     out += "]";
+  }
+  if (r.idle_connections > 0) fmt::format_to(it, ",\"idle_connections\":{}", r.idle_connections);
+  if (r.watch.streams > 0) {
+    const WatchReport& w = r.watch;
+    const WatchCounts& c = w.counts;
+    fmt::format_to(it,
+                   ",\"watch\":{{\"streams\":{},\"from\":{},\"events\":{},\"gaps\":{},\"duplicates\":{},"
+                   "\"resets\":{},\"server_ends\":{},\"compacted\":{},\"reconnects\":{},\"errors\":{},"
+                   "\"first_gap_rev\":{},\"first_duplicate_rev\":{},\"last_acked_rev\":{},\"checked\":{},"
+                   "\"behind\":{},\"min_last_rev\":{},\"continuous\":{}}}",
+                   w.streams, w.from, c.events, c.gaps, c.duplicates, c.resets, c.server_ends, c.compacted,
+                   c.reconnects, c.errors, c.first_gap_rev, c.first_duplicate_rev, w.last_acked_rev,
+                   w.checked ? "true" : "false", w.behind, w.min_last_rev, w.Continuous() ? "true" : "false");
   }
   fmt::format_to(it, ",\"ok\":{}}}", r.Clean() ? "true" : "false");
   return out;

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "tools/load/stats.h"
+#include "tools/load/watch_parse.h"
 
 namespace baton::load {
 
@@ -20,6 +21,25 @@ struct GapReport {
 struct MonoGapReport {
   double start_mono_ms = 0;
   double gap_ms = 0;
+};
+
+// The watch streams (--watches), summed over the streams.
+struct WatchReport {
+  int streams = 0;
+  uint64_t from = 0;  // the revision every stream started at
+  WatchCounts counts;
+  // The highest revision a PUT was acknowledged with (kvd answers a PUT
+  // with its revision); 0 if unknown.
+  uint64_t last_acked_rev = 0;
+  // Whether the end-of-run check ran (--watch-wait > 0 and last_acked_rev
+  // known); then how many streams ended before last_acked_rev, and the
+  // lowest revision a stream reached (from - 1 if it got nothing).
+  bool checked = false;
+  uint64_t behind = 0;
+  uint64_t min_last_rev = 0;
+
+  bool Continuous() const { return counts.Continuous(); }
+  bool Ok() const { return streams == 0 || (Continuous() && behind == 0); }
 };
 
 struct LoadReport {
@@ -60,7 +80,12 @@ struct LoadReport {
   std::vector<MonoGapReport> gaps;
   uint64_t gaps_dropped = 0;
 
-  bool Clean() const { return errors.Total() == 0 && lost_writes == 0 && verify_errors == 0; }
+  int idle_connections = 0;  // --idle-fraction: connections that idle between bursts
+  WatchReport watch;         // streams == 0: no --watches
+
+  // A stream that is not continuous, or did not reach the last acked
+  // revision, fails the run like an error.
+  bool Clean() const { return errors.Total() == 0 && lost_writes == 0 && verify_errors == 0 && watch.Ok(); }
 };
 
 // One line, e.g. "requests 123 (writes 61, reads 62) in 10.0 s = 12 req/s; errors: ...".
@@ -70,7 +95,7 @@ std::string FormatJson(const LoadReport& r);
 
 // Process exit codes (documented in `baton-load --help`).
 inline constexpr int kExitOk = 0;
-inline constexpr int kExitFailures = 1;  // errors, lost writes or unverifiable writes
+inline constexpr int kExitFailures = 1;  // errors, lost writes, unverifiable writes or a broken watch stream
 inline constexpr int kExitUsage = 2;
 inline constexpr int kExitUnreachable = 3;  // could not connect at start
 

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 
 namespace baton::load {
 namespace {
@@ -80,6 +81,22 @@ TimePoint Pacer::Reserve(TimePoint now) {
   const TimePoint slot = next_;
   next_ += interval_;
   return slot;
+}
+
+bool IdlesBetweenBursts(uint32_t conn, int connections, double fraction) {
+  if (fraction <= 0 || connections <= 0) return false;
+  // Connection i idles iff the running count round(fraction * (i + 1))
+  // steps at i: evenly spread, and exactly round(fraction * n) in all.
+  const auto idle_before = [fraction](uint64_t n) { return std::llround(fraction * static_cast<double>(n)); };
+  return idle_before(uint64_t{conn} + 1) > idle_before(conn);
+}
+
+std::optional<TimePoint> BurstCycle::IdleUntil(TimePoint now) const {
+  if (now < start_) return std::nullopt;
+  const Duration period = burst_ + idle_;
+  const Duration into = (now - start_) % period;
+  if (into < burst_) return std::nullopt;
+  return now + (period - into);
 }
 
 }  // namespace baton::load

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -71,6 +72,27 @@ class Pacer {
   Duration interval_{};
   bool started_ = false;
   TimePoint next_{};
+};
+
+// --idle-fraction: whether connection `conn` of `connections` idles between
+// bursts. round(fraction * connections) of them do, spread evenly over the
+// indices (0.5: every other one).
+bool IdlesBetweenBursts(uint32_t conn, int connections, double fraction);
+
+// The burst/idle cycle of a half-idle connection: `burst` of requests, then
+// `idle` without any, repeated; the cycle starts `phase` into a burst
+// (phase < burst, so the connection is opened before its first idle).
+class BurstCycle {
+ public:
+  BurstCycle(TimePoint start, Duration burst, Duration idle, Duration phase)
+      : start_(start - phase), burst_(burst), idle_(idle) {}
+  // Inside an idle period: when it ends; inside a burst: nullopt.
+  std::optional<TimePoint> IdleUntil(TimePoint now) const;
+
+ private:
+  TimePoint start_;
+  Duration burst_;
+  Duration idle_;
 };
 
 }  // namespace baton::load

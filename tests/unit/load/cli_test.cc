@@ -41,6 +41,32 @@ TEST(BatonLoadCli, UsageErrorsExit2) {
   EXPECT_EQ(RunCli("--help").exit_code, 0);
   EXPECT_EQ(RunCli("--target http://127.0.0.1:1 --duration 1s --gaps-over -1").exit_code, 2);
   EXPECT_EQ(RunCli("--target http://127.0.0.1:1 --duration 1s --gaps-over x").exit_code, 2);
+  EXPECT_EQ(RunCli("--target http://127.0.0.1:1 --duration 1s --idle-fraction 1.5").exit_code, 2);
+  EXPECT_EQ(RunCli("--target http://127.0.0.1:1 --duration 1s --idle-fraction 0.5 --idle 3").exit_code, 2);
+  EXPECT_EQ(RunCli("--target http://127.0.0.1:1 --duration 1s --idle-fraction 0.5 --close").exit_code, 2);
+  EXPECT_EQ(RunCli("--target http://127.0.0.1:1 --duration 1s --watches -1").exit_code, 2);
+  EXPECT_EQ(RunCli("--target http://127.0.0.1:1 --duration 1s --watches 1 --watch-from 0").exit_code, 2);
+  EXPECT_EQ(RunCli("--target http://127.0.0.1:1 --duration 1s --watches 1 --watch-wait x").exit_code, 2);
+}
+
+TEST(BatonLoadCli, WatchesAndIdleConnectionsInJson) {
+  auto server = test::KvTestServer::Start();
+  ASSERT_TRUE(server);
+  const CliRun r = RunCli("--target " + server->Url() +
+                          " --connections 4 --duration 500ms --json --seed 7 --watches 2 --idle-fraction 0.5"
+                          " --burst 100ms --idle 200ms");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  boost::system::error_code ec;
+  auto v = boost::json::parse(r.out, ec);
+  ASSERT_FALSE(ec) << r.out;
+  EXPECT_EQ(v.at("idle_connections").as_int64(), 2);
+  const auto& w = v.at("watch").as_object();
+  EXPECT_EQ(w.at("streams").as_int64(), 2);
+  EXPECT_EQ(w.at("from").as_int64(), 1);
+  EXPECT_TRUE(w.at("continuous").as_bool());
+  EXPECT_TRUE(w.at("checked").as_bool());
+  EXPECT_EQ(w.at("behind").as_int64(), 0);
+  EXPECT_EQ(w.at("events").as_int64(), 2 * v.at("writes_acked").as_int64());
 }
 
 TEST(BatonLoadCli, TargetDownExits3) {

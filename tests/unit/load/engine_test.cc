@@ -7,6 +7,7 @@
 #include <string>
 
 #include "base/log.h"
+#include "tests/unit/load/engine_test_util.h"
 #include "tests/unit/load/kv_test_server.h"
 #include "tools/harness/subprocess.h"
 
@@ -16,26 +17,14 @@ namespace {
 using test::KvFaults;
 using test::KvTestServer;
 
-LoadOptions Options(const std::string& url, Duration duration = milliseconds(800)) {
-  LoadOptions o;
-  auto target = ParseTarget(url);
-  EXPECT_TRUE(target) << url;
-  if (target) o.target = *target;
-  o.connections = 4;
-  o.duration = duration;
-  o.seed = 1234;
-  o.request_timeout = seconds(5);
-  o.verify_timeout = seconds(30);
-  return o;
-}
-
-std::string Describe(const LoadReport& r) { return FormatJson(r); }
+using test::Describe;
+using test::EngineOptions;
 
 TEST(LoadEngine, CleanRunAgainstHealthyServer) {
   auto server = KvTestServer::Start();
   ASSERT_TRUE(server);
   RecordingSink log;
-  auto report = RunLoad(Options(server->Url()), log);
+  auto report = RunLoad(EngineOptions(server->Url()), log);
   ASSERT_TRUE(report) << report.error().message;
   EXPECT_EQ(report->errors.Total(), 0u) << Describe(*report);
   EXPECT_GT(report->writes_acked, 0u);
@@ -63,7 +52,7 @@ TEST(LoadEngine, CloseModeUsesOneConnectionPerRequest) {
   auto server = KvTestServer::Start();
   ASSERT_TRUE(server);
   NullSink log;
-  auto opts = Options(server->Url(), milliseconds(500));
+  auto opts = EngineOptions(server->Url(), milliseconds(500));
   opts.close_mode = true;
   auto report = RunLoad(opts, log);
   ASSERT_TRUE(report) << report.error().message;
@@ -81,7 +70,7 @@ TEST(LoadEngine, ServerConnectionCloseIsNotAnError) {
   auto server = KvTestServer::Start(faults);
   ASSERT_TRUE(server);
   NullSink log;
-  auto report = RunLoad(Options(server->Url()), log);
+  auto report = RunLoad(EngineOptions(server->Url()), log);
   ASSERT_TRUE(report) << report.error().message;
   EXPECT_GT(server->ClosesSent(), 0u);
   EXPECT_EQ(report->errors.Total(), 0u) << Describe(*report);
@@ -105,7 +94,7 @@ TEST(LoadEngine, IdleCloseWithoutHeaderIsNotAnError) {
   auto server = KvTestServer::Start(faults);
   ASSERT_TRUE(server);
   NullSink log;
-  auto opts = Options(server->Url(), milliseconds(1500));
+  auto opts = EngineOptions(server->Url(), milliseconds(1500));
   opts.connections = 2;
   opts.rate_limit = 13;
   auto report = RunLoad(opts, log);
@@ -126,7 +115,7 @@ TEST(LoadEngine, DroppedRequestCountsAsReset) {
   auto server = KvTestServer::Start(faults);
   ASSERT_TRUE(server);
   RecordingSink log;
-  auto report = RunLoad(Options(server->Url()), log);
+  auto report = RunLoad(EngineOptions(server->Url()), log);
   ASSERT_TRUE(report) << report.error().message;
   ASSERT_EQ(server->Dropped(), 1u);
   EXPECT_GE(report->errors.reset, 1u) << Describe(*report);
@@ -146,7 +135,7 @@ TEST(LoadEngine, ForgottenWriteIsLost) {
   auto server = KvTestServer::Start(faults);
   ASSERT_TRUE(server);
   RecordingSink log;
-  auto report = RunLoad(Options(server->Url()), log);
+  auto report = RunLoad(EngineOptions(server->Url()), log);
   ASSERT_TRUE(report) << report.error().message;
   ASSERT_EQ(server->Forgotten(), 1u);
   EXPECT_EQ(report->lost_writes, 1u) << Describe(*report);
@@ -163,7 +152,7 @@ TEST(LoadEngine, UnixSocketTarget) {
     auto server = KvTestServer::Start({}, path);
     ASSERT_TRUE(server);
     NullSink log;
-    auto report = RunLoad(Options(server->Url(), milliseconds(400)), log);
+    auto report = RunLoad(EngineOptions(server->Url(), milliseconds(400)), log);
     ASSERT_TRUE(report) << report.error().message;
     EXPECT_EQ(report->errors.Total(), 0u) << Describe(*report);
     EXPECT_GT(report->writes_acked, 0u);
@@ -179,7 +168,7 @@ TEST(LoadEngine, TargetDownIsUnavailable) {
     url = server->Url();
   }
   NullSink log;
-  auto report = RunLoad(Options(url, milliseconds(200)), log);
+  auto report = RunLoad(EngineOptions(url, milliseconds(200)), log);
   ASSERT_FALSE(report);
   EXPECT_TRUE(report.error().Is(Errc::kUnavailable)) << report.error().message;
 }

@@ -1,5 +1,6 @@
 #include "tests/unit/load/kv_test_server.h"
 
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <boost/asio/as_tuple.hpp>
@@ -8,7 +9,9 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/basic_stream.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/read.hpp>
@@ -17,7 +20,10 @@
 #include <chrono>
 #include <map>
 #include <optional>
+#include <set>
+#include <string_view>
 #include <utility>
+#include <vector>
 
 namespace baton::load::test {
 namespace {
@@ -37,6 +43,8 @@ struct KvTestServer::Impl {
   std::optional<asio::ip::tcp::acceptor> tcp_acceptor;
   std::optional<asio::local::stream_protocol::acceptor> unix_acceptor;
   std::map<std::string, std::string> data;  // server thread only
+  std::vector<std::string> writes;          // key of revision i + 1; server thread only
+  std::set<asio::steady_timer*> watchers;   // waiting for the next write; cancelled on each
 
   Impl(KvTestServer& o, KvFaults f, std::string path) : owner(o), faults(f), unix_path(std::move(path)) {}
 
@@ -54,7 +62,7 @@ struct KvTestServer::Impl {
     http::response<http::string_body> res{http::status::ok, req.version()};
     const std::string target(req.target());
     if (target == "/healthz") {
-      res.body() = "ok";
+      res.body() = fmt::format("{{\"status\":\"ok\",\"revision\":{}}}\n", writes.size());
     } else if (target.rfind("/kv/", 0) == 0) {
       const std::string key = target.substr(4);
       if (req.method() == http::verb::put) {
@@ -63,6 +71,9 @@ struct KvTestServer::Impl {
           ++owner.forgotten_;
         } else {
           data[key] = req.body();
+          writes.push_back(key);
+          res.body() = fmt::format("{}\n", writes.size());
+          for (auto* w : watchers) w->cancel();
         }
       } else if (req.method() == http::verb::get) {
         auto it = data.find(key);
@@ -78,6 +89,52 @@ struct KvTestServer::Impl {
       res.result(http::status::not_found);
     }
     return res;
+  }
+
+  // The rest of the connection is one watch response.
+  template <class Stream>
+  asio::awaitable<void> Watch(Stream& stream, uint64_t from) {
+    ++owner.watches_;
+    if (from < faults.watch_oldest) {
+      const std::string body = fmt::format("{{\"error\":\"compacted\",\"oldest\":{}}}", faults.watch_oldest);
+      const std::string gone = fmt::format(
+          "HTTP/1.1 410 Gone\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{}", body.size(), body);
+      auto [ec, n] = co_await asio::async_write(stream, asio::buffer(gone), kTuple);
+      (void)ec;
+      (void)n;
+      co_return;
+    }
+    std::string out = "HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n";
+    asio::steady_timer wake(stream.get_executor());
+    watchers.insert(&wake);
+    uint64_t next = from;
+    uint64_t sent = 0;
+    for (;;) {
+      for (; next <= writes.size(); ++next) {
+        if (next == faults.watch_skip_rev) continue;
+        const std::string line = fmt::format("{{\"rev\":{},\"key\":\"{}\",\"value\":\"{}\"}}\n", next, writes[next - 1],
+                                             data[writes[next - 1]]);
+        // Two chunks per line: the client must join lines across chunks.
+        const std::string_view l(line);
+        const std::size_t half = l.size() / 2;
+        out += fmt::format("{:x}\r\n{}\r\n{:x}\r\n{}\r\n", half, l.substr(0, half), l.size() - half, l.substr(half));
+        if (faults.watch_end_after != 0 && ++sent == faults.watch_end_after) {
+          out += "0\r\n\r\n";
+          break;
+        }
+      }
+      const bool ended = faults.watch_end_after != 0 && sent == faults.watch_end_after;
+      if (!out.empty()) {
+        auto [ec, n] = co_await asio::async_write(stream, asio::buffer(out), kTuple);
+        (void)n;
+        out.clear();
+        if (ec) break;
+      }
+      if (ended) break;
+      wake.expires_at(asio::steady_timer::time_point::max());
+      co_await wake.async_wait(kTuple);  // cancelled by the next write
+    }
+    watchers.erase(&wake);
   }
 
   template <class Protocol>
@@ -105,6 +162,11 @@ struct KvTestServer::Impl {
         co_return;  // the stream's destructor closes the socket, no response
       }
       const auto req = parser.release();
+      if (const std::string target(req.target()); target.starts_with("/watch?from=")) {
+        const uint64_t from = std::stoull(target.substr(12));
+        co_await Watch(stream, from);
+        co_return;
+      }
       auto res = Handle(req);
       const uint64_t nres = ++owner.responses_;
       const bool close_now = faults.close_every != 0 && nres % faults.close_every == 0;

@@ -1,5 +1,7 @@
 // A tiny in-process HTTP/1.1 KV server with injectable faults, for the
-// baton-load end-to-end tests. Runs its own io_context on its own thread;
+// baton-load end-to-end tests. Like kvd, every stored PUT gets the next
+// revision (answered as "REV\n"), /healthz reports the current one and
+// /watch streams them. Runs its own io_context on its own thread;
 // the accessors are thread-safe (atomics).
 #pragma once
 
@@ -22,6 +24,14 @@ struct KvFaults {
   uint64_t forget_put = 0;
   // Close keep-alive connections idle this long, without any header (0 = never).
   int idle_close_ms = 0;
+  // GET /watch?from=REV (kvd's stream of committed writes, one NDJSON line
+  // per revision, each line split over two chunks):
+  // end every stream with the terminating chunk after this many events (0 = never),
+  uint64_t watch_end_after = 0;
+  // never send this revision (a gap),
+  uint64_t watch_skip_rev = 0;
+  // answer 410 {"error":"compacted","oldest":N} to a from below this.
+  uint64_t watch_oldest = 0;
 };
 
 class KvTestServer {
@@ -38,6 +48,7 @@ class KvTestServer {
   uint64_t IdleCloses() const { return idle_closes_.load(); }
   uint64_t Dropped() const { return dropped_.load(); }
   uint64_t Forgotten() const { return forgotten_.load(); }
+  uint64_t Watches() const { return watches_.load(); }  // /watch requests answered
 
   struct Impl;
 
@@ -52,6 +63,7 @@ class KvTestServer {
   std::atomic<uint64_t> idle_closes_{0};
   std::atomic<uint64_t> dropped_{0};
   std::atomic<uint64_t> forgotten_{0};
+  std::atomic<uint64_t> watches_{0};
   std::unique_ptr<Impl> impl_;
   std::thread thread_;
   friend struct Impl;

@@ -105,5 +105,33 @@ TEST(LoadPacer, SpacesSlotsAndDoesNotCatchUp) {
   EXPECT_EQ(p.Reserve(late), late + milliseconds(10));
 }
 
+TEST(LoadIdleConnections, FractionIsSpreadEvenly) {
+  auto idle = [](int n, double f) {
+    std::vector<int> out;
+    for (int i = 0; i < n; ++i) {
+      if (IdlesBetweenBursts(static_cast<uint32_t>(i), n, f)) out.push_back(i);
+    }
+    return out;
+  };
+  EXPECT_EQ(idle(4, 0.5), (std::vector<int>{0, 2}));
+  EXPECT_EQ(idle(256, 0.5).size(), 128u);
+  EXPECT_EQ(idle(10, 0.25).size(), 3u);  // round(2.5)
+  EXPECT_TRUE(idle(8, 0).empty());
+  EXPECT_EQ(idle(3, 1.0).size(), 3u);
+}
+
+TEST(LoadIdleConnections, BurstCycle) {
+  const TimePoint t0{seconds(100)};
+  // Bursts of 100 ms, idles of 300 ms, starting 40 ms into the first burst.
+  BurstCycle c(t0, milliseconds(100), milliseconds(300), milliseconds(40));
+  EXPECT_FALSE(c.IdleUntil(t0));
+  EXPECT_FALSE(c.IdleUntil(t0 + milliseconds(59)));
+  EXPECT_EQ(c.IdleUntil(t0 + milliseconds(60)), t0 + milliseconds(360));
+  EXPECT_EQ(c.IdleUntil(t0 + milliseconds(359)), t0 + milliseconds(360));
+  EXPECT_FALSE(c.IdleUntil(t0 + milliseconds(360)));
+  EXPECT_FALSE(c.IdleUntil(t0 + milliseconds(459)));
+  EXPECT_EQ(c.IdleUntil(t0 + milliseconds(460)), t0 + milliseconds(760));
+}
+
 }  // namespace
 }  // namespace baton::load
