@@ -1,0 +1,158 @@
+// udp:// listeners with a daemon on the public C++ API (udp_echo_daemon):
+// the supervisor binds the datagram socket once, every generation answers
+// on it, and no datagram is refused or lost across upgrades and across a
+// self-upgrade of the supervisor.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "tests/crash/self_upgrade_util.h"
+#include "tests/integration/udp_util.h"
+#include "tools/harness/cluster.h"
+
+namespace baton::harness {
+namespace {
+
+Cluster::Options EchoOptions() {
+  Cluster::Options o;
+  o.binary = HelperPath("udp_echo_daemon");
+  // Port 0: the supervisor picks a free port and shows it.
+  o.supervise_args = {"--listen", "udp=udp://127.0.0.1:0"};
+  return o;
+}
+
+std::string Describe(const UdpPinger::Report& r) {
+  return "sent " + std::to_string(r.sent) + ", answered " + std::to_string(r.answered) + ", refused " +
+         std::to_string(r.refused) + ", lost " + std::to_string(r.lost) + ", other errors " +
+         std::to_string(r.other_errors) + ", generations " + std::to_string(r.pids.size()) +
+         (r.first_error.empty() ? "" : ", first error: " + r.first_error);
+}
+
+TEST(UdpTest, DatagramsAreAnsweredAcrossTenUpgradesNoneRefused) {
+  Cluster c(EchoOptions());
+  ASSERT_TRUE(c.Start()) << c.SupervisorLog();
+  const int port = StatusListenerPort(c, "udp", "udp");
+  ASSERT_GT(port, 0) << c.Status().out;
+  // The log names it as it names the tcp one, the port resolved.
+  EXPECT_NE(c.SupervisorLog().find("udp=udp://127.0.0.1:" + std::to_string(port)), std::string::npos)
+      << c.SupervisorLog();
+  const auto text = RunCommand({BinPath("baton"), "status", "--runtime-dir", c.dir() + "/run"}, std::chrono::seconds(20));
+  EXPECT_NE(text.out.find("udp=udp://127.0.0.1:" + std::to_string(port)), std::string::npos) << text.out;
+
+  UdpPinger pinger(port);
+  ASSERT_TRUE(pinger.connected());
+  pinger.Start();
+  pid_t pid = c.IncumbentPid();
+  ASSERT_TRUE(pinger.WaitForAnswerFrom(pid, std::chrono::seconds(20))) << Describe(pinger.Snapshot());
+  for (int i = 0; i < 10; ++i) {
+    auto r = c.Upgrade();
+    ASSERT_EQ(r.exit_code, 0) << "upgrade " << i << ": " << r.out << r.err << c.SupervisorLog();
+    const pid_t next = c.IncumbentPid();
+    ASSERT_GT(next, 0);
+    ASSERT_NE(next, pid) << "upgrade " << i;
+    pid = next;
+    // The new generation answers on the socket the supervisor kept.
+    ASSERT_TRUE(pinger.WaitForAnswerFrom(pid, std::chrono::seconds(20)))
+        << "upgrade " << i << ": " << Describe(pinger.Snapshot());
+  }
+  const auto report = pinger.Stop();
+  EXPECT_EQ(report.refused, 0u) << Describe(report);
+  EXPECT_EQ(report.lost, 0u) << Describe(report);
+  EXPECT_EQ(report.other_errors, 0u) << Describe(report);
+  EXPECT_EQ(report.answered, report.sent) << Describe(report);
+  EXPECT_EQ(report.pids.size(), 11u) << Describe(report);
+  EXPECT_GT(report.sent, 100u) << Describe(report);
+  // Still the one socket the supervisor bound.
+  EXPECT_EQ(UdpInodes(port).size(), 1u);
+}
+
+TEST(UdpTest, SelfUpgradeKeepsTheSameUdpSocketAnswering) {
+  Cluster c(EchoOptions());
+  ASSERT_TRUE(c.Start()) << c.SupervisorLog();
+  const int port = StatusListenerPort(c, "udp", "udp");
+  ASSERT_GT(port, 0) << c.Status().out;
+  const auto before = UdpInodes(port);
+  ASSERT_EQ(before.size(), 1u);
+  const unsigned long inode = *before.begin();
+  ASSERT_TRUE(HoldsSocket(c.supervisor_pid(), inode));
+
+  UdpPinger pinger(port);
+  ASSERT_TRUE(pinger.connected());
+  pinger.Start();
+  const pid_t gen = c.IncumbentPid();
+  ASSERT_TRUE(pinger.WaitForAnswerFrom(gen, std::chrono::seconds(20))) << Describe(pinger.Snapshot());
+  const uint64_t answered_before = pinger.Snapshot().answered;
+
+  auto r = SelfUpgrade(c);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err << c.SupervisorLog();
+  EXPECT_EQ(Count(c.SupervisorLog(), kSelfUpgraded), 1u);
+  // Same supervisor pid, same socket (inode), still bound to the port, and
+  // the generation, untouched, still answers on it.
+  ASSERT_TRUE(ProcessRunning(c.supervisor_pid()));
+  EXPECT_EQ(UdpInodes(port), before);
+  EXPECT_TRUE(HoldsSocket(c.supervisor_pid(), inode));
+  EXPECT_EQ(StatusListenerPort(c, "udp", "udp"), port);
+  EXPECT_EQ(c.IncumbentPid(), gen);
+  const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (pinger.Snapshot().answered < answered_before + 50 && std::chrono::steady_clock::now() < end) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  // And an upgrade after it hands the same socket to the next generation.
+  auto up = c.Upgrade();
+  ASSERT_EQ(up.exit_code, 0) << up.out << up.err << c.SupervisorLog();
+  const pid_t next = c.IncumbentPid();
+  ASSERT_NE(next, gen);
+  ASSERT_TRUE(pinger.WaitForAnswerFrom(next, std::chrono::seconds(20))) << Describe(pinger.Snapshot());
+  EXPECT_EQ(UdpInodes(port), before);
+
+  const auto report = pinger.Stop();
+  EXPECT_GE(report.answered, answered_before + 50) << Describe(report);
+  EXPECT_EQ(report.refused, 0u) << Describe(report);
+  EXPECT_EQ(report.lost, 0u) << Describe(report);
+  EXPECT_EQ(report.other_errors, 0u) << Describe(report);
+  EXPECT_EQ(report.answered, report.sent) << Describe(report);
+}
+
+// A supervisor killed and restarted re-attaches to the generation that
+// served on; the new supervisor takes the very UDP socket over from it
+// (checked as a bound datagram socket on the configured port).
+TEST(UdpTest, ReattachTakesTheSameUdpSocketOver) {
+  const int port = FreeUdpPort();
+  ASSERT_GT(port, 0);
+  Cluster::Options o = EchoOptions();
+  o.supervise_args = {"--listen", "udp=udp://127.0.0.1:" + std::to_string(port)};
+  Cluster c(o);
+  ASSERT_TRUE(c.Start()) << c.SupervisorLog();
+  const auto before = UdpInodes(port);
+  ASSERT_EQ(before.size(), 1u);
+  UdpPinger pinger(port);
+  ASSERT_TRUE(pinger.connected());
+  pinger.Start();
+  const pid_t gen = c.IncumbentPid();
+  ASSERT_TRUE(pinger.WaitForAnswerFrom(gen, std::chrono::seconds(20))) << Describe(pinger.Snapshot());
+
+  c.KillSupervisor();
+  ASSERT_TRUE(c.WaitForReattachSocket(gen, std::chrono::seconds(30))) << c.SupervisorLog();
+  const size_t log_from = c.SupervisorLog().size();
+  ASSERT_TRUE(c.RestartSupervisor()) << c.SupervisorLog().substr(log_from);
+  const std::string log = c.SupervisorLog().substr(log_from);
+  EXPECT_NE(log.find("\"event\":\"supervisor.reattach\""), std::string::npos) << log;
+  EXPECT_NE(log.find("udp=udp://127.0.0.1:" + std::to_string(port)), std::string::npos) << log;
+  EXPECT_EQ(c.IncumbentPid(), gen);
+  EXPECT_EQ(UdpInodes(port), before);
+  EXPECT_TRUE(HoldsSocket(c.supervisor_pid(), *before.begin()));
+
+  auto up = c.Upgrade();
+  ASSERT_EQ(up.exit_code, 0) << up.out << up.err << c.SupervisorLog().substr(log_from);
+  const pid_t next = c.IncumbentPid();
+  ASSERT_NE(next, gen);
+  ASSERT_TRUE(pinger.WaitForAnswerFrom(next, std::chrono::seconds(20))) << Describe(pinger.Snapshot());
+  const auto report = pinger.Stop();
+  EXPECT_EQ(report.refused, 0u) << Describe(report);
+  EXPECT_EQ(report.lost, 0u) << Describe(report);
+  EXPECT_EQ(report.answered, report.sent) << Describe(report);
+  EXPECT_EQ(UdpInodes(port), before);
+}
+
+}  // namespace
+}  // namespace baton::harness
