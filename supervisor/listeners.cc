@@ -23,6 +23,10 @@ constexpr const char* kExpected = "expected NAME=tcp://HOST:PORT, NAME=udp://HOS
 
 // HOST:PORT after "tcp://" or "udp://" into spec.host and spec.port.
 Status ParseHostPort(const std::string& text, const std::string& scheme, const std::string& hp, ListenerSpec& spec) {
+  if (!hp.empty() && hp.front() == '[' && hp.find(']') == std::string::npos) {
+    return Error(Errc::kInvalidArgument,
+                 fmt::format("--listen '{}': bad host '{}' (an IPv6 address goes in brackets: [::1])", text, hp));
+  }
   const auto colon = hp.rfind(':');
   if (colon == std::string::npos || colon + 1 == hp.size() || hp.back() == ']') {
     return Error(Errc::kInvalidArgument, fmt::format("--listen '{}': expected {}://HOST:PORT (no port)", text, scheme));

@@ -75,7 +75,8 @@ TEST(ListenersTest, BadUdpSpecsNameTheProblem) {
       {"dns=udp://127.0.0.1:65536", "bad port"}, // out of range
       {"dns=udp://127.0.0.1:-1", "bad port"},
       {"dns=udp://127.0.0.1:53x", "bad port"},
-      {"dns=udp://[::1:53", "bad host"},         // unbalanced bracket
+      {"dns=udp://[::1:53", "bad host '[::1:53'"},  // unbalanced bracket
+      {"dns=udp://[::1", "bad host '[::1'"},
       {"dns=udp://[nope]:53", "bad host"},       // brackets around no IPv6 address
       {"dns=udp://ho st:53", "bad host"},        // junk in the host
       {"dns=udp://a/b:53", "bad host"},
