@@ -2,8 +2,12 @@
 // the supervisor binds the datagram socket once, every generation answers
 // on it, and no datagram is refused or lost across upgrades and across a
 // self-upgrade of the supervisor.
+#include <signal.h>
+#include <sys/stat.h>
+
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <string>
 
 #include "tests/crash/self_upgrade_util.h"
@@ -111,6 +115,56 @@ TEST(UdpTest, SelfUpgradeKeepsTheSameUdpSocketAnswering) {
   EXPECT_EQ(report.lost, 0u) << Describe(report);
   EXPECT_EQ(report.other_errors, 0u) << Describe(report);
   EXPECT_EQ(report.answered, report.sent) << Describe(report);
+}
+
+// The config file's [listeners] takes udp:// as --listen does: check-config
+// shows it, supervise binds it (port 0 resolved in status) and the daemon
+// answers on it.
+TEST(UdpTest, ConfigFileUdpListenerIsCheckedBoundAndServed) {
+  const TempDir tmp("udpcfg");
+  const std::string& dir = tmp.path();
+  ::mkdir((dir + "/data").c_str(), 0755);
+  const int http_port = FreePort();
+  const std::string cfg = dir + "/echo.toml";
+  std::ofstream(cfg) << "binary = \"" << HelperPath("udp_echo_daemon") << "\"\n"
+                     << "data_dir = \"" << dir << "/data\"\n"
+                     << "runtime_dir = \"" << dir << "/run\"\n"
+                     << "[listeners]\n"
+                     << "http = \"tcp://127.0.0.1:" << http_port << "\"\n"
+                     << "udp = \"udp://127.0.0.1:0\"\n";
+  auto check = RunCommand({BinPath("baton"), "check-config", cfg}, std::chrono::seconds(20));
+  EXPECT_EQ(check.exit_code, 0) << check.out << check.err;
+  EXPECT_NE(check.out.find("listener     udp = udp://127.0.0.1:0"), std::string::npos) << check.out;
+
+  const pid_t sup = SpawnBackground({BinPath("baton"), "supervise", "--config", cfg}, {}, dir + "/out", dir + "/err");
+  ASSERT_GT(sup, 0);
+  std::string listeners;
+  int port = 0;
+  const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (port == 0 && std::chrono::steady_clock::now() < end) {
+    auto st = RunCommand({BinPath("baton"), "status", "--runtime-dir", dir + "/run", "--json"}, std::chrono::seconds(5));
+    if (st.exit_code == 0 && st.json.is_object() && st.json.at("incumbent_pid").to_number<int64_t>() > 0) {
+      for (const auto& l : st.json.at("listeners").as_array()) {
+        const std::string text(l.as_string());
+        if (text.rfind("udp=udp://127.0.0.1:", 0) == 0) port = std::stoi(text.substr(20));
+      }
+    }
+    if (port == 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_GT(port, 0) << ReadAll(dir + "/err");
+  UdpPinger pinger(port);
+  ASSERT_TRUE(pinger.connected());
+  pinger.Start();
+  const auto answered_by = [&] { return pinger.Snapshot().answered; };
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (answered_by() < 20 && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  const auto report = pinger.Stop();
+  EXPECT_GE(report.answered, 20u) << Describe(report) << ReadAll(dir + "/err");
+  EXPECT_EQ(report.refused, 0u) << Describe(report);
+  ::kill(sup, SIGTERM);
+  EXPECT_GE(WaitFor(sup, std::chrono::seconds(30)), 0);
 }
 
 // A supervisor killed and restarted re-attaches to the generation that
