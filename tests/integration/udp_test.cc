@@ -25,13 +25,6 @@ Cluster::Options EchoOptions() {
   return o;
 }
 
-std::string Describe(const UdpPinger::Report& r) {
-  return "sent " + std::to_string(r.sent) + ", answered " + std::to_string(r.answered) + ", refused " +
-         std::to_string(r.refused) + ", lost " + std::to_string(r.lost) + ", other errors " +
-         std::to_string(r.other_errors) + ", generations " + std::to_string(r.pids.size()) +
-         (r.first_error.empty() ? "" : ", first error: " + r.first_error);
-}
-
 TEST(UdpTest, DatagramsAreAnsweredAcrossTenUpgradesNoneRefused) {
   Cluster c(EchoOptions());
   ASSERT_TRUE(c.Start()) << c.SupervisorLog();

@@ -168,6 +168,14 @@ class UdpPinger {
   std::map<uint64_t, Clock::time_point> outstanding_;  // guarded by mu_
 };
 
+// One line for a failed expectation.
+inline std::string Describe(const UdpPinger::Report& r) {
+  return "sent " + std::to_string(r.sent) + ", answered " + std::to_string(r.answered) + ", refused " +
+         std::to_string(r.refused) + ", lost " + std::to_string(r.lost) + ", other errors " +
+         std::to_string(r.other_errors) + ", generations " + std::to_string(r.pids.size()) +
+         (r.first_error.empty() ? "" : ", first error: " + r.first_error);
+}
+
 // A UDP port nobody had bound a moment ago (for a listener a restarted
 // supervisor must recognise: port 0 cannot be).
 inline int FreeUdpPort() {

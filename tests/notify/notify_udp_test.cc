@@ -10,13 +10,6 @@
 namespace baton::harness {
 namespace {
 
-std::string Describe(const UdpPinger::Report& r) {
-  return "sent " + std::to_string(r.sent) + ", answered " + std::to_string(r.answered) + ", refused " +
-         std::to_string(r.refused) + ", lost " + std::to_string(r.lost) + ", other errors " +
-         std::to_string(r.other_errors) + ", generations " + std::to_string(r.pids.size()) +
-         (r.first_error.empty() ? "" : ", first error: " + r.first_error);
-}
-
 void TenUpgradesUnderDatagrams(const std::string& strategy) {
   NotifyCluster nc("[notify]\nstrategy = \"" + strategy + "\"\nready_timeout = \"5s\"\n", {}, BinPath("sdkv"),
                    {"--listen", "dns=udp://127.0.0.1:0"});
