@@ -1,6 +1,7 @@
 #include "protocol/child_env.h"
 
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -66,8 +67,30 @@ Status CheckSocket(int fd, std::string_view what, bool want_listening) {
   if (!S_ISSOCK(st.st_mode)) {
     return Error(Errc::kFailedPrecondition, fmt::format("fd {} ({}) is not a socket", fd, what));
   }
-  if (SockOpt(fd, SO_TYPE) != SOCK_STREAM) {
-    return Error(Errc::kFailedPrecondition, fmt::format("fd {} ({}) is not a stream socket", fd, what));
+  const int type = SockOpt(fd, SO_TYPE);
+  if (want_listening && type == SOCK_DGRAM) {
+    // A udp:// listener: a datagram socket the supervisor bound to its
+    // port, never connected (nothing listens on a datagram socket).
+    const int domain = SockOpt(fd, SO_DOMAIN);
+    if (domain != AF_INET && domain != AF_INET6) {
+      return Error(Errc::kFailedPrecondition, fmt::format("fd {} ({}) is a datagram socket but not AF_INET or AF_INET6", fd, what));
+    }
+    sockaddr_storage ss{};
+    socklen_t len = sizeof(ss);
+    const bool bound = ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0 &&
+                       (ss.ss_family == AF_INET ? reinterpret_cast<sockaddr_in*>(&ss)->sin_port
+                                                : reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port) != 0;
+    if (!bound) return Error(Errc::kFailedPrecondition, fmt::format("fd {} ({}) is a datagram socket bound to no port", fd, what));
+    len = sizeof(ss);
+    if (::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
+      return Error(Errc::kFailedPrecondition, fmt::format("fd {} ({}) is a connected datagram socket", fd, what));
+    }
+    return {};
+  }
+  if (type != SOCK_STREAM) {
+    return Error(Errc::kFailedPrecondition,
+                 fmt::format("fd {} ({}) is not a stream socket{}", fd, what,
+                             want_listening ? " nor a bound datagram (udp) socket" : ""));
   }
   const bool listening = SockOpt(fd, SO_ACCEPTCONN) == 1;
   if (want_listening && !listening) {

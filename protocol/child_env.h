@@ -2,6 +2,8 @@
 // unmodified daemon calling sd_listen_fds() sees its listeners:
 //
 //   fd 3 .. 3+n-1      the listeners, in order      LISTEN_FDS=<n>
+//                      (listening stream sockets; a udp:// listener is a
+//                      bound, unconnected SOCK_DGRAM socket)
 //                                                   LISTEN_FDNAMES=a:b:...
 //                                                   LISTEN_PID=<child's own pid>
 //   fd 3+n             the child's end of its control socketpair

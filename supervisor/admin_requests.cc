@@ -87,6 +87,7 @@ void SupervisorImpl::FillStatus(v1::StatusReply* s) {
   }
   s->set_last_revert(last_revert_);
   s->set_takeover(takeover_);
+  for (const auto& a : Addresses()) s->add_listeners(a);
 }
 
 }  // namespace baton::supervisor

@@ -22,38 +22,12 @@ int PidfdOpen(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid
 int PidfdGetfd(int pidfd, int fd) { return static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd, fd, 0)); }
 int PidfdSendSignal(int pidfd, int sig) { return static_cast<int>(::syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0)); }
 
-// Whether `fd` is a listening socket bound where `spec` says.
+// Whether `fd` is the socket `spec` describes, bound where it says: a
+// listening stream socket, or for udp a bound datagram socket (an orphan's
+// other UDP sockets are on other ports, or connected).
 bool Matches(int fd, const ListenerSpec& spec) {
-  int listening = 0;
-  socklen_t len = sizeof(listening);
-  if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || !listening) return false;
-  sockaddr_storage ss{};
-  len = sizeof(ss);
-  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return false;
-  if (spec.kind == ListenerSpec::Kind::kUnix) {
-    if (ss.ss_family != AF_UNIX) return false;
-    const auto* un = reinterpret_cast<const sockaddr_un*>(&ss);
-    return spec.path == un->sun_path;
-  }
-  if (spec.port == 0) return false;  // an ephemeral port cannot be recognised
-  if (ss.ss_family == AF_INET) {
-    const auto* in = reinterpret_cast<const sockaddr_in*>(&ss);
-    if (ntohs(in->sin_port) != spec.port) return false;
-    in_addr want{};
-    if (spec.host.empty()) return in->sin_addr.s_addr == htonl(INADDR_ANY);
-    if (::inet_pton(AF_INET, spec.host.c_str(), &want) == 1) return want.s_addr == in->sin_addr.s_addr;
-    return true;  // a host name: the port decides
-  }
-  if (ss.ss_family == AF_INET6) {
-    const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&ss);
-    if (ntohs(in6->sin6_port) != spec.port) return false;
-    in6_addr want{};
-    std::string host = spec.host;
-    if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
-    if (::inet_pton(AF_INET6, host.c_str(), &want) == 1) return std::memcmp(&want, &in6->sin6_addr, sizeof(want)) == 0;
-    return true;
-  }
-  return false;
+  if (spec.kind != ListenerSpec::Kind::kUnix && spec.port == 0) return false;  // an ephemeral port cannot be recognised
+  return static_cast<bool>(CheckListenerSocket(fd, spec));
 }
 
 }  // namespace

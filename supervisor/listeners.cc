@@ -17,11 +17,112 @@
 
 namespace baton::supervisor {
 
+namespace {
+
+constexpr const char* kExpected = "expected NAME=tcp://HOST:PORT, NAME=udp://HOST:PORT or NAME=unix:PATH";
+
+// HOST:PORT after "tcp://" or "udp://" into spec.host and spec.port.
+Status ParseHostPort(const std::string& text, const std::string& scheme, const std::string& hp, ListenerSpec& spec) {
+  if (!hp.empty() && hp.front() == '[' && hp.find(']') == std::string::npos) {
+    return Error(Errc::kInvalidArgument,
+                 fmt::format("--listen '{}': bad host '{}' (an IPv6 address goes in brackets: [::1])", text, hp));
+  }
+  const auto colon = hp.rfind(':');
+  if (colon == std::string::npos || colon + 1 == hp.size() || hp.back() == ']') {
+    return Error(Errc::kInvalidArgument, fmt::format("--listen '{}': expected {}://HOST:PORT (no port)", text, scheme));
+  }
+  std::string host = hp.substr(0, colon);
+  if (host.empty()) {
+    return Error(Errc::kInvalidArgument, fmt::format("--listen '{}': expected {}://HOST:PORT (no host)", text, scheme));
+  }
+  const bool bracketed = host.front() == '[' || host.back() == ']';
+  if (bracketed) {
+    in6_addr a6{};
+    if (host.size() < 3 || host.front() != '[' || host.back() != ']' ||
+        ::inet_pton(AF_INET6, host.substr(1, host.size() - 2).c_str(), &a6) != 1) {
+      return Error(Errc::kInvalidArgument,
+                   fmt::format("--listen '{}': bad host '{}' (an IPv6 address goes in brackets: [::1])", text, host));
+    }
+    host = host.substr(1, host.size() - 2);
+  } else {
+    // A name or an IPv4 address (a bare IPv6 address is still taken).
+    for (char c : host) {
+      const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+                      c == '-' || c == '_' || c == ':';
+      if (!ok) return Error(Errc::kInvalidArgument, fmt::format("--listen '{}': bad host '{}'", text, host));
+    }
+  }
+  spec.host = host;
+  const std::string port = hp.substr(colon + 1);
+  auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), spec.port);
+  if (ec != std::errc() || ptr != port.data() + port.size() || spec.port < 0 || spec.port > 65535) {
+    return Error(Errc::kInvalidArgument, fmt::format("--listen '{}': bad port '{}'", text, port));
+  }
+  return {};
+}
+
+int SockOpt(int fd, int opt) {
+  int v = -1;
+  socklen_t len = sizeof(v);
+  if (::getsockopt(fd, SOL_SOCKET, opt, &v, &len) != 0) return -1;
+  return v;
+}
+
+// "tcp://127.0.0.1:8080", "udp://[::1]:53", "unix:/run/x.sock" for a bound
+// address; "" if it is none of these.
+std::string Describe(const sockaddr_storage& ss, ListenerSpec::Kind kind) {
+  const char* scheme = kind == ListenerSpec::Kind::kUdp ? "udp" : "tcp";
+  char host[INET6_ADDRSTRLEN] = "?";
+  if (ss.ss_family == AF_INET) {
+    const auto* in = reinterpret_cast<const sockaddr_in*>(&ss);
+    ::inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+    return fmt::format("{}://{}:{}", scheme, host, ntohs(in->sin_port));
+  }
+  if (ss.ss_family == AF_INET6) {
+    const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&ss);
+    ::inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+    return fmt::format("{}://[{}]:{}", scheme, host, ntohs(in6->sin6_port));
+  }
+  if (ss.ss_family == AF_UNIX) return fmt::format("unix:{}", reinterpret_cast<const sockaddr_un*>(&ss)->sun_path);
+  return "";
+}
+
+// Whether the inet address in `ss` is where `spec` says (port 0 = any port;
+// a host name: the port decides; an empty host: the wildcard address).
+bool SameInetAddress(const sockaddr_storage& ss, const ListenerSpec& spec) {
+  if (ss.ss_family == AF_INET) {
+    const auto* in = reinterpret_cast<const sockaddr_in*>(&ss);
+    if (spec.port != 0 && ntohs(in->sin_port) != spec.port) return false;
+    in_addr want{};
+    if (spec.host.empty()) return in->sin_addr.s_addr == htonl(INADDR_ANY);
+    if (::inet_pton(AF_INET, spec.host.c_str(), &want) == 1) return want.s_addr == in->sin_addr.s_addr;
+    return true;
+  }
+  if (ss.ss_family == AF_INET6) {
+    const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&ss);
+    if (spec.port != 0 && ntohs(in6->sin6_port) != spec.port) return false;
+    in6_addr want{};
+    if (::inet_pton(AF_INET6, spec.host.c_str(), &want) == 1) return std::memcmp(&want, &in6->sin6_addr, sizeof(want)) == 0;
+    return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+const char* KindName(ListenerSpec::Kind kind) {
+  switch (kind) {
+    case ListenerSpec::Kind::kTcp: return "tcp";
+    case ListenerSpec::Kind::kUdp: return "udp";
+    case ListenerSpec::Kind::kUnix: return "unix";
+  }
+  return "?";
+}
+
 Result<ListenerSpec> ParseListener(const std::string& text) {
   const auto eq = text.find('=');
   if (eq == std::string::npos || eq == 0) {
-    return Error(Errc::kInvalidArgument,
-                 fmt::format("--listen '{}': expected NAME=tcp://HOST:PORT or NAME=unix:PATH", text));
+    return Error(Errc::kInvalidArgument, fmt::format("--listen '{}': {}", text, kExpected));
   }
   ListenerSpec spec;
   spec.name = text.substr(0, eq);
@@ -29,22 +130,11 @@ Result<ListenerSpec> ParseListener(const std::string& text) {
     return Error(Errc::kInvalidArgument, fmt::format("--listen '{}': the name may not contain ':'", text));
   }
   const std::string addr = text.substr(eq + 1);
-  if (addr.rfind("tcp://", 0) == 0) {
-    const std::string hp = addr.substr(6);
-    const auto colon = hp.rfind(':');
-    if (colon == std::string::npos || colon == 0) {
-      return Error(Errc::kInvalidArgument, fmt::format("--listen '{}': expected tcp://HOST:PORT", text));
-    }
-    spec.kind = ListenerSpec::Kind::kTcp;
-    spec.host = hp.substr(0, colon);
-    if (spec.host.size() > 2 && spec.host.front() == '[' && spec.host.back() == ']') {
-      spec.host = spec.host.substr(1, spec.host.size() - 2);
-    }
-    const std::string port = hp.substr(colon + 1);
-    auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), spec.port);
-    if (ec != std::errc() || ptr != port.data() + port.size() || spec.port < 0 || spec.port > 65535) {
-      return Error(Errc::kInvalidArgument, fmt::format("--listen '{}': bad port '{}'", text, port));
-    }
+  for (auto [scheme, kind] : {std::pair{"tcp", ListenerSpec::Kind::kTcp}, std::pair{"udp", ListenerSpec::Kind::kUdp}}) {
+    const std::string prefix = std::string(scheme) + "://";
+    if (addr.rfind(prefix, 0) != 0) continue;
+    spec.kind = kind;
+    if (auto st = ParseHostPort(text, scheme, addr.substr(prefix.size()), spec); !st) return st.error();
     return spec;
   }
   if (addr.rfind("unix:", 0) == 0) {
@@ -56,17 +146,67 @@ Result<ListenerSpec> ParseListener(const std::string& text) {
     return spec;
   }
   return Error(Errc::kInvalidArgument,
-               fmt::format("--listen '{}': unknown scheme (use tcp://HOST:PORT or unix:PATH)", text));
+               fmt::format("--listen '{}': unknown scheme (use tcp://HOST:PORT, udp://HOST:PORT or unix:PATH)", text));
+}
+
+Status CheckListenerSocket(int fd, const ListenerSpec& spec) {
+  const std::string what = fmt::format("listener {} ({})", spec.name, KindName(spec.kind));
+  auto bad = [&](const std::string& why) { return Error(Errc::kFailedPrecondition, fmt::format("{}: fd {} {}", what, fd, why)); };
+  struct stat st {};
+  if (fd < 0 || ::fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) {
+    return bad(spec.kind == ListenerSpec::Kind::kUdp ? "is not a bound datagram socket (not an open socket at all)"
+                                                     : "is not a listening socket (not an open socket at all)");
+  }
+  const int type = SockOpt(fd, SO_TYPE);
+  const int domain = SockOpt(fd, SO_DOMAIN);
+  const bool listening = SockOpt(fd, SO_ACCEPTCONN) == 1;
+  const bool inet = domain == AF_INET || domain == AF_INET6;
+  sockaddr_storage ss{};
+  socklen_t len = sizeof(ss);
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return bad("has no local address");
+  switch (spec.kind) {
+    case ListenerSpec::Kind::kUdp: {
+      if (type != SOCK_DGRAM) return bad("is not a datagram (SOCK_DGRAM) socket");
+      if (!inet) return bad("is not an AF_INET or AF_INET6 socket");
+      sockaddr_storage peer{};
+      socklen_t plen = sizeof(peer);
+      if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &plen) == 0) return bad("is connected to a peer");
+      const int port = ss.ss_family == AF_INET ? ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port)
+                                               : ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
+      if (port == 0) return bad("is not bound to a port");
+      break;
+    }
+    case ListenerSpec::Kind::kTcp:
+      if (type != SOCK_STREAM) return bad(type == SOCK_DGRAM ? "is a datagram socket, not a stream socket" : "is not a stream socket");
+      if (!inet) return bad("is not an AF_INET or AF_INET6 socket");
+      if (!listening) return bad("is not a listening socket");
+      break;
+    case ListenerSpec::Kind::kUnix:
+      if (domain != AF_UNIX) return bad("is not an AF_UNIX socket");
+      if (!listening) return bad("is not a listening socket");
+      break;
+  }
+  if (spec.inherited_fd >= 0 || spec.require_inherited) return {};  // systemd's address, whatever it is
+  const bool same = spec.kind == ListenerSpec::Kind::kUnix
+                        ? ss.ss_family == AF_UNIX && spec.path == reinterpret_cast<const sockaddr_un*>(&ss)->sun_path
+                        : SameInetAddress(ss, spec);
+  if (!same) {
+    const std::string want = spec.kind == ListenerSpec::Kind::kUnix
+                                 ? "unix:" + spec.path
+                                 : fmt::format("{}://{}:{}", KindName(spec.kind),
+                                               spec.host.find(':') != std::string::npos ? "[" + spec.host + "]" : spec.host,
+                                               spec.port);
+    return bad(fmt::format("is bound to {}, not {}", Describe(ss, spec.kind), want));
+  }
+  return {};
 }
 
 Result<Listener> Listener::Bind(const ListenerSpec& spec, int backlog) {
   if (spec.inherited_fd >= 0) {
-    // Socket activation: systemd bound it; it must be a listening stream socket.
-    int listening = 0;
-    socklen_t len = sizeof(listening);
-    if (::getsockopt(spec.inherited_fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || listening == 0) {
-      return Error(Errc::kInvalidArgument,
-                   fmt::format("listener {}: inherited fd {} is not a listening socket", spec.name, spec.inherited_fd));
+    // Socket activation: systemd bound it; it must be a listening stream
+    // socket, or a bound datagram socket for udp.
+    if (auto st = CheckListenerSocket(spec.inherited_fd, spec); !st) {
+      return Error(Errc::kInvalidArgument, "inherited from systemd: " + st.error().message);
     }
     ::fcntl(spec.inherited_fd, F_SETFD, FD_CLOEXEC);
     return Listener(spec, spec.inherited_fd);
@@ -92,9 +232,10 @@ Result<Listener> Listener::Bind(const ListenerSpec& spec, int backlog) {
     }
     return Listener(spec, fd);
   }
+  const bool udp = spec.kind == ListenerSpec::Kind::kUdp;
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_socktype = udp ? SOCK_DGRAM : SOCK_STREAM;
   hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
   addrinfo* res = nullptr;
   const std::string port = std::to_string(spec.port);
@@ -108,9 +249,13 @@ Result<Listener> Listener::Bind(const ListenerSpec& spec, int backlog) {
       err = errno;
       continue;
     }
+    // TCP: SO_REUSEADDR lets a restarted supervisor bind while old
+    // connections linger in TIME_WAIT. UDP has no TIME_WAIT, and there
+    // SO_REUSEADDR would let a second socket bind the same port and take
+    // its datagrams: a busy port must stay an error.
     int one = 1;
-    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (::bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && ::listen(fd, backlog) == 0) {
+    if (!udp) ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (::bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && (udp || ::listen(fd, backlog) == 0)) {
       ::freeaddrinfo(res);
       return Listener(spec, fd);
     }
@@ -118,7 +263,7 @@ Result<Listener> Listener::Bind(const ListenerSpec& spec, int backlog) {
     ::close(fd);
   }
   ::freeaddrinfo(res);
-  return ErrnoError(fmt::format("listener {}: bind tcp://{}:{}", spec.name, spec.host, spec.port), err);
+  return ErrnoError(fmt::format("listener {}: bind {}://{}:{}", spec.name, KindName(spec.kind), spec.host, spec.port), err);
 }
 
 Listener::~Listener() {
@@ -129,19 +274,8 @@ std::string Listener::Address() const {
   if (spec_.kind == ListenerSpec::Kind::kUnix) return "unix:" + spec_.path;
   sockaddr_storage ss{};
   socklen_t len = sizeof(ss);
-  ::getsockname(fd_, reinterpret_cast<sockaddr*>(&ss), &len);
-  char host[INET6_ADDRSTRLEN] = "?";
-  int port = 0;
-  if (ss.ss_family == AF_INET) {
-    auto* in = reinterpret_cast<sockaddr_in*>(&ss);
-    ::inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
-    port = ntohs(in->sin_port);
-    return fmt::format("tcp://{}:{}", host, port);
-  }
-  auto* in6 = reinterpret_cast<sockaddr_in6*>(&ss);
-  ::inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
-  port = ntohs(in6->sin6_port);
-  return fmt::format("tcp://[{}]:{}", host, port);
+  if (::getsockname(fd_, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return fmt::format("{}://?", KindName(spec_.kind));
+  return Describe(ss, spec_.kind);
 }
 
 }  // namespace baton::supervisor

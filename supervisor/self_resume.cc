@@ -111,7 +111,9 @@ Status Validate(const selfstate::v1::SelfState& s, const SupervisorOptions& opts
     const selfstate::v1::ListenerFd* found = nullptr;
     for (const auto& l : s.listeners()) found = l.name() == spec.name ? &l : found;
     if (!found) return Error(Errc::kFailedPrecondition, fmt::format("listener {} was not handed over", spec.name));
-    if (auto st = CheckSocket(found->fd(), SOCK_STREAM, true, "listener " + spec.name); !st) return st;
+    // Of the configured kind (a udp listener a bound datagram socket) and
+    // bound where the configuration says.
+    if (auto st = CheckListenerSocket(found->fd(), spec); !st) return st;
   }
   if (auto st = CheckSocket(s.admin_fd(), SOCK_STREAM, true, "admin socket"); !st) return st;
   const std::string admin_path = opts.runtime_dir + "/baton.sock";

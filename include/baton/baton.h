@@ -138,9 +138,12 @@ BATON_EXPORT int baton_data_dir(const baton_daemon* daemon, const char** dir, ba
 
 /* The inherited listening socket called `name` (NOT_FOUND if none: e.g.
  * standalone, where the daemon binds its own). The fd is a listening
- * socket, O_CLOEXEC; it belongs to the library until baton_start returns
- * successfully, then to the caller. Listening fds must stay open across a
- * drain: the supervisor keeps its own copy for the successor. */
+ * stream socket (tcp://, unix:) or, for a udp:// listener, a bound,
+ * unconnected SOCK_DGRAM socket to recvfrom/sendto on (getsockopt SO_TYPE
+ * tells them apart); O_CLOEXEC; it belongs to the library until
+ * baton_start returns successfully, then to the caller. Listener fds must
+ * stay open across a drain: the supervisor keeps its own copy for the
+ * successor (datagrams wait in the socket meanwhile). */
 BATON_EXPORT int baton_listener(const baton_daemon* daemon, const char* name, int* fd, baton_error** err);
 /* All inherited listeners: *count of them, then each by index (0-based;
  * NOT_FOUND past the end). *name is valid until baton_destroy. */

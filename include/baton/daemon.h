@@ -43,7 +43,11 @@ enum class Role {
 
 struct InheritedSocket {
   std::string name{};
-  int fd = -1;  // a listening socket, O_CLOEXEC; the daemon owns it once Start() returns
+  // A listening stream socket (tcp://, unix:), or for a udp:// listener a
+  // bound, unconnected SOCK_DGRAM socket (SO_TYPE tells them apart; read
+  // it with recvfrom, answer with sendto). O_CLOEXEC; the daemon owns it
+  // once Start() returns, and keeps it open across a drain.
+  int fd = -1;
 };
 
 // What the incumbent sealed, handed to the successor's Begin.
@@ -148,8 +152,10 @@ class BATON_EXPORT Daemon {
   // The accessors are thread-safe (the values never change after Create).
   virtual Role role() const = 0;
   virtual const std::vector<InheritedSocket>& listeners() const = 0;
-  // The inherited listener with this name (kNotFound otherwise). The fd
-  // stays owned by the Daemon until Start() returns, then by the caller.
+  // The inherited listener with this name (kNotFound otherwise), a
+  // listening stream socket or a udp:// listener's datagram socket (see
+  // InheritedSocket). The fd stays owned by the Daemon until Start()
+  // returns, then by the caller.
   virtual Result<int> Listener(std::string_view name) const = 0;
   virtual const std::string& data_dir() const = 0;
   // The lease, when there is one (DaemonOptions::lease; nullptr otherwise). Owned

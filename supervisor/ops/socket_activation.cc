@@ -72,6 +72,20 @@ Result<std::vector<ListenerSpec>> MatchActivated(std::vector<ListenerSpec> confi
       }
       return Error(Errc::kInvalidArgument, fmt::format("systemd passed two different sockets named '{}'", a.name));
     }
+    // A listener configured with an address says whether it is a stream or
+    // a datagram socket: systemd's must be the same (ListenStream= for
+    // tcp:// and unix:, ListenDatagram= for udp://).
+    int type = 0;
+    socklen_t tlen = sizeof(type);
+    const bool got_type = ::getsockopt(a.fd, SOL_SOCKET, SO_TYPE, &type, &tlen) == 0;
+    const bool datagram = got_type && type == SOCK_DGRAM;
+    const bool has_address = !adopt_all && !match->require_inherited;
+    if (has_address && datagram != (match->kind == ListenerSpec::Kind::kUdp)) {
+      return Error(Errc::kInvalidArgument,
+                   fmt::format("systemd passed a {} socket named '{}' but the listener is configured as {}:// "
+                               "(ListenDatagram= in the .socket unit for udp://, ListenStream= otherwise)",
+                               datagram ? "datagram" : "stream", a.name, KindName(match->kind)));
+    }
     match->inherited_fd = a.fd;
     // Describe it as it really is (for Address() and status).
     sockaddr_storage ss{};
@@ -80,7 +94,7 @@ Result<std::vector<ListenerSpec>> MatchActivated(std::vector<ListenerSpec> confi
       match->kind = ListenerSpec::Kind::kUnix;
       match->path = reinterpret_cast<sockaddr_un*>(&ss)->sun_path;
     } else {
-      match->kind = ListenerSpec::Kind::kTcp;
+      match->kind = datagram ? ListenerSpec::Kind::kUdp : ListenerSpec::Kind::kTcp;
     }
   }
   return configured;

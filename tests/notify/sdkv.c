@@ -8,6 +8,8 @@
  *                   rename, so two generations may serve at once)
  *   GET /kv/<key>   200 with the value, 404 if absent
  *   GET /healthz    200 "pid=<pid> gen=<n> fds=<LISTEN_FDNAMES>"
+ *   a datagram      on an inherited datagram socket (a udp:// listener):
+ *                   answered to its sender with "pid=<pid> " + the datagram
  *
  * HTTP/1.1 keep-alive. On SIGTERM/SIGINT/SIGQUIT: STOPPING=1, close the
  * listeners, answer "Connection: close" from then on, close connections
@@ -59,6 +61,8 @@ static volatile sig_atomic_t stop_requested;
 static const char* data_dir = ".";  /* --data; else $BATON_DATA_DIR (the test harness sets it) */
 static int listeners[16];
 static int n_listeners;
+static int udp_listeners[16]; /* bound datagram sockets: echoed */
+static int n_udp;
 static unsigned long generation;
 static char fdnames[512];
 static int fail_healthz;  /* --fail-healthz */
@@ -240,6 +244,20 @@ static void store_extra(int n) {
   }
 }
 
+/* Answers every datagram waiting on `fd` with "pid=<pid> " + the datagram. */
+static void echo_datagrams(int fd) {
+  for (;;) {
+    char in[2048], out[2100];
+    struct sockaddr_storage from;
+    socklen_t flen = sizeof(from);
+    ssize_t r = recvfrom(fd, in, sizeof(in), MSG_DONTWAIT, (struct sockaddr*)&from, &flen);
+    if (r < 0) return;
+    int h = snprintf(out, sizeof(out), "pid=%d ", getpid());
+    memcpy(out + h, in, (size_t)r);
+    sendto(fd, out, (size_t)h + (size_t)r, MSG_DONTWAIT, (struct sockaddr*)&from, flen);
+  }
+}
+
 static void send_junk(void) {
   static char big[65536];
   memset(big, 'x', sizeof(big));
@@ -304,13 +322,17 @@ int main(int argc, char** argv) {
     fcntl(fd, F_SETFD, FD_CLOEXEC);
     int accepting = 0;
     socklen_t len = sizeof(accepting);
+    int type = 0;
+    socklen_t tlen = sizeof(type);
     if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) == 0 && accepting) {
       if (n_listeners < 16) listeners[n_listeners++] = fd;
+    } else if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) == 0 && type == SOCK_DGRAM && !(name && !strcmp(name, "state"))) {
+      if (n_udp < 16) udp_listeners[n_udp++] = fd;
     } else if (name && !strcmp(name, "state")) {
       state_fd = fd;
     }
   }
-  if (n_listeners == 0) {
+  if (n_listeners == 0 && n_udp == 0) {
     fprintf(stderr, "sdkv: no listening socket among LISTEN_FDS=%d\n", n);
     return 1;
   }
@@ -343,6 +365,13 @@ int main(int argc, char** argv) {
     struct epoll_event ev = {.events = EPOLLIN, .data.fd = listeners[i]};
     epoll_ctl(ep, EPOLL_CTL_ADD, listeners[i], &ev);
   }
+  /* Non-blocking per call (MSG_DONTWAIT), not O_NONBLOCK: the file status
+   * flags are the open file's, shared with the supervisor and the other
+   * generation. */
+  for (int i = 0; i < n_udp; ++i) {
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = udp_listeners[i]};
+    epoll_ctl(ep, EPOLL_CTL_ADD, udp_listeners[i], &ev);
+  }
   if (!never_ready && !errno_before && !stopping_before) {
     char m[128];
     snprintf(m, sizeof(m), "READY=1\nSTATUS=serving as pid %d%s", getpid(), mainpid ? "\nMAINPID=1" : "");
@@ -366,6 +395,8 @@ int main(int argc, char** argv) {
       notify("STOPPING=1");
       for (int i = 0; i < n_listeners; ++i) close(listeners[i]);
       n_listeners = 0;
+      for (int i = 0; i < n_udp; ++i) close(udp_listeners[i]);
+      n_udp = 0;
     }
     if (wd_every > 0 && now_ms() >= wd_next && (watchdog_stop < 0 || now_ms() - started < watchdog_stop) &&
         (!watchdog_stop_file || access(watchdog_stop_file, F_OK) != 0)) {
@@ -394,8 +425,13 @@ int main(int argc, char** argv) {
     int k = epoll_wait(ep, evs, 64, 50);
     for (int i = 0; i < k; ++i) {
       int fd = evs[i].data.fd;
-      int is_listener = 0;
+      int is_listener = 0, is_udp = 0;
       for (int j = 0; j < n_listeners; ++j) is_listener |= listeners[j] == fd;
+      for (int j = 0; j < n_udp; ++j) is_udp |= udp_listeners[j] == fd;
+      if (is_udp) {
+        echo_datagrams(fd);
+        continue;
+      }
       if (is_listener) {
         for (;;) {
           int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);

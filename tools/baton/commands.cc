@@ -201,6 +201,8 @@ int RunStatus(const StatusArgs& args) {
   }
   const auto& s = env->status_reply();
   if (args.json) {
+    std::string listeners;
+    for (const auto& l : s.listeners()) listeners += (listeners.empty() ? "" : ",") + JsonQuote(l);
     std::string pinned;
     for (const auto& p : s.pinned()) {
       std::string args_json;
@@ -215,12 +217,12 @@ int RunStatus(const StatusArgs& args) {
         "{{\"generation\":{},\"state\":{},\"supervisor_pid\":{},\"incumbent_pid\":{},\"build_id\":{},\"binary\":{},"
         "\"protocol\":{},\"strategy\":{},"
         "\"uptime_ms\":{},\"incumbent_uptime_ms\":{},\"restarts\":{},\"handoff_in_progress\":{},\"last_handoff\":{},"
-        "\"pinned\":[{}],\"probation_left_ms\":{},\"last_revert\":{},\"takeover\":{}}}\n",
+        "\"pinned\":[{}],\"probation_left_ms\":{},\"last_revert\":{},\"takeover\":{},\"listeners\":[{}]}}\n",
         s.generation(), JsonQuote(s.state()), s.supervisor_pid(), s.incumbent_pid(), JsonQuote(s.build_id()), JsonQuote(s.binary()),
         JsonQuote(s.protocol()), JsonQuote(s.strategy()),
         s.uptime_ms(), s.incumbent_uptime_ms(), s.restarts(), JsonQuote(s.handoff_in_progress()),
         s.has_last_handoff() ? ResultJson(s.last_handoff()) : "null", pinned, s.probation_left_ms(),
-        JsonQuote(s.last_revert()), JsonQuote(s.takeover()));
+        JsonQuote(s.last_revert()), JsonQuote(s.takeover()), listeners);
     return kExitOk;
   }
   fmt::print("generation  {}\n", s.generation());
@@ -231,6 +233,9 @@ int RunStatus(const StatusArgs& args) {
   }
   fmt::print("supervisor  pid {}, up {:.1f} s, {} restarts\n", s.supervisor_pid(),
              static_cast<double>(s.uptime_ms()) / 1000.0, s.restarts());
+  for (int i = 0; i < s.listeners_size(); ++i) {
+    fmt::print("{}{}\n", i == 0 ? "listeners   " : "            ", s.listeners(i));
+  }
   if (!s.handoff_in_progress().empty()) fmt::print("handoff     {} in progress\n", s.handoff_in_progress());
   for (int i = 0; i < s.pinned_size(); ++i) {
     const auto& p = s.pinned(i);

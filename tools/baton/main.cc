@@ -49,7 +49,7 @@ int main(int argc, char** argv) {
   // Repeatable options take one value per occurrence: otherwise the last of
   // them before `--` swallows the separator and the daemon's own flags are
   // parsed as ours.
-  supervise->add_option("--listen", sup.listeners, "NAME=tcp://HOST:PORT or NAME=unix:PATH (repeatable)")
+  supervise->add_option("--listen", sup.listeners, "NAME=tcp://HOST:PORT, NAME=udp://HOST:PORT or NAME=unix:PATH (repeatable; [::1] for IPv6, port 0 = any free port)")
       ->allow_extra_args(false);
   supervise->add_option("--data-dir", sup.data_dir, "The daemon's data directory (BATON_DATA_DIR)");
   supervise->add_option("--runtime-dir", sup.runtime_dir, "Where baton.sock lives (default: " + DefaultRuntimeDir() + ")");

@@ -142,7 +142,8 @@ int RunCheckConfig(const std::string& path) {
                l.require_inherited ? std::string("systemd (socket activation)")
                : l.kind == supervisor::ListenerSpec::Kind::kUnix
                    ? "unix:" + l.path
-                   : fmt::format("tcp://{}:{}", l.host, l.port));
+                   : fmt::format("{}://{}:{}", supervisor::KindName(l.kind),
+                                 l.host.find(':') != std::string::npos ? "[" + l.host + "]" : l.host, l.port));
   }
   fmt::print("  allowed      {}\n", c->allowed_binaries.empty() ? "any executable" : fmt::format("{}", fmt::join(c->allowed_binaries, ", ")));
   return kExitOk;

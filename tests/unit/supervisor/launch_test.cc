@@ -195,6 +195,7 @@ struct ChildSetup {
   int listeners = 1;          // TCP listeners placed at 3..
   bool non_socket_at_3 = false;
   bool non_listening_at_3 = false;
+  std::string udp_at_3;       // "bound", "unbound" or "connected": a UDP socket at 3
   bool listening_control = false;  // a TCP listener where the control socket goes
   std::string pid = "self";   // "self" = our pid
   std::string names = "http";
@@ -220,6 +221,16 @@ std::string ValidateInChild(const ChildSetup& s) {
         l = p[0];
       } else if (i == 0 && s.non_listening_at_3) {
         l = ::socket(AF_INET, SOCK_STREAM, 0);
+      } else if (i == 0 && !s.udp_at_3.empty()) {
+        l = ::socket(AF_INET, SOCK_DGRAM, 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (s.udp_at_3 != "unbound") (void)::bind(l, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+        if (s.udp_at_3 == "connected") {
+          a.sin_port = htons(9);
+          (void)::connect(l, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+        }
       }
       ::dup2(l, 3 + i);
     }
@@ -271,6 +282,21 @@ TEST(ChildEnvTest, NonListeningSocketIsRefused) {
   ChildSetup s;
   s.non_listening_at_3 = true;
   EXPECT_EQ(ValidateInChild(s), "error fd 3 (listener 'http') is not a listening socket\n");
+}
+
+// A udp:// listener: a bound, unconnected datagram socket.
+TEST(ChildEnvTest, BoundUdpSocketIsAListener) {
+  ChildSetup s;
+  s.listeners = 2;
+  s.names = "dns:http";
+  s.udp_at_3 = "bound";
+  EXPECT_EQ(ValidateInChild(s), "ok cold 2 5\n");
+  ChildSetup unbound;
+  unbound.udp_at_3 = "unbound";
+  EXPECT_EQ(ValidateInChild(unbound), "error fd 3 (listener 'http') is a datagram socket bound to no port\n");
+  ChildSetup connected;
+  connected.udp_at_3 = "connected";
+  EXPECT_EQ(ValidateInChild(connected), "error fd 3 (listener 'http') is a connected datagram socket\n");
 }
 
 TEST(ChildEnvTest, DuplicateNamesAreRefused) {

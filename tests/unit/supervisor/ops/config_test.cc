@@ -96,6 +96,18 @@ TEST(ConfigTest, ParsesEveryKey) {
   EXPECT_TRUE(ValidateConfig(*c));
 }
 
+TEST(ConfigTest, ParsesUdpListeners) {
+  auto c = ParseConfig("[listeners]\nhttp = \"tcp://127.0.0.1:8080\"\ndns = \"udp://[::1]:5353\"\n", "udp.toml");
+  ASSERT_TRUE(c) << c.error().message;
+  ASSERT_EQ(c->listeners.size(), 2u);
+  const ListenerSpec* dns = nullptr;
+  for (const auto& l : c->listeners) dns = l.name == "dns" ? &l : dns;
+  ASSERT_NE(dns, nullptr);
+  EXPECT_EQ(dns->kind, ListenerSpec::Kind::kUdp);
+  EXPECT_EQ(dns->host, "::1");
+  EXPECT_EQ(dns->port, 5353);
+}
+
 TEST(ConfigTest, OmittedKeysKeepTheDesignDefaults) {
   auto c = ParseConfig("binary = \"/bin/true\"\n", "x.toml");
   ASSERT_TRUE(c) << c.error().message;
@@ -122,6 +134,8 @@ TEST(ConfigTest, ErrorsNameTheFileLineAndKey) {
       {"[timeouts]\ndrain = \"-1s\"\n", "bad.toml:2: timeouts.drain: "},
       {"\n[listeners]\nhttp = \"ftp://x:1\"\n", "bad.toml:3: listeners.http: "},
       {"[listeners]\nhttp = 8080\n", "bad.toml:2: listeners.http: expected a string"},
+      {"[listeners]\ndns = \"udp://127.0.0.1\"\n", "bad.toml:2: listeners.dns: --listen 'dns=udp://127.0.0.1': expected udp://HOST:PORT (no port)"},
+      {"[listeners]\ndns = \"udp://[::1:53\"\n", "bad.toml:2: listeners.dns: --listen 'dns=udp://[::1:53': bad host"},
       {"admin_uids = [0, -5]\n", "bad.toml:1: admin_uids: expected an array of numeric uids"},
       {"args = \"--x\"\n", "bad.toml:1: args: expected an array of strings"},
       {"fd_store = \"yes\"\n", "bad.toml:1: fd_store: expected true or false"},

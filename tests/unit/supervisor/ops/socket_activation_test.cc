@@ -71,6 +71,41 @@ TEST(SocketActivationTest, UnknownOrDuplicateNamesAreErrors) {
   ::close(tcp);
 }
 
+// ListenDatagram= sockets: a udp:// listener takes a datagram socket, and
+// a stream socket for it (or a datagram one for tcp://) is a clear error.
+TEST(SocketActivationTest, UdpListenersTakeDatagramSocketsOnly) {
+  const int dgram = ListeningFd("x=udp://127.0.0.1:0");
+  ASSERT_GE(dgram, 0);
+  auto r = MatchActivated({*ParseListener("dns=udp://127.0.0.1:1")}, {{"dns", dgram}});
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ((*r)[0].kind, ListenerSpec::Kind::kUdp);
+  EXPECT_EQ((*r)[0].inherited_fd, dgram);
+  auto adopted = Listener::Bind((*r)[0]);
+  ASSERT_TRUE(adopted) << adopted.error().message;
+  EXPECT_EQ(adopted->fd(), dgram);
+  EXPECT_EQ(adopted->Address().rfind("udp://127.0.0.1:", 0), 0u) << adopted->Address();
+
+  const int stream = ListeningFd("x=tcp://127.0.0.1:0");
+  auto wrong = MatchActivated({*ParseListener("dns=udp://127.0.0.1:1")}, {{"dns", stream}});
+  ASSERT_FALSE(wrong);
+  EXPECT_NE(wrong.error().message.find("stream socket named 'dns'"), std::string::npos) << wrong.error().message;
+  EXPECT_NE(wrong.error().message.find("ListenDatagram="), std::string::npos) << wrong.error().message;
+  const int dgram2 = ListeningFd("x=udp://127.0.0.1:0");
+  auto wrong2 = MatchActivated({*ParseListener("http=tcp://127.0.0.1:1")}, {{"http", dgram2}});
+  ASSERT_FALSE(wrong2);
+  EXPECT_NE(wrong2.error().message.find("datagram socket named 'http'"), std::string::npos) << wrong2.error().message;
+  ::close(stream);
+  ::close(dgram2);
+
+  // Not configured, or configured as "systemd": described as it is.
+  const int dgram3 = ListeningFd("x=udp://127.0.0.1:0");
+  auto all = MatchActivated({}, {{"dns", dgram3}});
+  ASSERT_TRUE(all) << all.error().message;
+  EXPECT_EQ((*all)[0].kind, ListenerSpec::Kind::kUdp);
+  auto l = Listener::Bind((*all)[0]);
+  ASSERT_TRUE(l) << l.error().message;
+}
+
 TEST(SocketActivationTest, NotAListeningSocketOrMissingActivationIsRefused) {
   int fds[2];
   ASSERT_EQ(::pipe(fds), 0);
