@@ -179,6 +179,23 @@ int FdCount(int pid) {
   return n - 2;
 }
 
+// What `pid`'s descriptors are, one "fd -> target" a line: a failure says
+// which descriptor is one too many.
+std::string FdList(int pid) {
+  const std::string dir = "/proc/" + std::to_string(pid) + "/fd";
+  std::string out;
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return "(gone)";
+  while (const dirent* e = ::readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    char target[256] = "";
+    const ssize_t n = ::readlink((dir + "/" + e->d_name).c_str(), target, sizeof target - 1);
+    out += std::string(e->d_name) + " -> " + (n > 0 ? std::string(target, static_cast<size_t>(n)) : "?") + "\n";
+  }
+  ::closedir(d);
+  return out;
+}
+
 // The descriptor count of `pid` once it is at most `want` (a generation
 // that just retired may still be being reaped, and the baseline may have
 // been taken while one was), or the last count seen after a generous bound.
@@ -230,13 +247,18 @@ TEST(CapiHandoverHandoffTest, NoDescriptorLeaksOverThreeHundredUpgrades) {
   ProbeCluster c;
   ASSERT_TRUE(c.Start()) << c.Log();
   c.Knob("handover", kHandover);
+  // `baton upgrade` returns at the commit, maybe before the new generation
+  // said "serving": each is told by its pid differing from the one before.
+  int gen = NextServing(c, 0);
   ASSERT_EQ(c.Upgrade().exit_code, 0) << c.Log();  // warm every path once
+  gen = NextServing(c, gen);
   const int sup = c.supervisor_pid();
   ASSERT_EQ(c.Upgrade().exit_code, 0) << c.Log();  // a previous binary is pinned from now on
-  int gen = NextServing(c, 0);
+  gen = NextServing(c, gen);
   ASSERT_GT(gen, 0) << c.Trace();
   const int sup_fds = FdCount(sup);
   const int gen_fds = FdCount(gen);
+  const std::string gen_list = FdList(gen);
   ASSERT_GT(sup_fds, 0);
   ASSERT_GT(gen_fds, 0);
   for (int i = 0; i < kUpgrades - 2; ++i) {
@@ -244,7 +266,10 @@ TEST(CapiHandoverHandoffTest, NoDescriptorLeaksOverThreeHundredUpgrades) {
     const int next = NextServing(c, gen);
     ASSERT_GT(next, 0) << i << c.Trace().substr(0, 4000);
     gen = next;
-    ASSERT_LE(SettledFdCount(gen, gen_fds), gen_fds) << "upgrade " << i + 3 << ", generation " << gen;
+    ASSERT_LE(SettledFdCount(gen, gen_fds), gen_fds)
+        << "upgrade " << i + 3 << ", generation " << gen << " has\n"
+        << FdList(gen) << "the second had\n"
+        << gen_list;
     if (i % 25 == 0) {
       ASSERT_LE(SettledFdCount(sup, sup_fds), sup_fds) << "upgrade " << i + 3;
     }
