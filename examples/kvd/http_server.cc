@@ -62,7 +62,14 @@ void HttpServer::DoAccept() {
       sessions_.emplace(id, session);
       session->Start();
     }
-    if (!accepting_) return;
+    if (!accepting_) {
+      // A drain that began while this accept was pending waited for it
+      // (CheckDrained): the connection just accepted is one of its sessions,
+      // handed over or answered before the drain completes, never a request
+      // served after the seal.
+      CheckDrained();
+      return;
+    }
     if (!ec || ec == asio::error::operation_aborted) {
       DoAccept();
       return;
@@ -208,7 +215,8 @@ void HttpServer::OnHardDeadline() {
 }
 
 void HttpServer::CheckDrained() {
-  if (!draining_ || !drain_done_) return;
+  // An accept completed but not yet handled may still bring a session.
+  if (!draining_ || !drain_done_ || accept_pending_) return;
   for (auto& [id, s] : sessions_) {
     if (handover_ && s->HandOverable()) continue;
     if (s->state() != HttpSession::State::kLingering && s->state() != HttpSession::State::kClosed) return;
