@@ -58,7 +58,9 @@ TEST(CapiHandoffTest, AnUpgradeCallsEveryHookWithWhatTheHeaderPromises) {
       t, std::regex(suc + " begin size=" + std::to_string(sizeof(baton_sealed_state)) + " sealed=1 revision=" +
                     std::to_string(1000 + cold) + " fingerprint=fp-" + inc + R"( generation=[1-9]\d* lease_epoch=0\n)")))
       << t;
-  EXPECT_TRUE(Has(t, suc + " serving")) << t;
+  // baton_start returns in the successor after its Ready, maybe after the
+  // commit that ended `baton upgrade`: its "serving" line may come later.
+  EXPECT_TRUE(c.WaitForTrace(std::regex(suc + " serving\n"), seconds(20))) << c.Trace();
   EXPECT_TRUE(Has(t, inc + " retire")) << t;
   EXPECT_EQ(t.find(" resume "), std::string::npos) << t;
 }
