@@ -172,6 +172,22 @@ TEST(WatchTest, StandaloneStreamsEveryWriteAndRefusesCompactedAndBadRevisions) {
     EXPECT_EQ(CheckConsecutive(all.Parse().revs, 1, last), "");
   }
 
+  // Writes after the newest snapshot, from a process that never
+  // checkpoints: the first one may have checkpointed up to its very last
+  // write (its checkpoints run on their own), so the tail that the next
+  // process replays is written here.
+  {
+    StandaloneKvd writer(dir.path(), "tail", {"--checkpoint-bytes", "0"});
+    const int port = writer.Port();
+    ASSERT_GT(port, 0);
+    for (int i = 0; i < 20; ++i) {
+      const uint64_t rev = Put(port, "more" + std::to_string(i), "m");
+      ASSERT_EQ(rev, last + 1);
+      last = rev;
+    }
+    EXPECT_EQ(writer.Stop(), 0);
+  }
+
   // A new process starts from the newest snapshot: what came before it is
   // compacted for watchers; what it replayed after it is not.
   StandaloneKvd kvd(dir.path(), "second", {"--checkpoint-bytes", "0"});
