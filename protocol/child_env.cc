@@ -52,13 +52,6 @@ std::vector<std::string> Split(std::string_view s, char sep) {
   return out;
 }
 
-int SockOpt(int fd, int opt) {
-  int v = -1;
-  socklen_t len = sizeof(v);
-  if (::getsockopt(fd, SOL_SOCKET, opt, &v, &len) != 0) return -1;
-  return v;
-}
-
 Status CheckSocket(int fd, std::string_view what, bool want_listening) {
   struct stat st {};
   if (::fstat(fd, &st) != 0) {
@@ -71,19 +64,15 @@ Status CheckSocket(int fd, std::string_view what, bool want_listening) {
   if (want_listening && type == SOCK_DGRAM) {
     // A udp:// listener: a datagram socket the supervisor bound to its
     // port, never connected (nothing listens on a datagram socket).
-    const int domain = SockOpt(fd, SO_DOMAIN);
-    if (domain != AF_INET && domain != AF_INET6) {
-      return Error(Errc::kFailedPrecondition, fmt::format("fd {} ({}) is a datagram socket but not AF_INET or AF_INET6", fd, what));
-    }
-    sockaddr_storage ss{};
-    socklen_t len = sizeof(ss);
-    const bool bound = ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0 &&
-                       (ss.ss_family == AF_INET ? reinterpret_cast<sockaddr_in*>(&ss)->sin_port
-                                                : reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port) != 0;
-    if (!bound) return Error(Errc::kFailedPrecondition, fmt::format("fd {} ({}) is a datagram socket bound to no port", fd, what));
-    len = sizeof(ss);
-    if (::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
-      return Error(Errc::kFailedPrecondition, fmt::format("fd {} ({}) is a connected datagram socket", fd, what));
+    switch (CheckDatagramListener(fd)) {
+      case DatagramListenerDefect::kNone: return {};
+      case DatagramListenerDefect::kNotInet:
+        return Error(Errc::kFailedPrecondition,
+                     fmt::format("fd {} ({}) is a datagram socket but not AF_INET or AF_INET6", fd, what));
+      case DatagramListenerDefect::kNoPort:
+        return Error(Errc::kFailedPrecondition, fmt::format("fd {} ({}) is a datagram socket bound to no port", fd, what));
+      case DatagramListenerDefect::kConnected:
+        return Error(Errc::kFailedPrecondition, fmt::format("fd {} ({}) is a connected datagram socket", fd, what));
     }
     return {};
   }
@@ -209,6 +198,27 @@ boost::system::error_code ChildLaunch::PlaceInChild() noexcept {
   for (int i = 0; i < len; ++i) slot[i] = digits[len - 1 - i];
   slot[len] = '\0';
   return {};
+}
+
+int SockOpt(int fd, int opt) {
+  int v = -1;
+  socklen_t len = sizeof(v);
+  if (::getsockopt(fd, SOL_SOCKET, opt, &v, &len) != 0) return -1;
+  return v;
+}
+
+DatagramListenerDefect CheckDatagramListener(int fd) {
+  const int domain = SockOpt(fd, SO_DOMAIN);
+  if (domain != AF_INET && domain != AF_INET6) return DatagramListenerDefect::kNotInet;
+  sockaddr_storage ss{};
+  socklen_t len = sizeof(ss);
+  const bool bound = ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0 &&
+                     (ss.ss_family == AF_INET ? reinterpret_cast<sockaddr_in*>(&ss)->sin_port
+                                              : reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port) != 0;
+  if (!bound) return DatagramListenerDefect::kNoPort;
+  len = sizeof(ss);
+  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) return DatagramListenerDefect::kConnected;
+  return DatagramListenerDefect::kNone;
 }
 
 std::string ReattachSocketPath(std::string_view dir, long pid) { return fmt::format("{}/gen-{}.sock", dir, pid); }

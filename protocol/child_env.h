@@ -41,6 +41,16 @@ std::string_view LaunchRoleName(LaunchRole r);
 inline constexpr std::string_view kContractVariables[] = {
     "LISTEN_FDS", "LISTEN_FDNAMES", "LISTEN_PID", "BATON_CONTROL_FD", "BATON_ROLE"};
 
+// getsockopt(fd, SOL_SOCKET, opt) as an int; -1 when it fails.
+int SockOpt(int fd, int opt);
+
+// What keeps the datagram socket `fd` from being a udp:// listener, which
+// is an AF_INET or AF_INET6 socket bound to a port and connected to no
+// peer (checked in that order). Both sides check it: the supervisor with
+// the listener's configuration, the child without.
+enum class DatagramListenerDefect { kNone, kNotInet, kNoPort, kConnected };
+DatagramListenerDefect CheckDatagramListener(int fd);
+
 // Where an orphaned generation of pid `pid` waits for a new supervisor:
 // `<dir>/gen-<pid>.sock`.
 std::string ReattachSocketPath(std::string_view dir, long pid);

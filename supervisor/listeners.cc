@@ -15,6 +15,8 @@
 
 #include <fmt/format.h>
 
+#include "protocol/child_env.h"
+
 namespace baton::supervisor {
 
 namespace {
@@ -59,13 +61,6 @@ Status ParseHostPort(const std::string& text, const std::string& scheme, const s
     return Error(Errc::kInvalidArgument, fmt::format("--listen '{}': bad port '{}'", text, port));
   }
   return {};
-}
-
-int SockOpt(int fd, int opt) {
-  int v = -1;
-  socklen_t len = sizeof(v);
-  if (::getsockopt(fd, SOL_SOCKET, opt, &v, &len) != 0) return -1;
-  return v;
 }
 
 // "tcp://127.0.0.1:8080", "udp://[::1]:53", "unix:/run/x.sock" for a bound
@@ -157,9 +152,9 @@ Status CheckListenerSocket(int fd, const ListenerSpec& spec) {
     return bad(spec.kind == ListenerSpec::Kind::kUdp ? "is not a bound datagram socket (not an open socket at all)"
                                                      : "is not a listening socket (not an open socket at all)");
   }
-  const int type = SockOpt(fd, SO_TYPE);
-  const int domain = SockOpt(fd, SO_DOMAIN);
-  const bool listening = SockOpt(fd, SO_ACCEPTCONN) == 1;
+  const int type = protocol::SockOpt(fd, SO_TYPE);
+  const int domain = protocol::SockOpt(fd, SO_DOMAIN);
+  const bool listening = protocol::SockOpt(fd, SO_ACCEPTCONN) == 1;
   const bool inet = domain == AF_INET || domain == AF_INET6;
   sockaddr_storage ss{};
   socklen_t len = sizeof(ss);
@@ -167,13 +162,12 @@ Status CheckListenerSocket(int fd, const ListenerSpec& spec) {
   switch (spec.kind) {
     case ListenerSpec::Kind::kUdp: {
       if (type != SOCK_DGRAM) return bad("is not a datagram (SOCK_DGRAM) socket");
-      if (!inet) return bad("is not an AF_INET or AF_INET6 socket");
-      sockaddr_storage peer{};
-      socklen_t plen = sizeof(peer);
-      if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &plen) == 0) return bad("is connected to a peer");
-      const int port = ss.ss_family == AF_INET ? ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port)
-                                               : ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
-      if (port == 0) return bad("is not bound to a port");
+      switch (protocol::CheckDatagramListener(fd)) {
+        case protocol::DatagramListenerDefect::kNone: break;
+        case protocol::DatagramListenerDefect::kNotInet: return bad("is not an AF_INET or AF_INET6 socket");
+        case protocol::DatagramListenerDefect::kNoPort: return bad("is not bound to a port");
+        case protocol::DatagramListenerDefect::kConnected: return bad("is connected to a peer");
+      }
       break;
     }
     case ListenerSpec::Kind::kTcp:

@@ -22,6 +22,8 @@
 #include <string>
 #include <thread>
 
+#include <gtest/gtest.h>
+
 #include "tools/harness/cluster.h"
 
 namespace baton::harness {
@@ -174,6 +176,15 @@ inline std::string Describe(const UdpPinger::Report& r) {
          std::to_string(r.refused) + ", lost " + std::to_string(r.lost) + ", other errors " +
          std::to_string(r.other_errors) + ", generations " + std::to_string(r.pids.size()) +
          (r.first_error.empty() ? "" : ", first error: " + r.first_error);
+}
+
+// Every datagram sent was answered: none refused (ICMP port unreachable),
+// lost or failed otherwise.
+inline void ExpectEveryDatagramAnswered(const UdpPinger::Report& report) {
+  EXPECT_EQ(report.refused, 0u) << Describe(report);
+  EXPECT_EQ(report.lost, 0u) << Describe(report);
+  EXPECT_EQ(report.other_errors, 0u) << Describe(report);
+  EXPECT_EQ(report.answered, report.sent) << Describe(report);
 }
 
 // A UDP port nobody had bound a moment ago (for a listener a restarted
