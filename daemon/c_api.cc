@@ -208,6 +208,7 @@ struct baton_daemon {
 };
 
 baton::Daemon& baton::capi::DaemonOf(baton_daemon* d) { return *d->impl; }
+const baton::Daemon& baton::capi::DaemonOf(const baton_daemon* d) { return *d->impl; }
 baton::capi::TakenQueue& baton::capi::TakenOf(baton_daemon* d) { return d->taken; }
 
 extern "C" {

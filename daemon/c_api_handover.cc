@@ -1,4 +1,5 @@
-// The C ABI of descriptor and state handover (include/baton/baton.h, ABI 1.2).
+// The C ABI of descriptor and state handover (include/baton/baton.h, ABI 1.2
+// and 1.3).
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -95,5 +96,18 @@ int baton_take_handover_state(baton_daemon* daemon, void** data, size_t* len, ba
 }
 
 void baton_free(void* p) { std::free(p); }
+
+int baton_accept_handover(baton_daemon* daemon, baton_error** err) {
+  return Guarded(err, "baton_accept_handover", [&]() -> int {
+    if (daemon == nullptr) return NullArgument(err, "baton_accept_handover", "daemon");
+    if (auto st = DaemonOf(daemon).AcceptHandover(); !st) return Fail(err, st.error());
+    return BATON_OK;
+  });
+}
+
+int baton_successor_accepts_handover(const baton_daemon* daemon) {
+  if (daemon == nullptr) return 0;
+  return DaemonOf(daemon).SuccessorAcceptsHandover() ? 1 : 0;
+}
 
 }  // extern "C"

@@ -34,6 +34,7 @@ int Fail(baton_error** err, int code, std::string message);
 int Fail(baton_error** err, const baton::Error& e);
 int NullArgument(baton_error** err, const char* function, const char* argument);
 baton::Daemon& DaemonOf(baton_daemon* d);
+const baton::Daemon& DaemonOf(const baton_daemon* d);
 TakenQueue& TakenOf(baton_daemon* d);
 
 // Runs an entry point's body: nothing may unwind out of an extern "C"

@@ -150,6 +150,13 @@ class DaemonImpl final : public Daemon {
   Status SetHandoverState(std::string_view bytes) override { return handover_.SetState(bytes); }
   std::vector<HandedOverFd> TakeHandedOver() override { return handover_.Take(); }
   std::optional<std::string> TakeHandoverState() override { return handover_.TakeState(); }
+  Status AcceptHandover() override {
+    if (hooks_ != nullptr) return Error(Errc::kFailedPrecondition, "AcceptHandover: only before Start()");
+    hello_info_.accepts_handover = true;
+    handover_.SetAccepts(true);
+    return {};
+  }
+  bool SuccessorAcceptsHandover() const override { return handover_.successor_accepts(); }
 
   Status ReportUnhealthy(std::string_view reason) override {
     if (role_ == Role::kStandalone) {

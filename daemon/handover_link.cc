@@ -25,13 +25,23 @@ Status HandoverLink::OnMessage(Phase phase, const v1::Envelope& env) {
       return Error(Errc::kProtocolError, fmt::format("Begin announces {} handed-over descriptors but {} arrived",
                                                      env.begin().handover_count(), got));
     }
-    store_.AcceptReceived();
-    if (got > 0) {
+    if (got > 0 && !store_.accepts()) {
+      // Only an older supervisor passes descriptors to a generation that
+      // did not accept them; left here they would never be served.
+      log_.Emit(MakeEvent(Level::kWarn, "daemon.handover_not_accepted",
+                          "{} descriptors handed over to a daemon that did not call AcceptHandover: closed", got)
+                    .With("count", static_cast<int64_t>(got)));
+      store_.DropReceived();
+    } else {
+      store_.AcceptReceived();
+    }
+    if (got > 0 && store_.accepts()) {
       log_.Emit(MakeEvent(Level::kInfo, "daemon.handover_received", "{} descriptors handed over", got)
                     .With("count", static_cast<int64_t>(got)));
     }
     BATON_CRASH_POINT(kSuccessorAfterRecvHandover);
   }
+  if (env.has_prepare()) store_.SetSuccessorAccepts(env.prepare().successor_accepts_handover());
   if (env.has_resume() && phase == Phase::kSealed) {
     const size_t got = store_.received();
     if (env.resume().handover_count() != got) {

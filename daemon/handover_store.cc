@@ -23,6 +23,32 @@ void HandoverStore::Close() {
   open_ = false;
 }
 
+void HandoverStore::SetAccepts(bool accepts) {
+  std::lock_guard<std::mutex> lock(mu_);
+  accepts_ = accepts;
+}
+
+bool HandoverStore::accepts() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return accepts_;
+}
+
+void HandoverStore::SetSuccessorAccepts(bool accepts) {
+  std::lock_guard<std::mutex> lock(mu_);
+  successor_accepts_ = accepts;
+}
+
+bool HandoverStore::successor_accepts() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return successor_accepts_;
+}
+
+namespace {
+constexpr std::string_view kNotAccepted =
+    "the successor does not accept handed-over descriptors (it did not call AcceptHandover, or its baton is older); "
+    "close it instead";
+}  // namespace
+
 Status HandoverStore::Give(HandoverKind kind, std::string_view name, int fd, std::string_view metadata) {
   if (name.empty() || name == protocol::kStateName) {
     return Error(Errc::kInvalidArgument, fmt::format("handover: '{}' is not a name a descriptor may have", name));
@@ -38,6 +64,7 @@ Status HandoverStore::Give(HandoverKind kind, std::string_view name, int fd, std
   if (!open_) {
     return Error(Errc::kFailedPrecondition, "handover: only from the Drain or Seal hook of a handoff");
   }
+  if (!successor_accepts_) return Error(Errc::kFailedPrecondition, fmt::format("handover: '{}': {}", name, kNotAccepted));
   if (outgoing_.size() >= max_) {
     return Error(Errc::kFailedPrecondition, fmt::format("handover: at most {} descriptors per handoff", max_));
   }
@@ -64,6 +91,7 @@ Status HandoverStore::SetState(std::string_view bytes) {
   if (!open_) {
     return Error(Errc::kFailedPrecondition, "handover: the state only from the Drain or Seal hook of a handoff");
   }
+  if (!successor_accepts_) return Error(Errc::kFailedPrecondition, fmt::format("handover: the state: {}", kNotAccepted));
   for (auto& h : outgoing_) {
     if (h.entry.name() == protocol::kStateName) {
       h.fd = std::move(*fd);

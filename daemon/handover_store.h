@@ -32,7 +32,16 @@ class HandoverStore {
  public:
   explicit HandoverStore(size_t max = protocol::kDefaultMaxHandoverFds) : max_(max) {}
 
+  // ---- this generation's declaration (Daemon::AcceptHandover): as a
+  // successor it takes what is handed over; otherwise what arrives anyway
+  // (from an older supervisor) is closed at Begin, not left unserved.
+  void SetAccepts(bool accepts);
+  bool accepts() const;
   // ---- incumbent
+  // Prepare said whether the successor accepts handed-over descriptors;
+  // when it does not, Give and SetState refuse.
+  void SetSuccessorAccepts(bool accepts);
+  bool successor_accepts() const;
   void Open();   // a drain or seal hook starts
   void Close();  // it returned
   // Takes `fd` on success; on error the caller keeps it.
@@ -63,6 +72,8 @@ class HandoverStore {
   const size_t max_;
   mutable std::mutex mu_;
   bool open_ = false;                         // guarded by mu_
+  bool accepts_ = false;                      // guarded by mu_
+  bool successor_accepts_ = false;            // guarded by mu_
   std::vector<protocol::HandedFd> outgoing_;  // guarded by mu_
   std::vector<protocol::HandedFd> received_;  // guarded by mu_
   std::vector<protocol::HandedFd> ready_;     // guarded by mu_: for Take/TakeState

@@ -28,6 +28,10 @@ inline constexpr size_t kMaxHandoverMetadata = 256 * 1024;
 // frame stays far under the 1 MiB cap.
 inline constexpr size_t kMaxHandoverFrameMetadata = 512 * 1024;
 inline constexpr size_t kDefaultMaxHandoverFds = 1024;
+// The Hello capability of a successor that takes handed-over descriptors.
+// Without it nothing is handed over to it: the supervisor tells the
+// incumbent so in Prepare, and passes none on even if some arrive.
+inline constexpr std::string_view kCapabilityHandover = "handover";
 
 // One handed-over descriptor and its manifest entry.
 struct HandedFd {

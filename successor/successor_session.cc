@@ -4,6 +4,7 @@
 
 #include "base/check.h"
 #include "crashpoints/crashpoints.h"
+#include "protocol/handover.h"
 
 namespace baton::successor {
 
@@ -48,6 +49,7 @@ v1::Envelope MakeHello(const HelloInfo& info, std::string_view role) {
   h->set_pid(info.pid);
   h->set_lease_holder_id(info.lease_holder_id);
   if (!info.lease_holder_id.empty()) h->add_capabilities("lease");
+  if (info.accepts_handover) h->add_capabilities(std::string(protocol::kCapabilityHandover));
   h->set_role(std::string(role));
   return env;
 }

@@ -30,6 +30,7 @@ struct HelloInfo {
   std::string build_id;
   uint32_t pid = 0;
   std::string lease_holder_id;  // "" = no lease
+  bool accepts_handover = false;  // capability "handover": the daemon takes handed-over descriptors
 };
 
 // The Hello a child opens its control channel with; `role` as BATON_ROLE

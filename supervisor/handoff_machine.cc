@@ -2,9 +2,12 @@
 
 #include <signal.h>
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "crashpoints/crashpoints.h"
+#include "protocol/handover.h"
 #include "supervisor/hello.h"
 
 namespace baton::supervisor {
@@ -103,6 +106,11 @@ Actions HandoffMachine::Finish(Outcome o, std::string reason) {
   return {Finished{o, std::move(reason)}};
 }
 
+bool HandoffMachine::successor_accepts_handover() const {
+  const auto& caps = successor_hello_.capabilities();
+  return std::find(caps.begin(), caps.end(), protocol::kCapabilityHandover) != caps.end();
+}
+
 Actions HandoffMachine::OnSuccessorMessage(const v1::Envelope& env, TimePoint now) {
   if (state_ == State::kDone || state_ == State::kStoppingSuccessor || state_ == State::kResuming) return {};
   if (env.has_abort()) return RollBack(fmt::format("successor gave up: {}", env.abort().reason()), now);
@@ -146,6 +154,7 @@ Actions HandoffMachine::OnSuccessorMessage(const v1::Envelope& env, TimePoint no
       p->set_handoff_id(params_.handoff_id);
       p->set_drain_deadline_ms(static_cast<uint64_t>(ToMillis(params_.timeouts.drain)));
       p->set_successor_pid(successor_pid_);
+      p->set_successor_accepts_handover(successor_accepts_handover());
       // The incumbent's own deadline: ours plus a slack, so it acts only when we cannot.
       const Duration left = *handoff_deadline_ - now;
       p->set_handoff_deadline_ms(static_cast<uint64_t>(std::max<int64_t>(0, ToMillis(left))) +

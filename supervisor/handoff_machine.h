@@ -115,6 +115,9 @@ class HandoffMachine {
   State state() const { return state_; }
   bool done() const { return state_ == State::kDone; }
   uint32_t successor_pid() const { return successor_pid_; }
+  // The successor's Hello listed the "handover" capability: it takes
+  // handed-over descriptors (false before its Hello).
+  bool successor_accepts_handover() const;
   const std::string& handoff_id() const { return params_.handoff_id; }
 
  private:

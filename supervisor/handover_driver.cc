@@ -66,6 +66,20 @@ void SupervisorImpl::SendHeld(const std::shared_ptr<Child>& to, v1::Envelope& en
       CloseHeld("the incumbent died before sealing");
       return;
     }
+    if (!held.empty() && !handoff_->machine.successor_accepts_handover()) {
+      // An incumbent whose library ignored Prepare's "successor does not
+      // accept" (an older one): passing them on would leave their clients
+      // waiting on a process that never serves them. Keep them for a
+      // rollback; at the commit they are closed, which the clients see.
+      Emit(MakeEvent(Level::kWarn, "handover.not_accepted",
+                     "the successor (pid {}) does not accept handed-over descriptors: {} kept back, closed at the "
+                     "commit",
+                     to ? to->pid : 0, held.size())
+               .With("handoff_id", handoff_->machine.handoff_id())
+               .With("count", static_cast<int64_t>(held.size())));
+      env.mutable_begin()->set_handover_count(0);
+      return;
+    }
     env.mutable_begin()->set_handover_count(static_cast<uint32_t>(held.size()));
   } else {
     env.mutable_resume()->set_handover_count(static_cast<uint32_t>(held.size()));

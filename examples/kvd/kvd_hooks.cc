@@ -82,7 +82,9 @@ Status KvdHooks::Warm() {
 Status KvdHooks::Drain(Deadline deadline_at) {
   const auto deadline = std::max(std::chrono::milliseconds(0), std::chrono::duration_cast<std::chrono::milliseconds>(
                                                                     deadline_at - std::chrono::steady_clock::now()));
-  if (opts_.hand_over && daemon_ != nullptr) {
+  // Only to a successor that takes them: handed to one that does not,
+  // connections would wait on a process that never serves them.
+  if (opts_.hand_over && daemon_ != nullptr && daemon_->SuccessorAcceptsHandover()) {
     auto conns = OnIo<std::vector<HandedConnection>>([this, deadline](auto done) {
       service_.set_phase("draining");
       server_.DrainForHandover(deadline, [this, done](std::vector<HandedConnection> released) {
@@ -202,7 +204,7 @@ void KvdHooks::AdoptHandedOver() {
 }
 
 void KvdHooks::AdoptOnIo() {
-  if (daemon_ == nullptr) return;
+  if (daemon_ == nullptr || !opts_.accept_handover) return;
   size_t adopted = 0;
   for (auto& h : daemon_->TakeHandedOver()) {
     if (h.kind != baton::HandoverKind::kConnection) {

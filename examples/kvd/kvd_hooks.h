@@ -37,6 +37,11 @@ struct HookOptions {
   // of closing them (docs/integrate.md); false: they are closed at response
   // boundaries as before, and clients reconnect.
   bool hand_over = true;
+  // Begin (and Resume) take what is handed over, and this generation says
+  // so before Start (Daemon::AcceptHandover). false: like a daemon built
+  // without handover, it takes nothing, and its incumbent hands nothing
+  // over to it.
+  bool accept_handover = true;
 };
 
 class KvdHooks final : public baton::Hooks {

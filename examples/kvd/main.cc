@@ -53,6 +53,7 @@ struct Flags {
   bool hang_in_warm = false;
   bool fail_begin = false;
   bool no_hand_over = false;
+  bool no_accept_handover = false;
   std::string crash_at;
   int64_t exit_after_serving_ms = -1;
   int64_t unhealthy_after_serving_ms = -1;
@@ -159,6 +160,9 @@ int main(int argc, char** argv) {
   app.add_flag("--no-hand-over", f.no_hand_over,
                "at an upgrade, close keep-alive connections at response boundaries instead of handing them to "
                "the new generation");
+  app.add_flag("--no-accept-handover", f.no_accept_handover,
+               "as a successor, do not accept what the incumbent hands over (like a daemon built without "
+               "handover): the incumbent then closes its keep-alive connections at response boundaries");
   app.add_flag("--hang-at-exit", f.hang_at_exit,
                "test knob: once this generation is done (retired after a commit, or stopped), never exit");
   app.add_option("--leave-orphan-ms", f.leave_orphan_ms,
@@ -277,8 +281,13 @@ int main(int argc, char** argv) {
                        .fail_begin = f.fail_begin,
                        .seal_delay = std::chrono::milliseconds(f.seal_delay_ms),
                        .warm_nice = f.warm_nice,
-                       .hand_over = !f.no_hand_over});
+                       .hand_over = !f.no_hand_over,
+                       .accept_handover = !f.no_accept_handover});
   hooks.set_daemon(&daemon);
+  // Begin takes the connections and watch streams an incumbent hands over.
+  if (!f.no_accept_handover) {
+    if (auto st = daemon.AcceptHandover(); !st) return Fail(log, 1, "handover", st.error());
+  }
 
   // The listener: inherited from the supervisor (it stays open there across
   // generations), or our own when nobody supervises us.

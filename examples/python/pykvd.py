@@ -56,7 +56,7 @@ class KvHooks(baton.Hooks):
         # boundaries by the deadline, or with --hand-over hand them to the
         # successor with their unread bytes. Every acknowledged PUT is
         # already fsynced.
-        if not self.hand_over or self.daemon is None:
+        if not self.hand_over or self.daemon is None or not self.daemon.successor_accepts_handover():
             self.server.drain(deadline)
             return
         for i, (sock, unread) in enumerate(self.server.drain_for_handover(deadline)):
@@ -141,6 +141,9 @@ def main(argv: Optional[List[str]] = None, hooks_class: Type[KvHooks] = KvHooks)
             server = Server(store, sock)
             # Cold start / standalone: takes the data-dir lock and returns.
             # Successor: runs warm and begin, returns once we own the data.
+            # Begin takes the connections an incumbent hands over (whatever
+            # this generation's own --hand-over says).
+            daemon.accept_handover()
             try:
                 daemon.start(hooks_class(store, server, daemon, args.hand_over))
             except baton.Error as e:

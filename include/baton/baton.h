@@ -46,7 +46,7 @@ extern "C" {
 /* ABI version: major << 16 | minor. A minor bump only adds functions or
  * struct fields at the end; a major bump breaks. Check at start-up:
  * baton_abi_version() >> 16 == BATON_ABI_VERSION >> 16. */
-#define BATON_ABI_VERSION ((1u << 16) | 2u)
+#define BATON_ABI_VERSION ((1u << 16) | 3u)
 BATON_EXPORT uint32_t baton_abi_version(void);
 
 /* Status codes; each says what the caller should do next. */
@@ -262,15 +262,18 @@ enum baton_handover_kind {
  * `metadata` (at most 256 KiB; copied; may be NULL when the length is 0),
  * e.g. the bytes read but not yet processed. On success the library owns
  * `fd`: stop using it at once. On error the caller still owns it.
- * FAILED_PRECONDITION: not inside drain or seal, or over the per-handoff
- * maximum (1024 by default); INVALID_ARGUMENT: NULL or empty name, a bad
- * kind, a "connection" that is no connected stream socket, too much
- * metadata. Any thread (while the hook runs). */
+ * Check baton_successor_accepts_handover before releasing connections for
+ * it. FAILED_PRECONDITION: not inside drain or seal, the successor does not
+ * accept handed-over descriptors, or over the per-handoff maximum (1024 by
+ * default); INVALID_ARGUMENT: NULL or empty name, a bad kind, a
+ * "connection" that is no connected stream socket, too much metadata. Any
+ * thread (while the hook runs). */
 BATON_EXPORT int baton_hand_over(baton_daemon* daemon, int kind, const char* name, int fd, const void* metadata,
                                  size_t metadata_len, baton_error** err);
 /* Incumbent, only from inside the drain or seal hook: `len` bytes of `data`
  * (copied into a sealed memfd; any size) become the successor's state; a
- * second call replaces the first. Any thread (while the hook runs). */
+ * second call replaces the first. Fails like baton_hand_over when the
+ * successor does not accept a handover. Any thread (while the hook runs). */
 BATON_EXPORT int baton_set_handover_state(baton_daemon* daemon, const void* data, size_t len, baton_error** err);
 /* One handed-over descriptor, as received; opaque. */
 typedef struct baton_handed_fd baton_handed_fd;
@@ -296,6 +299,20 @@ BATON_EXPORT void baton_handed_fd_free(baton_handed_fd* h); /* NULL is fine */
 BATON_EXPORT int baton_take_handover_state(baton_daemon* daemon, void** data, size_t* len, baton_error** err);
 /* Frees memory the library handed out to be freed by the caller. NULL is fine. */
 BATON_EXPORT void baton_free(void* p);
+/* ABI 1.3. Before baton_start, from the thread that calls it: this build
+ * takes what an incumbent hands over (baton_take_handed_over,
+ * baton_take_handover_state) in its begin hook. The successor's Hello
+ * carries it to the supervisor, which tells the incumbent. A generation
+ * that does not call it is never handed anything: its incumbent's
+ * baton_hand_over fails, so the incumbent closes its connections politely
+ * instead of leaving them to a process that would never serve them.
+ * INVALID_ARGUMENT: daemon NULL; FAILED_PRECONDITION: after baton_start. */
+BATON_EXPORT int baton_accept_handover(baton_daemon* daemon, baton_error** err);
+/* ABI 1.3. Incumbent, inside the drain or seal hook: 1 when this handoff's
+ * successor called baton_accept_handover, 0 when it did not (or is older,
+ * or there is no handoff, or daemon is NULL): then drain without handing
+ * over. Any thread. */
+BATON_EXPORT int baton_successor_accepts_handover(const baton_daemon* daemon);
 
 /* The lease epoch under which this process may act as leader right now, or
  * 0 when it may not (or has no lease). Use it as the fencing token of your

@@ -204,13 +204,16 @@ class BATON_EXPORT Daemon {
   // Until the commit it stays this generation's: the library keeps it, no
   // process serves it, and on any rollback TakeHandedOver returns it to this
   // generation's Resume. A kConnection must be a connected SOCK_STREAM socket.
-  // kFailedPrecondition: not inside Drain or Seal, or over the supervisor's
-  // per-handoff maximum (1024 by default); kInvalidArgument: a bad name,
-  // kind or metadata. Thread-safe.
+  // Check SuccessorAcceptsHandover() before releasing connections for it.
+  // kFailedPrecondition: not inside Drain or Seal, the successor does not
+  // accept handed-over descriptors, or over the supervisor's per-handoff
+  // maximum (1024 by default); kInvalidArgument: a bad name, kind or
+  // metadata. Thread-safe.
   virtual Status HandOver(HandoverKind kind, std::string_view name, int fd, std::string_view metadata) = 0;
   // Incumbent, only from inside Drain or Seal: `bytes` (any size; copied
   // into a sealed memfd) go to the successor as its state; a second call
-  // replaces the first. On rollback it comes back to Resume. Thread-safe.
+  // replaces the first. On rollback it comes back to Resume. Fails like
+  // HandOver when the successor does not accept a handover. Thread-safe.
   virtual Status SetHandoverState(std::string_view bytes) = 0;
   // Successor from Begin on: the descriptors the incumbent handed over.
   // Incumbent from Resume on (after a rollback): its own, back. Each call
@@ -219,6 +222,20 @@ class BATON_EXPORT Daemon {
   virtual std::vector<HandedOverFd> TakeHandedOver() = 0;
   // Like TakeHandedOver, for the state blob; nullopt if there is none.
   virtual std::optional<std::string> TakeHandoverState() = 0;
+
+  // Before Start(), from the thread that calls it: says that this build
+  // takes what an incumbent hands over (TakeHandedOver, TakeHandoverState)
+  // in Begin. The successor's Hello carries it to the supervisor, which
+  // tells the incumbent. A generation that does not say so is never handed
+  // anything: its incumbent's HandOver and SetHandoverState fail, so the
+  // incumbent closes its connections politely instead of leaving them to a
+  // process that would never serve them. kFailedPrecondition after Start().
+  virtual Status AcceptHandover() = 0;
+  // Incumbent, inside Drain or Seal: whether this handoff's successor
+  // called AcceptHandover (false outside a handoff, and when the successor
+  // or the supervisor is older than ABI 1.3). When false, drain without
+  // handing over. Thread-safe.
+  virtual bool SuccessorAcceptsHandover() const = 0;
 };
 
 }  // namespace baton

@@ -70,8 +70,11 @@ func (h *Handed) Conn() (net.Conn, error) {
 // a close, as without handover). The library receives a close-on-exec dup of
 // c's descriptor, so c's own is never in two hands.
 //
-// Errors: FailedPrecondition (not inside Drain or Seal, or over the
-// per-handoff maximum), InvalidArgument (an empty name, a bad kind, a
+// Ask SuccessorAcceptsHandover first: a successor that did not call
+// AcceptHandover is handed nothing.
+//
+// Errors: FailedPrecondition (not inside Drain or Seal, the successor does
+// not accept handed-over descriptors, or over the per-handoff maximum), InvalidArgument (an empty name, a bad kind, a
 // "connection" that is no connected stream socket, too much metadata), and
 // IOError if c's descriptor cannot be reached or duplicated. Until the
 // commit the descriptor stays this process's: a rollback gives it back in
@@ -128,6 +131,8 @@ func (d *Daemon) handOverFD(kind HandoverKind, name string, fd int, metadata []b
 // successor's handover state; a second call replaces the first. Only from
 // inside the Drain or Seal hook (FailedPrecondition otherwise). The state is
 // not durable: a rollback gives it back to Resume, a crash loses it.
+//
+// It fails like HandOver when the successor does not accept a handover.
 func (d *Daemon) SetHandoverState(state []byte) error {
 	var p unsafe.Pointer
 	if len(state) > 0 {
@@ -186,4 +191,24 @@ func (d *Daemon) TakeHandoverState() ([]byte, error) {
 	out := make([]byte, int(n))
 	copy(out, unsafe.Slice((*byte)(data), int(n)))
 	return out, nil
+}
+
+// AcceptHandover says that this daemon's Begin hook takes what an incumbent
+// hands over (TakeHandedOver, TakeHandoverState). Call it before Start, from
+// the goroutine that calls Start. The successor's Hello carries it to the
+// supervisor, which tells the incumbent: a generation that does not call it
+// is never handed anything, so its incumbent closes its connections politely
+// instead of leaving them to a process that would never serve them.
+// FailedPrecondition after Start.
+func (d *Daemon) AcceptHandover() error {
+	var cerr *C.baton_error
+	return takeError(C.baton_accept_handover(d.c, &cerr), cerr)
+}
+
+// SuccessorAcceptsHandover reports, inside the Drain or Seal hook, whether
+// this handoff's successor called AcceptHandover. When it is false (also
+// outside a handoff, and with a successor or supervisor older than ABI 1.3)
+// drain without handing over: HandOver would fail. Any goroutine.
+func (d *Daemon) SuccessorAcceptsHandover() bool {
+	return C.baton_successor_accepts_handover(d.c) != 0
 }

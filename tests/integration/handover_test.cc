@@ -126,6 +126,35 @@ TEST(HandoverTest, FailedBeginGivesEveryConnectionBack) {
   RollbackAfterTheDescriptorsMoved({"fail-begin", "exec " + kKvd + " \"$@\" --fail-begin", {}});
 }
 
+// A successor that does not accept a handover (kvd --no-accept-handover:
+// it never says so, and never takes any) is handed nothing: the incumbent
+// drains as without handover, so clients see closes and reconnect, and no
+// connection, idle or busy, waits on a process that will not serve it (a
+// request on one would time out). The next upgrade, to a kvd that accepts
+// again, hands over as usual.
+TEST(HandoverTest, ASuccessorThatDoesNotAcceptIsHandedNothingAndNobodyWaits) {
+  Cluster c({});
+  ASSERT_TRUE(c.Start()) << c.SupervisorLog();
+  c.StartLoad(32, "600s", false, 0.5, {"--idle-fraction", "0.5", "--burst", "300ms", "--idle", "1s"});
+  ASSERT_TRUE(WaitUntilWriting(c)) << c.SupervisorLog().substr(0, 4000);
+  auto r = c.Upgrade(c.Script("no-accept", "exec " + kKvd + " \"$@\" --no-accept-handover"));
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err << c.SupervisorLog().substr(0, 6000);
+  // Long enough for every idle connection to send its next request (a
+  // burst follows each 1 s idle period) to the new generation.
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  r = c.Upgrade(kKvd);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err << c.SupervisorLog().substr(0, 6000);
+  auto load = c.FinishLoad();
+  ExpectCleanLoad(load);
+  EXPECT_GT(JInt(load.json, {"server_closed"}), 0) << load.out;
+  EXPECT_GT(JInt(load.json, {"reconnects"}), 0) << load.out;
+  const std::string log = c.SupervisorLog();
+  // The first handoff passed nothing; the second did.
+  EXPECT_EQ(log.find("handover.not_accepted"), std::string::npos) << "the incumbent handed over anyway\n" << log;
+  EXPECT_NE(log.find("handover.passed"), std::string::npos) << log.substr(0, 6000);
+  EXPECT_EQ(log.find("kvd.handover_failed"), std::string::npos) << log.substr(0, 6000);
+}
+
 // Without handover kvd closes keep-alive connections at response
 // boundaries, and clients reconnect: what the handover saves.
 TEST(HandoverTest, WithoutHandoverClientsReconnect) {

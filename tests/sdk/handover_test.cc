@@ -22,14 +22,6 @@ using std::chrono::seconds;
 
 constexpr const char* kHandover = "2 1048576";  // 2 socket pairs, a 1 MiB state
 
-// The pid on the last "<pid> warm" line: the newest successor (0: none).
-int LastWarm(const std::string& trace) {
-  static const std::regex kWarm(R"((\d+) warm\n)");
-  int pid = 0;
-  for (std::sregex_iterator it(trace.begin(), trace.end(), kWarm), end; it != end; ++it) pid = std::stoi((*it)[1]);
-  return pid;
-}
-
 // What generation `pid` received in `hook` from the incumbent `from`.
 void ExpectReceived(const std::string& t, const std::string& pid, const std::string& hook, const std::string& from) {
   for (int i = 0; i < 2; ++i) {
@@ -66,6 +58,39 @@ TEST(BATON_SDK_SUITE, ConnectionsAndStateReachTheSuccessor) {
   EXPECT_EQ(t.find(" resume "), std::string::npos) << t;
 }
 
+// A successor that did not accept a handover is handed nothing: the
+// incumbent sees it in its drain, its hand-over and state are refused
+// (FAILED_PRECONDITION, the socket still its own), and the successor's
+// begin takes nothing. The next successor, accepting again, gets it all.
+TEST(BATON_SDK_SUITE, ASuccessorThatDoesNotAcceptIsHandedNothing) {
+  ProbeCluster c(BATON_SDK_PROBE);
+  ASSERT_TRUE(c.Start()) << c.Log();
+  const std::string inc = std::to_string(c.PidOf("serving"));
+  EXPECT_TRUE(c.WaitForTrace(std::regex(inc + " accept_after_start=3\n"), seconds(5))) << c.Trace();
+  c.Knob("handover", kHandover);
+  c.Knob("no-accept", "");
+  auto r = c.Upgrade();
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err << c.Log();
+  const std::string suc = std::to_string(c.PidOf("warm"));
+  ASSERT_TRUE(c.WaitForTrace(std::regex(suc + " serving\n"), seconds(20))) << c.Trace();
+  std::string t = c.Trace();
+  EXPECT_NE(t.find(inc + " successor_accepts=0\n"), std::string::npos) << t;
+  EXPECT_NE(t.find(inc + " refused_unaccepted=3 open=1\n"), std::string::npos) << t;
+  EXPECT_NE(t.find(inc + " state_unaccepted=3\n"), std::string::npos) << t;
+  EXPECT_EQ(t.find(suc + " begin handed"), std::string::npos) << t;
+  EXPECT_NE(t.find(suc + " begin state none\n"), std::string::npos) << t;
+
+  c.ClearKnob("no-accept");
+  r = c.Upgrade();
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err << c.Log();
+  const std::string next = std::to_string(c.LastPidOf("warm\n"));
+  ASSERT_NE(next, suc);
+  ASSERT_TRUE(c.WaitForTrace(std::regex(next + " serving\n"), seconds(20))) << c.Trace();
+  t = c.Trace();
+  EXPECT_NE(t.find(suc + " successor_accepts=1\n"), std::string::npos) << t;
+  ExpectReceived(t, next, "begin", suc);
+}
+
 TEST(BATON_SDK_SUITE, ARollbackGivesEverythingBackToTheIncumbent) {
   ProbeCluster c(BATON_SDK_PROBE);
   ASSERT_TRUE(c.Start()) << c.Log();
@@ -86,7 +111,7 @@ TEST(BATON_SDK_SUITE, ARollbackGivesEverythingBackToTheIncumbent) {
   c.ClearKnob("fail-begin");
   r = c.Upgrade();
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err << c.Log();
-  const std::string next = std::to_string(LastWarm(c.Trace()));
+  const std::string next = std::to_string(c.LastPidOf("warm\n"));
   ASSERT_NE(next, suc);
   ASSERT_TRUE(c.WaitForTrace(std::regex(next + " serving\n"), seconds(20))) << c.Trace();
   ASSERT_TRUE(c.WaitForTrace(std::regex(inc + " retire\n"), seconds(20))) << c.Trace();

@@ -134,6 +134,8 @@ _SIGNATURES = {
     "baton_take_handover_state": (ctypes.c_int, [ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p),
                                                  ctypes.POINTER(ctypes.c_size_t), _error_pp]),
     "baton_free": (None, [ctypes.c_void_p]),
+    "baton_accept_handover": (ctypes.c_int, [ctypes.c_void_p, _error_pp]),
+    "baton_successor_accepts_handover": (ctypes.c_int, [ctypes.c_void_p]),
     "baton_testing_crash_point": (None, [ctypes.c_char_p]),
     "baton_testing_arm_crash_point": (ctypes.c_int, [ctypes.c_char_p, _error_pp]),
 }

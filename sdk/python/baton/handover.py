@@ -97,8 +97,12 @@ class HandoverMixin:
             conn: a socket, or a descriptor number (kind FILE for anything
                 that is no connected stream socket).
 
+        Ask :meth:`successor_accepts_handover` first: a successor that did
+        not call :meth:`accept_handover` is handed nothing.
+
         Raises:
-            Error: FAILED_PRECONDITION (not inside drain or seal, or over
+            Error: FAILED_PRECONDITION (not inside drain or seal, the
+                successor does not accept handed-over descriptors, or over
                 the per-handoff maximum), INVALID_ARGUMENT (an empty name, a
                 "connection" that is no connected stream socket, too much
                 metadata).
@@ -124,10 +128,35 @@ class HandoverMixin:
         if isinstance(conn, socket.socket):
             conn.detach()
 
+    def accept_handover(self) -> None:
+        """Says that this daemon's :meth:`Hooks.begin` takes what an
+        incumbent hands over (:meth:`take_handed_over`,
+        :meth:`take_handover_state`). Call it before :meth:`start`, from the
+        thread that calls it. The successor's Hello carries it to the
+        supervisor, which tells the incumbent: a generation that does not
+        call it is never handed anything, so its incumbent closes its
+        connections politely instead of leaving them to a process that
+        would never serve them.
+
+        Raises:
+            Error: FAILED_PRECONDITION after :meth:`start`.
+        """
+        err = ctypes.c_void_p()
+        _ffi.check(_ffi.lib().baton_accept_handover(self._h(), ctypes.byref(err)), err, "accept handover")
+
+    def successor_accepts_handover(self) -> bool:
+        """Inside :meth:`Hooks.drain` or :meth:`Hooks.seal`: whether this
+        handoff's successor called :meth:`accept_handover`. When False (also
+        outside a handoff, and with a successor or supervisor older than
+        ABI 1.3), drain without handing over: :meth:`hand_over` would fail.
+        Any thread."""
+        return _ffi.lib().baton_successor_accepts_handover(self._h()) != 0
+
     def set_handover_state(self, state: bytes) -> None:
         """Makes ``state`` (bytes-like, any size; copied into a sealed memfd)
         the successor's handover state; a second call replaces the first.
-        Only from inside drain or seal (FAILED_PRECONDITION otherwise). Not
+        Only from inside drain or seal, for a successor that accepts a
+        handover (FAILED_PRECONDITION otherwise). Not
         durable: a rollback gives it back to resume, a crash loses it."""
         data = bytes(state)
         err = ctypes.c_void_p()

@@ -14,7 +14,9 @@ metadata, and the first end's descriptor as file "peer-I"; seal sets a state
 of S bytes starting "state-<pid>". Begin and resume take what was handed
 over, write "pong-<pid>-I" into each peer and trace what its connection
 reads, then close them. DIR/fail-begin makes begin fail with its contents.
-SIGTERM asks for exit 0.
+Every generation accepts a handover (accept_handover) unless DIR/no-accept
+exists when it starts; drain traces whether the successor accepts, and when
+it does not, that a hand-over is refused. SIGTERM asks for exit 0.
 """
 
 import os
@@ -71,6 +73,15 @@ class ProbeHooks(baton.Hooks):
         spec = knob("handover")
         if spec is None:
             return
+        accepts = self.daemon.successor_accepts_handover()
+        trace(f"successor_accepts={int(accepts)}")
+        if not accepts:
+            # Refused (FAILED_PRECONDITION), and still ours.
+            peer, conn = socket.socketpair()
+            with peer, conn:
+                code = code_of(lambda: self.daemon.hand_over("conn-0", conn))
+                trace(f"refused_unaccepted={code} open={int(conn.fileno() != -1)}")
+            return
         for i in range(int(spec.split()[0])):
             peer, conn = socket.socketpair()
             ping = f"ping-{os.getpid()}-{i}".encode()
@@ -98,7 +109,12 @@ class ProbeHooks(baton.Hooks):
         if spec is not None:
             size = int(spec.split()[-1])
             head = f"state-{os.getpid()}".encode()[:size]
-            self.daemon.set_handover_state(head + b"x" * (size - len(head)))
+            state = head + b"x" * (size - len(head))
+            if not self.daemon.successor_accepts_handover():
+                # Refused (FAILED_PRECONDITION): the seal goes on without it.
+                trace(f"state_unaccepted={code_of(lambda: self.daemon.set_handover_state(state))}")
+            else:
+                self.daemon.set_handover_state(state)
         return baton.SealReport(1, "probe")
 
     def take_all(self, hook: str) -> None:
@@ -147,6 +163,8 @@ def main() -> int:
         print("usage: handover_probe.py DIR", file=sys.stderr)
         return 2
     with baton.Daemon(build_id="python-handover-probe") as daemon:
+        if knob("no-accept") is None:
+            daemon.accept_handover()
         signal.signal(signal.SIGTERM, lambda *_: daemon.request_exit(0))
         try:
             daemon.start(ProbeHooks(daemon))
@@ -157,6 +175,8 @@ def main() -> int:
         null = os.open("/dev/null", os.O_RDONLY)
         trace(f"outside={code_of(lambda: daemon.hand_over('x', null, kind=baton.HandoverKind.FILE))}")
         os.close(null)
+        # Accepting is said before the Hello, or not at all.
+        trace(f"accept_after_start={code_of(daemon.accept_handover)}")
         trace("serving")
         code = daemon.wait_for_exit()
         trace(f"exit {code}")

@@ -84,6 +84,18 @@ TEST_F(CapiHandoverTest, SetStateChecksItsArguments) {
   EXPECT_EQ(baton_set_handover_state(d_, nullptr, 0, nullptr), BATON_FAILED_PRECONDITION);
 }
 
+// Accepting is said before start (here a standalone daemon, never started
+// by the fixture); outside a handoff no successor accepts anything.
+TEST_F(CapiHandoverTest, AcceptHandoverChecksItsArguments) {
+  Err err;
+  EXPECT_EQ(baton_accept_handover(nullptr, &err), BATON_INVALID_ARGUMENT);
+  EXPECT_EQ(err.message(), "baton_accept_handover: daemon is NULL");
+  EXPECT_EQ(baton_accept_handover(d_, &err), BATON_OK);
+  EXPECT_EQ(baton_accept_handover(d_, nullptr), BATON_OK);  // saying it twice is saying it
+  EXPECT_EQ(baton_successor_accepts_handover(nullptr), 0);
+  EXPECT_EQ(baton_successor_accepts_handover(d_), 0);
+}
+
 TEST_F(CapiHandoverTest, TakeWithNothingHandedOver) {
   Err err;
   baton_handed_fd* h = reinterpret_cast<baton_handed_fd*>(this);
@@ -116,7 +128,7 @@ TEST(CapiHandoverBasicsTest, AccessorsAcceptNull) {
   EXPECT_EQ(baton_handed_fd_metadata(nullptr, nullptr), nullptr);
   baton_handed_fd_free(nullptr);
   baton_free(nullptr);
-  EXPECT_EQ(baton_abi_version() & 0xffffu, 2u);
+  EXPECT_EQ(baton_abi_version() & 0xffffu, 3u);
 }
 
 // ---- real handoffs ---------------------------------------------------------
@@ -151,6 +163,40 @@ TEST(CapiHandoverHandoffTest, ConnectionsAndAStateOfMegabytesReachTheSuccessor) 
   EXPECT_NE(t.find(inc + " refused pipe=6 twice=6 open=1\n"), std::string::npos) << t;
   ExpectReceived(t, suc, "begin", inc);
   EXPECT_EQ(t.find(" resume "), std::string::npos) << t;
+}
+
+// A successor that did not call baton_accept_handover is handed nothing:
+// the incumbent sees it in its drain, its baton_hand_over and
+// baton_set_handover_state are refused (the descriptor still its own), and
+// the successor's begin takes nothing. The next successor, accepting again,
+// gets everything.
+TEST(CapiHandoverHandoffTest, ASuccessorThatDoesNotAcceptIsHandedNothing) {
+  ProbeCluster c;
+  ASSERT_TRUE(c.Start()) << c.Log();
+  const std::string inc = std::to_string(c.PidOf("serving"));
+  EXPECT_TRUE(c.WaitForTrace(std::regex(inc + " accept_after_start=3\n"), seconds(5))) << c.Trace();
+  c.Knob("handover", kHandover);
+  c.Knob("no-accept", "");
+  auto r = c.Upgrade();
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err << c.Log();
+  const std::string suc = std::to_string(c.PidOf("warm"));
+  ASSERT_TRUE(c.WaitForTrace(std::regex(suc + " serving\n"), seconds(20))) << c.Trace();
+  std::string t = c.Trace();
+  EXPECT_NE(t.find(inc + " successor_accepts=0\n"), std::string::npos) << t;
+  EXPECT_NE(t.find(inc + " refused_unaccepted=3 open=1\n"), std::string::npos) << t;
+  EXPECT_NE(t.find(inc + " set_state failed 3 "), std::string::npos) << t;
+  EXPECT_EQ(t.find(suc + " begin handed"), std::string::npos) << t;
+  EXPECT_EQ(t.find(suc + " begin state"), std::string::npos) << t;
+
+  c.ClearKnob("no-accept");
+  r = c.Upgrade();
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err << c.Log();
+  const std::string next = std::to_string(c.LastPidOf("warm"));
+  ASSERT_NE(next, suc);
+  ASSERT_TRUE(c.WaitForTrace(std::regex(next + " serving\n"), seconds(20))) << c.Trace();
+  t = c.Trace();
+  EXPECT_NE(t.find(suc + " successor_accepts=1\n"), std::string::npos) << t;
+  ExpectReceived(t, next, "begin", suc);
 }
 
 TEST(CapiHandoverHandoffTest, ARollbackGivesEveryDescriptorBackToTheIncumbent) {

@@ -9,7 +9,9 @@
  * metadata "meta-<pid>-I", and "peer-I", a file) and seal sets a state of S
  * bytes starting "state-<pid>"; begin and resume trace what they receive
  * (peeking at unread bytes, so a rollback finds them still unread), then
- * close it.
+ * close it. Every generation accepts a handover (baton_accept_handover)
+ * unless DIR/no-accept exists when it starts; drain traces whether the
+ * successor accepts, and when it does not, that a hand-over is refused.
  *
  *   capi_probe DIR
  *
@@ -81,6 +83,18 @@ static int knob(const char* hook, baton_hook_ctx* ctx) {
 static void hand_over_pairs(void) {
   const char* spec = read_knob("handover");
   if (spec == NULL) return;
+  const int accepts = baton_successor_accepts_handover(g_daemon);
+  trace("successor_accepts=%d", accepts);
+  if (!accepts) {
+    /* Refused (FAILED_PRECONDITION), and still ours. */
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return;
+    const int code = baton_hand_over(g_daemon, BATON_HANDOVER_CONNECTION, "conn-0", sv[1], NULL, 0, NULL);
+    trace("refused_unaccepted=%d open=%d", code, fcntl(sv[1], F_GETFD) >= 0);
+    close(sv[0]);
+    close(sv[1]);
+    return;
+  }
   const int n = atoi(spec);
   for (int i = 0; i < n; ++i) {
     int sv[2];
@@ -254,6 +268,13 @@ int main(int argc, char** argv) {
   baton_error_free(err);
   err = NULL;
 
+  if (read_knob("no-accept") == NULL && baton_accept_handover(g_daemon, &err) != 0) {
+    fprintf(stderr, "capi_probe: %s\n", baton_error_message(err));
+    baton_error_free(err);
+    baton_destroy(g_daemon);
+    return 2;
+  }
+
   pthread_t signals;
   pthread_create(&signals, NULL, wait_signal, &set);
   const baton_hooks hooks = {.size = sizeof hooks, .user = NULL, .warm = on_warm, .drain = on_drain,
@@ -268,6 +289,8 @@ int main(int argc, char** argv) {
   }
   /* Outside drain and seal nothing may be handed over. */
   trace("outside=%d", baton_hand_over(g_daemon, BATON_HANDOVER_FILE, "x", 0, NULL, 0, NULL));
+  /* Accepting is said before the Hello, or not at all. */
+  trace("accept_after_start=%d", baton_accept_handover(g_daemon, NULL));
   trace("serving");
   int code = -1;
   baton_wait_for_exit(g_daemon, &code, NULL);

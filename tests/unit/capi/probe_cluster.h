@@ -84,6 +84,14 @@ class ProbeCluster {
     if (!std::regex_search(t, m, std::regex("(\\d+) " + re))) return 0;
     return std::stoi(m[1]);
   }
+  // Like PidOf, the last generation to trace it (0: none).
+  int LastPidOf(const std::string& re) const {
+    const std::string t = Trace();
+    const std::regex line("(\\d+) " + re);
+    int pid = 0;
+    for (std::sregex_iterator it(t.begin(), t.end(), line), end; it != end; ++it) pid = std::stoi((*it)[1]);
+    return pid;
+  }
 
   void Knob(const std::string& name, const std::string& content) const {
     std::ofstream(dir() + "/" + name) << content << "\n";

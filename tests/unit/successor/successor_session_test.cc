@@ -55,7 +55,19 @@ TEST_F(SuccessorSessionTest, StartSendsHelloWithOurRanges) {
   EXPECT_EQ(h.state_schema().max(), 3u);
   EXPECT_EQ(h.pid(), 1234u);
   EXPECT_EQ(h.role(), "successor");
+  EXPECT_EQ(h.capabilities_size(), 0);  // no lease, no handover accepted
   EXPECT_EQ(s.state(), State::kAwaitHelloAck);
+}
+
+TEST_F(SuccessorSessionTest, HelloSaysItAcceptsHandoverWhenTheDaemonDoes) {
+  HelloInfo accepting = hello;
+  accepting.accepts_handover = true;
+  SuccessorSession s(protocol::LaunchRole::kSuccessor, accepting, own);
+  auto acts = s.Start();
+  ASSERT_NE(Sent(acts), nullptr);
+  const auto& h = Sent(acts)->hello();
+  ASSERT_EQ(h.capabilities_size(), 1);
+  EXPECT_EQ(h.capabilities(0), "handover");
 }
 
 TEST_F(SuccessorSessionTest, ColdStartTakesTheLockAndServes) {

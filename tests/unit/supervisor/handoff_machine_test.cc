@@ -88,6 +88,23 @@ struct HandoffMachineTest : ::testing::Test {
   }
 };
 
+// A successor whose Hello lists "handover" takes handed-over descriptors:
+// Prepare tells the incumbent so.
+TEST_F(HandoffMachineTest, PrepareSaysWhetherTheSuccessorAcceptsHandover) {
+  HandoffMachine m(params());
+  m.Start(clock.Now());
+  m.OnSpawned(4242, clock.Now());
+  EXPECT_FALSE(m.successor_accepts_handover());
+  auto hello = Hello();
+  hello.mutable_hello()->add_capabilities("lease");
+  hello.mutable_hello()->add_capabilities("handover");
+  m.OnSuccessorMessage(hello, clock.Now());
+  EXPECT_TRUE(m.successor_accepts_handover());
+  auto a = m.OnSuccessorMessage(M("warmed"), clock.Now());
+  ASSERT_NE(Find<SendToIncumbent>(a), nullptr);
+  EXPECT_TRUE(Find<SendToIncumbent>(a)->env.prepare().successor_accepts_handover());
+}
+
 TEST_F(HandoffMachineTest, HappyPathSendsEveryStepInOrderWithPhaseTimings) {
   HandoffMachine m(params());
   auto a = m.Start(clock.Now());
@@ -114,6 +131,8 @@ TEST_F(HandoffMachineTest, HappyPathSendsEveryStepInOrderWithPhaseTimings) {
   EXPECT_EQ(prep.successor_pid(), 4242u);
   EXPECT_EQ(prep.drain_deadline_ms(), 30000u);
   EXPECT_GT(prep.handoff_deadline_ms(), 300000u);  // ours plus slack
+  EXPECT_FALSE(prep.successor_accepts_handover());  // its Hello did not say so
+  EXPECT_FALSE(m.successor_accepts_handover());
   EXPECT_EQ(m.state(), State::kDraining);
 
   a = m.OnIncumbentMessage(M("drained"), clock.Now());

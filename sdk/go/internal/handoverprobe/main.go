@@ -13,7 +13,9 @@
 // bytes starting "state-<pid>". Begin and Resume take what was handed over,
 // write "pong-<pid>-I" into each peer and trace what its connection reads,
 // then close them. DIR/fail-begin makes Begin fail with its contents.
-// SIGTERM asks for exit 0.
+// Every generation accepts a handover (AcceptHandover) unless DIR/no-accept
+// exists when it starts; Drain traces whether the successor accepts, and
+// when it does not, that a hand-over is refused. SIGTERM asks for exit 0.
 package main
 
 import (
@@ -72,6 +74,20 @@ func (p *probe) Drain(context.Context) error {
 	if !ok {
 		return nil
 	}
+	accepts := p.d.SuccessorAcceptsHandover()
+	trace("successor_accepts=%d", b2i(accepts))
+	if !accepts {
+		// Refused (FailedPrecondition), and still ours.
+		fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		defer syscall.Close(fds[0])
+		defer syscall.Close(fds[1])
+		refused := p.d.HandOverFD(baton.HandoverConnection, "conn-0", fds[1], nil)
+		trace("refused_unaccepted=%d open=%d", codeOf(refused), b2i(fdOpen(fds[1])))
+		return nil
+	}
 	n, _ := strconv.Atoi(strings.Fields(spec)[0])
 	for i := 0; i < n; i++ {
 		fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
@@ -127,7 +143,10 @@ func (p *probe) Seal() (baton.SealReport, error) {
 		size, _ := strconv.Atoi(f[len(f)-1])
 		state := []byte(strings.Repeat("x", size))
 		copy(state, fmt.Sprintf("state-%d", os.Getpid()))
-		if err := p.d.SetHandoverState(state); err != nil {
+		if !p.d.SuccessorAcceptsHandover() {
+			// Refused (FailedPrecondition): the seal goes on without it.
+			trace("state_unaccepted=%d", codeOf(p.d.SetHandoverState(state)))
+		} else if err := p.d.SetHandoverState(state); err != nil {
 			trace("set state failed %d %v", codeOf(err), err)
 			return baton.SealReport{}, err
 		}
@@ -244,6 +263,12 @@ func main() {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM)
 	go func() { <-sigs; d.RequestExit(0) }()
+	if _, no := knob("no-accept"); !no {
+		if err := d.AcceptHandover(); err != nil {
+			fmt.Fprintln(os.Stderr, "handoverprobe:", err)
+			os.Exit(2)
+		}
+	}
 	if err := d.Start(&probe{d: d}); err != nil {
 		trace("start failed %d %v", codeOf(err), err)
 		d.Close()
@@ -251,9 +276,17 @@ func main() {
 	}
 	// Outside Drain and Seal nothing may be handed over.
 	trace("outside=%d", codeOf(d.HandOverFD(baton.HandoverFile, "x", 0, nil)))
+	// Accepting is said before the Hello, or not at all.
+	trace("accept_after_start=%d", codeOf(d.AcceptHandover()))
 	trace("serving")
 	code, _ := d.Wait()
 	trace("exit %d", code)
 	d.Close()
 	os.Exit(code)
+}
+
+// fdOpen says whether fd is an open descriptor (fcntl F_GETFD succeeds).
+func fdOpen(fd int) bool {
+	_, _, errno := syscall.Syscall(syscall.SYS_FCNTL, uintptr(fd), syscall.F_GETFD, 0)
+	return errno == 0
 }

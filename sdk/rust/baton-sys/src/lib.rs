@@ -10,7 +10,7 @@
 use std::os::raw::{c_char, c_int, c_void};
 
 /// The ABI version this crate was written against: major << 16 | minor.
-pub const BATON_ABI_VERSION: u32 = (1 << 16) | 2;
+pub const BATON_ABI_VERSION: u32 = (1 << 16) | 3;
 
 /// Success.
 pub const BATON_OK: c_int = 0;
@@ -276,6 +276,11 @@ extern "C" {
     ) -> c_int;
     /// Frees memory the library handed out. NULL is fine.
     pub fn baton_free(p: *mut c_void);
+    /// Before `baton_start`: this build's begin takes what is handed over
+    /// (ABI 1.3).
+    pub fn baton_accept_handover(daemon: *mut baton_daemon, err: *mut *mut baton_error) -> c_int;
+    /// Inside drain or seal: 1 when the successor accepts a handover (ABI 1.3).
+    pub fn baton_successor_accepts_handover(daemon: *const baton_daemon) -> c_int;
 
     /// The lease epoch under which this process may lead now, or 0.
     pub fn baton_lease_epoch(daemon: *const baton_daemon, epoch: *mut u64, err: *mut *mut baton_error) -> c_int;

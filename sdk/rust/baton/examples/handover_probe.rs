@@ -13,7 +13,10 @@
 //! bytes starting "state-<pid>". Begin and resume take what was handed
 //! over, write "pong-<pid>-I" into each peer and trace what its connection
 //! reads, then close them. DIR/fail-begin makes begin fail with its
-//! contents. SIGTERM asks for exit 0.
+//! contents. Every generation accepts a handover (`accept_handover`)
+//! unless DIR/no-accept exists when it starts; drain traces whether the
+//! successor accepts, and when it does not, that a hand-over is refused.
+//! SIGTERM asks for exit 0.
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
@@ -58,6 +61,23 @@ impl Probe {
 
     fn hand_over_pairs(&self, n: usize) -> Result<(), Error> {
         let d = self.daemon();
+        let accepts = d.successor_accepts_handover();
+        trace(&format!("successor_accepts={}", accepts as i32));
+        if !accepts {
+            // Refused (FailedPrecondition), the stream given back open.
+            let (peer, conn) = UnixStream::pair()?;
+            let (code, open) = match d.hand_over(HandoverKind::Connection, "conn-0", conn, &[]) {
+                Ok(()) => return Err(Error::new(Code::Internal, "handed over to a successor that does not accept")),
+                Err(e) => {
+                    let code = e.error().code().as_raw();
+                    let mut conn = File::from(e.into_fd());
+                    (code, conn.write_all(b"x").is_ok())
+                }
+            };
+            drop(peer);
+            trace(&format!("refused_unaccepted={} open={}", code, open as i32));
+            return Ok(());
+        }
         let pid = std::process::id();
         for i in 0..n {
             let (mut peer, mut conn) = UnixStream::pair()?;
@@ -198,7 +218,10 @@ impl Hooks for Probe {
             let head = format!("state-{}", std::process::id());
             let n = head.len().min(size);
             state[..n].copy_from_slice(&head.as_bytes()[..n]);
-            if let Err(e) = self.daemon().set_handover_state(&state) {
+            if !self.daemon().successor_accepts_handover() {
+                // Refused (FailedPrecondition): the seal goes on without it.
+                trace(&format!("state_unaccepted={}", code_of(self.daemon().set_handover_state(&state))));
+            } else if let Err(e) = self.daemon().set_handover_state(&state) {
                 trace(&format!("set state failed {} {}", e.code().as_raw(), e));
                 return Err(e);
             }
@@ -244,6 +267,12 @@ fn main() {
         eprintln!("handover_probe: {}", e);
         std::process::exit(2);
     }));
+    if knob("no-accept").is_none() {
+        if let Err(e) = daemon.accept_handover() {
+            eprintln!("handover_probe: {}", e);
+            std::process::exit(2);
+        }
+    }
     let weak = Arc::downgrade(&daemon);
     std::thread::spawn(move || {
         let mut sig = 0;
@@ -260,6 +289,8 @@ fn main() {
     // Outside drain and seal nothing may be handed over.
     let outside = daemon.hand_over(HandoverKind::File, "x", File::open("/dev/null").unwrap(), &[]);
     trace(&format!("outside={}", code_of(outside)));
+    // Accepting is said before the Hello, or not at all.
+    trace(&format!("accept_after_start={}", code_of(daemon.accept_handover())));
     trace("serving");
     let code = daemon.wait().unwrap_or(1);
     trace(&format!("exit {}", code));

@@ -98,7 +98,11 @@ impl Daemon {
     /// commit it stays this process's: a rollback gives it back to
     /// `resume` ([`Daemon::take_handed_over`]).
     ///
-    /// Errors: `FailedPrecondition` (not inside drain or seal, or over the
+    /// Ask [`Daemon::successor_accepts_handover`] first: a successor that
+    /// did not call [`Daemon::accept_handover`] is handed nothing.
+    ///
+    /// Errors: `FailedPrecondition` (not inside drain or seal, the
+    /// successor does not accept handed-over descriptors, or over the
     /// per-handoff maximum), `InvalidArgument` (an empty name or one with a
     /// NUL byte, a "connection" that is no connected stream socket, too
     /// much metadata).
@@ -138,7 +142,8 @@ impl Daemon {
 
     /// Makes `state` (any size; copied into a sealed memfd) the successor's
     /// handover state; a second call replaces the first. Only from inside
-    /// the `drain` or `seal` hook (`FailedPrecondition` otherwise). Not
+    /// the `drain` or `seal` hook, for a successor that accepts a handover
+    /// (`FailedPrecondition` otherwise). Not
     /// durable: a rollback gives it back to `resume`, a crash loses it.
     pub fn set_handover_state(&self, state: &[u8]) -> Result<(), Error> {
         let mut err = std::ptr::null_mut();
@@ -211,5 +216,29 @@ impl Daemon {
             sys::baton_free(data);
             Ok(Some(state))
         }
+    }
+
+    /// Says that this daemon's `begin` hook takes what an incumbent hands
+    /// over ([`Daemon::take_handed_over`], [`Daemon::take_handover_state`]).
+    /// Call it before [`Daemon::start`], from the thread that calls it. The
+    /// successor's Hello carries it to the supervisor, which tells the
+    /// incumbent: a generation that does not call it is never handed
+    /// anything, so its incumbent closes its connections politely instead
+    /// of leaving them to a process that would never serve them.
+    /// `FailedPrecondition` after `start`.
+    pub fn accept_handover(&self) -> Result<(), Error> {
+        let mut err = std::ptr::null_mut();
+        // SAFETY: a live handle.
+        Error::take(unsafe { sys::baton_accept_handover(self.raw, &mut err) }, err)
+    }
+
+    /// Inside the `drain` or `seal` hook: whether this handoff's successor
+    /// called [`Daemon::accept_handover`]. When `false` (also outside a
+    /// handoff, and with a successor or supervisor older than ABI 1.3),
+    /// drain without handing over: [`Daemon::hand_over`] would fail. Any
+    /// thread.
+    pub fn successor_accepts_handover(&self) -> bool {
+        // SAFETY: a live handle.
+        unsafe { sys::baton_successor_accepts_handover(self.raw) != 0 }
     }
 }

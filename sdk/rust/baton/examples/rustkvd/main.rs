@@ -59,11 +59,11 @@ impl Hooks for App {
     }
 
     // Stop accepting, finish requests, close keep-alive connections, or
-    // with --hand-over hand them to the successor with their unread bytes.
-    // Every acknowledged PUT is already fsynced.
+    // with --hand-over hand them to the successor with their unread bytes
+    // (if it accepts them). Every acknowledged PUT is already fsynced.
     fn drain(&self, deadline: Option<Instant>) -> Result<(), Error> {
         let daemon = match self.daemon.upgrade() {
-            Some(d) if self.hand_over => d,
+            Some(d) if self.hand_over && d.successor_accepts_handover() => d,
             _ => {
                 self.server.drain(deadline);
                 return Ok(());
@@ -152,6 +152,9 @@ fn main() {
     };
     let server = app.server.clone();
     let listener = app.listener.try_clone().unwrap_or_else(|e| die(1, &e.into()));
+    // Begin takes the connections an incumbent hands over (whatever this
+    // generation's own --hand-over says).
+    daemon.accept_handover().unwrap_or_else(|e| die(1, &e));
     // Cold start / standalone: takes the data-dir lock and returns.
     // Successor: runs warm and begin, and returns once we serve.
     daemon.start(app).unwrap_or_else(|e| die(1, &e));
