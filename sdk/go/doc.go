@@ -32,7 +32,10 @@
 // Daemon.TakeHandedOver and Daemon.TakeHandoverState, and after a rollback
 // the incumbent takes its own back the same way in Resume. HandOver gives
 // the library a dup of the connection's descriptor and closes the
-// connection only on success.
+// connection only on success. A successor is handed anything only if it
+// called Daemon.AcceptHandover before Start; in Drain, the incumbent asks
+// Daemon.SuccessorAcceptsHandover and, when it is false, closes its
+// connections as without handover.
 //
 // # Errors
 //
