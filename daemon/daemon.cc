@@ -119,6 +119,7 @@ class DaemonImpl final : public Daemon {
     successor::HelloInfo& hello = hello_info_;
     hello.state_schema = {opts_.state_schema_min, opts_.state_schema_max};
     hello.build_id = opts_.build_id;
+    hello.accepts_handover = handover_.accepts();
     hello.pid = static_cast<uint32_t>(::getpid());
     if (lease_) hello.lease_holder_id = lease_->holder_id();
     successor_.emplace(env_.role, hello, ownership_);
@@ -152,7 +153,6 @@ class DaemonImpl final : public Daemon {
   std::optional<std::string> TakeHandoverState() override { return handover_.TakeState(); }
   Status AcceptHandover() override {
     if (hooks_ != nullptr) return Error(Errc::kFailedPrecondition, "AcceptHandover: only before Start()");
-    hello_info_.accepts_handover = true;
     handover_.SetAccepts(true);
     return {};
   }

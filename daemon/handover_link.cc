@@ -34,10 +34,10 @@ Status HandoverLink::OnMessage(Phase phase, const v1::Envelope& env) {
       store_.DropReceived();
     } else {
       store_.AcceptReceived();
-    }
-    if (got > 0 && store_.accepts()) {
-      log_.Emit(MakeEvent(Level::kInfo, "daemon.handover_received", "{} descriptors handed over", got)
-                    .With("count", static_cast<int64_t>(got)));
+      if (got > 0) {
+        log_.Emit(MakeEvent(Level::kInfo, "daemon.handover_received", "{} descriptors handed over", got)
+                      .With("count", static_cast<int64_t>(got)));
+      }
     }
     BATON_CRASH_POINT(kSuccessorAfterRecvHandover);
   }

@@ -13,6 +13,7 @@
 #include <regex>
 #include <string>
 
+#include "tests/unit/capi/accept_steps.h"
 #include "tests/unit/capi/probe_cluster.h"
 
 namespace baton::harness {
@@ -64,31 +65,13 @@ TEST(BATON_SDK_SUITE, ConnectionsAndStateReachTheSuccessor) {
 // begin takes nothing. The next successor, accepting again, gets it all.
 TEST(BATON_SDK_SUITE, ASuccessorThatDoesNotAcceptIsHandedNothing) {
   ProbeCluster c(BATON_SDK_PROBE);
-  ASSERT_TRUE(c.Start()) << c.Log();
-  const std::string inc = std::to_string(c.PidOf("serving"));
-  EXPECT_TRUE(c.WaitForTrace(std::regex(inc + " accept_after_start=3\n"), seconds(5))) << c.Trace();
-  c.Knob("handover", kHandover);
-  c.Knob("no-accept", "");
-  auto r = c.Upgrade();
-  ASSERT_EQ(r.exit_code, 0) << r.out << r.err << c.Log();
-  const std::string suc = std::to_string(c.PidOf("warm"));
-  ASSERT_TRUE(c.WaitForTrace(std::regex(suc + " serving\n"), seconds(20))) << c.Trace();
-  std::string t = c.Trace();
-  EXPECT_NE(t.find(inc + " successor_accepts=0\n"), std::string::npos) << t;
-  EXPECT_NE(t.find(inc + " refused_unaccepted=3 open=1\n"), std::string::npos) << t;
+  std::string inc, suc, next;
+  ASSERT_NO_FATAL_FAILURE(UpgradeToASuccessorThatDoesNotAccept(c, kHandover, &inc, &suc));
+  const std::string t = c.Trace();
   EXPECT_NE(t.find(inc + " state_unaccepted=3\n"), std::string::npos) << t;
-  EXPECT_EQ(t.find(suc + " begin handed"), std::string::npos) << t;
   EXPECT_NE(t.find(suc + " begin state none\n"), std::string::npos) << t;
-
-  c.ClearKnob("no-accept");
-  r = c.Upgrade();
-  ASSERT_EQ(r.exit_code, 0) << r.out << r.err << c.Log();
-  const std::string next = std::to_string(c.LastPidOf("warm\n"));
-  ASSERT_NE(next, suc);
-  ASSERT_TRUE(c.WaitForTrace(std::regex(next + " serving\n"), seconds(20))) << c.Trace();
-  t = c.Trace();
-  EXPECT_NE(t.find(suc + " successor_accepts=1\n"), std::string::npos) << t;
-  ExpectReceived(t, next, "begin", suc);
+  ASSERT_NO_FATAL_FAILURE(UpgradeToASuccessorThatAcceptsAgain(c, suc, &next));
+  ExpectReceived(c.Trace(), next, "begin", suc);
 }
 
 TEST(BATON_SDK_SUITE, ARollbackGivesEverythingBackToTheIncumbent) {
