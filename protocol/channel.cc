@@ -52,9 +52,28 @@ void Channel::ReadSome() {
 void Channel::OnReadable(const boost::system::error_code& ec) {
   if (closed_) return;
   if (ec) {
-    OnRead(ec, 0);
+    OnReadEnd(ec);
     return;
   }
+  switch (ReadOnce()) {
+    case ReadResult::kData:
+      if (DeliverFrames()) ReadSome();
+      return;
+    case ReadResult::kWouldBlock:
+      ReadSome();
+      return;
+    case ReadResult::kDone:
+      return;
+  }
+}
+
+void Channel::DeliverBuffered() {
+  while (!closed_) {
+    if (ReadOnce(/*report_end=*/false) != ReadResult::kData || !DeliverFrames()) return;
+  }
+}
+
+Channel::ReadResult Channel::ReadOnce(bool report_end) {
   alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFdsPerFrame)];
   struct iovec iov {read_buf_, sizeof(read_buf_)};
   struct msghdr msg {};
@@ -65,12 +84,9 @@ void Channel::OnReadable(const boost::system::error_code& ec) {
   const ssize_t n = ::recvmsg(socket_.native_handle(), &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
   if (n < 0) {
     const int err = errno;
-    if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR) {
-      ReadSome();
-      return;
-    }
-    OnRead(boost::system::error_code(err, boost::system::system_category()), 0);
-    return;
+    if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR) return ReadResult::kWouldBlock;
+    if (report_end) OnReadEnd(boost::system::error_code(err, boost::system::system_category()));
+    return ReadResult::kDone;
   }
   // Take every descriptor first, so that whatever happens next closes them.
   std::vector<OwnedFd> fds;
@@ -87,15 +103,17 @@ void Channel::OnReadable(const boost::system::error_code& ec) {
     BadInput(v1::Error::BAD_FRAME,
              Error(Errc::kProtocolError, fmt::format("channel: peer sent more than {} descriptors in one message",
                                                      kMaxFdsPerFrame)));
-    return;
+    return ReadResult::kDone;
   }
   if (n == 0) {
-    OnRead(boost::asio::error::eof, 0);
-    return;
+    if (report_end) OnReadEnd(boost::asio::error::eof);
+    return ReadResult::kDone;
   }
   if (!fds.empty()) fds_in_.emplace_back(bytes_received_ + static_cast<uint64_t>(n) - 1, std::move(fds));
   bytes_received_ += static_cast<uint64_t>(n);
-  OnRead({}, static_cast<size_t>(n));
+  liveness_.OnFrameReceived(clock_.Now());  // any byte is proof of life
+  decoder_.Feed(std::string_view(read_buf_, static_cast<size_t>(n)));
+  return ReadResult::kData;
 }
 
 void Channel::BadInput(v1::Error::Code code, const Error& e) {
@@ -103,23 +121,17 @@ void Channel::BadInput(v1::Error::Code code, const Error& e) {
   if (callbacks_.on_closed) callbacks_.on_closed(e);
 }
 
-void Channel::OnRead(const boost::system::error_code& ec, size_t n) {
+void Channel::OnReadEnd(const boost::system::error_code& ec) {
   if (closed_) return;
-  if (ec) {
-    if (ec == boost::asio::error::eof) {
-      if (auto err = decoder_.Finish()) {
-        Fail(err->ToError());
-      } else {
-        Fail(Error(Errc::kUnavailable, "channel: peer closed the connection"));
-      }
+  if (ec == boost::asio::error::eof) {
+    if (auto err = decoder_.Finish()) {
+      Fail(err->ToError());
     } else {
-      Fail(SystemError(ec, fmt::format("channel: read: {}", ec.message())));
+      Fail(Error(Errc::kUnavailable, "channel: peer closed the connection"));
     }
-    return;
+  } else {
+    Fail(SystemError(ec, fmt::format("channel: read: {}", ec.message())));
   }
-  liveness_.OnFrameReceived(clock_.Now());  // any byte is proof of life
-  decoder_.Feed(std::string_view(read_buf_, n));
-  if (DeliverFrames()) ReadSome();
 }
 
 bool Channel::DeliverFrames() {

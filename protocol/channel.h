@@ -82,6 +82,13 @@ class Channel : public std::enable_shared_from_this<Channel> {
   void SendErrorAndClose(v1::Error::Code code, const Error& reason);
   // Closes without calling on_closed. Idempotent.
   void Close();
+  // Delivers, now and without waiting, every frame the peer wrote that is
+  // still in the socket's receive buffer: for a peer known to be dead (its
+  // exit reaped), whose last words must count before its death does — the
+  // exit and the readable socket are two events with no order between them.
+  // Stops at an empty buffer or end of stream without calling on_closed (the
+  // caller acts on the death); bad input still closes as in a read.
+  void DeliverBuffered();
   // New heartbeat/liveness settings (e.g. from HelloAck), effective at once.
   void SetLivenessOptions(LivenessOptions opts);
 
@@ -101,7 +108,13 @@ class Channel : public std::enable_shared_from_this<Channel> {
 
   void ReadSome();
   void OnReadable(const boost::system::error_code& ec);
-  void OnRead(const boost::system::error_code& ec, size_t n);
+  // One recvmsg without waiting: kData fed the decoder; kWouldBlock read
+  // nothing yet; kDone is the end (closed as bad input, or, if report_end,
+  // through OnReadEnd for end of stream and read errors).
+  enum class ReadResult { kData, kWouldBlock, kDone };
+  ReadResult ReadOnce(bool report_end = true);
+  // End of stream or a read error: closes and reports it.
+  void OnReadEnd(const boost::system::error_code& ec);
   // Decodes what was read; false if the channel closed meanwhile.
   bool DeliverFrames();
   void BadInput(v1::Error::Code code, const Error& e);

@@ -342,6 +342,10 @@ void SupervisorImpl::OnChildExit(const std::shared_ptr<Child>& g, const ChildExi
     if (g == reattaching_) ReattachFailed(fmt::format("pid {} ended before its Hello", g->pid));
     return;
   }
+  // What it wrote before it died counts first: a SealComplete sent just
+  // before a crash still hands over what it sealed (docs/design.md §3).
+  // The reaped exit and the readable channel are two events in no order.
+  if (g->channel) g->channel->DeliverBuffered();
   const std::string how = exit.Describe();
   g->alive = false;
   if (auto it = retire_timers_.find(g->pid); it != retire_timers_.end()) {

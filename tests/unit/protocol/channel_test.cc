@@ -172,6 +172,58 @@ TEST(ChannelTest, PeerCloseIsReported) {
   EXPECT_FALSE(p.closed_b);  // a local Close() does not call back
 }
 
+// A dead peer's last words: DeliverBuffered hands over, at once and in
+// order, every frame still in the receive buffer (the io_context never runs),
+// and the end of stream behind them is left to the caller.
+TEST(ChannelTest, DeliverBufferedHandsOverWhatADeadPeerWroteWithoutReportingItsEnd) {
+  asio::io_context io;
+  UnixSocket sa(io), sb(io);
+  asio::local::connect_pair(sa, sb);
+  std::vector<v1::Envelope> got;
+  std::optional<Error> closed;
+  int raw = sb.release();
+  auto a = Channel::Create(std::move(sa), Patient(), RealClock(),
+                           {[&](v1::Envelope e) { got.push_back(std::move(e)); }, [&](const Error& e) { closed = e; }, {}});
+  a->Start();
+  std::string bytes;
+  for (int i = 0; i < 3; ++i) {
+    v1::Envelope env;
+    env.mutable_seal_complete()->set_handoff_id("h" + std::to_string(i));
+    auto frame = EncodeFrame(env);
+    ASSERT_TRUE(frame);
+    bytes += *frame;
+  }
+  // A partial fourth frame: the peer died mid-write.
+  bytes += std::string("\x00\x00\x00\x40", 4);
+  ASSERT_EQ(::write(raw, bytes.data(), bytes.size()), static_cast<ssize_t>(bytes.size()));
+  ::close(raw);
+  a->DeliverBuffered();
+  ASSERT_EQ(got.size(), 3u);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(got[i].seal_complete().handoff_id(), "h" + std::to_string(i));
+  EXPECT_FALSE(closed);
+  EXPECT_FALSE(a->closed());
+  a->DeliverBuffered();  // nothing more, and still no report
+  EXPECT_EQ(got.size(), 3u);
+  EXPECT_FALSE(closed);
+  a->Close();
+  io.run_for(std::chrono::milliseconds(10));  // the pending read is cancelled, not reported
+  EXPECT_FALSE(closed);
+}
+
+TEST(ChannelTest, DeliverBufferedOnAnEmptyLiveChannelReturnsAtOnce) {
+  Pair p(Patient(), Patient());
+  p.a->Start();
+  p.b->Start();
+  p.a->DeliverBuffered();
+  EXPECT_TRUE(p.got_a.empty());
+  EXPECT_FALSE(p.closed_a);
+  v1::Envelope env;
+  env.mutable_drained()->set_handoff_id("d");
+  p.b->Send(env);
+  ASSERT_TRUE(p.RunUntil([&] { return !p.got_a.empty(); }));
+  EXPECT_EQ(p.got_a[0].drained().handoff_id(), "d");
+}
+
 TEST(ChannelTest, GarbageGetsAnErrorFrameAndCloses) {
   asio::io_context io;
   UnixSocket sa(io), sb(io);
