@@ -68,9 +68,15 @@ void NotifySocket::Arm() {
                    });
 }
 
-void NotifySocket::Drain() {
+void NotifySocket::DeliverBuffered() {
+  while (Drain()) {
+  }
+}
+
+bool NotifySocket::Drain() {
   // Bounded per wake-up, so a flood cannot starve the rest of the executor.
-  for (int i = 0; i < 64 && sock_.is_open(); ++i) {
+  for (int i = 0; i < 64; ++i) {
+    if (!sock_.is_open()) return false;
     alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred)) + CMSG_SPACE(sizeof(int) * kNotifyMaxFds)];
     iovec iov{buf_.data(), buf_.size()};
     msghdr msg{};
@@ -79,7 +85,7 @@ void NotifySocket::Drain() {
     msg.msg_control = control;
     msg.msg_controllen = sizeof(control);
     const ssize_t n = ::recvmsg(sock_.native_handle(), &msg, MSG_DONTWAIT | MSG_TRUNC | MSG_CMSG_CLOEXEC);
-    if (n < 0) return;  // EAGAIN (drained) or an error the next wake-up sees again
+    if (n < 0) return false;  // EAGAIN (drained) or an error the next wake-up sees again
     NotifyDatagram d;
     std::vector<OwnedFd> fds;
     for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
@@ -103,6 +109,7 @@ void NotifySocket::Drain() {
     d.control_truncated = (msg.msg_flags & MSG_CTRUNC) != 0;
     if (on_datagram_) on_datagram_(d, std::move(fds));
   }
+  return true;
 }
 
 }  // namespace baton::supervisor

@@ -40,12 +40,19 @@ class NotifySocket : public std::enable_shared_from_this<NotifySocket> {
   void Start(OnDatagram on_datagram);
   // Stops reading and closes the socket; later datagrams are lost.
   void Close();
+  // Hands every datagram still queued to the callback, now: for a child
+  // whose exit was reaped, so that what it sent before it died (an
+  // FDSTORE=1 on its way out, as systemd's services do) counts before its
+  // death does. The queue is bounded by the receive buffer.
+  void DeliverBuffered();
   const std::string& path() const { return path_; }
 
  private:
   NotifySocket(boost::asio::io_context& io, std::string path, int fd);
   void Arm();
-  void Drain();
+  // Reads up to a bounded number of datagrams; true if it stopped at that
+  // bound (more may be queued), false once the queue is empty or closed.
+  bool Drain();
 
   std::string path_;
   boost::asio::posix::stream_descriptor sock_;

@@ -343,9 +343,11 @@ void SupervisorImpl::OnChildExit(const std::shared_ptr<Child>& g, const ChildExi
     return;
   }
   // What it wrote before it died counts first: a SealComplete sent just
-  // before a crash still hands over what it sealed (docs/design.md §3).
-  // The reaped exit and the readable channel are two events in no order.
+  // before a crash still hands over what it sealed (docs/design.md §3), a
+  // descriptor stored on its way out stays stored (§14). The reaped exit
+  // and a readable socket are events in no fixed order.
   if (g->channel) g->channel->DeliverBuffered();
+  if (g->notify) g->notify->DeliverBuffered();
   const std::string how = exit.Describe();
   g->alive = false;
   if (auto it = retire_timers_.find(g->pid); it != retire_timers_.end()) {

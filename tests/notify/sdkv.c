@@ -24,7 +24,10 @@
  * (stop that after N ms), --watchdog-stop-file PATH (stop it once PATH
  * exists), --watchdog-usec N (set its own period with WATCHDOG_USEC=N
  * after READY=1 and ping at a third of that), --junk (send bad datagrams after READY=1),
- * --mainpid, --fail-healthz (GET /healthz answers 503). */
+ * --mainpid, --fail-healthz (GET /healthz answers 503), --store-and-die
+ * (on SIGUSR1: send 100 STATUS= datagrams, park a fresh descriptor named
+ * "last-words-<pid>" in the FD store and exit 9 at once, as a service that
+ * saves its state on its way out). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -58,6 +61,7 @@ struct conn {
 
 static struct conn* conns[MAX_CONN];
 static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t store_and_die_requested;
 static const char* data_dir = ".";  /* --data; else $BATON_DATA_DIR (the test harness sets it) */
 static int listeners[16];
 static int n_listeners;
@@ -100,6 +104,11 @@ static int notify_fds(const char* msg, size_t len, const int* fds, int nfds) {
 }
 
 static void notify(const char* msg) { notify_fds(msg, strlen(msg), NULL, 0); }
+
+static void on_usr1(int sig) {
+  (void)sig;
+  store_and_die_requested = 1;
+}
 
 static void on_signal(int sig) {
   (void)sig;
@@ -277,6 +286,7 @@ int main(int argc, char** argv) {
   if (getenv("BATON_DATA_DIR")) data_dir = getenv("BATON_DATA_DIR");
   int ignore_term = 0, want_state = 0, extra = 0, watchdog = 0, watchdog_stop = -1, junk = 0, mainpid = 0;
   const char* watchdog_stop_file = NULL;
+  int store_and_die = 0;
   long long watchdog_usec = 0;
   for (int i = 1; i < argc; ++i) {
     const char* a = argv[i];
@@ -298,6 +308,7 @@ int main(int argc, char** argv) {
     else if (!strcmp(a, "--junk")) junk = 1;
     else if (!strcmp(a, "--mainpid")) mainpid = 1;
     else if (!strcmp(a, "--fail-healthz")) fail_healthz = 1;
+    else if (!strcmp(a, "--store-and-die")) store_and_die = 1;
     else {
       fprintf(stderr, "sdkv: unknown argument %s\n", a);
       return 2;
@@ -341,6 +352,10 @@ int main(int argc, char** argv) {
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGQUIT, &sa, NULL);
   if (ignore_term) signal(SIGTERM, SIG_IGN);
+  if (store_and_die) {
+    struct sigaction su = {.sa_handler = on_usr1};
+    sigaction(SIGUSR1, &su, NULL);
+  }
   signal(SIGPIPE, SIG_IGN);
 
   if (extend) {
@@ -389,6 +404,19 @@ int main(int argc, char** argv) {
   int stopping = 0;
   long long stop_deadline = 0;
   for (;;) {
+    if (store_and_die_requested) {
+      /* A burst first (the kernel lets a sender queue only a few
+       * datagrams ahead of the reader), so that the supervisor is still
+       * reading when the exit comes: the FDSTORE=1 is the last one. */
+      for (int i = 0; i < 100; ++i) notify("STATUS=saving state");
+      int p[2];
+      if (pipe2(p, O_CLOEXEC) == 0) {
+        char msg[64];
+        int len = snprintf(msg, sizeof(msg), "FDSTORE=1\nFDNAME=last-words-%d", getpid());
+        notify_fds(msg, (size_t)len, &p[0], 1);
+      }
+      _exit(9);
+    }
     if (stop_requested && !stopping) {
       stopping = 1;
       stop_deadline = now_ms() + 10000;
