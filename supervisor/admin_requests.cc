@@ -58,6 +58,7 @@ void SupervisorImpl::FillStatus(v1::StatusReply* s) {
     s->set_build_id(incumbent_->hello.build_id());
     s->set_incumbent_uptime_ms(static_cast<uint64_t>(ToMillis(now - incumbent_->started)));
     s->set_binary(incumbent_->binary);
+    s->set_daemon_status(incumbent_->status);
   }
   if (stopping_) {
     s->set_state("stopping");

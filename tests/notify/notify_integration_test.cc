@@ -22,6 +22,8 @@ TEST(NotifyIntegrationTest, OverlapUpgradeCommitsAndStatusShowsTheProtocol) {
   EXPECT_EQ(st.json.at("protocol").as_string(), "notify");
   EXPECT_EQ(st.json.at("strategy").as_string(), "overlap");
   const pid_t old_pid = nc->IncumbentPid();
+  // The daemon's own STATUS= (sdkv: "serving as pid N", sent with READY=1).
+  EXPECT_EQ(st.json.at("daemon_status").as_string(), "serving as pid " + std::to_string(old_pid)) << st.out;
   auto r = nc->Upgrade();
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err << nc->SupervisorLog();
   EXPECT_EQ(Outcome(r), "committed");
@@ -33,6 +35,10 @@ TEST(NotifyIntegrationTest, OverlapUpgradeCommitsAndStatusShowsTheProtocol) {
   EXPECT_FALSE(ProcessRunning(old_pid));
   EXPECT_NE(nc.Healthz().find("pid=" + std::to_string(new_pid)), std::string::npos) << nc.Healthz();
   EXPECT_EQ(ZombiesAfterSettling(nc->supervisor_pid()), 0);
+  // The serving generation's STATUS=, not the old one's, in both forms.
+  auto text = RunCommand({BinPath("baton"), "status", "--runtime-dir", nc->dir() + "/run"}, 20s);
+  EXPECT_NE(text.out.find("status      \"serving as pid " + std::to_string(new_pid) + "\"\n"), std::string::npos)
+      << text.out;
 }
 
 TEST(NotifyIntegrationTest, OverlapNewThatExitsBeforeReadyRollsBackWithOldUntouched) {

@@ -29,6 +29,14 @@ Result<AdminClient> ConnectOrSay(const std::string& dir) {
   return c;
 }
 
+// A daemon's own text, safe for a terminal: control characters become '?'.
+std::string Printable(std::string text) {
+  for (char& c : text) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+  }
+  return text;
+}
+
 }  // namespace
 
 int RunVersion(bool json) {
@@ -217,17 +225,19 @@ int RunStatus(const StatusArgs& args) {
         "{{\"generation\":{},\"state\":{},\"supervisor_pid\":{},\"incumbent_pid\":{},\"build_id\":{},\"binary\":{},"
         "\"protocol\":{},\"strategy\":{},"
         "\"uptime_ms\":{},\"incumbent_uptime_ms\":{},\"restarts\":{},\"handoff_in_progress\":{},\"last_handoff\":{},"
-        "\"pinned\":[{}],\"probation_left_ms\":{},\"last_revert\":{},\"takeover\":{},\"listeners\":[{}]}}\n",
+        "\"pinned\":[{}],\"probation_left_ms\":{},\"last_revert\":{},\"takeover\":{},\"listeners\":[{}],"
+        "\"daemon_status\":{}}}\n",
         s.generation(), JsonQuote(s.state()), s.supervisor_pid(), s.incumbent_pid(), JsonQuote(s.build_id()), JsonQuote(s.binary()),
         JsonQuote(s.protocol()), JsonQuote(s.strategy()),
         s.uptime_ms(), s.incumbent_uptime_ms(), s.restarts(), JsonQuote(s.handoff_in_progress()),
         s.has_last_handoff() ? ResultJson(s.last_handoff()) : "null", pinned, s.probation_left_ms(),
-        JsonQuote(s.last_revert()), JsonQuote(s.takeover()), listeners);
+        JsonQuote(s.last_revert()), JsonQuote(s.takeover()), listeners, JsonQuote(s.daemon_status()));
     return kExitOk;
   }
   fmt::print("generation  {}\n", s.generation());
   fmt::print("{:<11} pid {} ({}), up {:.1f} s\n", s.state().empty() ? "serving" : s.state(), s.incumbent_pid(), s.build_id().empty() ? "-" : s.build_id(),
              static_cast<double>(s.incumbent_uptime_ms()) / 1000.0);
+  if (!s.daemon_status().empty()) fmt::print("status      \"{}\"\n", Printable(s.daemon_status()));
   if (!s.protocol().empty()) {
     fmt::print("protocol    {}{}\n", s.protocol(), s.strategy().empty() ? std::string() : ", strategy " + s.strategy());
   }
