@@ -8,6 +8,7 @@ package baton
 import "C"
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"runtime/cgo"
@@ -187,7 +188,8 @@ func (d *Daemon) ListenerNames() []string {
 
 // Listener returns the inherited listening socket called name as a
 // net.Listener (NotFound if there is none: e.g. standalone, where the
-// daemon listens by itself).
+// daemon listens by itself). A `udp://` listener is a datagram socket, no
+// net.Listener: InvalidArgument, take it with PacketConn.
 //
 // The listener holds a duplicate of the inherited fd (net.FileListener
 // dups it), so closing it, as http.Server.Shutdown does in a drain, leaves
@@ -195,18 +197,10 @@ func (d *Daemon) ListenerNames() []string {
 // requires across a drain, and a successor or a resume finds it unchanged.
 // Call Listener again for a new one after a rollback.
 func (d *Daemon) Listener(name string) (net.Listener, error) {
-	if name == "" {
-		return nil, Errorf(InvalidArgument, "a listener name must not be empty")
-	}
-	fd, err := d.ListenerFD(name)
+	f, err := d.listenerFile(name, false)
 	if err != nil {
 		return nil, err
 	}
-	dup, err := dupCloexec(fd)
-	if err != nil {
-		return nil, Errorf(IOError, "listener %q: dup fd %d: %v", name, fd, err)
-	}
-	f := os.NewFile(uintptr(dup), name)
 	defer f.Close()
 	l, err := net.FileListener(f)
 	if err != nil {
@@ -215,8 +209,74 @@ func (d *Daemon) Listener(name string) (net.Listener, error) {
 	return l, nil
 }
 
-// ListenerFD returns the inherited listening socket called name as the fd
-// itself: owned by the library until Start returns, then by the process.
+// PacketConn returns the inherited `udp://` listener called name, a bound
+// datagram socket, as a net.PacketConn (a *net.UDPConn): ReadFrom and
+// WriteTo, no Accept. NotFound if there is none (e.g. standalone, where the
+// daemon binds by itself); InvalidArgument for a stream listener (`tcp://`,
+// `unix:`), which Listener gives.
+//
+// The PacketConn holds a duplicate of the inherited fd, so closing it in a
+// drain leaves the inherited fd open: the socket itself stays bound, as
+// baton requires across a drain, and datagrams not yet read stay queued on
+// it for the successor (or for a resume). Call PacketConn again for a new
+// one after a rollback. The socket's file status flags are shared with the
+// supervisor and the other generation (Go makes it non-blocking).
+func (d *Daemon) PacketConn(name string) (net.PacketConn, error) {
+	f, err := d.listenerFile(name, true)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	c, err := net.FilePacketConn(f)
+	if err != nil {
+		return nil, Errorf(InvalidArgument, "listener %q: %v", name, err)
+	}
+	return c, nil
+}
+
+// listenerFile is a dup of the inherited listener called name, checked to
+// be a datagram socket (datagram) or not one (!datagram), as an *os.File
+// for the caller to close.
+func (d *Daemon) listenerFile(name string, datagram bool) (*os.File, error) {
+	if name == "" {
+		return nil, Errorf(InvalidArgument, "a listener name must not be empty")
+	}
+	fd, err := d.ListenerFD(name)
+	if err != nil {
+		return nil, err
+	}
+	typ, err := syscall.GetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_TYPE)
+	if err != nil {
+		return nil, Errorf(IOError, "listener %q: SO_TYPE of fd %d: %v", name, fd, err)
+	}
+	switch {
+	case datagram && typ != syscall.SOCK_DGRAM:
+		return nil, Errorf(InvalidArgument, "listener %q is a %s, not a datagram socket (udp://): use Listener",
+			name, socketTypeName(typ))
+	case !datagram && typ == syscall.SOCK_DGRAM:
+		return nil, Errorf(InvalidArgument, "listener %q is a datagram socket (udp://), not a stream listener: "+
+			"use PacketConn", name)
+	}
+	dup, err := dupCloexec(fd)
+	if err != nil {
+		return nil, Errorf(IOError, "listener %q: dup fd %d: %v", name, fd, err)
+	}
+	return os.NewFile(uintptr(dup), name), nil
+}
+
+func socketTypeName(typ int) string {
+	switch typ {
+	case syscall.SOCK_STREAM:
+		return "stream listener (tcp:// or unix:)"
+	case syscall.SOCK_SEQPACKET:
+		return "seqpacket listener"
+	}
+	return fmt.Sprintf("socket of type %d", typ)
+}
+
+// ListenerFD returns the inherited listener called name (a listening
+// socket, or for `udp://` a bound datagram socket) as the fd itself: owned
+// by the library until Start returns, then by the process.
 // Do not close it while the daemon runs (the supervisor keeps its own copy
 // for the successor, but a drain must leave the socket listening).
 func (d *Daemon) ListenerFD(name string) (int, error) {

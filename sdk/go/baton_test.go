@@ -127,6 +127,12 @@ func TestStandaloneLifeCycle(t *testing.T) {
 	if _, err := d.Listener(""); !errors.Is(err, baton.InvalidArgument) {
 		t.Errorf("Listener(\"\") = %v, want InvalidArgument", err)
 	}
+	if _, err := d.PacketConn("dns"); !errors.Is(err, baton.NotFound) {
+		t.Errorf("PacketConn(dns) = %v, want NotFound", err)
+	}
+	if _, err := d.PacketConn(""); !errors.Is(err, baton.InvalidArgument) {
+		t.Errorf("PacketConn(\"\") = %v, want InvalidArgument", err)
+	}
 	if err := d.Start(nil); !errors.Is(err, baton.InvalidArgument) {
 		t.Errorf("Start(nil) = %v, want InvalidArgument", err)
 	}

@@ -8,7 +8,9 @@
 // # Life cycle
 //
 // New reads the supervisor's environment contract; Daemon.Listener gives
-// the inherited listening socket as a net.Listener; Daemon.Start takes part
+// an inherited listening socket as a net.Listener, Daemon.PacketConn a
+// `udp://` listener (a bound datagram socket) as a net.PacketConn, each
+// holding a dup of the inherited fd; Daemon.Start takes part
 // in the handoff (a successor's Warm and Begin hooks run inside it) or, on
 // a cold start, takes the data-dir lock; Daemon.Wait returns once this
 // generation must exit, with the exit code; Daemon.Close frees the rest.
