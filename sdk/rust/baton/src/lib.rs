@@ -3,9 +3,11 @@
 //! in the `baton-sys` crate).
 //!
 //! A daemon creates a [`Daemon`] first thing in `main`, serves the listener
-//! the supervisor passed it ([`Daemon::listener`]), implements [`Hooks`]
-//! (its part of a handoff) and calls [`Daemon::start`], then
-//! [`Daemon::wait`]s until it must exit:
+//! the supervisor passed it ([`Daemon::listener`], a `TcpListener`, or for
+//! a `udp://` one [`Daemon::udp_socket`], a `UdpSocket`; each owns a dup of
+//! the inherited fd, so dropping it in a drain leaves the socket open for
+//! the successor), implements [`Hooks`] (its part of a handoff) and calls
+//! [`Daemon::start`], then [`Daemon::wait`]s until it must exit:
 //!
 //! ```no_run
 //! use baton::{Daemon, Error, Hooks, Options, SealReport, SealedState};
@@ -50,9 +52,9 @@ mod handover;
 mod hooks;
 
 use std::ffi::{CStr, CString};
-use std::net::TcpListener;
+use std::net::{TcpListener, UdpSocket};
 use std::os::raw::{c_char, c_int, c_void};
-use std::os::unix::io::{BorrowedFd, RawFd};
+use std::os::unix::io::{BorrowedFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -284,7 +286,10 @@ impl Daemon {
 
     /// The inherited listening socket called `name` as a `TcpListener`
     /// (`NotFound` if there is none: e.g. standalone, where the daemon
-    /// binds its own).
+    /// binds its own). `InvalidArgument` naming the listener if it is no
+    /// TCP listener: a `udp://` one ([`Daemon::udp_socket`] gives it) or a
+    /// `unix:` one (wrap a dup of [`Daemon::listener_fd`] in a
+    /// `std::os::unix::net::UnixListener`).
     ///
     /// The listener owns a duplicate of the inherited fd (`F_DUPFD_CLOEXEC`):
     /// the fd itself belongs to the library until `start` returns, and the
@@ -296,18 +301,68 @@ impl Daemon {
     /// The socket is shared with the supervisor and the other generation:
     /// its file status flags (`set_nonblocking`) are theirs too.
     pub fn listener(&self, name: &str) -> Result<TcpListener, Error> {
-        let fd = self.listener_fd(name)?;
-        // SAFETY: the library keeps fd open until destroy, and the
-        // process owns it after start: it is open for this borrow.
-        let owned = unsafe { BorrowedFd::borrow_raw(fd) }
-            .try_clone_to_owned()
-            .map_err(|e| Error::new(Code::IoError, format!("listener {:?}: dup fd {}: {}", name, fd, e)))?;
-        Ok(TcpListener::from(owned))
+        Ok(TcpListener::from(self.dup_listener(name, Kind::Tcp)?))
     }
 
-    /// The inherited listening socket called `name` as the fd itself:
-    /// owned by the library until `start` returns, then by the process. Do
-    /// not close it while the daemon runs.
+    /// The inherited `udp://` listener called `name`, a bound datagram
+    /// socket, as a `UdpSocket`: `recv_from` and `send_to`, no `accept`
+    /// (`NotFound` if there is none: e.g. standalone, where the daemon
+    /// binds its own). `InvalidArgument` naming the listener if it is no
+    /// UDP socket: a stream listener (`tcp://`, `unix:`), which
+    /// [`Daemon::listener`] gives for TCP.
+    ///
+    /// The `UdpSocket` owns a duplicate of the inherited fd
+    /// (`F_DUPFD_CLOEXEC`): the fd itself belongs to the library until
+    /// `start` returns, and the socket must stay bound across a drain (the
+    /// supervisor hands it to the successor). So dropping the `UdpSocket`
+    /// in a drain leaves the socket bound, the datagrams not yet read
+    /// queued on it for the successor (or for a resume); call `udp_socket`
+    /// again for a new one after a rollback.
+    ///
+    /// The socket is shared with the supervisor and the other generation:
+    /// its file status flags (`set_nonblocking`) are theirs too, and so are
+    /// its socket options (`set_read_timeout` is `SO_RCVTIMEO`, a socket
+    /// option): wait with `poll` rather than a read timeout.
+    pub fn udp_socket(&self, name: &str) -> Result<UdpSocket, Error> {
+        Ok(UdpSocket::from(self.dup_listener(name, Kind::Udp)?))
+    }
+
+    /// A duplicate of the inherited listener called `name`, checked to be
+    /// the `want` kind of socket.
+    fn dup_listener(&self, name: &str, want: Kind) -> Result<OwnedFd, Error> {
+        let fd = self.listener_fd(name)?;
+        let get = |opt: c_int, what: &str| {
+            socket_option(fd, opt)
+                .map_err(|e| Error::new(Code::IoError, format!("listener {:?}: {} of fd {}: {}", name, what, fd, e)))
+        };
+        let (kind, domain) = (get(libc::SO_TYPE, "SO_TYPE")?, get(libc::SO_DOMAIN, "SO_DOMAIN")?);
+        let inet = domain == libc::AF_INET || domain == libc::AF_INET6;
+        let refuse = |is: &str, use_instead: &str| {
+            Err(Error::new(
+                Code::InvalidArgument,
+                format!("listener {:?} is {}, not {}: {}", name, is, want.describe(), use_instead),
+            ))
+        };
+        match (want, kind, inet) {
+            (Kind::Tcp, libc::SOCK_STREAM, true) | (Kind::Udp, libc::SOCK_DGRAM, true) => {}
+            (_, _, false) if domain == libc::AF_UNIX => {
+                return refuse("a unix socket (unix:)", "wrap a dup of listener_fd in a std::os::unix::net type")
+            }
+            (Kind::Tcp, libc::SOCK_DGRAM, true) => return refuse("a datagram socket (udp://)", "use udp_socket"),
+            (Kind::Udp, libc::SOCK_STREAM, true) => return refuse("a stream listener (tcp://)", "use listener"),
+            _ => return refuse(&format!("a socket of type {} in family {}", kind, domain), "use listener_fd"),
+        }
+        // SAFETY: the library keeps fd open until destroy, and the
+        // process owns it after start: it is open for this borrow.
+        unsafe { BorrowedFd::borrow_raw(fd) }
+            .try_clone_to_owned()
+            .map_err(|e| Error::new(Code::IoError, format!("listener {:?}: dup fd {}: {}", name, fd, e)))
+    }
+
+    /// The inherited listener called `name` (a listening socket, or for
+    /// `udp://` a bound datagram socket) as the fd itself: owned by the
+    /// library until `start` returns, then by the process. Do not close it
+    /// while the daemon runs.
     pub fn listener_fd(&self, name: &str) -> Result<RawFd, Error> {
         if name.is_empty() {
             return Err(Error::new(Code::InvalidArgument, "a listener name must not be empty"));
@@ -390,6 +445,34 @@ impl Daemon {
         }
         epoch
     }
+}
+
+/// The kind of socket a typed listener helper gives.
+#[derive(Clone, Copy)]
+enum Kind {
+    Tcp,
+    Udp,
+}
+
+impl Kind {
+    fn describe(self) -> &'static str {
+        match self {
+            Kind::Tcp => "a TCP listener",
+            Kind::Udp => "a UDP socket",
+        }
+    }
+}
+
+/// The `SOL_SOCKET` option `opt` of `fd`, an int.
+fn socket_option(fd: RawFd, opt: c_int) -> std::io::Result<c_int> {
+    let mut value: c_int = 0;
+    let mut len = std::mem::size_of::<c_int>() as libc::socklen_t;
+    // SAFETY: an int and its length to fill; a bad fd is an error, not UB.
+    let rc = unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, opt, &mut value as *mut c_int as *mut c_void, &mut len) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(value)
 }
 
 impl Drop for Daemon {

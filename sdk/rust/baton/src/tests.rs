@@ -84,6 +84,8 @@ fn a_standalone_daemon_starts_and_exits_on_request() {
     assert!(d.listener_names().is_empty());
     assert_eq!(d.listener("http").err().unwrap().code(), Code::NotFound);
     assert_eq!(d.listener("").err().unwrap().code(), Code::InvalidArgument);
+    assert_eq!(d.udp_socket("dns").err().unwrap().code(), Code::NotFound);
+    assert_eq!(d.udp_socket("").err().unwrap().code(), Code::InvalidArgument);
     assert_eq!(d.lease_epoch(), 0);
 
     // Handover outside a drain or seal: refused, the descriptor given back
