@@ -1,10 +1,11 @@
 // An SDK's typed helper for a udp:// listener under a real `baton
 // supervise`. Compiled once per SDK: BATON_SDK_UDP_PROBE is that SDK's UDP
-// probe (sdk/go/internal/udpprobe; one behaviour, one output format per
-// SDK), BATON_SDK_SUITE the name of the test suite. The probe echoes every
-// datagram on its "udp" listener through the helper (Go PacketConn), closes
-// it in its drain, and says on stderr what the stream helper makes of "udp"
-// and the datagram helper of "http".
+// probe (sdk/go/internal/udpprobe, sdk/rust/baton/examples/udp_probe.rs;
+// one behaviour, one output format), BATON_SDK_SUITE the name of the test
+// suite. The probe echoes every datagram on its "udp" listener through the
+// helper (Go PacketConn, Rust udp_socket), closes it in its drain, and says
+// on stderr what the stream helper makes of "udp" and the datagram helper of
+// "http".
 #include <gtest/gtest.h>
 
 #include <string>
