@@ -331,27 +331,7 @@ impl Daemon {
     /// the `want` kind of socket.
     fn dup_listener(&self, name: &str, want: Kind) -> Result<OwnedFd, Error> {
         let fd = self.listener_fd(name)?;
-        let get = |opt: c_int, what: &str| {
-            socket_option(fd, opt)
-                .map_err(|e| Error::new(Code::IoError, format!("listener {:?}: {} of fd {}: {}", name, what, fd, e)))
-        };
-        let (kind, domain) = (get(libc::SO_TYPE, "SO_TYPE")?, get(libc::SO_DOMAIN, "SO_DOMAIN")?);
-        let inet = domain == libc::AF_INET || domain == libc::AF_INET6;
-        let refuse = |is: &str, use_instead: &str| {
-            Err(Error::new(
-                Code::InvalidArgument,
-                format!("listener {:?} is {}, not {}: {}", name, is, want.describe(), use_instead),
-            ))
-        };
-        match (want, kind, inet) {
-            (Kind::Tcp, libc::SOCK_STREAM, true) | (Kind::Udp, libc::SOCK_DGRAM, true) => {}
-            (_, _, false) if domain == libc::AF_UNIX => {
-                return refuse("a unix socket (unix:)", "wrap a dup of listener_fd in a std::os::unix::net type")
-            }
-            (Kind::Tcp, libc::SOCK_DGRAM, true) => return refuse("a datagram socket (udp://)", "use udp_socket"),
-            (Kind::Udp, libc::SOCK_STREAM, true) => return refuse("a stream listener (tcp://)", "use listener"),
-            _ => return refuse(&format!("a socket of type {} in family {}", kind, domain), "use listener_fd"),
-        }
+        check_listener(name, fd, want)?;
         // SAFETY: the library keeps fd open until destroy, and the
         // process owns it after start: it is open for this borrow.
         unsafe { BorrowedFd::borrow_raw(fd) }
@@ -460,6 +440,33 @@ impl Kind {
             Kind::Tcp => "a TCP listener",
             Kind::Udp => "a UDP socket",
         }
+    }
+}
+
+/// Whether `fd`, the listener called `name`, is the `want` kind of socket
+/// (`SO_TYPE`, `SO_DOMAIN`); if not, `InvalidArgument` saying what it is
+/// and what to use instead.
+fn check_listener(name: &str, fd: RawFd, want: Kind) -> Result<(), Error> {
+    let get = |opt: c_int, what: &str| {
+        socket_option(fd, opt)
+            .map_err(|e| Error::new(Code::IoError, format!("listener {:?}: {} of fd {}: {}", name, what, fd, e)))
+    };
+    let (kind, domain) = (get(libc::SO_TYPE, "SO_TYPE")?, get(libc::SO_DOMAIN, "SO_DOMAIN")?);
+    let inet = domain == libc::AF_INET || domain == libc::AF_INET6;
+    let refuse = |is: &str, use_instead: &str| {
+        Err(Error::new(
+            Code::InvalidArgument,
+            format!("listener {:?} is {}, not {}: {}", name, is, want.describe(), use_instead),
+        ))
+    };
+    match (want, kind, inet) {
+        (Kind::Tcp, libc::SOCK_STREAM, true) | (Kind::Udp, libc::SOCK_DGRAM, true) => Ok(()),
+        (_, _, false) if domain == libc::AF_UNIX => {
+            refuse("a unix socket (unix:)", "wrap a dup of listener_fd in a std::os::unix::net type")
+        }
+        (Kind::Tcp, libc::SOCK_DGRAM, true) => refuse("a datagram socket (udp://)", "use udp_socket"),
+        (Kind::Udp, libc::SOCK_STREAM, true) => refuse("a stream listener (tcp://)", "use listener"),
+        _ => refuse(&format!("a socket of type {} in family {}", kind, domain), "use listener_fd"),
     }
 }
 

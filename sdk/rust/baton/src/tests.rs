@@ -143,3 +143,38 @@ fn daemon_is_send_and_sync() {
     assert_send_sync::<Daemon>();
     assert_send_sync::<Error>();
 }
+
+// What the typed listener helpers accept, on sockets of every kind a
+// listener can be (the real udp:// path: tests/sdk/udp_test.cc).
+#[test]
+fn each_listener_helper_refuses_the_other_kinds_of_socket() {
+    use std::os::unix::io::AsRawFd;
+    use std::os::unix::net::{UnixDatagram, UnixListener};
+    let dir = TempDir::new("kinds");
+    let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
+    let tcp6 = TcpListener::bind("[::1]:0").ok(); // no IPv6 on some hosts
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let unix = UnixListener::bind(dir.0.join("s")).unwrap();
+    let unix_dgram = UnixDatagram::bind(dir.0.join("d")).unwrap();
+
+    assert_eq!(check_listener("http", tcp.as_raw_fd(), Kind::Tcp), Ok(()));
+    if let Some(tcp6) = &tcp6 {
+        assert_eq!(check_listener("http6", tcp6.as_raw_fd(), Kind::Tcp), Ok(()));
+    }
+    assert_eq!(check_listener("dns", udp.as_raw_fd(), Kind::Udp), Ok(()));
+
+    let refused = |name: &str, fd: RawFd, want: Kind, says: &str| {
+        let e = check_listener(name, fd, want).unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{}", e);
+        assert!(e.message().starts_with(&format!("listener {:?} is ", name)), "{}", e);
+        assert!(e.message().contains(says), "{} does not say {:?}", e, says);
+    };
+    refused("dns", udp.as_raw_fd(), Kind::Tcp, "a datagram socket (udp://), not a TCP listener: use udp_socket");
+    refused("http", tcp.as_raw_fd(), Kind::Udp, "a stream listener (tcp://), not a UDP socket: use listener");
+    refused("sock", unix.as_raw_fd(), Kind::Tcp, "a unix socket (unix:), not a TCP listener");
+    refused("sock", unix.as_raw_fd(), Kind::Udp, "a unix socket (unix:), not a UDP socket");
+    refused("gram", unix_dgram.as_raw_fd(), Kind::Udp, "a unix socket (unix:), not a UDP socket");
+    let file = std::fs::File::open("/dev/null").unwrap();
+    let e = check_listener("null", file.as_raw_fd(), Kind::Tcp).unwrap_err();
+    assert_eq!(e.code(), Code::IoError, "{}", e);
+}
