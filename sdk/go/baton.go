@@ -245,23 +245,33 @@ func (d *Daemon) listenerFile(name string, datagram bool) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	typ, err := syscall.GetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_TYPE)
-	if err != nil {
-		return nil, Errorf(IOError, "listener %q: SO_TYPE of fd %d: %v", name, fd, err)
-	}
-	switch {
-	case datagram && typ != syscall.SOCK_DGRAM:
-		return nil, Errorf(InvalidArgument, "listener %q is a %s, not a datagram socket (udp://): use Listener",
-			name, socketTypeName(typ))
-	case !datagram && typ == syscall.SOCK_DGRAM:
-		return nil, Errorf(InvalidArgument, "listener %q is a datagram socket (udp://), not a stream listener: "+
-			"use PacketConn", name)
+	if err := checkListenerType(name, fd, datagram); err != nil {
+		return nil, err
 	}
 	dup, err := dupCloexec(fd)
 	if err != nil {
 		return nil, Errorf(IOError, "listener %q: dup fd %d: %v", name, fd, err)
 	}
 	return os.NewFile(uintptr(dup), name), nil
+}
+
+// checkListenerType says whether fd, the listener called name, is a
+// datagram socket (datagram) or not one (!datagram): if not,
+// InvalidArgument saying what it is and which helper fits.
+func checkListenerType(name string, fd int, datagram bool) error {
+	typ, err := syscall.GetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_TYPE)
+	if err != nil {
+		return Errorf(IOError, "listener %q: SO_TYPE of fd %d: %v", name, fd, err)
+	}
+	switch {
+	case datagram && typ != syscall.SOCK_DGRAM:
+		return Errorf(InvalidArgument, "listener %q is a %s, not a datagram socket (udp://): use Listener",
+			name, socketTypeName(typ))
+	case !datagram && typ == syscall.SOCK_DGRAM:
+		return Errorf(InvalidArgument, "listener %q is a datagram socket (udp://), not a stream listener: "+
+			"use PacketConn", name)
+	}
+	return nil
 }
 
 func socketTypeName(typ int) string {
