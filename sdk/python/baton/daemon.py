@@ -302,6 +302,12 @@ class Daemon(HandoverMixin):
     def listener(self, name: str) -> socket.socket:
         """The inherited listening socket called ``name``.
 
+        A ``udp://`` listener comes back as a datagram socket
+        (``SOCK_DGRAM``, bound, never connected: ``recvfrom``/``sendto``,
+        no ``accept``): :class:`socket.socket` reads the type and family
+        from the descriptor, so no separate helper is needed; check
+        ``sock.type`` if a name can be either.
+
         The socket is yours (close it when done): a duplicate of the
         library's descriptor sharing its open file description with the
         supervisor and the other generation. So its blocking mode is shared

@@ -1,11 +1,12 @@
 """baton.Daemon over the real libbaton ($BATON_LIBRARY): standalone life
 cycle, errors with their codes, the data-dir lock, signals while waiting,
-the log callback, and finding the library. Each case runs in a process of
-its own (a Daemon is once per process)."""
+the log callback, a udp:// listener, and finding the library. Each case
+runs in a process of its own (a Daemon is once per process)."""
 
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -176,6 +177,62 @@ class DaemonTest(unittest.TestCase):
                 p.kill()
                 p.wait()
             p.stdout.close()
+
+    def test_a_udp_listener_comes_back_as_a_datagram_socket(self):
+        """A udp:// listener, passed as socket activation passes one (fd 3,
+        LISTEN_* meant for this process, what the supervisor also does),
+        is a SOCK_DGRAM socket that receives what was sent to its address
+        and answers from it."""
+        listener = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            listener.bind(("127.0.0.1", 0))
+            client.bind(("127.0.0.1", 0))
+            client.settimeout(30)
+            # Queued on the socket until the daemon reads it.
+            client.sendto(b"ping", listener.getsockname())
+            code = f"""
+                import json, os, socket, baton
+                fd = int(os.environ.pop("TEST_UDP_FD"))
+                if fd != 3:
+                    try:
+                        os.fstat(3)
+                        raise SystemExit("fd 3 is taken: the listener cannot go there")
+                    except OSError:
+                        pass
+                    os.dup2(fd, 3)
+                    os.close(fd)
+                os.environ["LISTEN_PID"] = str(os.getpid())  # putenv: libbaton reads it
+                with baton.Daemon(data_dir={self.dir!r}) as d:
+                    s = d.listener("dns")
+                    every = d.listeners()
+                    data, peer = s.recvfrom(64)
+                    s.sendto(b"pong " + data, peer)
+                    out = {{"type": int(s.type), "family": int(s.family), "data": data.decode(),
+                            "names": sorted(every), "every_type": int(every["dns"].type)}}
+                    s.close()
+                    for sock in every.values():
+                        sock.close()
+                print(json.dumps(out))
+            """
+            env = dict(os.environ, PYTHONPATH=SDK_DIR, PYTHONDONTWRITEBYTECODE="1",
+                       TEST_UDP_FD=str(listener.fileno()), LISTEN_FDS="1", LISTEN_FDNAMES="dns")
+            for name in ("BATON_DATA_DIR", "BATON_ROLE", "BATON_CONTROL_FD", "LISTEN_PID"):
+                env.pop(name, None)
+            p = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env,
+                               pass_fds=(listener.fileno(),), capture_output=True, text=True, timeout=30)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            out = json.loads([line for line in p.stdout.splitlines() if line.startswith("{")][-1])
+            self.assertEqual(out["type"], socket.SOCK_DGRAM)
+            self.assertEqual(out["family"], socket.AF_INET)
+            self.assertEqual(out["data"], "ping")
+            self.assertEqual(out["names"], ["dns"])
+            self.assertEqual(out["every_type"], socket.SOCK_DGRAM)
+            reply, _ = client.recvfrom(64)
+            self.assertEqual(reply, b"pong ping")
+        finally:
+            listener.close()
+            client.close()
 
     def test_log_callback_gets_the_library_events(self):
         rc, out, err = run(f"""
