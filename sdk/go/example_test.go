@@ -88,3 +88,29 @@ func ExampleNew_stateSchema() {
 	}
 	defer d.Close()
 }
+
+// A `udp://` listener ("dns"): each generation echoes on its own dup of
+// the bound socket. Drain sets a read deadline in the past
+// (pc.SetReadDeadline(time.Unix(1, 0))), waits for the reader to return,
+// then closes pc; the datagrams it did not read wait in the socket for the
+// successor.
+func ExampleDaemon_PacketConn() {
+	var d *baton.Daemon // from baton.New
+	pc, err := d.PacketConn("dns")
+	if errors.Is(err, baton.NotFound) {
+		pc, err = net.ListenPacket("udp", "127.0.0.1:5353") // standalone: bind by ourselves
+	}
+	if err != nil {
+		log.Fatal(err) // InvalidArgument: "dns" is a stream listener
+	}
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return // Drain's deadline
+			}
+			pc.WriteTo(buf[:n], from)
+		}
+	}()
+}
