@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "base/journal_stream.h"
+#include "base/utf8.h"
 
 namespace baton {
 
@@ -21,7 +22,21 @@ std::string JsonQuote(std::string_view s) {
   std::string out;
   out.reserve(s.size() + 2);
   out.push_back('"');
-  for (unsigned char c : s) {
+  while (!s.empty()) {
+    const unsigned char c = static_cast<unsigned char>(s.front());
+    if (c >= 0x80) {
+      // JSON is UTF-8: a well-formed sequence is kept, each byte of an
+      // ill-formed one becomes U+FFFD, so the output always parses.
+      const size_t n = Utf8SequenceLength(s);
+      if (n == 0) {
+        out += "\\ufffd";
+        s.remove_prefix(1);
+      } else {
+        out.append(s.substr(0, n));
+        s.remove_prefix(n);
+      }
+      continue;
+    }
     switch (c) {
       case '"': out += "\\\""; break;
       case '\\': out += "\\\\"; break;
@@ -29,12 +44,13 @@ std::string JsonQuote(std::string_view s) {
       case '\r': out += "\\r"; break;
       case '\t': out += "\\t"; break;
       default:
-        if (c < 0x20) {
+        if (c < 0x20 || c == 0x7f) {
           out += fmt::format("\\u{:04x}", c);
         } else {
           out.push_back(static_cast<char>(c));
         }
     }
+    s.remove_prefix(1);
   }
   out.push_back('"');
   return out;

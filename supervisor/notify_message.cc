@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include "base/utf8.h"
+
 namespace baton::supervisor {
 namespace {
 
@@ -123,7 +125,14 @@ NotifyVerdict JudgeNotify(const NotifyDatagram& d, pid_t child_pid) {
     } else if (key == "FDSTOREREMOVE") {
       ok = flag(m.fdstore_remove);
     } else if (key == "STATUS") {
-      m.status = std::string(value);
+      // As systemd does: a STATUS= that is not UTF-8 is dropped, the rest
+      // of the datagram applies (it is shown and written into JSON).
+      if (IsUtf8(value)) {
+        m.status = std::string(value);
+      } else {
+        v.refusals.push_back({NotifyReject::kMalformed,
+                              fmt::format("STATUS='{}' ignored: not UTF-8", Shown(value))});
+      }
     } else if (key == "ERRNO") {
       auto n = ParseU64(value);
       ok = n && *n < 4096;

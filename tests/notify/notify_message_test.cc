@@ -72,6 +72,20 @@ TEST(NotifyMessageTest, MainPidIsRefusedButTheRestApplies) {
   EXPECT_NE(v.refusals[0].reason.find("MAINPID=99"), std::string::npos);
 }
 
+TEST(NotifyMessageTest, AStatusThatIsNotUtf8IsDroppedButTheRestApplies) {
+  auto v = Judge("READY=1\nSTATUS=caf\xc3\xa9 \xff\xfe");
+  ASSERT_TRUE(v.message);
+  EXPECT_TRUE(v.message->ready);
+  EXPECT_FALSE(v.message->status);
+  ASSERT_EQ(v.refusals.size(), 1u);
+  EXPECT_EQ(v.refusals[0].kind, NotifyReject::kMalformed);
+  EXPECT_NE(v.refusals[0].reason.find("not UTF-8"), std::string::npos) << v.refusals[0].reason;
+  auto ok = Judge("STATUS=caf\xc3\xa9 \xe2\x9c\x93");
+  ASSERT_TRUE(ok.message);
+  EXPECT_EQ(ok.message->status, "caf\xc3\xa9 \xe2\x9c\x93");
+  EXPECT_TRUE(ok.refusals.empty());
+}
+
 TEST(NotifyMessageTest, ForgedSenderIsRefusedBeforeAnythingIsRead) {
   EXPECT_EQ(KindOf(Judge("READY=1", 0, 1)), NotifyReject::kForged);
   EXPECT_EQ(KindOf(Judge("READY=1", 0, std::nullopt)), NotifyReject::kForged);

@@ -18,6 +18,15 @@ TEST(LogTest, JsonEscapesControlCharactersAndQuotes) {
   EXPECT_EQ(JsonQuote("a\"b\\c\n\x01"), R"("a\"b\\c\n\u0001")");
 }
 
+TEST(LogTest, JsonKeepsUtf8AndReplacesWhatIsNot) {
+  // Text from outside (a daemon's STATUS=, a path) may be any bytes; the
+  // JSON written must still parse.
+  EXPECT_EQ(JsonQuote("caf\xc3\xa9 \xe2\x9c\x93"), "\"caf\xc3\xa9 \xe2\x9c\x93\"");
+  EXPECT_EQ(JsonQuote("a\xff" "b\xc3"), R"("a\ufffdb\ufffd")");
+  EXPECT_EQ(JsonQuote("\xed\xa0\x80"), R"("\ufffd\ufffd\ufffd")");
+  EXPECT_EQ(JsonQuote("\x7f"), R"("\u007f")");
+}
+
 TEST(LogTest, JsonLinesSinkWritesOneLinePerEventAboveLevel) {
   std::FILE* f = std::tmpfile();
   ASSERT_NE(f, nullptr);
