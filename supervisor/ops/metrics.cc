@@ -89,6 +89,16 @@ std::string Metrics::Render() const {
   std::string out;
   out += "# HELP baton_info The supervised service.\n# TYPE baton_info gauge\n";
   out += fmt::format("baton_info{{service=\"{}\"}} 1\n", LabelValue(service_));
+  out += "# HELP baton_listener_info A listener the supervisor owns and passes to every generation (the address as "
+         "bound: port 0 resolved).\n# TYPE baton_listener_info gauge\n";
+  for (const std::string& l : listeners_) {
+    const size_t eq = l.find('=');
+    const std::string_view name = std::string_view(l).substr(0, eq);
+    const std::string_view address = eq == std::string::npos ? std::string_view() : std::string_view(l).substr(eq + 1);
+    const size_t colon = address.find(':');  // tcp://, udp://, unix:
+    out += fmt::format("baton_listener_info{{name=\"{}\",transport=\"{}\",address=\"{}\"}} 1\n", LabelValue(name),
+                       LabelValue(address.substr(0, colon)), LabelValue(address));
+  }
   out += "# HELP baton_handoffs_total Handoffs (upgrade requests) by outcome.\n# TYPE baton_handoffs_total counter\n";
   for (const char* o : {"committed", "rolled_back", "refused", "failed"}) {
     auto it = handoffs_.find(o);

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "base/log.h"
 
@@ -28,6 +29,10 @@ class Metrics {
   // `wall_ms`: when the event happened, milliseconds since the epoch.
   void OnEvent(const Event& e, int64_t wall_ms);
   std::string Render() const;
+  // The supervisor's listeners, "NAME=ADDRESS" as Supervisor::Addresses()
+  // gives them (fixed for its life; a self-upgrade's new image sets them
+  // again): one baton_listener_info series each.
+  void SetListeners(std::vector<std::string> listeners) { listeners_ = std::move(listeners); }
   // The counters carried across a self-upgrade's exec (metrics_state.cc):
   // a serialised selfstate::v1::MetricsState, and back.
   std::string Save() const;
@@ -55,6 +60,7 @@ class Metrics {
   std::map<std::string, uint64_t> reverts_;  // by check ("exit", "probe", ...)
   std::map<std::string, uint64_t> notify_rejected_;  // kind -> count
   Histogram not_ready_;
+  std::vector<std::string> listeners_;
 };
 
 }  // namespace baton::supervisor

@@ -46,6 +46,8 @@ class OperatorSurface {
 
   void OnEvent(const Event& e, const std::string& json);
   std::string MetricsText() const { return metrics_.Render(); }
+  // The supervisor's listeners for baton_listener_info (Supervisor::Addresses()).
+  void SetListeners(std::vector<std::string> listeners) { metrics_.SetListeners(std::move(listeners)); }
 
  private:
   OperatorOptions opts_;

@@ -118,6 +118,10 @@ TEST(OpsEventsTest, MetricsOverTheAdminSocketAndHttp) {
   EXPECT_NE(m.out.find("baton_generation 2\n"), std::string::npos) << m.out;
   EXPECT_NE(m.out.find("baton_handoff_phase_seconds_count{phase=\"warm\"} 1\n"), std::string::npos) << m.out;
   EXPECT_NE(m.out.find("baton_restarts_total 0\n"), std::string::npos);
+  EXPECT_NE(m.out.find("baton_listener_info{name=\"http\",transport=\"tcp\",address=\"tcp://127.0.0.1:" +
+                       std::to_string(c.port()) + "\"} 1\n"),
+            std::string::npos)
+      << m.out;
   EXPECT_EQ(m.out.find("baton_last_handoff_timestamp_seconds 0.000"), std::string::npos);
   const std::string http = HttpGet(mport, "/metrics");
   EXPECT_NE(http.find("HTTP/1.1 200"), std::string::npos) << http;

@@ -184,6 +184,7 @@ int RunSupervise(const SuperviseArgs& args) {
     PrintError(sup.error().message);
     return sup.error().Is(Errc::kInvalidArgument) ? kExitUsage : kExitUnreachable;
   }
+  surface.SetListeners((*sup)->Addresses());
   if (const int inherited = (*sup)->InheritedMetricsFd(); inherited >= 0) {
     if (auto st = surface.AdoptMetrics(io, inherited); !st) {
       PrintError(st.error().message);

@@ -93,6 +93,17 @@ TEST(MetricsTest, CountsHandoffsPhasesGenerationsAndRestarts) {
   EXPECT_EQ(s["baton_handoff_seconds_bucket{le=\"10\"}"], 2);
 }
 
+TEST(MetricsTest, EachListenerIsAnInfoSeries) {
+  Metrics m("kvd");
+  m.SetListeners({"http=tcp://127.0.0.1:8080", "dns=udp://[::1]:5353", "admin=unix:/run/kvd/a\"b.sock"});
+  std::string err;
+  auto s = ParseExposition(m.Render(), &err);
+  ASSERT_TRUE(err.empty()) << err;
+  EXPECT_EQ(s["baton_listener_info{name=\"http\",transport=\"tcp\",address=\"tcp://127.0.0.1:8080\"}"], 1);
+  EXPECT_EQ(s["baton_listener_info{name=\"dns\",transport=\"udp\",address=\"udp://[::1]:5353\"}"], 1);
+  EXPECT_EQ(s["baton_listener_info{name=\"admin\",transport=\"unix\",address=\"unix:/run/kvd/a\\\"b.sock\"}"], 1);
+}
+
 TEST(MetricsTest, EmptyMetricsStillParse) {
   std::string err;
   auto s = ParseExposition(Metrics("we\"ird\\name").Render(), &err);
