@@ -32,6 +32,7 @@ import (
 	"time"
 
 	baton "baton/sdk/go"
+	"baton/sdk/go/internal/probeutil"
 )
 
 var dir string
@@ -50,18 +51,6 @@ func trace(format string, args ...any) {
 func knob(name string) (string, bool) {
 	b, err := os.ReadFile(dir + "/" + name)
 	return strings.TrimRight(string(b), "\n"), err == nil
-}
-
-// codeOf is the baton code of err as a number (0 for nil, -1 for another error).
-func codeOf(err error) int {
-	var e *baton.Error
-	if err == nil {
-		return 0
-	}
-	if errors.As(err, &e) {
-		return int(e.Code)
-	}
-	return -1
 }
 
 type probe struct{ d *baton.Daemon }
@@ -85,7 +74,7 @@ func (p *probe) Drain(context.Context) error {
 		defer syscall.Close(fds[0])
 		defer syscall.Close(fds[1])
 		refused := p.d.HandOverFD(baton.HandoverConnection, "conn-0", fds[1], nil)
-		trace("refused_unaccepted=%d open=%d", codeOf(refused), b2i(fdOpen(fds[1])))
+		trace("refused_unaccepted=%d open=%d", probeutil.Code(refused), b2i(fdOpen(fds[1])))
 		return nil
 	}
 	n, _ := strconv.Atoi(strings.Fields(spec)[0])
@@ -110,13 +99,13 @@ func (p *probe) Drain(context.Context) error {
 		}
 		name := fmt.Sprintf("conn-%d", i)
 		if err := p.d.HandOver(baton.HandoverConnection, name, conn.(*net.UnixConn), unread); err != nil {
-			trace("hand over conn-%d failed %d %v", i, codeOf(err), err)
+			trace("hand over conn-%d failed %d %v", i, probeutil.Code(err), err)
 			return err
 		}
 		_, werr := conn.Write([]byte("x"))
 		trace("handed conn-%d closed=%d", i, b2i(errors.Is(werr, net.ErrClosed)))
 		if err := p.d.HandOver(baton.HandoverFile, fmt.Sprintf("peer-%d", i), peer, nil); err != nil {
-			trace("hand over peer-%d failed %d %v", i, codeOf(err), err)
+			trace("hand over peer-%d failed %d %v", i, probeutil.Code(err), err)
 			return err
 		}
 	}
@@ -132,7 +121,7 @@ func (p *probe) Drain(context.Context) error {
 	_, werr := w.WriteString("still open")
 	buf := make([]byte, 16)
 	_, rerr := r.Read(buf)
-	trace("refused pipe=%d twice=%d open=%d", codeOf(bad), codeOf(twice), b2i(werr == nil && rerr == nil))
+	trace("refused pipe=%d twice=%d open=%d", probeutil.Code(bad), probeutil.Code(twice), b2i(werr == nil && rerr == nil))
 	return nil
 }
 
@@ -145,9 +134,9 @@ func (p *probe) Seal() (baton.SealReport, error) {
 		copy(state, fmt.Sprintf("state-%d", os.Getpid()))
 		if !p.d.SuccessorAcceptsHandover() {
 			// Refused (FailedPrecondition): the seal goes on without it.
-			trace("state_unaccepted=%d", codeOf(p.d.SetHandoverState(state)))
+			trace("state_unaccepted=%d", probeutil.Code(p.d.SetHandoverState(state)))
 		} else if err := p.d.SetHandoverState(state); err != nil {
-			trace("set state failed %d %v", codeOf(err), err)
+			trace("set state failed %d %v", probeutil.Code(err), err)
 			return baton.SealReport{}, err
 		}
 	}
@@ -159,7 +148,7 @@ func (p *probe) Seal() (baton.SealReport, error) {
 func (p *probe) takeAll(hook string) {
 	handed, err := p.d.TakeHandedOver()
 	if err != nil {
-		trace("%s take failed %d %v", hook, codeOf(err), err)
+		trace("%s take failed %d %v", hook, probeutil.Code(err), err)
 	}
 	sort.Slice(handed, func(i, j int) bool { return handed[i].Name < handed[j].Name })
 	byName := map[string]*baton.Handed{}
@@ -180,7 +169,7 @@ func (p *probe) takeAll(hook string) {
 	state, err := p.d.TakeHandoverState()
 	switch {
 	case err != nil:
-		trace("%s state failed %d %v", hook, codeOf(err), err)
+		trace("%s state failed %d %v", hook, probeutil.Code(err), err)
 	case state == nil:
 		trace("%s state none", hook)
 	default:
@@ -270,14 +259,14 @@ func main() {
 		}
 	}
 	if err := d.Start(&probe{d: d}); err != nil {
-		trace("start failed %d %v", codeOf(err), err)
+		trace("start failed %d %v", probeutil.Code(err), err)
 		d.Close()
 		os.Exit(1)
 	}
 	// Outside Drain and Seal nothing may be handed over.
-	trace("outside=%d", codeOf(d.HandOverFD(baton.HandoverFile, "x", 0, nil)))
+	trace("outside=%d", probeutil.Code(d.HandOverFD(baton.HandoverFile, "x", 0, nil)))
 	// Accepting is said before the Hello, or not at all.
-	trace("accept_after_start=%d", codeOf(d.AcceptHandover()))
+	trace("accept_after_start=%d", probeutil.Code(d.AcceptHandover()))
 	trace("serving")
 	code, _ := d.Wait()
 	trace("exit %d", code)

@@ -31,22 +31,11 @@ import (
 	"time"
 
 	baton "baton/sdk/go"
+	"baton/sdk/go/internal/probeutil"
 )
 
 func say(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "udp-probe %d %s\n", os.Getpid(), fmt.Sprintf(format, args...))
-}
-
-// codeOf is the baton code of err as a number (0 for nil, -1 for another error).
-func codeOf(err error) int {
-	var e *baton.Error
-	if err == nil {
-		return 0
-	}
-	if errors.As(err, &e) {
-		return int(e.Code)
-	}
-	return -1
 }
 
 type probe struct {
@@ -138,22 +127,22 @@ func main() {
 		os.Exit(2)
 	}
 	_, err = d.Listener("udp")
-	say("stream on udp: code=%d %v", codeOf(err), err)
+	say("stream on udp: code=%d %v", probeutil.Code(err), err)
 	_, err = d.PacketConn("http")
-	say("datagram on http: code=%d %v", codeOf(err), err)
+	say("datagram on http: code=%d %v", probeutil.Code(err), err)
 
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	go func() { <-sigs; d.RequestExit(0) }()
 	p := &probe{d: d}
 	if err := d.Start(p); err != nil {
-		say("start failed %d %v", codeOf(err), err)
+		say("start failed %d %v", probeutil.Code(err), err)
 		d.Close()
 		os.Exit(1)
 	}
 	if d.Role() != baton.Successor { // a successor serves from Begin
 		if err := p.serve(); err != nil {
-			say("serve failed %d %v", codeOf(err), err)
+			say("serve failed %d %v", probeutil.Code(err), err)
 			d.Close()
 			os.Exit(1)
 		}
