@@ -4,9 +4,13 @@
 //   * no crash, and a verdict either accepts or refuses, never both silent;
 //   * a refused datagram carries exactly one refusal that says why;
 //   * descriptors are accepted only with FDSTORE=1, from the child itself;
-//   * nothing from another pid or over the size limit is ever accepted.
+//   * nothing from another pid or over the size limit is ever accepted;
+//   * a STATUS= kept is UTF-8 (one that is not is refused alone), and any
+//     payload written as a JSON string is UTF-8.
 #include <string_view>
 
+#include "base/log.h"
+#include "base/utf8.h"
 #include "supervisor/notify_message.h"
 #include "tests/fuzz/fuzz_input.h"
 
@@ -37,7 +41,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FUZZ_CHECK(d.fds == 0 || v.message->fdstore);
   FUZZ_CHECK(!v.message->fdstore || d.fds > 0);
   FUZZ_CHECK(!v.message->fdstore_remove || v.message->fdname.has_value());
-  for (const auto& r : v.refusals) FUZZ_CHECK(r.kind == NotifyReject::kMainPid);
+  FUZZ_CHECK(baton::IsUtf8(baton::JsonQuote(d.payload)));
+  for (const auto& r : v.refusals) {
+    FUZZ_CHECK(r.kind == NotifyReject::kMainPid ||
+               (r.kind == NotifyReject::kMalformed && r.reason.find("STATUS=") == 0));
+  }
   if (v.message->fdname) FUZZ_CHECK(ValidFdName(*v.message->fdname));
+  if (v.message->status) FUZZ_CHECK(baton::IsUtf8(*v.message->status));
   return 0;
 }
