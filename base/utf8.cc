@@ -38,4 +38,20 @@ bool IsUtf8(std::string_view s) {
   return true;
 }
 
+std::string ToUtf8(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  while (!s.empty()) {
+    const size_t n = Utf8SequenceLength(s);
+    if (n == 0) {
+      out += "\xef\xbf\xbd";  // U+FFFD
+      s.remove_prefix(1);
+    } else {
+      out.append(s.substr(0, n));
+      s.remove_prefix(n);
+    }
+  }
+  return out;
+}
+
 }  // namespace baton

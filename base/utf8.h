@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <string>
 #include <string_view>
 
 namespace baton {
@@ -14,5 +15,8 @@ size_t Utf8SequenceLength(std::string_view s);
 
 // True if all of `s` is well-formed UTF-8.
 bool IsUtf8(std::string_view s);
+
+// `s` with each byte of an ill-formed sequence replaced by U+FFFD.
+std::string ToUtf8(std::string_view s);
 
 }  // namespace baton

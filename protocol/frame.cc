@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "base/utf8.h"
+
 namespace baton::protocol {
 
 std::string_view FrameErrorName(FrameErrorKind k) {
@@ -14,7 +16,62 @@ std::string_view FrameErrorName(FrameErrorKind k) {
   return "unknown";
 }
 
-Result<std::string> EncodeFrame(const v1::Envelope& env) {
+namespace {
+
+using google::protobuf::FieldDescriptor;
+using google::protobuf::Message;
+
+// Visits every string of `m` (`fix` == nullptr: reading only, stops at the
+// first that is not UTF-8). Returns the count of strings not UTF-8 (capped
+// at 1 when only checking).
+size_t WalkStrings(const Message& m, Message* fix) {
+  const auto* d = m.GetDescriptor();
+  const auto* r = m.GetReflection();
+  size_t bad = 0;
+  for (int i = 0; i < d->field_count(); ++i) {
+    const FieldDescriptor* f = d->field(i);
+    if (f->type() == FieldDescriptor::TYPE_STRING) {
+      const int n = f->is_repeated() ? r->FieldSize(m, f) : (r->HasField(m, f) ? 1 : 0);
+      for (int j = 0; j < n; ++j) {
+        const std::string s = f->is_repeated() ? r->GetRepeatedString(m, f, j) : r->GetString(m, f);
+        if (IsUtf8(s)) continue;
+        ++bad;
+        if (fix == nullptr) return bad;
+        if (f->is_repeated()) {
+          r->SetRepeatedString(fix, f, j, ToUtf8(s));
+        } else {
+          r->SetString(fix, f, ToUtf8(s));
+        }
+      }
+    } else if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+      if (f->is_repeated()) {
+        for (int j = 0; j < r->FieldSize(m, f); ++j) {
+          bad += fix ? WalkStrings(r->GetRepeatedMessage(m, f, j), r->MutableRepeatedMessage(fix, f, j))
+                     : WalkStrings(r->GetRepeatedMessage(m, f, j), nullptr);
+          if (fix == nullptr && bad > 0) return bad;
+        }
+      } else if (r->HasField(m, f)) {
+        bad += fix ? WalkStrings(r->GetMessage(m, f), r->MutableMessage(fix, f)) : WalkStrings(r->GetMessage(m, f), nullptr);
+        if (fix == nullptr && bad > 0) return bad;
+      }
+    }
+  }
+  return bad;
+}
+
+}  // namespace
+
+bool StringsAreUtf8(const Message& m) { return WalkStrings(m, nullptr) == 0; }
+
+size_t ScrubUtf8(Message& m) { return WalkStrings(m, &m); }
+
+Result<std::string> EncodeFrame(const v1::Envelope& given) {
+  std::optional<v1::Envelope> scrubbed;
+  if (!StringsAreUtf8(given)) {
+    scrubbed.emplace(given);
+    ScrubUtf8(*scrubbed);
+  }
+  const v1::Envelope& env = scrubbed ? *scrubbed : given;
   const size_t size = env.ByteSizeLong();
   if (size == 0) {
     return Error(Errc::kInvalidArgument, "frame: refusing to encode an empty envelope");

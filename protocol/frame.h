@@ -43,8 +43,17 @@ using DecodeResult = std::variant<v1::Envelope, NeedMore, FrameError>;
 
 // Serializes `env` into one frame. Fails (kInvalidArgument) if the payload
 // would exceed the cap or be empty, so a sender can never emit a frame its
-// peer must reject.
+// peer must reject. For the same reason every string field is sent as
+// UTF-8 (proto3 peers refuse anything else): an ill-formed sequence in
+// text a daemon supplied (a build id, a hook's error message naming a
+// path) is sent with each bad byte as U+FFFD.
 Result<std::string> EncodeFrame(const v1::Envelope& env);
+
+// Whether every string field of `m`, nested and repeated ones too, is
+// UTF-8; and the repair: replaces ill-formed sequences with U+FFFD,
+// returning how many strings changed.
+bool StringsAreUtf8(const google::protobuf::Message& m);
+size_t ScrubUtf8(google::protobuf::Message& m);
 
 // Not thread-safe; one decoder per connection, used from its executor.
 class FrameDecoder {

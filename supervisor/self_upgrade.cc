@@ -22,6 +22,7 @@
 #include "base/log.h"
 #include "crashpoints/crashpoints.h"
 #include "protocol/child_env.h"
+#include "protocol/frame.h"
 #include "protocol/version.h"
 #include "supervisor/child_policy.h"
 #include "supervisor/launch.h"
@@ -365,6 +366,9 @@ void SupervisorImpl::ExecSelf() {
   const int caller_fd = self_upgrade_->client ? self_upgrade_->client->native_handle() : -1;
   auto state = SelfStateNow(caller_fd, resumed_write.get(), *watchdog);
   if (!state) return fail(v1::REFUSED, state.error().message);
+  // Paths and arguments are bytes fields; text (a reason naming a path, a
+  // daemon's words) must be UTF-8 or the new image could not parse it.
+  protocol::ScrubUtf8(*state);
   std::string bytes;
   if (!state->SerializeToString(&bytes)) return fail(v1::REFUSED, "cannot serialise the supervisor state");
   auto memfd = SealedMemfd(bytes);

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "protocol/frame.h"
+#include "tests/crash/self_upgrade_util.h"
 #include "tests/integration/integration_util.h"
 #include "tools/harness/subprocess.h"
 
@@ -86,6 +87,42 @@ INSTANTIATE_TEST_SUITE_P(
       for (auto& ch : n) ch = ch == '-' ? '_' : ch;
       return n;
     });
+
+// A daemon's own text that is not UTF-8 (here its build id, in Latin-1)
+// is not bad input: the frame carrying it must still decode (proto3
+// refuses such strings), so the library sends it with U+FFFD in place of
+// each bad byte and the upgrade commits.
+TEST(BadSuccessorTextTest, ABuildIdThatIsNotUtf8StillUpgrades) {
+  Cluster c({});
+  ASSERT_TRUE(c.Start());
+  auto r = c.Upgrade(c.Script("latin1", "exec " + BinPath("kvd") + " --build-id \"$(printf 'caf\\351')\" \"$@\""));
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err << c.SupervisorLog();
+  auto st = c.Status();
+  ASSERT_TRUE(st.json.is_object()) << st.out << st.err;
+  EXPECT_EQ(st.json.at("build_id").as_string(), "caf\xef\xbf\xbd") << st.out;
+  EXPECT_TRUE(c.Healthy());
+}
+
+// A path is any bytes but NUL: a binary named in Latin-1 is upgraded to,
+// pinned, and carried across a self-upgrade exactly; only what is shown
+// (JSON) has U+FFFD for the bad byte.
+TEST(BadSuccessorTextTest, ABinaryPathThatIsNotUtf8IsUsedExactly) {
+  Cluster c({});
+  ASSERT_TRUE(c.Start());
+  const std::string path = c.Script("caf\xe9", "exec " + BinPath("kvd") + " \"$@\"");
+  auto r = c.Upgrade(path);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err << c.SupervisorLog();
+  const pid_t serving = c.IncumbentPid();
+  auto self = SelfUpgrade(c);
+  ASSERT_EQ(self.exit_code, 0) << self.out << self.err << c.SupervisorLog();
+  EXPECT_EQ(c.IncumbentPid(), serving);
+  auto st = c.Status();
+  ASSERT_TRUE(st.json.is_object()) << st.out << st.err;
+  EXPECT_EQ(st.json.at("binary").as_string(), c.dir() + "/caf\xef\xbf\xbd") << st.out;
+  EXPECT_EQ(st.json.at("pinned").as_array().at(0).at("path").as_string(), c.dir() + "/caf\xef\xbf\xbd") << st.out;
+  EXPECT_EQ(c.Upgrade(path).exit_code, 0) << c.SupervisorLog();
+  EXPECT_TRUE(c.Healthy());
+}
 
 TEST(AdminBadInputTest, GarbageOversizeAndTruncatedFramesAreRefusedAndNothingBreaks) {
   Cluster c({});

@@ -38,5 +38,13 @@ TEST(Utf8Test, IllFormedSequencesAreRefused) {
   EXPECT_EQ(Utf8SequenceLength("\xe2\x28\xa1"), 0u);
 }
 
+TEST(Utf8Test, ToUtf8ReplacesEachBadByteAndKeepsTheRest) {
+  EXPECT_EQ(ToUtf8(""), "");
+  EXPECT_EQ(ToUtf8("caf\xc3\xa9"), "caf\xc3\xa9");
+  EXPECT_EQ(ToUtf8("caf\xe9"), "caf\xef\xbf\xbd");
+  EXPECT_EQ(ToUtf8("\xed\xa0\x80!"), "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd!");
+  EXPECT_TRUE(IsUtf8(ToUtf8("\xff\xfe\xc3(\xf0\x9f\x98")));
+}
+
 }  // namespace
 }  // namespace baton

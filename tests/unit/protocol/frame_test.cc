@@ -102,6 +102,47 @@ TEST(FrameTest, EncoderRefusesEmptyAndOversize) {
   EXPECT_NE(r.error().message.find("exceeds"), std::string::npos);
 }
 
+TEST(FrameTest, TextThatIsNotUtf8IsSentWithReplacementCharacters) {
+  // A proto3 peer refuses a string field that is not UTF-8: without the
+  // repair a daemon's build id or an error message naming a Latin-1 path
+  // would make the whole frame undecodable.
+  v1::Envelope env;
+  auto* hello = env.mutable_hello();
+  hello->set_build_id("caf\xe9-1");
+  hello->add_capabilities("lease");
+  hello->add_capabilities("bad\xff");
+  std::string raw;
+  ASSERT_TRUE(env.SerializeToString(&raw));
+  v1::Envelope strict;
+  EXPECT_FALSE(strict.ParseFromString(raw));  // the premise: protobuf refuses it
+  EXPECT_FALSE(StringsAreUtf8(env));
+
+  auto frame = EncodeFrame(env);
+  ASSERT_TRUE(frame);
+  auto back = Decode1(*frame);
+  EXPECT_EQ(back.hello().build_id(), "caf\xef\xbf\xbd-1");
+  ASSERT_EQ(back.hello().capabilities_size(), 2);
+  EXPECT_EQ(back.hello().capabilities(0), "lease");
+  EXPECT_EQ(back.hello().capabilities(1), "bad\xef\xbf\xbd");
+  EXPECT_EQ(env.hello().build_id(), "caf\xe9-1");  // the caller's message is left as it was
+
+  // Nested and repeated messages too. Paths are bytes fields: they go
+  // exactly as they are (a file may be named in any bytes but NUL).
+  v1::Envelope status;
+  status.mutable_status_reply()->add_pinned()->set_path("/opt/caf\xe9/kvd");
+  status.mutable_status_reply()->mutable_last_handoff()->set_reason("cannot open /opt/caf\xe9/kvd");
+  status.mutable_status_reply()->set_daemon_status("ok \xe2\x9c\x93");
+  EXPECT_FALSE(StringsAreUtf8(status));
+  EXPECT_EQ(ScrubUtf8(status), 1u);
+  EXPECT_TRUE(StringsAreUtf8(status));
+  EXPECT_EQ(status.status_reply().last_handoff().reason(), "cannot open /opt/caf\xef\xbf\xbd/kvd");
+  EXPECT_EQ(status.status_reply().pinned(0).path(), "/opt/caf\xe9/kvd");
+  EXPECT_EQ(status.status_reply().daemon_status(), "ok \xe2\x9c\x93");  // UTF-8 untouched
+  auto status_frame = EncodeFrame(status);
+  ASSERT_TRUE(status_frame);
+  EXPECT_EQ(Decode1(*status_frame).status_reply().pinned(0).path(), "/opt/caf\xe9/kvd");
+}
+
 FrameError ExpectError(FrameDecoder& dec) {
   auto r = dec.Next();
   EXPECT_TRUE(std::holds_alternative<FrameError>(r));
