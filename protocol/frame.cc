@@ -21,37 +21,39 @@ namespace {
 using google::protobuf::FieldDescriptor;
 using google::protobuf::Message;
 
-// Visits every string of `m` (`fix` == nullptr: reading only, stops at the
-// first that is not UTF-8). Returns the count of strings not UTF-8 (capped
-// at 1 when only checking).
+// Visits every string of `m`, nested and repeated ones too (`fix` ==
+// nullptr: reading only, stopping at the first that is not UTF-8; else
+// `fix` is `m` and each such string is repaired). Returns how many were
+// not UTF-8 (at most 1 when only reading). Runs on every frame: strings
+// are read by reference, copied only to be repaired.
 size_t WalkStrings(const Message& m, Message* fix) {
   const auto* d = m.GetDescriptor();
   const auto* r = m.GetReflection();
   size_t bad = 0;
   for (int i = 0; i < d->field_count(); ++i) {
     const FieldDescriptor* f = d->field(i);
-    if (f->type() == FieldDescriptor::TYPE_STRING) {
-      const int n = f->is_repeated() ? r->FieldSize(m, f) : (r->HasField(m, f) ? 1 : 0);
-      for (int j = 0; j < n; ++j) {
-        const std::string s = f->is_repeated() ? r->GetRepeatedString(m, f, j) : r->GetString(m, f);
+    const bool text = f->type() == FieldDescriptor::TYPE_STRING;
+    if (!text && f->cpp_type() != FieldDescriptor::CPPTYPE_MESSAGE) continue;
+    const int n = f->is_repeated() ? r->FieldSize(m, f) : (r->HasField(m, f) ? 1 : 0);
+    for (int j = 0; j < n; ++j) {
+      if (text) {
+        std::string scratch;
+        const std::string& s =
+            f->is_repeated() ? r->GetRepeatedStringReference(m, f, j, &scratch) : r->GetStringReference(m, f, &scratch);
         if (IsUtf8(s)) continue;
         ++bad;
         if (fix == nullptr) return bad;
+        std::string repaired = ToUtf8(s);
         if (f->is_repeated()) {
-          r->SetRepeatedString(fix, f, j, ToUtf8(s));
+          r->SetRepeatedString(fix, f, j, std::move(repaired));
         } else {
-          r->SetString(fix, f, ToUtf8(s));
+          r->SetString(fix, f, std::move(repaired));
         }
-      }
-    } else if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
-      if (f->is_repeated()) {
-        for (int j = 0; j < r->FieldSize(m, f); ++j) {
-          bad += fix ? WalkStrings(r->GetRepeatedMessage(m, f, j), r->MutableRepeatedMessage(fix, f, j))
-                     : WalkStrings(r->GetRepeatedMessage(m, f, j), nullptr);
-          if (fix == nullptr && bad > 0) return bad;
-        }
-      } else if (r->HasField(m, f)) {
-        bad += fix ? WalkStrings(r->GetMessage(m, f), r->MutableMessage(fix, f)) : WalkStrings(r->GetMessage(m, f), nullptr);
+      } else {
+        const Message& sub = f->is_repeated() ? r->GetRepeatedMessage(m, f, j) : r->GetMessage(m, f);
+        Message* sub_fix = nullptr;
+        if (fix != nullptr) sub_fix = f->is_repeated() ? r->MutableRepeatedMessage(fix, f, j) : r->MutableMessage(fix, f);
+        bad += WalkStrings(sub, sub_fix);
         if (fix == nullptr && bad > 0) return bad;
       }
     }
